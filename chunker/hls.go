@@ -1,0 +1,438 @@
+package chunker
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// LL-HLS layout. A segment is a run of whole chunks that starts with an
+// independent chunk of the primary rendition (the first video rendition, or
+// audio when there is no video) once the running segment has reached
+// SegmentTarget; every chunk is also listed as a partial segment pointing at
+// its immutable /c/{hash} URL. Segments of all renditions share boundaries
+// (chunk slots), so the media sequence number names the same media time in
+// every media playlist.
+
+// PlaylistParams configures a Playlist.
+type PlaylistParams struct {
+	ChunkDuration time.Duration // the chunker's target; parts are chunks
+	SegmentTarget time.Duration // default 1 s
+	MaxSegment    time.Duration // a segment is cut here even without a keyframe; default 4× SegmentTarget
+	Window        time.Duration // how much media the playlists list; default 60 s
+	// ChunkURI is the prefix of chunk and init URIs relative to a media
+	// playlist at /live/{stream}/{rendition}/index.m3u8; default "../../../c/".
+	ChunkURI string
+}
+
+// ErrNoSuchSegment is returned for a rendition or segment the playlist does
+// not hold.
+var ErrNoSuchSegment = errors.New("chunker: no such rendition or segment")
+
+// Playlist keeps the signed window of one stream and renders its LL-HLS
+// playlists. It is pure (no I/O, no clock) and not safe for concurrent use.
+type Playlist struct {
+	p          PlaylistParams
+	infos      []RenditionInfo
+	rends      map[string]*hlsRendition
+	primary    string
+	segs       []segment // oldest first; the last one is open
+	edge       uint64    // newest primary slot seen
+	hasEdge    bool
+	partTarget time.Duration
+	targetDur  int // seconds
+	discSeq    int // discontinuities pruned from the front
+}
+
+type segment struct {
+	msn        uint64
+	first, end uint64 // slots [first, end); end is 0 while open
+	primaryDur time.Duration
+	discont    bool // starts with a new init segment
+	lastIngest time.Time
+	closed     bool
+}
+
+type hlsRendition struct {
+	chunks map[uint64]Entry
+	inits  []Entry // sorted by Seq
+}
+
+// NewPlaylist returns an empty playlist.
+func NewPlaylist(p PlaylistParams) *Playlist {
+	if p.ChunkDuration == 0 {
+		p.ChunkDuration = DefaultChunkDuration
+	}
+	if p.SegmentTarget == 0 {
+		p.SegmentTarget = time.Second
+	}
+	if p.MaxSegment == 0 {
+		p.MaxSegment = 4 * p.SegmentTarget
+	}
+	if p.Window == 0 {
+		p.Window = time.Minute
+	}
+	if p.ChunkURI == "" {
+		p.ChunkURI = "../../../c/"
+	}
+	return &Playlist{
+		p: p, rends: map[string]*hlsRendition{}, partTarget: p.ChunkDuration,
+		targetDur: int(math.Ceil(p.SegmentTarget.Seconds())),
+	}
+}
+
+// SetRenditions records the renditions' descriptions (Output.Renditions).
+func (pl *Playlist) SetRenditions(infos []RenditionInfo) {
+	pl.infos = slices.Clone(infos)
+	for _, in := range infos {
+		if pl.rends[in.Name] == nil {
+			pl.rends[in.Name] = &hlsRendition{chunks: map[uint64]Entry{}}
+		}
+	}
+}
+
+// Add records the entries of a signed batch.
+func (pl *Playlist) Add(entries []Entry) {
+	for _, e := range entries {
+		r := pl.rends[e.Rendition]
+		if r == nil {
+			r = &hlsRendition{chunks: map[uint64]Entry{}}
+			pl.rends[e.Rendition] = r
+		}
+		if e.Kind == KindInit {
+			r.inits = append(r.inits, e)
+			slices.SortStableFunc(r.inits, func(a, b Entry) int { return cmpU64(a.Seq, b.Seq) })
+			if e.Rendition == pl.primary && len(pl.segs) > 0 {
+				pl.cut(e.Seq, true)
+			}
+			continue
+		}
+		r.chunks[e.Seq] = e
+		if e.Duration > pl.partTarget {
+			pl.partTarget = e.Duration.Round(time.Millisecond)
+			if pl.partTarget < e.Duration {
+				pl.partTarget += time.Millisecond
+			}
+		}
+		if pl.primary == "" {
+			pl.primary = pl.pickPrimary(e.Rendition)
+		}
+		if e.Rendition == pl.primary {
+			pl.addPrimary(e)
+		}
+	}
+	pl.prune()
+}
+
+func (pl *Playlist) pickPrimary(fallback string) string {
+	for _, in := range pl.infos {
+		if in.Kind == "video" {
+			return in.Name
+		}
+	}
+	return fallback
+}
+
+func (pl *Playlist) addPrimary(e Entry) {
+	if !pl.hasEdge || e.Seq > pl.edge {
+		pl.edge, pl.hasEdge = e.Seq, true
+	}
+	if len(pl.segs) == 0 {
+		pl.segs = append(pl.segs, segment{first: e.Seq})
+	}
+	open := &pl.segs[len(pl.segs)-1]
+	long := open.primaryDur >= pl.p.SegmentTarget-pl.p.ChunkDuration/2
+	if e.Seq > open.first && (e.Independent && long || time.Duration(e.Seq-open.first)*pl.p.ChunkDuration >= pl.p.MaxSegment) {
+		pl.cut(e.Seq, false)
+		open = &pl.segs[len(pl.segs)-1]
+	}
+	open.primaryDur += e.Duration
+}
+
+// cut closes the open segment before slot seq and opens the next one there.
+func (pl *Playlist) cut(seq uint64, discont bool) {
+	open := &pl.segs[len(pl.segs)-1]
+	if seq <= open.first {
+		open.discont = open.discont || discont
+		return
+	}
+	open.end, open.closed = seq, true
+	if d := int(math.Round(open.primaryDur.Seconds())); d > pl.targetDur {
+		pl.targetDur = d
+	}
+	pl.segs = append(pl.segs, segment{msn: open.msn + 1, first: seq, discont: discont})
+}
+
+// prune drops the oldest closed segments while the segments after them
+// still hold Window of media.
+func (pl *Playlist) prune() {
+	var total time.Duration
+	for i := range pl.segs {
+		total += pl.segs[i].primaryDur
+	}
+	drop := 0
+	for drop < len(pl.segs)-1 && total-pl.segs[drop].primaryDur >= pl.p.Window {
+		total -= pl.segs[drop].primaryDur
+		if pl.segs[drop].discont {
+			pl.discSeq++
+		}
+		drop++
+	}
+	if drop == 0 {
+		return
+	}
+	pl.segs = slices.Delete(pl.segs, 0, drop)
+	first := pl.segs[0].first
+	for _, r := range pl.rends {
+		for seq := range r.chunks {
+			if seq < first {
+				delete(r.chunks, seq)
+			}
+		}
+		// keep the init in force at first and every later one
+		keep := 0
+		for i, in := range r.inits {
+			if in.Seq <= first {
+				keep = i
+			}
+		}
+		r.inits = r.inits[keep:]
+	}
+}
+
+// PartTarget is the longest part duration seen (EXT-X-PART-INF).
+func (pl *Playlist) PartTarget() time.Duration { return pl.partTarget }
+
+// TargetDuration is EXT-X-TARGETDURATION in seconds.
+func (pl *Playlist) TargetDuration() int { return pl.targetDur }
+
+// Primary names the rendition whose keyframes place segment boundaries.
+func (pl *Playlist) Primary() string { return pl.primary }
+
+// parts lists rendition r's chunks in segment s, in slot order. Chunks of
+// other renditions past the primary's newest slot are held back so that every
+// rendition's open segment grows in step.
+func (pl *Playlist) parts(r *hlsRendition, s *segment) []Entry {
+	end := s.end
+	if !s.closed {
+		end = pl.edge + 1
+	}
+	var out []Entry
+	for seq := s.first; seq < end; seq++ {
+		if e, ok := r.chunks[seq]; ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (pl *Playlist) initFor(r *hlsRendition, seq uint64) (Entry, bool) {
+	var in Entry
+	found := false
+	for _, e := range r.inits {
+		if e.Seq <= seq || !found {
+			in, found = e, true
+		}
+	}
+	return in, found
+}
+
+// Ready reports whether rendition's playlist holds segment msn, or part
+// (≥ 0) of it: the condition an LL-HLS blocking playlist reload waits for.
+func (pl *Playlist) Ready(rendition string, msn uint64, part int) bool {
+	r := pl.rends[rendition]
+	if r == nil || len(pl.segs) == 0 {
+		return false
+	}
+	last := &pl.segs[len(pl.segs)-1]
+	if msn < last.msn {
+		return true
+	}
+	if msn > last.msn || part < 0 {
+		return false
+	}
+	return len(pl.parts(r, last)) > part
+}
+
+// NextMSN is the media sequence number of the open segment.
+func (pl *Playlist) NextMSN() uint64 {
+	if len(pl.segs) == 0 {
+		return 0
+	}
+	return pl.segs[len(pl.segs)-1].msn
+}
+
+// SegmentChunks returns, in order, the chunks of rendition's closed segment msn.
+func (pl *Playlist) SegmentChunks(rendition string, msn uint64) ([]Entry, error) {
+	r := pl.rends[rendition]
+	if r == nil || len(pl.segs) == 0 || msn < pl.segs[0].msn {
+		return nil, ErrNoSuchSegment
+	}
+	if msn-pl.segs[0].msn >= uint64(len(pl.segs)) {
+		return nil, ErrNoSuchSegment
+	}
+	i := int(msn - pl.segs[0].msn)
+	if !pl.segs[i].closed {
+		return nil, ErrNoSuchSegment
+	}
+	parts := pl.parts(r, &pl.segs[i])
+	if len(parts) == 0 {
+		return nil, ErrNoSuchSegment
+	}
+	return parts, nil
+}
+
+// Media renders rendition's media playlist.
+func (pl *Playlist) Media(rendition string) ([]byte, error) {
+	r := pl.rends[rendition]
+	if r == nil || len(pl.segs) == 0 || len(r.inits) == 0 {
+		return nil, ErrNoSuchSegment
+	}
+	var b strings.Builder
+	pt := pl.partTarget.Seconds()
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:%d\n", pl.targetDur)
+	fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%.3f\n", 3*pt)
+	fmt.Fprintf(&b, "#EXT-X-PART-INF:PART-TARGET=%.3f\n", pt)
+	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", pl.segs[0].msn)
+	if pl.discSeq > 0 {
+		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", pl.discSeq)
+	}
+	// Parts are listed for the segments of the last three target durations.
+	partsFrom := time.Duration(0)
+	var tail time.Duration
+	for i := len(pl.segs) - 1; i >= 0; i-- {
+		tail += pl.segs[i].primaryDur
+		if tail > 3*time.Duration(pl.targetDur)*time.Second {
+			partsFrom = time.Duration(i + 1)
+			break
+		}
+	}
+	var curInit ID
+	for i := range pl.segs {
+		s := &pl.segs[i]
+		parts := pl.parts(r, s)
+		in, _ := pl.initFor(r, s.first)
+		if in.Hash != curInit {
+			if i > 0 {
+				b.WriteString("#EXT-X-DISCONTINUITY\n")
+			}
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"%s%s\"\n", pl.p.ChunkURI, in.Hash)
+			curInit = in.Hash
+		}
+		if len(parts) > 0 {
+			start := parts[0].IngestTime.Add(-parts[0].Duration).UTC()
+			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", start.Format("2006-01-02T15:04:05.000Z"))
+		}
+		if time.Duration(i) >= partsFrom {
+			for _, e := range parts {
+				fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%.5f,URI=\"%s%s\"", e.Duration.Seconds(), pl.p.ChunkURI, e.Hash)
+				if e.Independent {
+					b.WriteString(",INDEPENDENT=YES")
+				}
+				b.WriteByte('\n')
+			}
+		}
+		if !s.closed {
+			continue
+		}
+		var dur time.Duration
+		for _, e := range parts {
+			dur += e.Duration
+		}
+		if len(parts) == 0 {
+			dur = s.primaryDur
+			b.WriteString("#EXT-X-GAP\n")
+		}
+		fmt.Fprintf(&b, "#EXTINF:%.5f,\nseg/%d.m4s\n", dur.Seconds(), s.msn)
+	}
+	return []byte(b.String()), nil
+}
+
+// Multivariant renders the multivariant playlist: each video rendition as a
+// variant, audio as one EXT-X-MEDIA group (demuxed renditions).
+func (pl *Playlist) Multivariant() ([]byte, error) {
+	var video, audio []RenditionInfo
+	for _, in := range pl.infos {
+		if in.Kind == "video" {
+			video = append(video, in)
+		} else {
+			audio = append(audio, in)
+		}
+	}
+	if len(video)+len(audio) == 0 || len(pl.segs) == 0 {
+		return nil, ErrNoSuchSegment
+	}
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:9\n")
+	var audioBW int
+	var audioCodec string
+	for i, a := range audio {
+		def := "NO"
+		if i == 0 {
+			def = "YES"
+			audioBW, audioCodec = pl.peakBandwidth(a.Name), a.Codec
+		}
+		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"%s\",DEFAULT=%s,AUTOSELECT=YES", a.Name, def)
+		if a.Channels > 0 {
+			fmt.Fprintf(&b, ",CHANNELS=\"%d\"", a.Channels)
+		}
+		fmt.Fprintf(&b, ",URI=\"%s/index.m3u8\"\n", a.Name)
+	}
+	if len(video) == 0 {
+		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=\"%s\"\n%s/index.m3u8\n", max(audioBW, 1), audioCodec, audio[0].Name)
+		return []byte(b.String()), nil
+	}
+	for _, v := range video {
+		codecs := v.Codec
+		if audioCodec != "" {
+			codecs += "," + audioCodec
+		}
+		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=\"%s\"", max(pl.peakBandwidth(v.Name)+audioBW, 1), codecs)
+		if v.Width > 0 && v.Height > 0 {
+			fmt.Fprintf(&b, ",RESOLUTION=%dx%d", v.Width, v.Height)
+		}
+		if v.FrameRate > 0 {
+			fmt.Fprintf(&b, ",FRAME-RATE=%.3f", v.FrameRate)
+		}
+		if len(audio) > 0 {
+			b.WriteString(",AUDIO=\"audio\"")
+		}
+		fmt.Fprintf(&b, "\n%s/index.m3u8\n", v.Name)
+	}
+	return []byte(b.String()), nil
+}
+
+// peakBandwidth is the highest bit rate of any segment (or, before one is
+// closed, of any chunk) of a rendition in the window, in bits per second.
+func (pl *Playlist) peakBandwidth(rendition string) int {
+	r := pl.rends[rendition]
+	if r == nil {
+		return 0
+	}
+	peak := 0.0
+	for i := range pl.segs {
+		var bytes int
+		var dur time.Duration
+		for _, e := range pl.parts(r, &pl.segs[i]) {
+			bytes += int(e.Size)
+			dur += e.Duration
+		}
+		if dur > 0 {
+			peak = max(peak, float64(bytes*8)/dur.Seconds())
+		}
+	}
+	return int(math.Ceil(peak))
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

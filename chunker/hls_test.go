@@ -1,0 +1,260 @@
+package chunker
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// mediaLines is a parsed media playlist: its tags in order.
+type mediaLines struct {
+	tags     map[string]string // first value of each tag
+	parts    []partLine
+	segments []segLine
+	discont  int
+	maps     []string
+}
+
+type partLine struct {
+	dur         float64
+	uri         string
+	independent bool
+	segment     int // index of the segment it belongs to
+}
+
+type segLine struct {
+	dur float64
+	uri string
+}
+
+func parseMedia(t *testing.T, body []byte) mediaLines {
+	t.Helper()
+	m := mediaLines{tags: map[string]string{}}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	var pendingDur float64
+	for sc.Scan() {
+		line := sc.Text()
+		tag, val, _ := strings.Cut(line, ":")
+		switch {
+		case tag == "#EXT-X-PART":
+			attrs := attrList(val)
+			d, _ := strconv.ParseFloat(attrs["DURATION"], 64)
+			m.parts = append(m.parts, partLine{d, strings.Trim(attrs["URI"], `"`), attrs["INDEPENDENT"] == "YES", len(m.segments)})
+		case tag == "#EXTINF":
+			pendingDur, _ = strconv.ParseFloat(strings.TrimSuffix(val, ","), 64)
+		case tag == "#EXT-X-DISCONTINUITY":
+			m.discont++
+		case tag == "#EXT-X-MAP":
+			m.maps = append(m.maps, strings.Trim(attrList(val)["URI"], `"`))
+		case strings.HasPrefix(line, "#"):
+			if _, ok := m.tags[tag]; !ok {
+				m.tags[tag] = val
+			}
+		case line != "":
+			m.segments = append(m.segments, segLine{pendingDur, line})
+		}
+	}
+	return m
+}
+
+func attrList(s string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		out[k] = v
+	}
+	return out
+}
+
+func demoPlaylist(t *testing.T, loops int, p PlaylistParams) (*Playlist, *run) {
+	t.Helper()
+	r := chunkDemo(t, loops, 0, nil, false)
+	pl := NewPlaylist(p)
+	for _, o := range r.outs {
+		if o.Renditions != nil {
+			pl.SetRenditions(o.Renditions)
+		}
+		pl.Add(o.Batch.Entries)
+	}
+	return pl, r
+}
+
+func TestMediaPlaylistLayout(t *testing.T) {
+	pl, r := demoPlaylist(t, 1, PlaylistParams{})
+	v, err := pl.Media("v0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := parseMedia(t, v)
+	pt, _ := strconv.ParseFloat(attrList(m.tags["#EXT-X-PART-INF"])["PART-TARGET"], 64)
+	hold, _ := strconv.ParseFloat(attrList(m.tags["#EXT-X-SERVER-CONTROL"])["PART-HOLD-BACK"], 64)
+	if pt <= 0 || hold < 3*pt-1e-9 {
+		t.Errorf("PART-TARGET %v, PART-HOLD-BACK %v", pt, hold)
+	}
+	if m.tags["#EXT-X-MEDIA-SEQUENCE"] != "0" || m.tags["#EXT-X-TARGETDURATION"] != "1" {
+		t.Errorf("tags %v", m.tags)
+	}
+	// 10 s of 1 s GOPs: nine closed segments and the open tenth (its last
+	// keyframe has no successor to close it).
+	if len(m.segments) != 9 {
+		t.Fatalf("%d segments:\n%s", len(m.segments), v)
+	}
+	for i, s := range m.segments {
+		if s.uri != fmt.Sprintf("seg/%d.m4s", i) || s.dur < 0.99 || s.dur > 1.01 {
+			t.Errorf("segment %d: %+v", i, s)
+		}
+	}
+	if len(m.maps) != 1 || m.maps[0] != "../../../c/"+Sum(r.inits["v0"]).String() {
+		t.Errorf("maps %v", m.maps)
+	}
+	// Parts: the last three target durations, each ≤ PART-TARGET, ≥ 85% of it
+	// unless last in its segment, the first of each segment independent.
+	if len(m.parts) == 0 {
+		t.Fatal("no parts")
+	}
+	for i, p := range m.parts {
+		first := i == 0 || m.parts[i-1].segment != p.segment
+		last := i == len(m.parts)-1 || m.parts[i+1].segment != p.segment
+		if p.dur > pt+1e-9 || !last && p.dur < 0.85*pt {
+			t.Errorf("part %d lasts %v with PART-TARGET %v", i, p.dur, pt)
+		}
+		if first && !p.independent {
+			t.Errorf("part %d opens segment %d but is not independent", i, p.segment)
+		}
+	}
+	// The audio playlist has the same segments.
+	a, _ := pl.Media("a0")
+	ma := parseMedia(t, a)
+	if len(ma.segments) != len(m.segments) {
+		t.Errorf("audio has %d segments, video %d", len(ma.segments), len(m.segments))
+	}
+	for i := range ma.segments {
+		if d := ma.segments[i].dur - m.segments[i].dur; d > 0.021 || d < -0.034 {
+			t.Errorf("segment %d: audio %v s, video %v s", i, ma.segments[i].dur, m.segments[i].dur)
+		}
+	}
+	// Segment bytes are the chunks of its slots, in order.
+	chunks, err := pl.SegmentChunks("v0", 2)
+	if err != nil || len(chunks) != 4 || chunks[0].Seq != 8 || !chunks[0].Independent {
+		t.Errorf("segment 2: %v %+v", err, chunks)
+	}
+	if _, err := pl.SegmentChunks("v0", 9); err == nil {
+		t.Error("open segment served as a whole")
+	}
+	if _, err := pl.SegmentChunks("nope", 1); err == nil {
+		t.Error("unknown rendition")
+	}
+}
+
+func TestMultivariant(t *testing.T) {
+	pl, _ := demoPlaylist(t, 1, PlaylistParams{})
+	b, err := pl.Multivariant()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{
+		`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="a0",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="a0/index.m3u8"`,
+		`CODECS="avc1.42C01E,opus"`, "RESOLUTION=640x360", "FRAME-RATE=30.000", `AUDIO="audio"`, "\nv0/index.m3u8\n",
+	} {
+		if !strings.Contains(strings.ToUpper(s), strings.ToUpper(want)) {
+			t.Errorf("multivariant lacks %q:\n%s", want, s)
+		}
+	}
+	bw := attrList(strings.SplitN(s[strings.Index(s, "#EXT-X-STREAM-INF:")+18:], "\n", 2)[0])["BANDWIDTH"]
+	if n, _ := strconv.Atoi(bw); n < 300_000 || n > 2_000_000 {
+		t.Errorf("BANDWIDTH %s for a ~500 kbit/s stream", bw)
+	}
+}
+
+func TestPlaylistReady(t *testing.T) {
+	pl := NewPlaylist(PlaylistParams{})
+	if pl.Ready("v0", 0, 0) {
+		t.Error("empty playlist ready")
+	}
+	full, r := demoPlaylist(t, 1, PlaylistParams{})
+	_ = full
+	pl.SetRenditions([]RenditionInfo{{Name: "v0", Kind: "video"}, {Name: "a0", Kind: "audio"}})
+	var added int
+	for _, o := range r.outs {
+		pl.Add(o.Batch.Entries)
+		for _, e := range o.Batch.Entries {
+			if e.Rendition == "v0" && e.Kind == KindChunk {
+				added++
+			}
+		}
+		if added == 6 { // slots 0–5: segment 0 closed, segment 1 has parts 0 and 1
+			break
+		}
+	}
+	cases := []struct {
+		msn  uint64
+		part int
+		want bool
+	}{
+		{0, -1, true}, {0, 3, true}, {1, 0, true}, {1, 1, true}, {1, 2, false}, {1, -1, false}, {2, 0, false},
+	}
+	for _, c := range cases {
+		if got := pl.Ready("v0", c.msn, c.part); got != c.want {
+			t.Errorf("Ready(v0, %d, %d) = %v", c.msn, c.part, got)
+		}
+	}
+	if pl.NextMSN() != 1 || pl.Ready("zz", 0, -1) {
+		t.Errorf("NextMSN %d", pl.NextMSN())
+	}
+}
+
+func TestPlaylistWindow(t *testing.T) {
+	pl, _ := demoPlaylist(t, 3, PlaylistParams{Window: 5 * time.Second})
+	m := parseMedia(t, must(pl.Media("v0")))
+	seq, _ := strconv.Atoi(m.tags["#EXT-X-MEDIA-SEQUENCE"])
+	if seq == 0 || len(m.segments) > 7 || len(m.segments) < 4 {
+		t.Errorf("media sequence %d with %d segments", seq, len(m.segments))
+	}
+	if m.segments[0].uri != fmt.Sprintf("seg/%d.m4s", seq) {
+		t.Errorf("first segment %s at media sequence %d", m.segments[0].uri, seq)
+	}
+	if _, err := pl.SegmentChunks("v0", uint64(seq-1)); err == nil {
+		t.Error("pruned segment still served")
+	}
+}
+
+// A new init segment of the primary rendition starts a new segment with a
+// discontinuity and a new map.
+func TestPlaylistInitChange(t *testing.T) {
+	pl := NewPlaylist(PlaylistParams{})
+	pl.SetRenditions([]RenditionInfo{{Name: "v0", Kind: "video"}})
+	at := time.Unix(0, 0)
+	d := DefaultChunkDuration
+	chunk := func(seq uint64, indep bool) Entry {
+		return Entry{Kind: KindChunk, Rendition: "v0", Seq: seq, MediaTime: time.Duration(seq) * d, Duration: d,
+			IngestTime: at.Add(time.Duration(seq) * d), Size: 1000, Independent: indep, Hash: Sum([]byte{byte(seq)})}
+	}
+	pl.Add([]Entry{{Kind: KindInit, Rendition: "v0", Seq: 0, Hash: Sum([]byte("init1"))}})
+	for seq := uint64(0); seq < 6; seq++ {
+		pl.Add([]Entry{chunk(seq, seq%4 == 0)})
+	}
+	pl.Add([]Entry{{Kind: KindInit, Rendition: "v0", Seq: 6, Hash: Sum([]byte("init2"))}})
+	for seq := uint64(6); seq < 12; seq++ {
+		pl.Add([]Entry{chunk(seq, seq == 6 || seq == 10)})
+	}
+	m := parseMedia(t, must(pl.Media("v0")))
+	if m.discont != 1 || len(m.maps) != 2 || m.maps[1] != "../../../c/"+Sum([]byte("init2")).String() {
+		t.Errorf("discontinuities %d, maps %v", m.discont, m.maps)
+	}
+	// Segments: [0,4) [4,6) (cut by the new init) [6,10) and the open [10,12).
+	if len(m.segments) != 3 || m.segments[1].dur != 0.5 {
+		t.Errorf("segments %+v", m.segments)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,150 @@
+package ingest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/media"
+)
+
+// PipelineParams configures a Pipeline.
+type PipelineParams struct {
+	Stream        string
+	Key           ed25519.PrivateKey
+	ChunkDuration time.Duration // 0 means chunker.DefaultChunkDuration
+	// Publish receives every signed batch (origin.Stream.Publish).
+	Publish func(chunker.Output)
+	Now     func() time.Time // ingest wall clock; nil means time.Now
+	Logger  *slog.Logger
+	Metrics *Metrics // shared by the pipelines of a server; nil disables them
+}
+
+// Pipeline feeds one stream's access units into its chunker. It is safe for
+// concurrent use: sources of different renditions may push from their own
+// goroutines.
+type Pipeline struct {
+	p   PipelineParams
+	log *slog.Logger
+
+	mu sync.Mutex
+	c  *chunker.Chunker
+}
+
+// NewPipeline returns a pipeline with no renditions.
+func NewPipeline(p PipelineParams) (*Pipeline, error) {
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	c, err := chunker.New(chunker.Params{
+		Stream: p.Stream, Key: p.Key, ChunkDuration: p.ChunkDuration, Now: p.Now, Publish: p.Publish,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{p: p, c: c, log: p.Logger.With("stream", p.Stream)}, nil
+}
+
+// ChunkDuration is the chunk duration in use.
+func (p *Pipeline) ChunkDuration() time.Duration { return p.c.ChunkDuration() }
+
+// AddRendition declares a rendition fed by Push.
+func (p *Pipeline) AddRendition(name string, t media.Track) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.c.AddRendition(name, t)
+}
+
+// Push hands one access unit to the chunker. A unit the chunker cannot use is
+// dropped, counted and logged at debug level; the error is returned so a
+// live source can react (ask for a keyframe on chunker.ErrNeedKeyframe).
+func (p *Pipeline) Push(rendition string, au media.AccessUnit) error {
+	p.mu.Lock()
+	err := p.c.Push(rendition, au)
+	p.mu.Unlock()
+	if p.p.Metrics != nil {
+		p.p.Metrics.units.WithLabelValues(p.p.Stream, rendition).Inc()
+		if err != nil {
+			p.p.Metrics.dropped.WithLabelValues(p.p.Stream, dropReason(err)).Inc()
+		}
+	}
+	if err != nil {
+		p.log.Debug("access unit dropped", "rendition", rendition, "dts", au.DTS, "err", err)
+	}
+	return err
+}
+
+// Close publishes what remains of the open chunks.
+func (p *Pipeline) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.c.Flush()
+}
+
+// RunLoop plays a local looping source (the demo clip) into the pipeline until
+// ctx ends. Video goes to rendition video, audio to audio ("" skips a kind).
+func (p *Pipeline) RunLoop(ctx context.Context, loop *media.Loop, video, audio string) error {
+	err := loop.Run(ctx, func(kind media.Kind, au media.AccessUnit) error {
+		name := audio
+		if kind == media.KindVideo {
+			name = video
+		}
+		if name != "" {
+			_ = p.Push(name, au) // counted and logged by Push; a live source goes on
+		}
+		return nil
+	})
+	p.Close()
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+func dropReason(err error) string {
+	for _, r := range []struct {
+		err    error
+		reason string
+	}{
+		{chunker.ErrNeedKeyframe, "need_keyframe"},
+		{chunker.ErrTimestamp, "timestamp"},
+		{chunker.ErrBadUnit, "malformed"},
+		{chunker.ErrUnknownRendition, "unknown_rendition"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return "other"
+}
+
+// Metrics counts what the pipelines of a server ingest.
+type Metrics struct {
+	units   *prometheus.CounterVec
+	dropped *prometheus.CounterVec
+}
+
+// NewMetrics registers the ingest metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		units: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seedcast_ingest_access_units_total", Help: "Access units received by ingest.",
+		}, []string{"stream", "rendition"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seedcast_ingest_dropped_total", Help: "Access units ingest could not use, by reason.",
+		}, []string{"stream", "reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.units, m.dropped} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("ingest metrics: %w", err)
+		}
+	}
+	return m, nil
+}

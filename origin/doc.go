@@ -1,0 +1,10 @@
+// Package origin is the server side of distribution: it holds each live
+// stream's signed manifest window and LL-HLS playlists, keeps chunk and init
+// bytes in a byte- and time-bounded store, and serves them over HTTP —
+// /c/{hash} (immutable), /live/{stream}/manifest, /live/{stream}/index.m3u8
+// and its media playlists and segments — with /healthz and /metrics.
+//
+// DESIGN.md has no room for this job: chunker must not do network I/O and
+// swarm is a peer node, so the origin's HTTP publication lives here. It takes
+// chunker.Output from ingest and never looks inside media bytes.
+package origin

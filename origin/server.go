@@ -1,0 +1,341 @@
+package origin
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/seedcast/seedcast/chunker"
+)
+
+// Params configures a Server.
+type Params struct {
+	Logger *slog.Logger
+	// Registry receives the origin's metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// StoreBytes bounds the chunk store (default 256 MiB); Window is how much
+	// media the store, manifests and playlists keep (default 60 s).
+	StoreBytes int64
+	Window     time.Duration
+	// SegmentTarget is the HLS segment duration aimed at (default 1 s).
+	SegmentTarget time.Duration
+	Now           func() time.Time // default time.Now
+}
+
+// Errors of the origin.
+var (
+	ErrStreamExists = errors.New("origin: stream already registered")
+	ErrBadStream    = errors.New("origin: invalid stream name")
+)
+
+// Server holds the live streams and serves them over HTTP.
+type Server struct {
+	p       Params
+	store   *Store
+	metrics *metrics
+	mux     *http.ServeMux
+
+	mu      sync.RWMutex
+	streams map[string]*Stream
+}
+
+// New returns a Server with no streams.
+func New(p Params) *Server {
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.Registry == nil {
+		p.Registry = prometheus.NewRegistry()
+	}
+	if p.Window <= 0 {
+		p.Window = time.Minute
+	}
+	if p.SegmentTarget <= 0 {
+		p.SegmentTarget = time.Second
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	s := &Server{p: p, streams: map[string]*Stream{}, mux: http.NewServeMux()}
+	s.store = NewStore(StoreParams{MaxBytes: p.StoreBytes, Window: p.Window})
+	s.metrics = newMetrics(p.Registry, s.store)
+	s.route("GET /c/{hash}", "chunk", s.serveChunk)
+	s.route("GET /live/{stream}/manifest", "manifest", s.serveManifest)
+	s.route("GET /live/{stream}/index.m3u8", "multivariant", s.serveMultivariant)
+	s.route("GET /live/{stream}/{rendition}/index.m3u8", "media_playlist", s.serveMediaPlaylist)
+	s.route("GET /live/{stream}/{rendition}/seg/{segment}", "segment", s.serveSegment)
+	s.route("GET /healthz", "healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(p.Registry, promhttp.HandlerOpts{}))
+	return s
+}
+
+// Store returns the chunk store.
+func (s *Server) Store() *Store { return s.store }
+
+// Handle mounts another handler (WHIP, WHEP, tracker, player) on the origin's
+// mux, counting its responses under route.
+func (s *Server) Handle(pattern, route string, h http.Handler) {
+	s.mux.Handle(pattern, s.count(route, h))
+}
+
+// Handler returns the HTTP handler of every route.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) route(pattern, route string, h http.HandlerFunc) {
+	s.mux.Handle(pattern, s.count(route, h))
+}
+
+// AddStream registers a stream whose manifest pub signs; chunkDuration is its
+// chunker's target.
+func (s *Server) AddStream(name string, pub ed25519.PublicKey, chunkDuration time.Duration) (*Stream, error) {
+	if !chunker.ValidName(name) {
+		return nil, fmt.Errorf("%w: %q", ErrBadStream, name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.streams[name]; dup {
+		return nil, fmt.Errorf("%w: %q", ErrStreamExists, name)
+	}
+	st := &Stream{
+		name: name, pub: pub, srv: s, window: s.p.Window, chunk: chunkDuration,
+		inits: map[string][]chunker.Entry{}, initBatch: map[chunker.ID]uint64{},
+		initSigs: map[uint64][]byte{},
+		playlist: chunker.NewPlaylist(chunker.PlaylistParams{
+			ChunkDuration: chunkDuration, SegmentTarget: s.p.SegmentTarget, Window: s.p.Window,
+		}),
+		changed: make(chan struct{}),
+	}
+	s.streams[name] = st
+	return st, nil
+}
+
+// RemoveStream stops serving a stream's manifest and playlists. Its chunks
+// stay in the store until they expire.
+func (s *Server) RemoveStream(name string) {
+	s.mu.Lock()
+	st := s.streams[name]
+	delete(s.streams, name)
+	s.mu.Unlock()
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, list := range st.inits {
+		for _, e := range list {
+			s.store.Unpin(e.Hash)
+		}
+	}
+}
+
+// Stream returns a registered stream.
+func (s *Server) Stream(name string) (*Stream, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.streams[name]
+	return st, ok
+}
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) (*Stream, bool) {
+	st, ok := s.Stream(r.PathValue("stream"))
+	if !ok {
+		http.Error(w, "unknown stream", http.StatusNotFound)
+	}
+	return st, ok
+}
+
+const immutable = "public, max-age=31536000, immutable"
+
+func (s *Server) serveChunk(w http.ResponseWriter, r *http.Request) {
+	id, err := chunker.ParseID(r.PathValue("hash"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	data, ok := s.store.Get(id)
+	if !ok {
+		http.Error(w, "chunk not held", http.StatusNotFound)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "video/mp4")
+	h.Set("Cache-Control", immutable)
+	h.Set("ETag", `"`+id.String()+`"`)
+	h.Set("Access-Control-Allow-Origin", "*")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+}
+
+func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.stream(w, r)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	_, _ = w.Write(st.Manifest())
+}
+
+const m3u8Type = "application/vnd.apple.mpegurl"
+
+func (s *Server) serveMultivariant(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.stream(w, r)
+	if !ok {
+		return
+	}
+	st.mu.Lock()
+	body, err := st.playlist.Multivariant()
+	st.mu.Unlock()
+	if err != nil {
+		http.Error(w, "stream has no media yet", http.StatusNotFound)
+		return
+	}
+	writePlaylist(w, body)
+}
+
+func writePlaylist(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", m3u8Type)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	_, _ = w.Write(body)
+}
+
+// serveMediaPlaylist implements LL-HLS blocking playlist reload: with
+// _HLS_msn (and _HLS_part) it answers once the playlist holds that segment
+// (part), or 503 after three target durations.
+func (s *Server) serveMediaPlaylist(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.stream(w, r)
+	if !ok {
+		return
+	}
+	rend := r.PathValue("rendition")
+	q := r.URL.Query()
+	if ms := q.Get("_HLS_msn"); ms != "" {
+		msn, err := strconv.ParseUint(ms, 10, 64)
+		part := -1
+		if err == nil && q.Get("_HLS_part") != "" {
+			part, err = strconv.Atoi(q.Get("_HLS_part"))
+			if part < 0 {
+				err = errors.New("negative part")
+			}
+		}
+		if err != nil {
+			http.Error(w, "bad _HLS_msn or _HLS_part", http.StatusBadRequest)
+			return
+		}
+		if status := st.waitReady(r.Context(), rend, msn, part); status != http.StatusOK {
+			http.Error(w, http.StatusText(status), status)
+			return
+		}
+	}
+	st.mu.Lock()
+	body, err := st.playlist.Media(rend)
+	st.mu.Unlock()
+	if err != nil {
+		http.Error(w, "unknown rendition", http.StatusNotFound)
+		return
+	}
+	writePlaylist(w, body)
+}
+
+// waitReady blocks until the playlist holds rendition's segment msn (part),
+// returning 200, 400 for a request too far ahead, or 503 on timeout.
+func (st *Stream) waitReady(ctx context.Context, rend string, msn uint64, part int) int {
+	st.mu.Lock()
+	target := time.Duration(st.playlist.TargetDuration()) * time.Second
+	next := st.playlist.NextMSN()
+	st.mu.Unlock()
+	if msn > next+2 {
+		return http.StatusBadRequest
+	}
+	timer := time.NewTimer(3 * target)
+	defer timer.Stop()
+	for {
+		st.mu.Lock()
+		ready := st.playlist.Ready(rend, msn, part)
+		changed := st.changed
+		st.mu.Unlock()
+		if ready {
+			return http.StatusOK
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return http.StatusServiceUnavailable
+		case <-ctx.Done():
+			return http.StatusServiceUnavailable
+		}
+	}
+}
+
+func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.stream(w, r)
+	if !ok {
+		return
+	}
+	name, found := strings.CutSuffix(r.PathValue("segment"), ".m4s")
+	msn, err := strconv.ParseUint(name, 10, 64)
+	if !found || err != nil {
+		http.Error(w, "bad segment name", http.StatusBadRequest)
+		return
+	}
+	st.mu.Lock()
+	entries, err := st.playlist.SegmentChunks(r.PathValue("rendition"), msn)
+	st.mu.Unlock()
+	if err != nil {
+		http.Error(w, "no such segment", http.StatusNotFound)
+		return
+	}
+	var body []byte
+	for _, e := range entries {
+		data, ok := s.store.Get(e.Hash)
+		if !ok {
+			http.Error(w, "segment expired", http.StatusNotFound)
+			return
+		}
+		body = append(body, data...)
+	}
+	w.Header().Set("Content-Type", "video/mp4")
+	w.Header().Set("Cache-Control", immutable)
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}
+
+// count records the response status of every request under route.
+func (s *Server) count(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

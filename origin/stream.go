@@ -1,0 +1,186 @@
+package origin
+
+import (
+	"cmp"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/seedcast/seedcast/chunker"
+)
+
+// Stream is one live stream as the origin serves it: the signed manifest
+// window, the LL-HLS playlist and the notifications a blocking playlist
+// reload waits for. It is safe for concurrent use.
+type Stream struct {
+	name   string
+	pub    ed25519.PublicKey
+	srv    *Server
+	window time.Duration
+	chunk  time.Duration
+
+	mu         sync.Mutex
+	batches    []signedBatch // oldest first, within the window
+	inits      map[string][]chunker.Entry
+	initBatch  map[chunker.ID]uint64 // init hash → batch that signed it
+	initSigs   map[uint64][]byte     // signatures of batches holding init segments
+	renditions []chunker.RenditionInfo
+	playlist   *chunker.Playlist
+	changed    chan struct{} // closed and replaced at every Publish
+	manifest   []byte        // rendered on demand, dropped at every Publish
+}
+
+type signedBatch struct {
+	n         uint64
+	signature []byte
+	entries   []chunker.Entry
+	newest    time.Time
+}
+
+// Name returns the stream's name.
+func (st *Stream) Name() string { return st.name }
+
+// PublicKey returns the key that signs the stream's manifest.
+func (st *Stream) PublicKey() ed25519.PublicKey { return st.pub }
+
+// Publish takes one output of the stream's chunker: stores its bytes, then
+// makes its entries visible in the manifest and playlists. It is meant to be
+// chunker.Params.Publish.
+func (st *Stream) Publish(o chunker.Output) {
+	now := st.srv.p.Now()
+	for i, e := range o.Batch.Entries {
+		if e.Kind == chunker.KindInit {
+			st.srv.store.Pin(e.Hash, o.Data[i], now)
+		} else {
+			st.srv.store.Put(e.Hash, o.Data[i], now)
+		}
+		st.srv.metrics.observe(st.name, e, st.kindOf(e.Rendition, o.Renditions))
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if o.Renditions != nil {
+		st.renditions = o.Renditions
+		st.playlist.SetRenditions(o.Renditions)
+	}
+	// Init segments outlive the chunk window (they stay in force), so their
+	// batches are kept apart from the chunk batches.
+	b := signedBatch{n: o.Batch.N, signature: o.Batch.Signature}
+	for _, e := range o.Batch.Entries {
+		if e.IngestTime.After(b.newest) {
+			b.newest = e.IngestTime
+		}
+		if e.Kind == chunker.KindInit {
+			st.inits[e.Rendition] = append(st.inits[e.Rendition], e)
+			st.initBatch[e.Hash] = o.Batch.N
+			st.initSigs[o.Batch.N] = o.Batch.Signature
+		} else {
+			b.entries = append(b.entries, e)
+		}
+	}
+	if len(b.entries) > 0 {
+		st.batches = append(st.batches, b)
+	}
+	st.playlist.Add(o.Batch.Entries)
+	st.pruneLocked(b.newest)
+	st.manifest = nil
+	close(st.changed)
+	st.changed = make(chan struct{})
+}
+
+func (st *Stream) kindOf(rendition string, fresh []chunker.RenditionInfo) string {
+	if fresh == nil {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		fresh = st.renditions
+	}
+	for _, in := range fresh {
+		if in.Name == rendition {
+			return in.Kind
+		}
+	}
+	return "unknown"
+}
+
+// pruneLocked drops chunk batches older than the window and init segments
+// replaced before the oldest chunk left.
+func (st *Stream) pruneLocked(newest time.Time) {
+	drop := 0
+	for drop < len(st.batches)-1 && newest.Sub(st.batches[drop].newest) > st.window {
+		drop++
+	}
+	st.batches = st.batches[drop:]
+	var oldest uint64
+	found := false
+	for _, b := range st.batches {
+		for _, e := range b.entries {
+			if e.Kind == chunker.KindChunk && (!found || e.Seq < oldest) {
+				oldest, found = e.Seq, true
+			}
+		}
+	}
+	if !found {
+		return
+	}
+	for r, list := range st.inits {
+		keep := 0
+		for i, e := range list {
+			if e.Seq <= oldest {
+				keep = i
+			}
+		}
+		for _, e := range list[:keep] {
+			st.srv.store.Unpin(e.Hash)
+			delete(st.initSigs, st.initBatch[e.Hash])
+			delete(st.initBatch, e.Hash)
+		}
+		st.inits[r] = list[keep:]
+	}
+}
+
+// Changed returns a channel closed at the next Publish.
+func (st *Stream) Changed() <-chan struct{} {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.changed
+}
+
+// Manifest renders the manifest JSON of the current window.
+func (st *Stream) Manifest() []byte {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.manifest != nil {
+		return st.manifest
+	}
+	m := chunker.Manifest{
+		Version: 1, Stream: st.name, PublicKey: hex.EncodeToString(st.pub),
+		ChunkDurationMs: float64(st.chunk.Microseconds()) / 1000,
+		Renditions:      st.renditions,
+		InitSegments:    []chunker.JSONEntry{},
+		Entries:         []chunker.JSONEntry{},
+		Batches:         []chunker.JSONBatch{},
+	}
+	sigs := map[uint64][]byte{}
+	for _, list := range st.inits {
+		for _, e := range list {
+			n := st.initBatch[e.Hash]
+			m.InitSegments = append(m.InitSegments, chunker.ToJSON(e, n))
+			sigs[n] = st.initSigs[n]
+		}
+	}
+	for _, b := range st.batches {
+		for _, e := range b.entries {
+			m.Entries = append(m.Entries, chunker.ToJSON(e, b.n))
+		}
+		sigs[b.n] = b.signature
+	}
+	for _, n := range slices.Sorted(maps.Keys(sigs)) {
+		m.Batches = append(m.Batches, chunker.JSONBatch{N: n, Signature: hex.EncodeToString(sigs[n])})
+	}
+	slices.SortFunc(m.InitSegments, func(a, b chunker.JSONEntry) int { return cmp.Compare(a.Batch, b.Batch) })
+	st.manifest, _ = json.Marshal(m)
+	return st.manifest
+}
