@@ -264,6 +264,8 @@ func (st *Stream) waitReady(ctx context.Context, rend string, msn uint64, part i
 	}
 	timer := time.NewTimer(3 * target)
 	defer timer.Stop()
+	st.waiters.Add(1)
+	defer st.waiters.Add(-1)
 	for {
 		st.mu.Lock()
 		ready := st.playlist.Ready(rend, msn, part)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seedcast/seedcast/chunker"
@@ -22,6 +23,8 @@ type Stream struct {
 	srv    *Server
 	window time.Duration
 	chunk  time.Duration
+
+	waiters atomic.Int32 // blocking playlist reloads in progress
 
 	mu         sync.Mutex
 	batches    []signedBatch // oldest first, within the window

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/seedcast/seedcast/chunker"
+)
+
+var binary string // built once by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "seedcast-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "seedcast")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startServer runs `seedcast serve` with args on a free loopback port and
+// returns its base URL once it listens. The process is stopped (SIGTERM, and
+// checked to exit cleanly) when the test ends.
+func startServer(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
+				addr <- rec.Addr
+			}
+			if testing.Verbose() {
+				t.Log(sc.Text())
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("server exit: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("server did not stop within 10 s of SIGTERM")
+		}
+	})
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case err := <-exited:
+		t.Fatalf("server exited before listening: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not listen within 20 s")
+	}
+	return ""
+}
+
+func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp, body
+}
+
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: run the README's test command (scripts/test), which installs Debian's ffmpeg", name)
+	}
+	return p
+}
+
+// TestServeDemo runs the demo as a user would and reads it with Debian's
+// ffprobe and ffmpeg, then checks every chunk against the signed manifest.
+func TestServeDemo(t *testing.T) {
+	ffprobe, ffmpeg := tool(t, "ffprobe"), tool(t, "ffmpeg")
+	base := startServer(t, "--demo")
+	playlist := base + "/live/demo/index.m3u8"
+
+	// Blocking playlist reload, one segment at a time (each wait is bounded by
+	// three target durations): returns once segment msn of the video exists.
+	for msn := 0; msn <= 2; msn++ {
+		resp, body := get(t, fmt.Sprintf("%s/live/demo/v0/index.m3u8?_HLS_msn=%d", base, msn))
+		if resp.StatusCode != 200 || !bytes.Contains(body, []byte(fmt.Sprintf("seg/%d.m4s", msn))) {
+			t.Fatalf("blocking reload for segment %d: %d\n%s", msn, resp.StatusCode, body)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, ffprobe, "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", playlist).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, out)
+	}
+	for _, codec := range []string{"h264", "opus"} {
+		if !strings.Contains(string(out), codec) {
+			t.Errorf("ffprobe found no %s stream:\n%s", codec, out)
+		}
+	}
+	out, err = exec.CommandContext(ctx, ffmpeg, "-nostdin", "-v", "error", "-i", playlist, "-t", "5", "-f", "null", "-").CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("ffmpeg decoding 5 s: %v\n%s", err, out)
+	}
+
+	// Every chunk and init segment of the manifest hashes to its name, and
+	// every batch verifies with the stream's key.
+	_, body := get(t, base+"/live/demo/manifest")
+	m, err := chunker.DecodeManifest(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := m.Key()
+	entries, err := m.Verify(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.InitSegments) != 2 || len(m.Entries) < 8 {
+		t.Fatalf("manifest holds %d init segments and %d chunks", len(m.InitSegments), len(m.Entries))
+	}
+	for _, e := range entries {
+		resp, data := get(t, base+"/c/"+e.Hash.String())
+		if resp.StatusCode != 200 || chunker.Sum(data) != e.Hash || len(data) != int(e.Size) {
+			t.Fatalf("/c/%s: status %d, %d bytes, hash mismatch=%v", e.Hash, resp.StatusCode, len(data), chunker.Sum(data) != e.Hash)
+		}
+		if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=31536000, immutable" {
+			t.Errorf("Cache-Control %q", cc)
+		}
+	}
+	etagURL := base + "/c/" + entries[0].Hash.String()
+	if resp, _ := get(t, etagURL, "If-None-Match", `"`+entries[0].Hash.String()+`"`); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d", resp.StatusCode)
+	}
+	// A segment is its chunks, concatenated.
+	_, seg := get(t, base+"/live/demo/a0/seg/1.m4s")
+	var want []byte
+	for _, e := range m.Entries {
+		if e.Rendition == "a0" && e.Seq >= 4 && e.Seq < 8 {
+			_, data := get(t, base+"/c/"+e.Hash.String())
+			want = append(want, data...)
+		}
+	}
+	if len(seg) == 0 || !bytes.Equal(seg, want) {
+		t.Errorf("a0 segment 1: %d bytes, chunks 4–7 make %d", len(seg), len(want))
+	}
+}
+
+func TestServeBadRequests(t *testing.T) {
+	base := startServer(t, "--demo")
+	// Wait for media so that the 404s below are about names, not timing.
+	get(t, base+"/live/demo/v0/index.m3u8?_HLS_msn=0&_HLS_part=0")
+	cases := []struct {
+		path string
+		hdr  []string
+		want int
+	}{
+		{"/c/zz", nil, 400},
+		{"/c/" + strings.Repeat("g", 64), nil, 400},
+		{"/c/" + strings.Repeat("a", 64), nil, 404},
+		{"/live/nope/manifest", nil, 404},
+		{"/live/nope/index.m3u8", nil, 404},
+		{"/live/demo/v9/index.m3u8", nil, 404},
+		{"/live/demo/v0/index.m3u8?_HLS_msn=99999", nil, 400},
+		{"/live/demo/v0/index.m3u8?_HLS_msn=x", nil, 400},
+		{"/live/demo/v0/index.m3u8?_HLS_msn=0&_HLS_part=-1", nil, 400},
+		{"/live/demo/v0/seg/abc", nil, 400},
+		{"/live/demo/v0/seg/99999.m4s", nil, 404},
+		{"/healthz", nil, 200},
+		{"/live/demo/manifest", []string{"X-Big", strings.Repeat("x", 32<<10)}, 431},
+	}
+	for _, c := range cases {
+		if resp, body := get(t, base+c.path, c.hdr...); resp.StatusCode != c.want {
+			t.Errorf("GET %s: %d, want %d (%s)", c.path, resp.StatusCode, c.want, bytes.TrimSpace(body))
+		}
+	}
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{
+		`seedcast_chunks_total{rendition="v0",stream="demo"}`,
+		`seedcast_chunk_duration_seconds_bucket{kind="audio"`,
+		`seedcast_http_requests_total{code="400",route="chunk"} 2`,
+		`seedcast_http_requests_total{code="404",route="manifest"} 1`,
+	} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// Flags can be set through SEEDCAST_ environment variables, and bad values
+// are refused before anything starts.
+func TestFlagsFromEnvironment(t *testing.T) {
+	t.Setenv("SEEDCAST_CHUNK_DURATION", "50ms")
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--chunk-duration 50ms") {
+		t.Errorf("SEEDCAST_CHUNK_DURATION=50ms: %v", err)
+	}
+	t.Setenv("SEEDCAST_CHUNK_DURATION", "")
+	t.Setenv("SEEDCAST_LOG_FORMAT", "xml")
+	if err := run(context.Background(), []string{"serve"}, io.Discard, &stderr); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Errorf("SEEDCAST_LOG_FORMAT=xml: %v", err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, &out, &stderr); err != nil || !strings.HasPrefix(out.String(), "seedcast ") {
+		t.Errorf("version: %v %q", err, out.String())
+	}
+}

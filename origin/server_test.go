@@ -1,0 +1,158 @@
+package origin
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/media"
+)
+
+// demoFeed pushes the demo clip through a real chunker into the stream
+// "demo" of a new server, a given number of seconds of media at a time.
+type demoFeed struct {
+	srv  *Server
+	st   *Stream
+	pub  ed25519.PublicKey
+	c    *chunker.Chunker
+	clip *media.Clip
+	now  time.Time
+	next time.Duration // media time fed so far
+}
+
+func newDemoFeed(t *testing.T, window time.Duration) *demoFeed {
+	t.Helper()
+	clip, err := media.DemoClip()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &demoFeed{clip: clip, now: time.Unix(1_800_000_000, 0)}
+	clock := func() time.Time { return f.now }
+	f.srv = New(Params{Registry: prometheus.NewRegistry(), Window: window, Now: clock})
+	pub, key, _ := ed25519.GenerateKey(nil)
+	f.pub = pub
+	if f.st, err = f.srv.AddStream("demo", pub, chunker.DefaultChunkDuration); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.AddStream("demo", pub, 0); err == nil {
+		t.Error("stream registered twice")
+	}
+	f.c, _ = chunker.New(chunker.Params{Stream: "demo", Key: key, Now: clock, Publish: f.st.Publish})
+	_ = f.c.AddRendition("v0", *clip.Video)
+	_ = f.c.AddRendition("a0", *clip.Audio)
+	return f
+}
+
+// feed pushes the units of media time [f.next, f.next+d).
+func (f *demoFeed) feed(t *testing.T, d time.Duration) {
+	t.Helper()
+	end := f.next + d
+	for k := f.next / f.clip.Duration; k*f.clip.Duration < end; k++ {
+		v, a := f.clip.VideoUnits, f.clip.AudioUnits
+		for len(v) > 0 || len(a) > 0 {
+			var name string
+			var au media.AccessUnit
+			if len(a) == 0 || len(v) > 0 && v[0].DTS <= a[0].DTS {
+				name, au, v = "v0", v[0], v[1:]
+			} else {
+				name, au, a = "a0", a[0], a[1:]
+			}
+			au.DTS += k * f.clip.Duration
+			au.PTS += k * f.clip.Duration
+			if au.DTS < f.next || au.DTS >= end {
+				continue
+			}
+			f.now = time.Unix(1_800_000_000, 0).Add(au.DTS)
+			if err := f.c.Push(name, au); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.next = end
+}
+
+func TestManifestWindow(t *testing.T) {
+	f := newDemoFeed(t, 10*time.Second)
+	f.feed(t, 30*time.Second)
+	st, pub := f.st, f.pub
+	m, err := chunker.DecodeManifest(bytes.NewReader(st.Manifest()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := m.Verify(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The init segments (signed at the start) stay; chunks cover the window.
+	if len(m.InitSegments) != 2 {
+		t.Errorf("%d init segments", len(m.InitSegments))
+	}
+	var first, last uint64 = 1 << 62, 0
+	for _, e := range entries {
+		if e.Kind == chunker.KindChunk {
+			first, last = min(first, e.Seq), max(last, e.Seq)
+		}
+	}
+	if span := time.Duration(last-first+1) * chunker.DefaultChunkDuration; span < 10*time.Second || span > 11*time.Second {
+		t.Errorf("manifest spans slots %d–%d (%v), window 10 s", first, last, span)
+	}
+}
+
+func TestBlockingReload(t *testing.T) {
+	f := newDemoFeed(t, time.Minute)
+	f.feed(t, 3*time.Second)
+	h := f.srv.Handler()
+	do := func(ctx context.Context, target string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil).WithContext(ctx))
+		return rec
+	}
+	ctx := context.Background()
+	if rec := do(ctx, "/live/demo/v0/index.m3u8?_HLS_msn=1"); rec.Code != 200 || !strings.Contains(rec.Body.String(), "seg/1.m4s") {
+		t.Errorf("held segment: %d", rec.Code)
+	}
+	next := strconv.FormatUint(f.st.playlist.NextMSN(), 10)
+	// A client that goes away stops waiting with 503.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if rec := do(short, "/live/demo/v0/index.m3u8?_HLS_msn="+next+"&_HLS_part=3"); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("abandoned blocking request: %d", rec.Code)
+	}
+	// A request for the open segment's last part is answered when it is published.
+	done := make(chan *httptest.ResponseRecorder)
+	go func() { done <- do(ctx, "/live/demo/v0/index.m3u8?_HLS_msn="+next+"&_HLS_part=3") }()
+	// Wait until the request is parked on the stream's change channel.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		select {
+		case rec := <-done:
+			t.Fatalf("answered before the part existed: %d", rec.Code)
+		default:
+		}
+		if waiting(f.st) || time.Now().After(deadline) {
+			break
+		}
+		runtime.Gosched()
+	}
+	f.feed(t, time.Second)
+	rec := <-done
+	body := rec.Body.String()
+	partsOfOpen := strings.Count(body[strings.LastIndex(body, "#EXTINF"):], "#EXT-X-PART:")
+	if rec.Code != 200 || !strings.Contains(body, "seg/"+next+".m4s") && partsOfOpen < 4 {
+		t.Errorf("after publishing: %d\n%s", rec.Code, rec.Body)
+	}
+	if rec := do(ctx, "/live/demo/v0/index.m3u8?_HLS_msn=99"); rec.Code != http.StatusBadRequest {
+		t.Errorf("far-future segment: %d", rec.Code)
+	}
+}
+
+func waiting(st *Stream) bool { return st.waiters.Load() > 0 }
