@@ -63,6 +63,11 @@ type Params struct {
 	FirstSeq uint64
 	// FirstBatch numbers the first batch signed (continuing a resumed stream).
 	FirstBatch uint64
+	// KeyframeSnap: a keyframe this close before a slot boundary starts the
+	// next slot's chunk early, so that the chunk is independent even though
+	// the encoder's keyframe (requested over RTCP) missed the boundary by a
+	// frame or two. 0 means ChunkDuration/5; negative disables snapping.
+	KeyframeSnap time.Duration
 }
 
 // Chunker cuts the renditions of one stream into aligned CMAF chunks and signs
@@ -98,6 +103,9 @@ func New(p Params) (*Chunker, error) {
 	}
 	if p.Now == nil {
 		p.Now = time.Now
+	}
+	if p.KeyframeSnap == 0 {
+		p.KeyframeSnap = p.ChunkDuration / 5
 	}
 	if p.Publish == nil {
 		return nil, errors.New("chunker: Params.Publish is required")
@@ -206,6 +214,24 @@ func (c *Chunker) slot(t time.Duration) uint64 {
 	return c.p.FirstSeq + uint64(t/c.p.ChunkDuration)
 }
 
+// chunkSeq is the chunk a sample goes to: its slot, or the next slot for a
+// keyframe within KeyframeSnap of it. A chunk opened early by a snapped
+// keyframe takes the rest of the previous slot too: sequence numbers never go
+// back within a rendition.
+func (c *Chunker) chunkSeq(s *sample, r *rendition) uint64 {
+	seq := c.slot(s.dts)
+	if s.keyframe && r.track.Codec == media.CodecH264 {
+		next := time.Duration(seq+1-c.p.FirstSeq) * c.p.ChunkDuration
+		if next-s.dts <= c.p.KeyframeSnap {
+			seq++
+		}
+	}
+	if len(r.open) > 0 && seq < r.openSeq {
+		seq = r.openSeq
+	}
+	return seq
+}
+
 // complete gives r.last its duration now that the next decode time is known,
 // closes r's open chunk when r.last starts a new slot, and appends r.last to
 // the open chunk. It reports a gap: the next unit starts more than
@@ -217,11 +243,12 @@ func (c *Chunker) complete(r *rendition, next time.Duration) (gap bool) {
 	if s.dur > maxSampleGap {
 		s.dur, gap = r.lastDur(), true
 	}
-	if seq := c.slot(s.dts); len(r.open) > 0 && seq != r.openSeq {
+	seq := c.chunkSeq(s, r)
+	if len(r.open) > 0 && seq != r.openSeq {
 		c.closeOpen(r)
 	}
 	if len(r.open) == 0 {
-		r.openSeq = c.slot(s.dts)
+		r.openSeq = seq
 		r.openDiscontinuity = false
 	}
 	if s.discontinuity {

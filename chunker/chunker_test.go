@@ -387,3 +387,30 @@ func BenchmarkChunker(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(units)*b.N)/b.Elapsed().Seconds(), "units/s")
 }
+
+// Keyframes that arrive shortly before a slot boundary (as keyframes
+// requested over RTCP do) still start an independent chunk of the next slot.
+func TestKeyframeSnap(t *testing.T) {
+	const d = DefaultChunkDuration
+	const early = 40 * time.Millisecond // more than a frame before the boundary, within the snap
+	r := chunkDemo(t, 1, 0, func(u *unit) bool {
+		u.au.DTS += d - early // keyframes now at k s + 210 ms
+		u.au.PTS += d - early
+		return true
+	}, false)
+	v := r.byR["v0"]
+	for _, e := range v[:len(v)-1] {
+		if e.Independent != (e.Seq%4 == 1) {
+			t.Errorf("v0/%d independent=%v", e.Seq, e.Independent)
+		}
+		if start := time.Duration(e.Seq) * d; e.Independent && e.MediaTime != start-early {
+			t.Errorf("v0/%d starts at %v, want %v", e.Seq, e.MediaTime, start-early)
+		}
+		if diff := e.Duration - d; diff > early+time.Second/30 || diff < -early-time.Second/30 {
+			t.Errorf("v0/%d lasts %v", e.Seq, e.Duration)
+		}
+	}
+	if v[0].Seq != 1 {
+		t.Errorf("first chunk has seq %d, want 1 (its keyframe snapped forward)", v[0].Seq)
+	}
+}

@@ -262,6 +262,9 @@ func DecodeManifest(r io.Reader) (*Manifest, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the document", ErrBadManifest)
+	}
 	if m.Version != 1 {
 		return nil, fmt.Errorf("%w: version %d", ErrBadManifest, m.Version)
 	}

@@ -1,0 +1,184 @@
+package ingest
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/Eyevinn/mp4ff/avc"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+
+	"github.com/seedcast/seedcast/media"
+)
+
+// packetize turns the demo clip's video into RTP packets with pion's H.264
+// payloader, as a WebRTC publisher would, starting near a timestamp wrap.
+func packetizeVideo(t *testing.T) ([]*rtp.Packet, [][][]byte) {
+	t.Helper()
+	clip, err := media.DemoClip()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rtp.NewPacketizer(1200, 96, 0x1234, &codecs.H264Payloader{}, rtp.NewFixedSequencer(65000), 90000)
+	var pkts []*rtp.Packet
+	var want [][][]byte
+	const start = uint32(0xffffffff - 90000) // wraps after one second
+	for _, au := range clip.VideoUnits {
+		// The clip's keyframes carry SPS and PPS in-band, as WebRTC encoders' do.
+		annexB := avc.ConvertSampleToByteStream(bytes.Clone(au.Data))
+		ts := start + uint32((au.DTS*90000+time.Second/2)/time.Second)
+		for _, q := range p.Packetize(annexB, 0) {
+			q.Timestamp = ts
+			pkts = append(pkts, q)
+		}
+		want = append(want, avc.ExtractNalusFromByteStream(annexB))
+	}
+	return pkts, want
+}
+
+func nalus(b []byte) [][]byte { return avc.ExtractNalusFromByteStream(b) }
+
+func sameNALUs(a, b [][]byte) bool {
+	var fa, fb [][]byte
+	for _, n := range a {
+		if len(n) > 0 && n[0]&0x1f != 9 { // AUDs are not carried
+			fa = append(fa, n)
+		}
+	}
+	for _, n := range b {
+		if len(n) > 0 && n[0]&0x1f != 9 {
+			fb = append(fb, n)
+		}
+	}
+	if len(fa) != len(fb) {
+		return false
+	}
+	for i := range fa {
+		if !bytes.Equal(fa[i], fb[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestAssemblerInOrderAndReordered(t *testing.T) {
+	pkts, want := packetizeVideo(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	shuffled := append([]*rtp.Packet(nil), pkts...)
+	// Jitter: reorder within runs of 8 (not the first run: the builder anchors
+	// on the first packet it sees).
+	for i := 8; i+8 <= len(shuffled); i += 8 {
+		rng.Shuffle(8, func(a, b int) { shuffled[i+a], shuffled[i+b] = shuffled[i+b], shuffled[i+a] })
+	}
+	for name, in := range map[string][]*rtp.Packet{"in order": pkts, "reordered": shuffled} {
+		a := newAssembler(media.CodecH264, 90000)
+		var got []rtpFrame
+		for _, p := range in {
+			got = append(got, a.push(p)...)
+		}
+		// The last frame waits for a successor; all others come out intact.
+		if len(got) != len(want)-1 {
+			t.Fatalf("%s: %d frames, want %d", name, len(got), len(want)-1)
+		}
+		for i, f := range got {
+			if !sameNALUs(nalus(f.data), want[i]) {
+				t.Fatalf("%s: frame %d differs", name, i)
+			}
+			if f.keyframe != (i%30 == 0) || f.lost {
+				t.Errorf("%s: frame %d keyframe=%v lost=%v", name, i, f.keyframe, f.lost)
+			}
+			if i > 0 && f.ts-got[i-1].ts != 3000 {
+				t.Fatalf("%s: frame %d at %d, previous at %d", name, i, f.ts, got[i-1].ts)
+			}
+		}
+	}
+}
+
+func TestAssemblerLoss(t *testing.T) {
+	pkts, _ := packetizeVideo(t)
+	a := newAssembler(media.CodecH264, 90000)
+	var got []rtpFrame
+	for i, p := range pkts {
+		if i == 100 { // lose one packet
+			continue
+		}
+		got = append(got, a.push(p)...)
+	}
+	lost := 0
+	for _, f := range got {
+		if f.lost {
+			lost++
+		}
+	}
+	if lost != 1 {
+		t.Errorf("%d frames flagged after a loss, want 1", lost)
+	}
+}
+
+func TestUnwrap(t *testing.T) {
+	var u unwrapper
+	const top = int64(1) << 32
+	cases := []struct {
+		in   uint32
+		want int64
+	}{
+		{0xfffffff0, 0xfffffff0},
+		{0xfffffffa, 0xfffffffa},
+		{5, top + 5},
+		{0xfffffff8, 0xfffffff8}, // reordered from before the wrap
+		{20, top + 20},
+		{0x80000010, top + 0x80000010},
+		{0xf0000000, top + 0xf0000000},
+		{30, 2*top + 30},
+	}
+	for _, c := range cases {
+		if got := u.unwrap(c.in); got != c.want {
+			t.Errorf("unwrap(%#x) = %#x, want %#x", c.in, got, c.want)
+		}
+	}
+}
+
+func TestClockMap(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := clockMap{rate: 90000}
+	m.sender(900000, base)
+	if got := m.wall(900000 + 45000); !got.Equal(base.Add(500 * time.Millisecond)) {
+		t.Errorf("wall = %v", got)
+	}
+	if got := m.wall(900000 - 3000); !got.Equal(base.Add(-time.Second / 30)) {
+		t.Errorf("wall before the report = %v", got)
+	}
+	// NTP: 2026-01-01 is 3976214400 s after 1900; half a second in the fraction.
+	if got := ntpTime(uint64(3976214400)<<32 | 1<<31); !got.Equal(base.Add(500 * time.Millisecond)) {
+		t.Errorf("ntpTime = %v", got)
+	}
+}
+
+func TestKeyframePlanner(t *testing.T) {
+	const chunk = 250 * time.Millisecond
+	k := newKeyframePlanner(2*time.Second, chunk, 50*time.Millisecond)
+	if !k.due(0) {
+		t.Fatal("no request at start")
+	}
+	if k.due(100 * time.Millisecond) {
+		t.Error("request repeated within a second")
+	}
+	k.keyframe(180 * time.Millisecond) // latency 180 ms: smoothed 100→120 ms
+	if k.latency != 120*time.Millisecond {
+		t.Errorf("latency %v", k.latency)
+	}
+	// Next aim: boundary at 2.25 s (first ≥ 0.18+2); ask at 2.25−0.12−0.025.
+	if k.due(2100 * time.Millisecond) {
+		t.Error("asked too early")
+	}
+	if !k.due(2105 * time.Millisecond) {
+		t.Error("not asked at the planned time")
+	}
+	k.keyframe(2230 * time.Millisecond)
+	k.needKeyframe()
+	if !k.due(2300 * time.Millisecond) {
+		t.Error("loss did not trigger an immediate request")
+	}
+}
