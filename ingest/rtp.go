@@ -97,6 +97,15 @@ func (u *unwrapper) unwrap(ts uint32) int64 {
 	return v
 }
 
+// nearest unwraps ts relative to the newest timestamp without recording it
+// (for RTCP, whose timestamps must not move the packet timeline).
+func (u *unwrapper) nearest(ts uint32) int64 {
+	if !u.started {
+		return int64(ts)
+	}
+	return u.full + int64(int32(ts-u.last))
+}
+
 // clockMap maps a track's RTP time to the sender's wall clock with its latest
 // RTCP sender report, which is what lines up audio and video: every track of
 // a publisher reports against the same sender clock.
@@ -107,8 +116,19 @@ type clockMap struct {
 	srWall time.Time
 }
 
+// srTolerance is how far a sender report may disagree with the mapping in use
+// before the mapping moves to it. Reports jitter by a millisecond or so
+// (senders take the RTP time of "now" by extrapolation); re-anchoring on each
+// would put that jitter into the media timestamps.
+const srTolerance = 5 * time.Millisecond
+
 // sender records a sender report (NTP time and the RTP time of that instant).
 func (m *clockMap) sender(rtpTS int64, ntp time.Time) {
+	if m.haveSR {
+		if d := m.wall(rtpTS).Sub(ntp); d < srTolerance && d > -srTolerance {
+			return
+		}
+	}
 	m.srRTP, m.srWall, m.haveSR = rtpTS, ntp, true
 }
 

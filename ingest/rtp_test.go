@@ -182,3 +182,17 @@ func TestKeyframePlanner(t *testing.T) {
 		t.Error("loss did not trigger an immediate request")
 	}
 }
+
+func TestClockMapIgnoresJitter(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := clockMap{rate: 90000}
+	m.sender(0, base)
+	m.sender(90000, base.Add(time.Second+time.Millisecond)) // 1 ms of report jitter: ignored
+	if got := m.wall(180000); !got.Equal(base.Add(2 * time.Second)) {
+		t.Errorf("jitter moved the mapping: %v", got)
+	}
+	m.sender(180000, base.Add(2*time.Second+20*time.Millisecond)) // a real step: followed
+	if got := m.wall(180000); !got.Equal(base.Add(2*time.Second + 20*time.Millisecond)) {
+		t.Errorf("step not followed: %v", got)
+	}
+}
