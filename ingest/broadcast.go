@@ -154,7 +154,9 @@ func (b *Broadcast) OnSenderReport(t sfu.TrackInfo, sr *rtcp.SenderReport) {
 }
 
 // OnTrackEnded implements sfu.Tap.
-func (b *Broadcast) OnTrackEnded(t sfu.TrackInfo) { b.enqueue(event{kind: evEnded, info: t, at: b.p.Now()}) }
+func (b *Broadcast) OnTrackEnded(t sfu.TrackInfo) {
+	b.enqueue(event{kind: evEnded, info: t, at: b.p.Now()})
+}
 
 // OnPublisherChange implements sfu.Tap.
 func (b *Broadcast) OnPublisherChange(ev sfu.PublisherEvent) {
