@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -86,26 +85,6 @@ func (p *Pipeline) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.c.Flush()
-}
-
-// RunLoop plays a local looping source (the demo clip) into the pipeline until
-// ctx ends. Video goes to rendition video, audio to audio ("" skips a kind).
-func (p *Pipeline) RunLoop(ctx context.Context, loop *media.Loop, video, audio string) error {
-	err := loop.Run(ctx, func(kind media.Kind, au media.AccessUnit) error {
-		name := audio
-		if kind == media.KindVideo {
-			name = video
-		}
-		if name != "" {
-			_ = p.Push(name, au) // counted and logged by Push; a live source goes on
-		}
-		return nil
-	})
-	p.Close()
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return nil
-	}
-	return err
 }
 
 func dropReason(err error) string {

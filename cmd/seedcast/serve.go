@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"sort"
 	"sync"
 	"time"
 
@@ -22,6 +24,8 @@ import (
 	"github.com/seedcast/seedcast/ingest"
 	"github.com/seedcast/seedcast/media"
 	"github.com/seedcast/seedcast/origin"
+	"github.com/seedcast/seedcast/publish"
+	"github.com/seedcast/seedcast/sfu"
 )
 
 type serveConfig struct {
@@ -30,7 +34,13 @@ type serveConfig struct {
 	chunkDuration time.Duration
 	segment       time.Duration
 	window        time.Duration
+	gop           time.Duration
 	storeMB       int64
+	streamKey     listFlag
+	streamKeys    string
+	keysFile      string
+	corsOrigin    string
+	webrtc        webrtcFlags
 	log           logFlags
 }
 
@@ -38,17 +48,25 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var cfg serveConfig
 	fs := flag.NewFlagSet("seedcast serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "HTTP listen address (port 0 picks a free port)")
-	fs.BoolVar(&cfg.demo, "demo", false, "publish the built-in demo clip as the live stream \"demo\"")
+	fs.BoolVar(&cfg.demo, "demo", false, "publish the built-in demo clip over WHIP as the live stream \"demo\"")
+	fs.Var(&cfg.streamKey, "stream-key", "NAME=KEY: a stream that may be published with this key (repeatable; keys ≥ 16 characters)")
+	fs.StringVar(&cfg.streamKeys, "stream-keys", "", "NAME=KEY,NAME=KEY,... (the form of SEEDCAST_STREAM_KEYS)")
+	fs.StringVar(&cfg.keysFile, "stream-keys-file", "", "file of NAME=KEY lines")
 	fs.DurationVar(&cfg.chunkDuration, "chunk-duration", chunker.DefaultChunkDuration, "target chunk duration, 100ms–500ms")
 	fs.DurationVar(&cfg.segment, "hls-segment", time.Second, "target HLS segment duration (segments start on keyframes)")
 	fs.DurationVar(&cfg.window, "window", time.Minute, "how much media the origin keeps and lists")
+	fs.DurationVar(&cfg.gop, "gop", 2*time.Second, "ask publishers for a keyframe at least this often")
 	fs.Int64Var(&cfg.storeMB, "store-mb", 256, "chunk store bound in MiB")
+	fs.StringVar(&cfg.corsOrigin, "cors-origin", "*", "Access-Control-Allow-Origin for WHIP and WHEP")
+	cfg.webrtc.register(fs)
 	cfg.log.register(fs)
 	return &ffcli.Command{
 		Name:       "serve",
-		ShortUsage: "seedcast serve [--addr 127.0.0.1:8080] [--demo] [flags]",
-		ShortHelp:  "run the origin: chunk store, manifests, HLS, metrics",
-		LongHelp: "Runs the Seedcast origin on one port:\n" +
+		ShortUsage: "seedcast serve [--addr 127.0.0.1:8080] [--demo] [--stream-key NAME=KEY] [flags]",
+		ShortHelp:  "run the server: WHIP ingest, WHEP, chunk store, manifests, HLS, metrics",
+		LongHelp: "Runs Seedcast on one port:\n" +
+			"  POST /whip/{stream}             WHIP ingest (Authorization: Bearer <stream key>)\n" +
+			"  POST /whep/{stream}             WHEP playback straight from the SFU\n" +
 			"  GET /live/{stream}/index.m3u8   LL-HLS over CMAF chunks\n" +
 			"  GET /live/{stream}/manifest     signed manifest window\n" +
 			"  GET /c/{hash}                   one chunk or init segment (immutable)\n" +
@@ -65,10 +83,47 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	}
 }
 
+func (cfg *serveConfig) keys() (sfu.StreamKeys, error) {
+	keys := sfu.StreamKeys{}
+	if err := sfu.ParseStreamKeys(keys, append([]string{cfg.streamKeys}, cfg.streamKey...)...); err != nil {
+		return nil, err
+	}
+	if cfg.keysFile != "" {
+		f, err := os.Open(cfg.keysFile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := sfu.ReadStreamKeys(keys, f); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.keysFile, err)
+		}
+	}
+	return keys, nil
+}
+
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if cfg.chunkDuration < chunker.MinChunkDuration || cfg.chunkDuration > chunker.MaxChunkDuration {
 		return fmt.Errorf("--chunk-duration %v: want %v–%v", cfg.chunkDuration, chunker.MinChunkDuration, chunker.MaxChunkDuration)
 	}
+	keys, err := cfg.keys()
+	if err != nil {
+		return err
+	}
+	var demoKey string
+	if cfg.demo {
+		if demoKey = keys["demo"]; demoKey == "" {
+			demoKey = randomKey()
+			keys["demo"] = demoKey
+		}
+	}
+	if len(keys) == 0 {
+		log.Warn("no stream keys configured: nothing can be published (see --stream-key)")
+	}
+	ice, iceServers, err := cfg.webrtc.config()
+	if err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := origin.New(origin.Params{
@@ -78,81 +133,104 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-
-	if cfg.demo {
-		run, err := startDemo(srv, cfg, log, ingestMetrics)
-		if err != nil {
+	mgr := ingest.NewManager(ingest.ManagerParams{
+		Origin: srv, ChunkDuration: cfg.chunkDuration, GOP: cfg.gop, Logger: log, Metrics: ingestMetrics,
+	})
+	defer mgr.Close()
+	sfuSrv, err := sfu.NewServer(sfu.ServerParams{
+		Logger: log, Registerer: reg, ICE: ice, ICEServers: iceServers, PublishAuth: keys,
+		AllowOrigin: cfg.corsOrigin, OnRoomCreated: mgr.Attach,
+	})
+	if err != nil {
+		return err
+	}
+	defer sfuSrv.Close()
+	names := make([]string, 0, len(keys))
+	for name := range keys {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if _, err := mgr.AddStream(ctx, name); err != nil {
 			return err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(ctx); err != nil {
-				log.Error("demo stream stopped", "err", err)
-			}
-		}()
+		// The room exists before its publisher, so ingest taps from the first packet.
+		if _, err := sfuSrv.OpenRoom(name, sfu.RoomKindBroadcast); err != nil {
+			return err
+		}
 	}
+	srv.Handle("/whip/", "whip", sfuSrv.Handler())
+	srv.Handle("/whep/", "whep", sfuSrv.Handler())
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
 	hs := origin.NewHTTPServer(srv.Handler(), log)
-	log.Info("listening", "addr", ln.Addr().String(), "demo", cfg.demo)
-	if cfg.demo {
-		log.Info("demo stream", "hls", fmt.Sprintf("http://%s/live/demo/index.m3u8", ln.Addr()))
-	}
+	log.Info("listening", "addr", ln.Addr().String(), "streams", names)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+
+	demoCtx, stopDemo := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if cfg.demo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runDemo(demoCtx, "http://"+ln.Addr().String()+"/whip/demo", demoKey, log)
+		}()
+		log.Info("demo stream", "hls", fmt.Sprintf("http://%s/live/demo/index.m3u8", ln.Addr()))
+	}
+
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	stopDemo()
+	wg.Wait()
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
-	cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if serr := hs.Shutdown(shutdownCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
 	}
-	return nil
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
 }
 
-// startDemo registers the "demo" stream and returns the loop that feeds it.
-func startDemo(srv *origin.Server, cfg serveConfig, log *slog.Logger, m *ingest.Metrics) (func(context.Context) error, error) {
+// runDemo publishes the built-in clip over WHIP into this server's own SFU, so
+// that the demo takes the whole path a broadcaster's stream takes. It
+// reconnects if the session fails.
+func runDemo(ctx context.Context, endpoint, key string, log *slog.Logger) {
 	clip, err := media.DemoClip()
 	if err != nil {
-		return nil, err
+		log.Error("demo clip", "err", err)
+		return
 	}
-	pub, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
+	backoff := time.Second
+	for ctx.Err() == nil {
+		err := publish.Run(ctx, publish.Params{
+			Endpoint: endpoint, Token: key, Clip: clip, Logger: log,
+			SettingEngine: sfu.LoopbackICE(0).SettingEngine(),
+			OnConnected:   func() { backoff = time.Second },
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("demo publisher stopped; retrying", "err", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 30*time.Second)
 	}
-	st, err := srv.AddStream("demo", pub, cfg.chunkDuration)
-	if err != nil {
-		return nil, err
-	}
-	pipe, err := ingest.NewPipeline(ingest.PipelineParams{
-		Stream: "demo", Key: key, ChunkDuration: cfg.chunkDuration, Publish: st.Publish, Logger: log, Metrics: m,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := pipe.AddRendition("v0", *clip.Video); err != nil {
-		return nil, err
-	}
-	if err := pipe.AddRendition("a0", *clip.Audio); err != nil {
-		return nil, err
-	}
-	loop, err := media.NewLoop(media.LoopParams{Clip: clip})
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) error { return pipe.RunLoop(ctx, loop, "v0", "a0") }, nil
+}
+
+func randomKey() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
