@@ -59,6 +59,11 @@ type Broadcast struct {
 	lastDTS   time.Duration // newest media time pushed
 	leftAt    time.Time
 	left      bool
+	// skew is the largest (sender wall time − arrival time) seen on a track
+	// synced by sender reports: the sender's clock offset less the smallest
+	// path delay. A track without reports is synced on arrival + skew.
+	skew     time.Duration
+	haveSkew bool
 }
 
 type eventKind int
@@ -195,6 +200,9 @@ func (b *Broadcast) handle(ev event) {
 		b.drain(l, ev.at)
 	case evSR:
 		if l := b.layers[ev.info.SSRC]; l != nil {
+			if !l.clk.haveSR {
+				b.log.Debug("first sender report", "rendition", l.rendition, "after", ev.at.Sub(l.firstSeen))
+			}
 			l.clk.sender(l.asm.unwrap.nearest(ev.sr.RTPTime), ntpTime(ev.sr.NTPTime))
 			b.drain(l, ev.at)
 		}
@@ -261,8 +269,9 @@ func (b *Broadcast) releaseHeld(now time.Time) {
 	for _, l := range b.layers {
 		if !l.clk.haveSR && len(l.queue) > 0 && now.Sub(l.queue[0].at) >= srWait {
 			h := l.queue[0]
-			l.clk.sender(h.f.ts, h.at)
-			b.log.Info("no RTCP sender report: syncing on arrival times", "rendition", l.rendition)
+			l.clk.sender(h.f.ts, h.at.Add(b.skew)) // skew is 0 when no track has reports
+			l.clk.synthetic = true
+			b.log.Info("no RTCP sender report yet: syncing on arrival times", "rendition", l.rendition, "skew", b.skew, "skewKnown", b.haveSkew)
 			b.drain(l, now)
 		}
 	}
@@ -277,6 +286,11 @@ func (b *Broadcast) drain(l *layer, now time.Time) {
 		return
 	}
 	for _, h := range l.queue {
+		if !l.clk.synthetic {
+			if d := l.clk.wall(h.f.ts).Sub(h.at); !b.haveSkew || d > b.skew {
+				b.skew, b.haveSkew = d, true
+			}
+		}
 		b.pushFrame(l, h.f)
 	}
 	l.queue = l.queue[:0]

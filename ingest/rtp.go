@@ -110,10 +110,11 @@ func (u *unwrapper) nearest(ts uint32) int64 {
 // RTCP sender report, which is what lines up audio and video: every track of
 // a publisher reports against the same sender clock.
 type clockMap struct {
-	rate   int64
-	haveSR bool
-	srRTP  int64
-	srWall time.Time
+	rate      int64
+	synthetic bool // mapped from arrival times until a sender report comes
+	haveSR    bool
+	srRTP     int64
+	srWall    time.Time
 }
 
 // srTolerance is how far a sender report may disagree with the mapping in use
@@ -126,10 +127,11 @@ const srTolerance = 5 * time.Millisecond
 func (m *clockMap) sender(rtpTS int64, ntp time.Time) {
 	if m.haveSR {
 		if d := m.wall(rtpTS).Sub(ntp); d < srTolerance && d > -srTolerance {
+			m.synthetic = false
 			return
 		}
 	}
-	m.srRTP, m.srWall, m.haveSR = rtpTS, ntp, true
+	m.srRTP, m.srWall, m.haveSR, m.synthetic = rtpTS, ntp, true, false
 }
 
 // wall returns the sender wall-clock time of RTP time ts.

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/seedcast/seedcast/chunker"
+)
+
+// chromium starts Debian's headless Chromium with fake camera and microphone
+// and returns a browser context for it.
+func chromium(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium not found: run the README's test command (scripts/test), which installs Debian's chromium")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	return bctx
+}
+
+// TestBrowserWHIP publishes Chromium's fake camera and microphone over WHIP
+// from a page of another origin (CORS) into `seedcast serve`; the stream's
+// chunks appear, and Debian's ffprobe reads its HLS playlist.
+func TestBrowserWHIP(t *testing.T) {
+	ffprobe := tool(t, "ffprobe")
+	const key = "browser-test-key-0123"
+	base := startServer(t, "--stream-key", "cam="+key, "--webrtc-loopback-only", "--log-level", "debug")
+
+	page := httptest.NewServer(http.FileServer(http.Dir("testdata")))
+	defer page.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bctx := chromium(t, ctx)
+	target := fmt.Sprintf("%s/whip.html?whip=%s&token=%s", page.URL, url.QueryEscape(base+"/whip/cam"), key)
+	if err := chromedp.Do(bctx, chromedp.Navigate(target)); err != nil {
+		t.Fatal(err)
+	}
+	state, err := chromedp.Run(bctx, chromedp.Poll[string](`window.whipState === "connected" || window.whipState.startsWith("error") || window.whipState === "failed" ? window.whipState : false`, chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil {
+		t.Fatalf("browser never connected: %v", err)
+	}
+	if state != "connected" {
+		t.Fatalf("browser publisher: %s", state)
+	}
+	// Chunks appear: wait (blocking playlist reloads, repeated on 503 as an
+	// LL-HLS client does) for three segments. A browser sends keyframes only
+	// when asked (every --gop), so a segment may take longer than the reload's
+	// three target durations.
+	for msn := 0; msn <= 2; {
+		resp, body := get(t, fmt.Sprintf("%s/live/cam/v0/index.m3u8?_HLS_msn=%d", base, msn))
+		switch {
+		case resp.StatusCode == 200:
+			msn++
+		case resp.StatusCode == http.StatusServiceUnavailable && ctx.Err() == nil:
+		default:
+			t.Fatalf("segment %d: %d %s", msn, resp.StatusCode, body)
+		}
+	}
+	_, body := get(t, base+"/live/cam/manifest")
+	m, err := chunker.DecodeManifest(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key2, _ := m.Key()
+	if _, err := m.Verify(key2); err != nil {
+		t.Fatal(err)
+	}
+	var independent int
+	for _, e := range m.Entries {
+		if e.Rendition == "v0" && e.Independent {
+			independent++
+		}
+	}
+	if independent == 0 {
+		t.Errorf("no independent video chunk among %d entries", len(m.Entries))
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer pcancel()
+	out, err := exec.CommandContext(pctx, ffprobe, "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", base+"/live/cam/index.m3u8").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, out)
+	}
+	for _, codec := range []string{"h264", "opus"} {
+		if !strings.Contains(string(out), codec) {
+			t.Errorf("ffprobe found no %s:\n%s", codec, out)
+		}
+	}
+	if os.Getenv("SEEDCAST_KEEP_SCREENSHOT") != "" {
+		if png, err := chromedp.Run(bctx, chromedp.CaptureScreenshot()); err == nil {
+			_ = os.WriteFile("/tmp/whip-page.png", png, 0o644)
+		}
+	}
+}
