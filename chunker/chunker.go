@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -244,6 +245,12 @@ func (c *Chunker) complete(r *rendition, next time.Duration) (gap bool) {
 		s.dur, gap = r.lastDur(), true
 	}
 	seq := c.chunkSeq(s, r)
+	if len(r.open) == 0 && r.hasClosed && seq <= r.closed {
+		// The slot's chunk is already out (closed early by Flush or a new init
+		// segment): a rendition never publishes a slot twice.
+		r.prevDur = s.dur
+		return gap
+	}
 	if len(r.open) > 0 && seq != r.openSeq {
 		c.closeOpen(r)
 	}
@@ -275,6 +282,11 @@ func (c *Chunker) closeOpen(r *rendition) {
 		dur += s.dur
 	}
 	first := r.open[0]
+	if r.info.Kind == string(media.KindVideo) && r.info.FrameRate == 0 && len(r.open) >= 4 {
+		// Measured from the first full chunk; published with the next batch.
+		r.info.FrameRate = math.Round(float64(len(r.open))/dur.Seconds()*1000) / 1000
+		c.infoDirty = true
+	}
 	e := Entry{
 		Kind: KindChunk, Rendition: r.name, Seq: r.openSeq,
 		MediaTime: first.dts, Duration: dur, IngestTime: c.p.Now(),
@@ -532,7 +544,10 @@ func (r *rendition) avcInit() (data []byte, err error) {
 			data, err = nil, fmt.Errorf("%w: parameter sets: %v", ErrBadUnit, p)
 		}
 	}()
-	sps, err := avc.ParseSPSNALUnit(r.sps[0], true)
+	// Only up to the aspect ratio: the rest of the VUI (HRD parameters) lets a
+	// few bytes of hostile SPS allocate megabytes in the parser, and the frame
+	// rate is measured from the frames instead.
+	sps, err := avc.ParseSPSNALUnit(r.sps[0], false)
 	if err != nil {
 		return nil, fmt.Errorf("%w: SPS: %v", ErrBadUnit, err)
 	}
@@ -545,17 +560,7 @@ func (r *rendition) avcInit() (data []byte, err error) {
 		Name: r.name, Kind: string(media.KindVideo), Codec: avc.CodecString("avc1", sps),
 		Width: int(sps.Width), Height: int(sps.Height),
 	}
-	if fps := frameRate(sps); fps > 0 {
-		r.info.FrameRate = fps
-	}
 	return r.finishInit(init)
-}
-
-func frameRate(sps *avc.SPS) float64 {
-	if sps.VUI == nil || sps.VUI.NumUnitsInTick == 0 || sps.VUI.TimeScale == 0 {
-		return 0
-	}
-	return float64(sps.VUI.TimeScale) / float64(2*sps.VUI.NumUnitsInTick)
 }
 
 func (r *rendition) opusInit() ([]byte, error) {

@@ -226,7 +226,11 @@ func (b *Broadcast) newSession(publisher string) {
 		if b.left {
 			gap = b.p.Now().Sub(b.leftAt)
 		}
-		b.offset = b.lastDTS + max(gap, 40*time.Millisecond)
+		// Start on the chunk boundary after the old session's last media plus
+		// the time away: the slot of the old session's last (flushed) chunk is
+		// taken, and a boundary start makes the first keyframe independent.
+		d := b.p.Pipeline.ChunkDuration()
+		b.offset = (b.lastDTS + max(gap, time.Millisecond) + d - 1) / d * d
 	}
 	b.haveEpoch, b.left = false, false
 	for ssrc, l := range b.layers {

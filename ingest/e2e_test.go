@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -29,60 +28,41 @@ func (k staticKeys) CheckPublish(stream, token string) error {
 	return nil
 }
 
-// liveServer is an SFU and an origin on one loopback HTTP server, with ingest
-// tapping the broadcast room "live".
+// liveServer is an SFU and an origin on one loopback HTTP server, wired as
+// `seedcast serve` wires them: a Manager taps the broadcast room "live"
+// whenever the SFU opens it.
 type liveServer struct {
 	url    string
 	sfu    *sfu.Server
 	origin *origin.Server
 	stream *origin.Stream
-	room   *sfu.Room
-	bc     *Broadcast
-	pub    ed25519.PublicKey
+	mgr    *Manager
 }
 
 func startLive(t *testing.T, ctx context.Context) *liveServer {
 	t.Helper()
+	o := origin.New(origin.Params{Registry: prometheus.NewRegistry()})
+	mgr := NewManager(ManagerParams{Origin: o})
+	t.Cleanup(mgr.Close)
 	s, err := sfu.NewServer(sfu.ServerParams{
 		ICE: sfu.LoopbackICE(3 * time.Second), PublishAuth: staticKeys{"live": "secret"},
-		Registerer: prometheus.NewRegistry(),
+		Registerer: prometheus.NewRegistry(), OnRoomCreated: mgr.Attach,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	o := origin.New(origin.Params{Registry: prometheus.NewRegistry()})
-	pub, key, _ := ed25519.GenerateKey(nil)
-	st, err := o.AddStream("live", pub, chunker.DefaultChunkDuration)
+	st, err := mgr.AddStream(ctx, "live")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pipe, err := NewPipeline(PipelineParams{Stream: "live", Key: key, Publish: st.Publish})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bc, err := NewBroadcast(BroadcastParams{Pipeline: pipe})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room, err := s.OpenRoom("live", sfu.RoomKindBroadcast)
-	if err != nil {
-		t.Fatal(err)
-	}
-	remove := room.AddTap(bc)
-	bc.SetKeyframeRequester(room.RequestKeyframe)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { bc.Run(runCtx); close(done) }()
-	t.Cleanup(func() { remove(); stop(); <-done })
-
 	mux := http.NewServeMux()
 	mux.Handle("/whip/", s.Handler())
 	mux.Handle("/whep/", s.Handler())
 	mux.Handle("/", o.Handler())
 	ts := httptest.NewServer(mux)
 	t.Cleanup(ts.Close)
-	return &liveServer{url: ts.URL, sfu: s, origin: o, stream: st, room: room, bc: bc, pub: pub}
+	return &liveServer{url: ts.URL, sfu: s, origin: o, stream: st, mgr: mgr}
 }
 
 // waitChunks waits until the stream's manifest holds n chunks of rendition.
@@ -141,7 +121,7 @@ func TestWHIPToChunks(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("publisher: %v", err)
 	}
-	entries, err := m.Verify(live.pub)
+	entries, err := m.Verify(live.stream.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,8 +197,58 @@ func TestWHIPToChunks(t *testing.T) {
 		}
 		break
 	}
-	if n := live.bc.Dropped(); n != 0 {
-		t.Errorf("%d tap events dropped", n)
+	for name, mg := range live.mgr.bc {
+		if n := mg.bc.Dropped(); n != 0 {
+			t.Errorf("%s: %d tap events dropped", name, n)
+		}
+	}
+}
+
+// TestPublisherReconnect: a publisher leaves (DELETE) and comes back; the
+// stream goes on with the same key, increasing sequence numbers, media time
+// that advanced by the time away, and a discontinuity mark.
+func TestPublisherReconnect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	live := startLive(t, ctx)
+	for round, want := range []int{6, 14} {
+		pubCtx, stopPub := context.WithCancel(ctx)
+		errc := publishDemo(t, pubCtx, live.url)
+		waitChunks(t, ctx, live.stream, "v0", want)
+		stopPub()
+		if err := <-errc; err != nil {
+			t.Fatalf("round %d: publisher: %v", round, err)
+		}
+	}
+	m, err := chunker.DecodeManifest(bytes.NewReader(live.stream.Manifest()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Verify(live.stream.PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	for _, rend := range []string{"v0", "a0"} {
+		var prev *chunker.JSONEntry
+		discont := 0
+		for i := range m.Entries {
+			e := &m.Entries[i]
+			if e.Rendition != rend {
+				continue
+			}
+			if prev != nil && e.Seq <= prev.Seq {
+				t.Fatalf("%s: seq %d after %d", rend, e.Seq, prev.Seq)
+			}
+			if e.Discontinuity {
+				discont++
+				if prev == nil || e.MediaTimeUs < prev.MediaTimeUs+prev.DurationUs {
+					t.Errorf("%s/%d: discontinuity does not move media time forward", rend, e.Seq)
+				}
+			}
+			prev = e
+		}
+		if discont != 1 {
+			t.Errorf("%s: %d discontinuities, want 1 (the reconnect)", rend, discont)
+		}
 	}
 }
 
