@@ -219,6 +219,10 @@ func (c *Chunker) slot(t time.Duration) uint64 {
 // keyframe within KeyframeSnap of it. A chunk opened early by a snapped
 // keyframe takes the rest of the previous slot too: sequence numbers never go
 // back within a rendition.
+//
+// While a keyframe is expected (ExpectKeyframe), the open chunk also takes the
+// frames past its boundary until the keyframe comes, up to the given time, so
+// that the keyframe opens the next chunk.
 func (c *Chunker) chunkSeq(s *sample, r *rendition) uint64 {
 	seq := c.slot(s.dts)
 	if s.keyframe && r.track.Codec == media.CodecH264 {
@@ -226,11 +230,26 @@ func (c *Chunker) chunkSeq(s *sample, r *rendition) uint64 {
 		if next-s.dts <= c.p.KeyframeSnap {
 			seq++
 		}
+		r.holdUntil = 0
 	}
 	if len(r.open) > 0 && seq < r.openSeq {
 		seq = r.openSeq
 	}
+	if len(r.open) > 0 && seq == r.openSeq+1 && !s.keyframe && s.dts < r.holdUntil {
+		seq = r.openSeq
+	}
 	return seq
+}
+
+// ExpectKeyframe tells the chunker that a keyframe of rendition is on its way
+// (ingest asked the publisher for one): a chunk boundary reached before media
+// time until waits for it, so that the keyframe, not the frame that happens
+// to cross the boundary, opens the next chunk. The wait adds latency to that
+// one chunk only.
+func (c *Chunker) ExpectKeyframe(rendition string, until time.Duration) {
+	if r := c.byName[rendition]; r != nil && r.track.Codec == media.CodecH264 {
+		r.holdUntil = until
+	}
 }
 
 // complete gives r.last its duration now that the next decode time is known,
@@ -402,8 +421,9 @@ type rendition struct {
 	timescale uint32
 	info      RenditionInfo
 
-	sps, pps [][]byte // current H.264 parameter sets
-	initDone bool
+	sps, pps  [][]byte // current H.264 parameter sets
+	initDone  bool
+	holdUntil time.Duration // see ExpectKeyframe
 
 	last    *sample // newest unit; its duration is known when the next arrives
 	prevDur time.Duration

@@ -414,3 +414,56 @@ func TestKeyframeSnap(t *testing.T) {
 		t.Errorf("first chunk has seq %d, want 1 (its keyframe snapped forward)", v[0].Seq)
 	}
 }
+
+// With a keyframe expected, a keyframe that comes shortly after a slot
+// boundary still opens that slot's chunk: the chunk before takes the frames
+// up to it.
+func TestExpectKeyframe(t *testing.T) {
+	const d = DefaultChunkDuration
+	const late = 80 * time.Millisecond // keyframes 80 ms after the boundary
+	clip, units := demoUnits(t, 1)
+	var outs []Output
+	c, _ := New(Params{Stream: "s", Key: testKey, Now: fixedClock(), Publish: func(o Output) { outs = append(outs, o) }})
+	_ = c.AddRendition("v0", *clip.Video)
+	for _, u := range units {
+		if u.rendition != "v0" {
+			continue
+		}
+		u.au.DTS += late
+		u.au.PTS += late
+		if u.au.DTS%time.Second > 900*time.Millisecond { // 100 ms before each keyframe, as ingest would
+			sec := u.au.DTS / time.Second
+			c.ExpectKeyframe("v0", (sec+1)*time.Second+d/2)
+		}
+		if err := c.Push("v0", u.au); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Flush()
+	var chunks []Entry
+	for _, o := range outs {
+		for _, e := range o.Batch.Entries {
+			if e.Kind == KindChunk {
+				chunks = append(chunks, e)
+			}
+		}
+	}
+	for _, e := range chunks[:len(chunks)-1] {
+		if e.Independent != (e.Seq%4 == 0) {
+			t.Errorf("v0/%d independent=%v", e.Seq, e.Independent)
+		}
+		if start := time.Duration(e.Seq) * d; e.Independent && e.MediaTime != start+late {
+			t.Errorf("v0/%d starts at %v, want its keyframe at %v", e.Seq, e.MediaTime, start+late)
+		}
+		if diff := e.Duration - d; diff > late+time.Second/30 || diff < -late-time.Second/30 {
+			t.Errorf("v0/%d lasts %v", e.Seq, e.Duration)
+		}
+	}
+	// Without the expectation, the same keyframes land mid-chunk.
+	r := chunkDemo(t, 1, 0, func(u *unit) bool { u.au.DTS += late; u.au.PTS += late; return true }, false)
+	for _, e := range r.byR["v0"] {
+		if e.Independent && e.Seq > 0 {
+			t.Errorf("v0/%d independent without an expected keyframe", e.Seq)
+		}
+	}
+}

@@ -21,11 +21,17 @@ func Sum(b []byte) ID { return blake3.Sum256(b) }
 // String returns the lower-case hexadecimal form used in URLs and manifests.
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
-// ParseID parses the 64-digit hexadecimal form of an ID.
+// ParseID parses the 64-digit lower-case hexadecimal form of an ID. Upper
+// case is refused so that a chunk has exactly one URL (one cache entry).
 func ParseID(s string) (ID, error) {
 	var id ID
 	if len(s) != 2*len(id) {
 		return id, fmt.Errorf("%w: want %d hex digits, got %d characters", ErrBadID, 2*len(id), len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'F' {
+			return id, fmt.Errorf("%w: upper-case hex digit %q", ErrBadID, c)
+		}
 	}
 	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
 		return id, fmt.Errorf("%w: %v", ErrBadID, err)

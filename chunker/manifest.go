@@ -305,6 +305,11 @@ func (m *Manifest) SignedBatches() ([]Batch, error) {
 	}
 	add := func(list []JSONEntry, kind EntryKind) error {
 		for _, je := range list {
+			// Out-of-range times would overflow into other values that verify
+			// (the JSON would no longer say what was signed).
+			if je.MediaTimeUs < 0 || je.MediaTimeUs > math.MaxInt64/1000 || je.DurationUs < 0 || je.DurationUs > math.MaxUint32 {
+				return fmt.Errorf("%w: entry %s/%d: time out of range", ErrBadManifest, je.Rendition, je.Seq)
+			}
 			i, ok := index[je.Batch]
 			if !ok {
 				return fmt.Errorf("%w: entry %s/%d names unknown batch %d", ErrBadManifest, je.Rendition, je.Seq, je.Batch)

@@ -250,7 +250,8 @@ func (b *Broadcast) addLayer(t sfu.TrackInfo, at time.Time) *layer {
 		if t.RID != "" {
 			l.rendition = "v-" + t.RID
 		}
-		l.planner = newKeyframePlanner(b.p.GOP, b.p.Pipeline.ChunkDuration(), b.p.Pipeline.ChunkDuration()/5)
+		d := b.p.Pipeline.ChunkDuration()
+		l.planner = newKeyframePlanner(b.p.GOP, d, d/5, d/2)
 	case strings.EqualFold(t.MimeType, "audio/opus"):
 		l.codec, l.rendition = media.CodecOpus, "a0"
 	default:
@@ -317,8 +318,11 @@ func (b *Broadcast) pushFrame(l *layer, f rtpFrame) {
 		if f.keyframe {
 			l.planner.keyframe(dts)
 		}
-		if l.planner.due(dts) {
+		if ok, hold := l.planner.due(dts); ok {
 			b.requestKeyframe(l)
+			if hold > 0 {
+				b.p.Pipeline.ExpectKeyframe(l.rendition, hold)
+			}
 		}
 		if l.needKey && !f.keyframe {
 			return

@@ -80,6 +80,14 @@ func (p *Pipeline) Push(rendition string, au media.AccessUnit) error {
 	return err
 }
 
+// ExpectKeyframe tells the chunker a keyframe of rendition was asked for
+// (see chunker.Chunker.ExpectKeyframe).
+func (p *Pipeline) ExpectKeyframe(rendition string, until time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.c.ExpectKeyframe(rendition, until)
+}
+
 // Close publishes what remains of the open chunks.
 func (p *Pipeline) Close() {
 	p.mu.Lock()

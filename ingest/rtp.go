@@ -151,12 +151,15 @@ func ntpTime(ntp uint64) time.Time {
 // keyframePlanner decides when ingest asks the publisher for a keyframe. Pure:
 // times are media times of the video the caller has seen.
 //
-// Keyframes are asked for at least every GOP, timed so that they arrive just
-// before a chunk boundary, where the chunker snaps them to the start of the
-// next chunk (making it independent). The request-to-keyframe latency is
-// learnt from past requests.
+// Keyframes are asked for at least every GOP, timed to arrive near a chunk
+// boundary: the chunker snaps a keyframe up to snap before a boundary forward
+// to it, and holds the chunk before a boundary open for up to hold after it
+// while a keyframe is expected (chunker.ExpectKeyframe), so that the keyframe
+// opens a chunk either way. Requests aim at the middle of that window; the
+// request-to-keyframe latency is learnt from past requests.
 type keyframePlanner struct {
 	gop, chunk, snap time.Duration
+	hold             time.Duration
 	latency          time.Duration // smoothed request → keyframe delay
 	lastKey          time.Duration
 	haveKey          bool
@@ -165,8 +168,8 @@ type keyframePlanner struct {
 	urgent           bool          // the stream cannot go on without a keyframe
 }
 
-func newKeyframePlanner(gop, chunk, snap time.Duration) *keyframePlanner {
-	return &keyframePlanner{gop: gop, chunk: chunk, snap: snap, latency: 100 * time.Millisecond, urgent: true}
+func newKeyframePlanner(gop, chunk, snap, hold time.Duration) *keyframePlanner {
+	return &keyframePlanner{gop: gop, chunk: chunk, snap: snap, hold: hold, latency: 100 * time.Millisecond, urgent: true}
 }
 
 // keyframe records a keyframe at media time t.
@@ -184,22 +187,25 @@ func (k *keyframePlanner) keyframe(t time.Duration) {
 // unrepaired loss, a publisher reconnect).
 func (k *keyframePlanner) needKeyframe() { k.urgent = true }
 
-// due reports whether to send a keyframe request now, at media time now.
-func (k *keyframePlanner) due(now time.Duration) bool {
+// due reports whether to send a keyframe request now, at media time now, and
+// until when the chunker should hold a boundary for it (0: no hold, for
+// urgent requests).
+func (k *keyframePlanner) due(now time.Duration) (request bool, holdUntil time.Duration) {
 	// An outstanding request is repeated if nothing came of it in a second.
 	if k.pending && now-k.requestedAt < time.Second {
-		return false
+		return false, 0
 	}
 	if !k.urgent {
 		if !k.haveKey {
-			return false
+			return false, 0
 		}
 		// Aim at the first chunk boundary at least a GOP after the last keyframe.
 		boundary := ((k.lastKey + k.gop + k.chunk - 1) / k.chunk) * k.chunk
-		if now < boundary-k.latency-k.snap/2 {
-			return false
+		if now < boundary+(k.hold-k.snap)/2-k.latency {
+			return false, 0
 		}
+		holdUntil = boundary + k.hold
 	}
 	k.pending, k.requestedAt = true, now
-	return true
+	return true, holdUntil
 }

@@ -158,27 +158,28 @@ func TestClockMap(t *testing.T) {
 
 func TestKeyframePlanner(t *testing.T) {
 	const chunk = 250 * time.Millisecond
-	k := newKeyframePlanner(2*time.Second, chunk, 50*time.Millisecond)
-	if !k.due(0) {
-		t.Fatal("no request at start")
+	k := newKeyframePlanner(2*time.Second, chunk, 50*time.Millisecond, 125*time.Millisecond)
+	if ok, hold := k.due(0); !ok || hold != 0 {
+		t.Fatalf("start: request %v, hold %v (want an urgent request)", ok, hold)
 	}
-	if k.due(100 * time.Millisecond) {
+	if ok, _ := k.due(100 * time.Millisecond); ok {
 		t.Error("request repeated within a second")
 	}
 	k.keyframe(180 * time.Millisecond) // latency 180 ms: smoothed 100→120 ms
 	if k.latency != 120*time.Millisecond {
 		t.Errorf("latency %v", k.latency)
 	}
-	// Next aim: boundary at 2.25 s (first ≥ 0.18+2); ask at 2.25−0.12−0.025.
-	if k.due(2100 * time.Millisecond) {
+	// Next aim: boundary 2.25 s (the first ≥ 0.18+2), window centre
+	// 2.25+(0.125−0.05)/2 = 2.2875 s; ask 120 ms of latency before it.
+	if ok, _ := k.due(2167 * time.Millisecond); ok {
 		t.Error("asked too early")
 	}
-	if !k.due(2105 * time.Millisecond) {
-		t.Error("not asked at the planned time")
+	if ok, hold := k.due(2168 * time.Millisecond); !ok || hold != 2375*time.Millisecond {
+		t.Errorf("at the planned time: request %v, hold until %v", ok, hold)
 	}
-	k.keyframe(2230 * time.Millisecond)
+	k.keyframe(2290 * time.Millisecond)
 	k.needKeyframe()
-	if !k.due(2300 * time.Millisecond) {
+	if ok, hold := k.due(2300 * time.Millisecond); !ok || hold != 0 {
 		t.Error("loss did not trigger an immediate request")
 	}
 }
