@@ -49,9 +49,18 @@ func chromium(t *testing.T, ctx context.Context) context.Context {
 // from a page of another origin (CORS) into `seedcast serve`; the stream's
 // chunks appear, and Debian's ffprobe reads its HLS playlist.
 func TestBrowserWHIP(t *testing.T) {
+	t.Run("single", func(t *testing.T) { browserWHIP(t, false) })
+	t.Run("simulcast", func(t *testing.T) { browserWHIP(t, true) })
+}
+
+func browserWHIP(t *testing.T, simulcast bool) {
 	ffprobe := tool(t, "ffprobe")
 	const key = "browser-test-key-0123"
 	base := startServer(t, "--stream-key", "cam="+key, "--webrtc-loopback-only", "--log-level", "debug")
+	primary := "v0"
+	if simulcast {
+		primary = "v-q" // the first layer the browser sends
+	}
 
 	page := httptest.NewServer(http.FileServer(http.Dir("testdata")))
 	defer page.Close()
@@ -60,6 +69,9 @@ func TestBrowserWHIP(t *testing.T) {
 	defer cancel()
 	bctx := chromium(t, ctx)
 	target := fmt.Sprintf("%s/whip.html?whip=%s&token=%s", page.URL, url.QueryEscape(base+"/whip/cam"), key)
+	if simulcast {
+		target += "&simulcast=1"
+	}
 	if err := chromedp.Do(bctx, chromedp.Navigate(target)); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +87,7 @@ func TestBrowserWHIP(t *testing.T) {
 	// when asked (every --gop), so a segment may take longer than the reload's
 	// three target durations.
 	for msn := 0; msn <= 2; {
-		resp, body := get(t, fmt.Sprintf("%s/live/cam/v0/index.m3u8?_HLS_msn=%d", base, msn))
+		resp, body := get(t, fmt.Sprintf("%s/live/cam/%s/index.m3u8?_HLS_msn=%d", base, primary, msn))
 		switch {
 		case resp.StatusCode == 200:
 			msn++
@@ -93,17 +105,42 @@ func TestBrowserWHIP(t *testing.T) {
 	if _, err := m.Verify(key2); err != nil {
 		t.Fatal(err)
 	}
-	var independent int
+	independent := map[string]int{}
 	for _, e := range m.Entries {
-		if e.Rendition == "v0" && e.Independent {
-			independent++
+		if e.Independent {
+			independent[e.Rendition]++
 		}
 	}
-	if independent == 0 {
-		t.Errorf("no independent video chunk among %d entries", len(m.Entries))
+	want := []string{"v0", "a0"}
+	if simulcast {
+		// One rendition per layer. Chromium on a loaded 2-core machine may
+		// starve its top layer, so two of the three must show keyframes.
+		want = []string{"v-q", "a0"}
+		layers := 0
+		for _, r := range []string{"v-q", "v-h", "v-f"} {
+			if independent[r] > 0 {
+				layers++
+			}
+		}
+		if layers < 2 {
+			t.Errorf("%d simulcast layers with independent chunks (independent chunks: %v)", layers, independent)
+		}
+	}
+	for _, r := range want {
+		if independent[r] == 0 {
+			t.Errorf("no independent chunk of %s (independent chunks: %v)", r, independent)
+		}
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer pcancel()
+	if testing.Verbose() {
+		_, mv := get(t, base+"/live/cam/index.m3u8")
+		t.Logf("multivariant:\n%s", mv)
+		for _, r := range []string{primary, "a0"} {
+			_, pl := get(t, base+"/live/cam/"+r+"/index.m3u8")
+			t.Logf("%s:\n%s", r, pl)
+		}
+	}
 	out, err := exec.CommandContext(pctx, ffprobe, "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", base+"/live/cam/index.m3u8").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffprobe: %v\n%s", err, out)
