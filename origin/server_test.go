@@ -30,7 +30,7 @@ type demoFeed struct {
 	next time.Duration // media time fed so far
 }
 
-func newDemoFeed(t *testing.T, window time.Duration) *demoFeed {
+func newDemoFeed(t testing.TB, window time.Duration) *demoFeed {
 	t.Helper()
 	clip, err := media.DemoClip()
 	if err != nil {
@@ -54,7 +54,7 @@ func newDemoFeed(t *testing.T, window time.Duration) *demoFeed {
 }
 
 // feed pushes the units of media time [f.next, f.next+d).
-func (f *demoFeed) feed(t *testing.T, d time.Duration) {
+func (f *demoFeed) feed(t testing.TB, d time.Duration) {
 	t.Helper()
 	end := f.next + d
 	for k := f.next / f.clip.Duration; k*f.clip.Duration < end; k++ {
