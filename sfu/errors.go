@@ -1,0 +1,28 @@
+package sfu
+
+import "errors"
+
+// Errors returned by the package. They are wrapped with %w; test with errors.Is.
+var (
+	// ErrUnauthorized means a stream key or token was missing or wrong.
+	ErrUnauthorized = errors.New("sfu: unauthorized")
+	// ErrStreamBusy means a broadcast room already has a live publisher.
+	ErrStreamBusy = errors.New("sfu: stream already has a publisher")
+	// ErrNotLive means the room does not exist or has no publisher.
+	ErrNotLive = errors.New("sfu: stream is not live")
+	// ErrBadOffer means an SDP offer could not be parsed or used.
+	ErrBadOffer = errors.New("sfu: bad SDP offer")
+	// ErrUnsupportedCodec means an offer carried no codec the room accepts.
+	ErrUnsupportedCodec = errors.New("sfu: no supported codec")
+	// ErrBadStreamName means a stream (room) name is empty, too long or
+	// contains characters outside [A-Za-z0-9_.-].
+	ErrBadStreamName = errors.New("sfu: bad stream name")
+	// ErrRoomKind means a room exists with another kind than asked for.
+	ErrRoomKind = errors.New("sfu: room exists with another kind")
+	// ErrUnknownLayer means a simulcast layer (rid) is not published.
+	ErrUnknownLayer = errors.New("sfu: unknown layer")
+	// ErrBadTrickle means an application/trickle-ice-sdpfrag body is malformed.
+	ErrBadTrickle = errors.New("sfu: bad trickle-ice-sdpfrag")
+	// ErrClosed means the server, room or session has been closed.
+	ErrClosed = errors.New("sfu: closed")
+)

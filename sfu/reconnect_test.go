@@ -1,0 +1,138 @@
+package sfu
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// blackholeConn is a UDP socket that can be made to vanish: once dead, it
+// drops everything in both directions without telling anyone, like a
+// publisher whose network went away.
+type blackholeConn struct {
+	net.PacketConn
+	dead atomic.Bool
+}
+
+func (c *blackholeConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, a, err := c.PacketConn.ReadFrom(b)
+		if err != nil || !c.dead.Load() {
+			return n, a, err
+		}
+	}
+}
+
+func (c *blackholeConn) WriteTo(b []byte, a net.Addr) (int, error) {
+	if c.dead.Load() {
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, a)
+}
+
+// TestPublisherReconnect: a publisher that vanishes without DELETE frees
+// the stream after the ICE timeout, one that closes its peer connection
+// frees it at once, and a subscriber watching throughout sees one
+// continuous stream across the three publisher sessions.
+func TestPublisherReconnect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	env := newTestEnv(t, func(p *ServerParams) { p.ICE = LoopbackICE(time.Second) })
+
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	must(t, err)
+	conn := &blackholeConn{PacketConn: udp}
+	defer conn.Close()
+
+	pub1, resp, body := startPublisher(ctx, t, env, testStream, testKey, pubOptions{mux: conn})
+	if pub1 == nil {
+		t.Fatalf("WHIP: %d %s", resp.StatusCode, body)
+	}
+	defer pub1.close()
+	room, _ := env.s.Room(testStream)
+	tap := newRecordingTap()
+	defer room.AddTap(tap)()
+
+	sub, resp, body := startSubscriber(ctx, t, env, testStream, "")
+	if sub == nil {
+		t.Fatalf("WHEP: %d %s", resp.StatusCode, body)
+	}
+	defer sub.close()
+
+	// follow reads n frames' worth of video packets from the subscriber,
+	// checking continuity, and returns the last one.
+	var prev rxPacket
+	havePrev := false
+	follow := func(n int, wantKey bool) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			p := next(ctx, t, sub.video)
+			if havePrev {
+				if p.seq != prev.seq+1 {
+					t.Fatalf("seq %d after %d", p.seq, prev.seq)
+				}
+				if d := p.ts - prev.ts; d > 1<<31 {
+					t.Fatalf("timestamp went back: %d after %d", p.ts, prev.ts)
+				}
+			}
+			if i == 0 && wantKey {
+				if !p.info.keyStart {
+					t.Fatalf("first packet from a new publisher is not a keyframe start")
+				}
+				if havePrev && p.ts == prev.ts {
+					t.Fatalf("timestamp did not advance across the reconnect")
+				}
+			}
+			prev, havePrev = p, true
+		}
+	}
+	follow(30, true)
+
+	// The publisher's network vanishes.
+	vanished := time.Now()
+	conn.dead.Store(true)
+	tap.waitUntil(ctx, t, "publisher left after ICE timeout", func() bool {
+		return len(tap.events) > 0 && !tap.events[len(tap.events)-1].Joined
+	})
+	t.Logf("vanished publisher freed the stream after %v", time.Since(vanished).Round(10*time.Millisecond))
+	if room.Live() {
+		t.Fatal("room live after its publisher left")
+	}
+	for len(sub.video) > 0 { // packets forwarded before the loss
+		follow(1, false)
+	}
+
+	pub2, resp, body := startPublisher(ctx, t, env, testStream, testKey, pubOptions{})
+	if pub2 == nil {
+		t.Fatalf("WHIP after vanish: %d %s", resp.StatusCode, body)
+	}
+	follow(30, true)
+
+	// The second publisher closes its peer connection without DELETE.
+	pub2.close()
+	tap.waitUntil(ctx, t, "second publisher left", func() bool {
+		left := 0
+		for _, ev := range tap.events {
+			if !ev.Joined {
+				left++
+			}
+		}
+		return left == 2 && !tap.events[len(tap.events)-1].Joined
+	})
+	for len(sub.video) > 0 {
+		follow(1, false)
+	}
+	pub3, resp, body := startPublisher(ctx, t, env, testStream, testKey, pubOptions{})
+	if pub3 == nil {
+		t.Fatalf("WHIP after close: %d %s", resp.StatusCode, body)
+	}
+	defer pub3.close()
+	follow(30, true)
+
+	if resp, _ := env.do(ctx, http.MethodDelete, pub3.location, "", "", "", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("DELETE: %d", resp.StatusCode)
+	}
+}
