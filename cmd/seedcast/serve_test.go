@@ -251,3 +251,30 @@ func TestFlagsFromEnvironment(t *testing.T) {
 		t.Errorf("version: %v %q", err, out.String())
 	}
 }
+
+// TestPublishCommand publishes an MP4 file with `seedcast publish`, as a user
+// would, into a server that knows the stream's key; a wrong key is refused.
+func TestPublishCommand(t *testing.T) {
+	const key = "publish-test-key-0123"
+	base := startServer(t, "--stream-key", "film="+key, "--webrtc-loopback-only")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	file := filepath.Join("..", "..", "media", "testdata", "short.mp4") // 0.1 s: 3 frames, 5 packets
+
+	out, err := exec.CommandContext(ctx, binary, "publish", "--whip", base+"/whip/film", "--token", "wrong-key-0123456789",
+		"--file", file, "--webrtc-loopback-only").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "401") {
+		t.Errorf("wrong key: %v\n%s", err, out)
+	}
+
+	pub := exec.CommandContext(ctx, binary, "publish", "--whip", base+"/whip/film", "--token", key,
+		"--file", file, "--loops", "30", "--webrtc-loopback-only")
+	if out, err := pub.CombinedOutput(); err != nil {
+		t.Fatalf("publish: %v\n%s", err, out)
+	}
+	// 3 s of media went in; the stream's playlist has its segments.
+	resp, body := get(t, base+"/live/film/v0/index.m3u8")
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("seg/0.m4s")) {
+		t.Errorf("playlist after publishing: %d\n%s", resp.StatusCode, body)
+	}
+}
