@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -142,24 +144,14 @@ func (r *Room) Live() bool {
 func (r *Room) Publishers() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ids := make([]string, 0, len(r.publishers))
-	for id := range r.publishers {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
+	return slices.Sorted(maps.Keys(r.publishers))
 }
 
 // Subscribers returns the session ids of the room's subscribers.
 func (r *Room) Subscribers() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ids := make([]string, 0, len(r.subscribers))
-	for id := range r.subscribers {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
+	return slices.Sorted(maps.Keys(r.subscribers))
 }
 
 // Tracks returns the layers being received now.

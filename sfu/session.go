@@ -206,12 +206,8 @@ func (s *Server) Publish(ctx context.Context, stream, offer string) (sessionID, 
 		s.removeRoom(room) // closing: make OpenRoom create a new one
 	}
 	ss := s.newSession(rolePublisher, room)
-	ss.ufrag = offerUfrag(sd)
-	if ss.pc, err = s.newPeerConnection(); err != nil {
-		return "", "", fmt.Errorf("sfu: new peer connection: %w", err)
-	}
-	fail := func(err error) (string, string, error) {
-		ss.close("setup failed: " + err.Error())
+	fail, err := ss.start(sd)
+	if err != nil {
 		return "", "", err
 	}
 	ss.pc.OnTrack(func(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
@@ -314,12 +310,8 @@ func (s *Server) Subscribe(ctx context.Context, stream, offer string, opts Subsc
 		return "", "", fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
 	ss := s.newSession(roleSubscriber, room)
-	ss.ufrag = offerUfrag(sd)
-	if ss.pc, err = s.newPeerConnection(); err != nil {
-		return "", "", fmt.Errorf("sfu: new peer connection: %w", err)
-	}
-	fail := func(err error) (string, string, error) {
-		ss.close("setup failed: " + err.Error())
+	fail, err := ss.start(sd)
+	if err != nil {
 		return "", "", err
 	}
 	var senders []*webrtc.RTPSender
@@ -415,4 +407,17 @@ func h264Only(cs []webrtc.RTPCodecParameters) []webrtc.RTPCodecParameters {
 		}
 	}
 	return out
+}
+
+// start gives a new session its peer connection and returns the function
+// that tears the session down when its set-up fails.
+func (ss *session) start(offer *sdp.SessionDescription) (fail func(error) (string, string, error), err error) {
+	ss.ufrag = offerUfrag(offer)
+	if ss.pc, err = ss.s.newPeerConnection(); err != nil {
+		return nil, fmt.Errorf("sfu: new peer connection: %w", err)
+	}
+	return func(err error) (string, string, error) {
+		ss.close("setup failed: " + err.Error())
+		return "", "", err
+	}, nil
 }
