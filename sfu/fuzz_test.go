@@ -81,3 +81,46 @@ func FuzzTrickleFragment(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWHEPOffer posts arbitrary bodies to the WHEP handler of a live stream:
+// it must never panic and must answer 201 or a 4xx.
+func FuzzWHEPOffer(f *testing.F) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	good := makeOffer(ctx, f, webrtc.RTPTransceiverDirectionRecvonly, false)
+	f.Add(good)
+	f.Add("")
+	f.Add("v=0\r\n")
+	f.Add(good[:len(good)/3])
+	f.Add(strings.Replace(good, "recvonly", "sendonly", -1))
+	f.Add(strings.Replace(good, "H264", "VP9", -1))
+
+	env := newTestEnv(f, func(p *ServerParams) {
+		p.GatherTimeout, p.ConnectTimeout = 2*time.Second, 5*time.Second
+	})
+	pub, resp, body := startPublisher(ctx, f, env, testStream, testKey, pubOptions{})
+	cancel()
+	if resp.StatusCode != http.StatusCreated {
+		f.Fatalf("publisher: %d %s", resp.StatusCode, body)
+	}
+	defer pub.close()
+	h := env.s.Handler()
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest(http.MethodPost, "/whep/"+testStream, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/sdp")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if body == good && w.Code != http.StatusCreated {
+			t.Fatalf("a valid offer for a live stream: %d %s", w.Code, w.Body.String())
+		}
+		switch {
+		case w.Code == http.StatusCreated:
+			loc := w.Header().Get("Location")
+			if err := env.s.EndSession(loc[strings.LastIndex(loc, "/")+1:]); err != nil {
+				t.Fatalf("ending session %s: %v", loc, err)
+			}
+		case w.Code >= 400 && w.Code < 500:
+		default:
+			t.Fatalf("status %d: %s", w.Code, w.Body.String())
+		}
+	})
+}
