@@ -150,9 +150,34 @@ func browserWHIP(t *testing.T, simulcast bool) {
 			t.Errorf("ffprobe found no %s:\n%s", codec, out)
 		}
 	}
+	if !simulcast {
+		watchWHEP(t, bctx, page.URL, base+"/whep/cam")
+	}
 	if os.Getenv("SEEDCAST_KEEP_SCREENSHOT") != "" {
 		if png, err := chromedp.Run(bctx, chromedp.CaptureScreenshot()); err == nil {
 			_ = os.WriteFile("/tmp/whip-page.png", png, 0o644)
 		}
 	}
+}
+
+// watchWHEP plays the stream over WHEP in a second tab of the browser and
+// waits until it has decoded and shown 30 frames of a real picture.
+func watchWHEP(t *testing.T, bctx context.Context, pageURL, whep string) {
+	t.Helper()
+	tab, closeTab := chromedp.NewContext(bctx)
+	defer closeTab()
+	if err := chromedp.Do(tab, chromedp.Navigate(pageURL+"/whep.html?whep="+url.QueryEscape(whep))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := chromedp.Run(tab, chromedp.Poll[string](`(window.whepState.startsWith("error") || window.whepState === "failed") ? window.whepState :
+		(window.videoFrames >= 30 && document.getElementById("v").videoWidth > 0) ?
+		"playing " + document.getElementById("v").videoWidth + "x" + document.getElementById("v").videoHeight : false`,
+		chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil {
+		t.Fatalf("WHEP player never played 30 frames: %v", err)
+	}
+	if !strings.HasPrefix(got, "playing ") {
+		t.Fatalf("WHEP player: %s", got)
+	}
+	t.Logf("WHEP player in Chromium: %s", got)
 }
