@@ -405,6 +405,20 @@ func (pl *Playlist) Multivariant() ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
+// Bandwidth is the peak bit rate of a viewer's download, in bits per second:
+// the highest video rendition plus the first audio rendition.
+func (pl *Playlist) Bandwidth() int {
+	video, audio := 0, 0
+	for _, in := range pl.infos {
+		if in.Kind == "video" {
+			video = max(video, pl.peakBandwidth(in.Name))
+		} else if audio == 0 {
+			audio = pl.peakBandwidth(in.Name)
+		}
+	}
+	return video + audio
+}
+
 // peakBandwidth is the highest bit rate of any segment (or, before one is
 // closed, of any chunk) of a rendition in the window, in bits per second.
 func (pl *Playlist) peakBandwidth(rendition string) int {

@@ -258,3 +258,12 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+func TestBandwidth(t *testing.T) {
+	pl, _ := demoPlaylist(t, 1, PlaylistParams{})
+	// The demo clip is ~450 kbit/s of video and 64 kbit/s of Opus (plus
+	// container overhead); segment peaks run somewhat higher.
+	if bw := pl.Bandwidth(); bw < 450_000 || bw > 900_000 {
+		t.Errorf("Bandwidth() = %d", bw)
+	}
+}

@@ -187,3 +187,11 @@ func (st *Stream) Manifest() []byte {
 	st.manifest, _ = json.Marshal(m)
 	return st.manifest
 }
+
+// BitrateKbps is the stream's peak download rate for one viewer (highest
+// video rendition plus audio) over the window, in kbit/s; 0 before media.
+func (st *Stream) BitrateKbps() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return (st.playlist.Bandwidth() + 999) / 1000
+}
