@@ -40,6 +40,7 @@ type serveConfig struct {
 	streamKeys    string
 	keysFile      string
 	corsOrigin    string
+	tracker       trackerFlags
 	webrtc        webrtcFlags
 	log           logFlags
 }
@@ -58,6 +59,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.DurationVar(&cfg.gop, "gop", 2*time.Second, "ask publishers for a keyframe at least this often")
 	fs.Int64Var(&cfg.storeMB, "store-mb", 256, "chunk store bound in MiB")
 	fs.StringVar(&cfg.corsOrigin, "cors-origin", "*", "Access-Control-Allow-Origin for WHIP and WHEP")
+	cfg.tracker.register(fs)
 	cfg.webrtc.register(fs)
 	cfg.log.register(fs)
 	return &ffcli.Command{
@@ -70,6 +72,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"  GET /live/{stream}/index.m3u8   LL-HLS over CMAF chunks\n" +
 			"  GET /live/{stream}/manifest     signed manifest window\n" +
 			"  GET /c/{hash}                   one chunk or init segment (immutable)\n" +
+			"  GET /tracker                    tracker WebSocket (peer assignment, signaling)\n" +
 			"  GET /metrics, GET /healthz",
 		FlagSet: fs,
 		Options: envOptions(),
@@ -161,6 +164,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	srv.Handle("/whip/", "whip", sfuSrv.Handler())
 	srv.Handle("/whep/", "whep", sfuSrv.Handler())
+	trk, closeTracker, err := cfg.tracker.server(srv, reg, iceServers, log)
+	if err != nil {
+		return err
+	}
+	defer closeTracker()
+	srv.Handle("GET /tracker", "tracker", trk)
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

@@ -16,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/tracker"
 )
 
 var binary string // built once by TestMain
@@ -276,5 +279,59 @@ func TestPublishCommand(t *testing.T) {
 	resp, body := get(t, base+"/live/film/v0/index.m3u8")
 	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("seg/0.m4s")) {
 		t.Errorf("playlist after publishing: %d\n%s", resp.StatusCode, body)
+	}
+}
+
+// TestTrackerJoin joins the demo stream's swarm over the tracker WebSocket:
+// the welcome carries the same stream key the HTTP manifest does, and a
+// private stream refuses a viewer without a token.
+func TestTrackerJoin(t *testing.T) {
+	const tokenKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	base := startServer(t, "--demo", "--stream-key", "secret=private-stream-key-01",
+		"--private-stream", "secret", "--viewer-token-key", tokenKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/tracker"
+
+	join := func(stream, token string) (*websocket.Conn, []byte, error) {
+		ws, _, err := websocket.Dial(ctx, wsURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := json.Marshal(tracker.Join{Type: tracker.TypeJoin, V: 1, Stream: stream, Token: token, Kind: tracker.KindNative, BudgetKbps: 1000})
+		if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		_, data, err := ws.Read(ctx)
+		return ws, data, err
+	}
+	ws, data, _ := join("demo", "")
+	defer ws.CloseNow()
+	m, err := tracker.DecodeServer(data)
+	w, ok := m.(*tracker.Welcome)
+	if err != nil || !ok {
+		t.Fatalf("welcome: %v %s", err, data)
+	}
+	_, body := get(t, base+"/live/demo/manifest")
+	var manifest struct{ PublicKey string }
+	_ = json.Unmarshal(body, &manifest)
+	if w.PublicKey == "" || w.PublicKey != manifest.PublicKey || w.Manifest != "/live/demo/manifest" || len(w.Upstreams) != 4 {
+		t.Errorf("welcome %+v, manifest key %s", w, manifest.PublicKey)
+	}
+
+	refused, data, err := join("secret", "")
+	defer refused.CloseNow()
+	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Errorf("private stream without token: %s %v", data, err)
+	}
+
+	out, err := exec.CommandContext(ctx, binary, "token", "--viewer-token-key", tokenKey, "--stream", "secret").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok2, data, _ := join("secret", strings.TrimSpace(string(out)))
+	defer ok2.CloseNow()
+	if m, _ := tracker.DecodeServer(data); m == nil {
+		t.Errorf("private stream with a token from `seedcast token`: %s", data)
 	}
 }

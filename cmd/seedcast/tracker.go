@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedcast/seedcast/origin"
+	"github.com/seedcast/seedcast/tracker"
+)
+
+// trackerFlags configure the tracker of `seedcast serve`.
+type trackerFlags struct {
+	geoip, geoipASN string
+	trustedProxies  listFlag
+	connsPerIP      int
+	substreams      int
+	originSlots     int
+	tokenKey        string
+	private         listFlag
+}
+
+func (t *trackerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.geoip, "geoip", "", "MaxMind-format City database for peer locations (none: declared regions and IP prefixes)")
+	fs.StringVar(&t.geoipASN, "geoip-asn", "", "MaxMind-format ASN database")
+	fs.Var(&t.trustedProxies, "trusted-proxy", "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
+	fs.IntVar(&t.connsPerIP, "tracker-conns-per-ip", 16, "tracker connections allowed from one address")
+	fs.IntVar(&t.substreams, "substreams", 4, "substreams a stream is split into for push delivery")
+	fs.IntVar(&t.originSlots, "origin-slots", 64, "substream links the origin seed serves per stream")
+	fs.StringVar(&t.tokenKey, "viewer-token-key", "", "hex HMAC key (≥ 32 bytes) for viewer tokens of private streams")
+	fs.Var(&t.private, "private-stream", "a stream that needs a viewer token (repeatable)")
+}
+
+func parseProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxy %q: want an address or a CIDR", s)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+func (t *trackerFlags) tokens() (*tracker.TokenIssuer, error) {
+	if t.tokenKey == "" {
+		if len(t.private) > 0 {
+			return nil, errors.New("--private-stream needs --viewer-token-key")
+		}
+		return nil, nil
+	}
+	key, err := hex.DecodeString(t.tokenKey)
+	if err != nil {
+		return nil, fmt.Errorf("--viewer-token-key: %w", err)
+	}
+	return tracker.NewTokenIssuer(key)
+}
+
+// server builds the tracker over the origin's streams.
+func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice []webrtc.ICEServer, log *slog.Logger) (*tracker.Server, func(), error) {
+	proxies, err := parseProxies(t.trustedProxies)
+	if err != nil {
+		return nil, nil, err
+	}
+	tokens, err := t.tokens()
+	if err != nil {
+		return nil, nil, err
+	}
+	geo, err := tracker.OpenGeo(tracker.GeoParams{CityDB: t.geoip, ASNDB: t.geoipASN})
+	if err != nil {
+		return nil, nil, err
+	}
+	metrics, err := tracker.NewMetrics(reg)
+	if err != nil {
+		geo.Close()
+		return nil, nil, err
+	}
+	var servers []tracker.ICEServer
+	for _, s := range ice {
+		servers = append(servers, tracker.ICEServer{URLs: s.URLs})
+	}
+	private := slices.Clone([]string(t.private))
+	trk, err := tracker.NewServer(tracker.ServerParams{
+		Logger: log, Metrics: metrics, Geo: geo, TrustedProxies: proxies, Tokens: tokens, ICEServers: servers,
+		Swarm: tracker.SwarmParams{Substreams: t.substreams}, OriginSlots: t.originSlots, MaxConnsPerIP: t.connsPerIP,
+		Streams: tracker.StreamsFunc(func(name string) (tracker.StreamInfo, bool) {
+			st, ok := srv.Stream(name)
+			if !ok {
+				return tracker.StreamInfo{}, false
+			}
+			return tracker.StreamInfo{
+				PublicKey: hex.EncodeToString(st.PublicKey()), Manifest: "/live/" + name + "/manifest",
+				BitrateKbps: st.BitrateKbps(), Private: slices.Contains(private, name),
+			}, true
+		}),
+	})
+	if err != nil {
+		geo.Close()
+		return nil, nil, err
+	}
+	return trk, func() { trk.Close(); geo.Close() }, nil
+}
+
+func tokenCommand(stdout io.Writer) *ffcli.Command {
+	var (
+		t      trackerFlags
+		stream string
+		ttl    time.Duration
+	)
+	fs := flag.NewFlagSet("seedcast token", flag.ContinueOnError)
+	fs.StringVar(&t.tokenKey, "viewer-token-key", "", "hex HMAC key, as given to serve")
+	fs.StringVar(&stream, "stream", "", "the private stream")
+	fs.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
+	return &ffcli.Command{
+		Name:       "token",
+		ShortUsage: "seedcast token --viewer-token-key KEY --stream NAME [--ttl 1h]",
+		ShortHelp:  "issue a viewer token for a private stream",
+		FlagSet:    fs,
+		Options:    envOptions(),
+		Exec: func(context.Context, []string) error {
+			issuer, err := t.tokens()
+			if err != nil {
+				return err
+			}
+			if issuer == nil || stream == "" {
+				return errors.New("token: need --viewer-token-key and --stream")
+			}
+			fmt.Fprintln(stdout, issuer.Issue(stream, time.Now().Add(ttl)))
+			return nil
+		},
+	}
+}

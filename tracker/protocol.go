@@ -1,0 +1,301 @@
+package tracker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"unicode/utf8"
+)
+
+// ProtocolVersion is the tracker protocol spoken here (docs/protocol.md §4).
+const ProtocolVersion = 1
+
+// Limits of the protocol.
+const (
+	MaxMessageBytes = 64 << 10 // one WebSocket message
+	MaxSDPBytes     = 32 << 10 // an SDP in a signal
+	MaxCandidate    = 1 << 10  // an ICE candidate line
+	MaxRenditions   = 16
+)
+
+// Message types.
+const (
+	TypeJoin     = "join"
+	TypeWelcome  = "welcome"
+	TypeSignal   = "signal"
+	TypeReport   = "report"
+	TypeReassign = "reassign"
+	TypeLeave    = "leave"
+	TypeError    = "error"
+)
+
+// ErrBadMessage is wrapped by every decoding error.
+var ErrBadMessage = errors.New("tracker: bad message")
+
+// Envelope is the part every message has.
+type Envelope struct {
+	Type string `json:"type"`
+}
+
+// Join is a viewer's first message.
+type Join struct {
+	Type       string   `json:"type"`
+	V          int      `json:"v"`
+	Stream     string   `json:"stream"`
+	Token      string   `json:"token,omitempty"` // viewer token, for private streams
+	Renditions []string `json:"renditions,omitempty"`
+	BudgetKbps int      `json:"budgetKbps"` // declared relay budget; 0 = relay off
+	Kind       Kind     `json:"kind"`       // browser or native
+	Region     string   `json:"region,omitempty"`
+}
+
+// ICEServer is a STUN/TURN server for the peers' connections.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Upstream names a substream's upstream peer.
+type Upstream struct {
+	Substream int    `json:"substream"`
+	Peer      PeerID `json:"peer"`
+}
+
+// Welcome answers a join.
+type Welcome struct {
+	Type       string      `json:"type"`
+	V          int         `json:"v"`
+	Peer       PeerID      `json:"peer"`
+	PublicKey  string      `json:"publicKey"` // the stream's Ed25519 key, hex
+	Manifest   string      `json:"manifest"`  // manifest URL (path on this server)
+	ICEServers []ICEServer `json:"iceServers"`
+	Substreams int         `json:"substreams"`
+	Upstreams  []Upstream  `json:"upstreams"`
+}
+
+// SDP is a session description in a signal.
+type SDP struct {
+	Type string `json:"type"` // offer or answer
+	SDP  string `json:"sdp"`
+}
+
+// Candidate is an ICE candidate in a signal (RTCIceCandidateInit).
+type Candidate struct {
+	Candidate     string  `json:"candidate"`
+	SDPMid        *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex *uint16 `json:"sdpMLineIndex,omitempty"`
+}
+
+// Signal carries WebRTC signaling between two linked peers: To on the way
+// in, From (set by the tracker) on the way out.
+type Signal struct {
+	Type      string     `json:"type"`
+	To        PeerID     `json:"to,omitempty"`
+	From      PeerID     `json:"from,omitempty"`
+	SDP       *SDP       `json:"sdp,omitempty"`
+	Candidate *Candidate `json:"candidate,omitempty"`
+}
+
+// Report is a viewer's periodic health report.
+type Report struct {
+	Type            string     `json:"type"`
+	BufferSec       float64    `json:"bufferSec"`
+	NewestSeq       uint64     `json:"newestSeq"`
+	UploadKbps      int        `json:"uploadKbps"`
+	BytesFromPeers  uint64     `json:"bytesFromPeers"`
+	BytesFromOrigin uint64     `json:"bytesFromOrigin"`
+	RTTms           int        `json:"rttMs"` // to the origin
+	Complaint       *Complaint `json:"complaint,omitempty"`
+	Stalled         []PeerID   `json:"stalled,omitempty"` // upstreams that stopped delivering
+}
+
+// Complaint reports a peer that sent a bad chunk or a forged manifest.
+type Complaint struct {
+	Peer   PeerID `json:"peer"`
+	Reason string `json:"reason"`
+}
+
+// Reassign gives a viewer a new upstream for a substream.
+type Reassign struct {
+	Type      string `json:"type"`
+	Substream int    `json:"substream"`
+	Peer      PeerID `json:"peer"`
+	Reason    string `json:"reason"`
+}
+
+// Leave is a viewer's last message.
+type Leave struct {
+	Type string `json:"type"`
+}
+
+// Error tells a client why the tracker is closing its connection.
+type Error struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+var (
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	peerIDRE = regexp.MustCompile(`^[a-z2-7]{26}$`)
+	regionRE = regexp.MustCompile(`^[a-z0-9-]{0,32}$`)
+)
+
+// ValidPeerID reports whether s has the form of a peer id.
+func ValidPeerID(s PeerID) bool { return peerIDRE.MatchString(string(s)) || s == OriginPeer }
+
+// OriginPeer is the peer id of a stream's origin seed node.
+const OriginPeer PeerID = "origin"
+
+// DecodeClient decodes one message a client sent: *Join, *Signal, *Report or
+// *Leave. It checks sizes and fields; an unknown type is an error (the
+// tracker closes such connections: clients are versioned by the join).
+func DecodeClient(data []byte) (any, error) {
+	if len(data) > MaxMessageBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrBadMessage, len(data), MaxMessageBytes)
+	}
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("%w: not UTF-8", ErrBadMessage)
+	}
+	var env Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	var msg interface{ check() error }
+	switch env.Type {
+	case TypeJoin:
+		msg = &Join{}
+	case TypeSignal:
+		msg = &Signal{}
+	case TypeReport:
+		msg = &Report{}
+	case TypeLeave:
+		msg = &Leave{}
+	default:
+		return nil, fmt.Errorf("%w: type %q", ErrBadMessage, env.Type)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(msg); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadMessage, env.Type, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: data after the message", ErrBadMessage)
+	}
+	if err := msg.check(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadMessage, env.Type, err)
+	}
+	return msg, nil
+}
+
+func (j *Join) check() error {
+	switch {
+	case j.V != ProtocolVersion:
+		return fmt.Errorf("protocol version %d, want %d", j.V, ProtocolVersion)
+	case !nameRE.MatchString(j.Stream):
+		return fmt.Errorf("stream name %q", j.Stream)
+	case len(j.Token) > 512:
+		return errors.New("token too long")
+	case len(j.Renditions) > MaxRenditions:
+		return fmt.Errorf("%d renditions", len(j.Renditions))
+	case j.BudgetKbps < 0 || j.BudgetKbps > 10_000_000:
+		return fmt.Errorf("budget %d kbps", j.BudgetKbps)
+	case j.Kind != KindBrowser && j.Kind != KindNative:
+		return fmt.Errorf("kind %q", j.Kind)
+	case !regionRE.MatchString(j.Region):
+		return fmt.Errorf("region %q", j.Region)
+	}
+	for _, r := range j.Renditions {
+		if !nameRE.MatchString(r) {
+			return fmt.Errorf("rendition %q", r)
+		}
+	}
+	return nil
+}
+
+func (s *Signal) check() error {
+	switch {
+	case !ValidPeerID(s.To):
+		return fmt.Errorf("to %q", s.To)
+	case s.From != "":
+		return errors.New("from is set by the tracker")
+	case (s.SDP == nil) == (s.Candidate == nil):
+		return errors.New("want exactly one of sdp and candidate")
+	case s.SDP != nil && s.SDP.Type != "offer" && s.SDP.Type != "answer":
+		return fmt.Errorf("sdp type %q", s.SDP.Type)
+	case s.SDP != nil && (len(s.SDP.SDP) == 0 || len(s.SDP.SDP) > MaxSDPBytes):
+		return fmt.Errorf("sdp of %d bytes", len(s.SDP.SDP))
+	case s.Candidate != nil && len(s.Candidate.Candidate) > MaxCandidate:
+		return fmt.Errorf("candidate of %d bytes", len(s.Candidate.Candidate))
+	case s.Candidate != nil && s.Candidate.SDPMid != nil && len(*s.Candidate.SDPMid) > 64:
+		return errors.New("sdpMid too long")
+	}
+	return nil
+}
+
+func (r *Report) check() error {
+	switch {
+	case r.BufferSec < 0 || r.BufferSec > 3600 || r.BufferSec != r.BufferSec:
+		return fmt.Errorf("buffer %v s", r.BufferSec)
+	case r.UploadKbps < 0 || r.RTTms < 0 || r.RTTms > 600_000:
+		return errors.New("negative or absurd figures")
+	case len(r.Stalled) > 16:
+		return fmt.Errorf("%d stalled peers", len(r.Stalled))
+	case r.Complaint != nil && (!ValidPeerID(r.Complaint.Peer) || len(r.Complaint.Reason) > 64):
+		return errors.New("bad complaint")
+	}
+	for _, p := range r.Stalled {
+		if !ValidPeerID(p) {
+			return fmt.Errorf("stalled peer %q", p)
+		}
+	}
+	return nil
+}
+
+func (l *Leave) check() error { return nil }
+
+// DecodeServer decodes one message the tracker sent: *Welcome, *Signal,
+// *Reassign or *Error (for clients: the native node and the browser build).
+func DecodeServer(data []byte) (any, error) {
+	if len(data) > MaxMessageBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrBadMessage, len(data))
+	}
+	var env Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	var msg any
+	switch env.Type {
+	case TypeWelcome:
+		msg = &Welcome{}
+	case TypeSignal:
+		msg = &Signal{}
+	case TypeReassign:
+		msg = &Reassign{}
+	case TypeError:
+		msg = &Error{}
+	default:
+		return nil, fmt.Errorf("%w: type %q", ErrBadMessage, env.Type)
+	}
+	if err := json.Unmarshal(data, msg); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadMessage, env.Type, err)
+	}
+	switch m := msg.(type) {
+	case *Welcome:
+		if !ValidPeerID(m.Peer) || m.Substreams <= 0 || m.Substreams > 64 {
+			return nil, fmt.Errorf("%w: welcome", ErrBadMessage)
+		}
+	case *Signal:
+		if !ValidPeerID(m.From) || (m.SDP == nil) == (m.Candidate == nil) {
+			return nil, fmt.Errorf("%w: signal", ErrBadMessage)
+		}
+	case *Reassign:
+		if !ValidPeerID(m.Peer) || m.Substream < 0 || m.Substream > 64 {
+			return nil, fmt.Errorf("%w: reassign", ErrBadMessage)
+		}
+	}
+	return msg, nil
+}

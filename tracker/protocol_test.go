@@ -1,0 +1,105 @@
+package tracker
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecodeClient(t *testing.T) {
+	peer := "abcdefghijklmnopqrstuvwxyz"
+	cases := []struct {
+		name string
+		msg  string
+		ok   bool
+	}{
+		{"join", `{"type":"join","v":1,"stream":"demo","renditions":["v0","a0"],"budgetKbps":2500,"kind":"browser","region":"eu-west"}`, true},
+		{"join, relay off", `{"type":"join","v":1,"stream":"demo","kind":"native"}`, true},
+		{"join, bad kind", `{"type":"join","v":1,"stream":"demo","kind":"origin"}`, false},
+		{"join, bad stream", `{"type":"join","v":1,"stream":"../x","kind":"native"}`, false},
+		{"join, negative budget", `{"type":"join","v":1,"stream":"demo","kind":"native","budgetKbps":-1}`, false},
+		{"join, region", `{"type":"join","v":1,"stream":"demo","kind":"native","region":"EU West"}`, false},
+		{"join, 17 renditions", `{"type":"join","v":1,"stream":"demo","kind":"native","renditions":["a","a","a","a","a","a","a","a","a","a","a","a","a","a","a","a","a"]}`, false},
+		{"signal sdp", `{"type":"signal","to":"` + peer + `","sdp":{"type":"offer","sdp":"v=0"}}`, true},
+		{"signal candidate", `{"type":"signal","to":"origin","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}}`, true},
+		{"signal both", `{"type":"signal","to":"origin","sdp":{"type":"offer","sdp":"v"},"candidate":{"candidate":"c"}}`, false},
+		{"signal none", `{"type":"signal","to":"origin"}`, false},
+		{"signal bad to", `{"type":"signal","to":"ABC","sdp":{"type":"offer","sdp":"v"}}`, false},
+		{"signal pranswer", `{"type":"signal","to":"origin","sdp":{"type":"pranswer","sdp":"v"}}`, false},
+		{"signal big sdp", `{"type":"signal","to":"origin","sdp":{"type":"offer","sdp":"` + strings.Repeat("v", MaxSDPBytes+1) + `"}}`, false},
+		{"report", `{"type":"report","bufferSec":3.5,"newestSeq":9,"uploadKbps":100,"rttMs":40,"complaint":{"peer":"` + peer + `","reason":"bad-chunk"},"stalled":["origin"]}`, true},
+		{"report negative", `{"type":"report","bufferSec":-1}`, false},
+		{"report bad complaint", `{"type":"report","complaint":{"peer":"x"}}`, false},
+		{"leave", `{"type":"leave"}`, true},
+		{"trailing", `{"type":"leave"} {}`, false},
+		{"unknown field", `{"type":"leave","x":1}`, false},
+		{"unknown type", `{"type":"welcome"}`, false},
+		{"not utf-8", "{\"type\":\"leave\xff\"}", false},
+		{"too big", `{"type":"leave","pad":"` + strings.Repeat(" ", MaxMessageBytes) + `"}`, false},
+	}
+	for _, c := range cases {
+		_, err := DecodeClient([]byte(c.msg))
+		if c.ok != (err == nil) {
+			t.Errorf("%s: err = %v", c.name, err)
+		}
+		if err != nil && !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%s: error does not wrap ErrBadMessage: %v", c.name, err)
+		}
+	}
+}
+
+func TestPeerIDs(t *testing.T) {
+	seen := map[PeerID]bool{}
+	for i := 0; i < 1000; i++ {
+		id := newPeerID()
+		if !ValidPeerID(id) || seen[id] {
+			t.Fatalf("peer id %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+func FuzzDecodeClient(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"join","v":1,"stream":"demo","kind":"browser","budgetKbps":10}`,
+		`{"type":"signal","to":"origin","sdp":{"type":"offer","sdp":"v=0"}}`,
+		`{"type":"report","bufferSec":1,"stalled":["origin"]}`, `{"type":"leave"}`, `{`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeClient(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadMessage) || m != nil {
+				t.Fatalf("error %v with message %v", err, m)
+			}
+			return
+		}
+		// What decodes re-encodes and decodes to the same thing.
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeClient(b); err != nil {
+			t.Fatalf("re-encoded %s: %v", b, err)
+		}
+	})
+}
+
+func FuzzDecodeServer(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"welcome","v":1,"peer":"origin","publicKey":"00","manifest":"/m","iceServers":[],"substreams":4,"upstreams":[{"substream":0,"peer":"origin"}]}`,
+		`{"type":"signal","from":"origin","candidate":{"candidate":"c"}}`,
+		`{"type":"reassign","substream":1,"peer":"origin","reason":"upstream-left"}`,
+		`{"type":"error","code":"x","message":"y"}`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeServer(data)
+		if err != nil && (!errors.Is(err, ErrBadMessage) || m != nil) {
+			t.Fatalf("error %v with message %v", err, m)
+		}
+	})
+}

@@ -1,0 +1,308 @@
+package tracker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+const testPub = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+type testTracker struct {
+	srv     *Server
+	url     string
+	metrics *Metrics
+	tokens  *TokenIssuer
+	now     time.Time
+}
+
+func newTestTracker(t *testing.T, mod func(*ServerParams)) *testTracker {
+	t.Helper()
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := NewTokenIssuer([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := &testTracker{metrics: m, tokens: tokens, now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	p := ServerParams{
+		Metrics: m, Tokens: tokens, Seed: 1,
+		Streams: StreamsFunc(func(name string) (StreamInfo, bool) {
+			switch name {
+			case "demo":
+				return StreamInfo{PublicKey: testPub, Manifest: "/live/demo/manifest", BitrateKbps: 1000}, true
+			case "private":
+				return StreamInfo{PublicKey: testPub, Manifest: "/live/private/manifest", BitrateKbps: 1000, Private: true}, true
+			}
+			return StreamInfo{}, false
+		}),
+		Swarm:       SwarmParams{Substreams: 4},
+		OriginSlots: 8,
+		Now:         func() time.Time { return tt.now },
+	}
+	if mod != nil {
+		mod(&p)
+	}
+	srv, err := NewServer(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	tt.srv, tt.url = srv, "ws"+strings.TrimPrefix(hs.URL, "http")
+	return tt
+}
+
+type client struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func (tt *testTracker) dial(ctx context.Context, t *testing.T) *client {
+	t.Helper()
+	ws, _, err := websocket.Dial(ctx, tt.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return &client{t: t, ws: ws}
+}
+
+func (c *client) sendRaw(ctx context.Context, s string) {
+	c.t.Helper()
+	if err := c.ws.Write(ctx, websocket.MessageText, []byte(s)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *client) send(ctx context.Context, v any) {
+	c.t.Helper()
+	b, _ := json.Marshal(v)
+	c.sendRaw(ctx, string(b))
+}
+
+func (c *client) recv(ctx context.Context) any {
+	c.t.Helper()
+	_, data, err := c.ws.Read(ctx)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	m, err := DecodeServer(data)
+	if err != nil {
+		c.t.Fatalf("decode %s: %v", data, err)
+	}
+	return m
+}
+
+// closed waits for the tracker to close the connection and returns the code
+// and reason.
+func (c *client) closed(ctx context.Context) (websocket.StatusCode, string) {
+	c.t.Helper()
+	for {
+		_, _, err := c.ws.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code, ce.Reason
+		}
+		c.t.Fatalf("connection ended without a close frame: %v", err)
+	}
+}
+
+func (tt *testTracker) join(ctx context.Context, t *testing.T, budget int) (*client, *Welcome) {
+	t.Helper()
+	c := tt.dial(ctx, t)
+	c.send(ctx, Join{Type: TypeJoin, V: 1, Stream: "demo", BudgetKbps: budget, Kind: KindNative})
+	w, ok := c.recv(ctx).(*Welcome)
+	if !ok {
+		t.Fatal("no welcome")
+	}
+	return c, w
+}
+
+func TestJoinWelcome(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tt := newTestTracker(t, nil)
+	_, w := tt.join(ctx, t, 0)
+	if !peerIDRE.MatchString(string(w.Peer)) || w.PublicKey != testPub || w.Manifest != "/live/demo/manifest" || w.Substreams != 4 {
+		t.Errorf("welcome %+v", w)
+	}
+	for i, u := range w.Upstreams {
+		if u.Substream != i || u.Peer != OriginPeer {
+			t.Errorf("first viewer's upstream %d: %+v, want the origin", i, u)
+		}
+	}
+	_, w2 := tt.join(ctx, t, 0)
+	if w2.Peer == w.Peer {
+		t.Error("two peers with one id")
+	}
+	if got := testutil.ToFloat64(tt.metrics.joins.WithLabelValues("demo")); got != 2 {
+		t.Errorf("joins metric %v", got)
+	}
+}
+
+// Peers relay signaling only to peers they are linked with; an upstream
+// leaving gets its downstreams reassigned.
+func TestSignalingAndReassign(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tt := newTestTracker(t, func(p *ServerParams) { p.OriginSlots = 4 }) // the origin serves one viewer's 4 substreams
+	up, upW := tt.join(ctx, t, 10_000)                                   // a strong relay, fed by the origin
+	down, downW := tt.join(ctx, t, 0)                                    // the origin is full: fed by up
+	other, otherW := tt.join(ctx, t, 0)
+	linked := false
+	for _, u := range downW.Upstreams {
+		linked = linked || u.Peer == upW.Peer
+	}
+	if !linked {
+		t.Fatalf("second viewer not fed by the relay: %+v", downW.Upstreams)
+	}
+	offer := &SDP{Type: "offer", SDP: "v=0\r\n"}
+	down.send(ctx, Signal{Type: TypeSignal, To: upW.Peer, SDP: offer})
+	got, ok := up.recv(ctx).(*Signal)
+	if !ok || got.From != downW.Peer || got.SDP == nil || got.SDP.SDP != offer.SDP {
+		t.Fatalf("relayed signal %+v", got)
+	}
+	// A viewer that is not linked with up cannot signal it. (other may be
+	// linked with up too; then it signals down, with which it is not linked.)
+	target := upW.Peer
+	for _, u := range otherW.Upstreams {
+		if u.Peer == upW.Peer {
+			target = downW.Peer
+		}
+	}
+	before := testutil.ToFloat64(tt.metrics.rejected.WithLabelValues("signal_unlinked"))
+	other.send(ctx, Signal{Type: TypeSignal, To: target, SDP: offer})
+	other.send(ctx, Report{Type: TypeReport}) // a round trip through other's loop
+	waitFor(ctx, t, func() bool {
+		return testutil.ToFloat64(tt.metrics.rejected.WithLabelValues("signal_unlinked")) == before+1
+	})
+	// up leaves: down is reassigned on every substream up served it.
+	up.send(ctx, Leave{Type: TypeLeave})
+	want := 0
+	for _, u := range downW.Upstreams {
+		if u.Peer == upW.Peer {
+			want++
+		}
+	}
+	for i := 0; i < want; i++ {
+		r, ok := down.recv(ctx).(*Reassign)
+		if !ok || r.Peer == upW.Peer || r.Peer == downW.Peer || r.Reason != "upstream-left" {
+			t.Fatalf("reassign %+v", r)
+		}
+	}
+	_ = other
+}
+
+func waitFor(ctx context.Context, t *testing.T, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("condition not met before the deadline")
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tt := newTestTracker(t, func(p *ServerParams) { p.MessageRate, p.MessageBurst = 1, 5 })
+	expired := tt.tokens.Issue("private", tt.now.Add(-time.Second))
+	valid := tt.tokens.Issue("private", tt.now.Add(time.Hour))
+	otherStream := tt.tokens.Issue("demo", tt.now.Add(time.Hour))
+	join := func(stream, token string) string {
+		b, _ := json.Marshal(Join{Type: TypeJoin, V: 1, Stream: stream, Token: token, Kind: KindBrowser})
+		return string(b)
+	}
+	cases := []struct {
+		name   string
+		send   []string
+		binary bool
+		code   websocket.StatusCode
+		reason string
+		metric string
+	}{
+		{"not json", []string{"{"}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
+		{"unknown type", []string{`{"type":"hello"}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
+		{"unknown field", []string{`{"type":"join","v":1,"stream":"demo","kind":"native","admin":true}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
+		{"old version", []string{`{"type":"join","v":0,"stream":"demo","kind":"native"}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
+		{"binary", []string{"\x00\x01"}, true, websocket.StatusPolicyViolation, "bad message", "bad_message"},
+		{"signal before join", []string{`{"type":"signal","to":"origin","candidate":{"candidate":"x"}}`}, false, websocket.StatusPolicyViolation, "join first", "join_first"},
+		{"oversized", []string{`{"type":"join","region":"` + strings.Repeat("a", MaxMessageBytes) + `"}`}, false, websocket.StatusMessageTooBig, "", "too_big"},
+		{"unknown stream", []string{join("nope", "")}, false, websocket.StatusPolicyViolation, "unknown stream", "unknown_stream"},
+		{"private, no token", []string{join("private", "")}, false, websocket.StatusPolicyViolation, "viewer token refused", "token"},
+		{"private, expired token", []string{join("private", expired)}, false, websocket.StatusPolicyViolation, "viewer token refused", "token"},
+		{"private, other stream's token", []string{join("private", otherStream)}, false, websocket.StatusPolicyViolation, "viewer token refused", "token"},
+		{"join twice", []string{join("demo", ""), join("demo", "")}, false, websocket.StatusPolicyViolation, "joined already", "join_twice"},
+		{"signal with from", []string{join("demo", ""), `{"type":"signal","to":"origin","from":"origin","candidate":{"candidate":"x"}}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
+		{"rate", []string{join("demo", ""), `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`}, false, websocket.StatusPolicyViolation, "too many messages", "rate"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := testutil.ToFloat64(tt.metrics.rejected.WithLabelValues(c.metric))
+			cl := tt.dial(ctx, t)
+			typ := websocket.MessageText
+			if c.binary {
+				typ = websocket.MessageBinary
+			}
+			for _, m := range c.send {
+				if err := cl.ws.Write(ctx, typ, []byte(m)); err != nil {
+					break // the tracker may close before the last one
+				}
+			}
+			code, reason := cl.closed(ctx)
+			if code != c.code || !strings.HasPrefix(reason, c.reason) {
+				t.Errorf("closed with %d %q, want %d %q", code, reason, c.code, c.reason)
+			}
+			// The count may land just after the close frame (coder/websocket
+			// closes over-long messages itself).
+			waitFor(ctx, t, func() bool {
+				return testutil.ToFloat64(tt.metrics.rejected.WithLabelValues(c.metric)) == before+1
+			})
+		})
+	}
+	// A valid token lets the viewer in.
+	cl := tt.dial(ctx, t)
+	cl.sendRaw(ctx, join("private", valid))
+	if _, ok := cl.recv(ctx).(*Welcome); !ok {
+		t.Error("valid token refused")
+	}
+}
+
+func TestJoinTimeout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tt := newTestTracker(t, func(p *ServerParams) { p.JoinTimeout = 100 * time.Millisecond })
+	cl := tt.dial(ctx, t)
+	if code, reason := cl.closed(ctx); code != websocket.StatusPolicyViolation || reason != "join first" {
+		t.Errorf("closed with %d %q", code, reason)
+	}
+}
+
+func TestConnectionsPerIP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tt := newTestTracker(t, func(p *ServerParams) { p.MaxConnsPerIP = 2 })
+	tt.join(ctx, t, 0)
+	tt.join(ctx, t, 0)
+	_, resp, err := websocket.Dial(ctx, tt.url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("third connection: %v %v", resp, err)
+	}
+}

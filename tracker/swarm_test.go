@@ -1,0 +1,1060 @@
+package tracker
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// Test streams: 4000 kbps, so with K=4 one slot is 1000 kbps and a budget of
+// n·1000·4/K kbps is n slots.
+const testBitrate = 4000
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+func newTestSwarm(t testing.TB, p SwarmParams) *Swarm {
+	t.Helper()
+	if p.BitrateKbps == 0 {
+		p.BitrateKbps = testBitrate
+	}
+	if p.Rand == nil {
+		p.Rand = rand.New(rand.NewPCG(1, 2))
+	}
+	s, err := NewSwarm(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// budget returns the budget that buys n slots in s.
+func budget(s *Swarm, n int) int { return n * s.p.BitrateKbps / s.k }
+
+func coords(lat, lon float64, cc string) Location {
+	return Location{Lat: lat, Lon: lon, HasCoords: true, Country: cc}
+}
+
+var (
+	berlin  = coords(52.52, 13.40, "DE")
+	hamburg = coords(53.55, 9.99, "DE")
+	munich  = coords(48.14, 11.58, "DE")
+	madrid  = coords(40.42, -3.70, "ES")
+	tokyo   = coords(35.68, 139.69, "JP")
+)
+
+func withASN(l Location, asn uint32) Location { l.ASN = asn; return l }
+
+// force registers a viewer with the given upstream per substream, bypassing
+// the policy, so that tests can build exact trees.
+func force(t testing.TB, s *Swarm, now time.Time, pi PeerInfo, ups ...PeerID) {
+	t.Helper()
+	if len(ups) != s.k {
+		t.Fatalf("force %s: %d upstreams, want %d", pi.ID, len(ups), s.k)
+	}
+	if err := s.checkInfo(pi); err != nil {
+		t.Fatal(err)
+	}
+	i := s.alloc(pi.ID)
+	p := &s.peers[i]
+	if pi.Kind == KindNative {
+		p.kind = kindNative
+	}
+	p.joined = now.UnixNano()
+	p.slots = int32(s.Slots(pi.BudgetKbps))
+	s.setLoc(p, pi.Loc)
+	s.stats.Viewers++
+	s.stats.PeerSlots += int(p.slots)
+	s.stats.Unassigned += s.k
+	for k, u := range ups {
+		ui, ok := s.ids[u]
+		if !ok {
+			t.Fatalf("force %s: unknown upstream %s", pi.ID, u)
+		}
+		if pu := &s.peers[ui]; pu.used >= pu.slots {
+			t.Fatalf("force %s: upstream %s is full", pi.ID, u)
+		}
+		s.link(i, k, ui)
+	}
+	s.index(i)
+}
+
+func repeat(id PeerID, k int) []PeerID {
+	ups := make([]PeerID, k)
+	for j := range ups {
+		ups[j] = id
+	}
+	return ups
+}
+
+// checkSwarm verifies every invariant of s, through its internals and
+// through the exported queries. With assigned, every viewer must have an
+// upstream on every substream. A viewer's count of distinct upstreams must be
+// within MinUpstreams..MaxUpstreams unless the policy flagged it (no
+// candidate allowed better) or exempt says so (hand-built trees).
+func checkSwarm(s *Swarm, assigned bool, exempt func(PeerID) bool) error {
+	var st Stats
+	alive := 0
+	for ii := range s.peers {
+		i := int32(ii)
+		p := &s.peers[i]
+		if !p.alive() {
+			if p.pos[2] != none || p.rpos != none {
+				return fmt.Errorf("dead peer %d still indexed", i)
+			}
+			continue
+		}
+		alive++
+		if s.ids[p.id] != i {
+			return fmt.Errorf("%s: id map points to %d, not %d", p.id, s.ids[p.id], i)
+		}
+		if int(p.used) != len(p.down) || p.used > p.slots {
+			return fmt.Errorf("%s: used %d, %d links, %d slots", p.id, p.used, len(p.down), p.slots)
+		}
+		for j, d := range p.down {
+			sd := s.subs[s.at(d.peer, int(d.sub))]
+			if sd.up != i || sd.pos != int32(j) || !s.peers[d.peer].alive() {
+				return fmt.Errorf("%s: down link %d to %d/%d is %+v", p.id, j, d.peer, d.sub, sd)
+			}
+		}
+		want := !p.isOrigin() && p.used < p.slots
+		if (p.pos[2] != none) != want {
+			return fmt.Errorf("%s: in free index %v, want %v", p.id, p.pos[2] != none, want)
+		}
+		if want {
+			if s.buckets[0].members[p.pos[2]] != i {
+				return fmt.Errorf("%s: global bucket position wrong", p.id)
+			}
+			for j := range 2 {
+				if p.pos[j] != none && s.buckets[p.bkt[j]].members[p.pos[j]] != i {
+					return fmt.Errorf("%s: bucket %d position wrong", p.id, j)
+				}
+			}
+			if p.hasCoords() != (p.pos[0] != none) || (areaKey(p).kind != 0) != (p.pos[1] != none) {
+				return fmt.Errorf("%s: missing from a locality bucket", p.id)
+			}
+		}
+		if (p.rpos != none) != s.relay(i) || (p.rpos != none && s.relays[p.rpos] != i) {
+			return fmt.Errorf("%s: relay index wrong", p.id)
+		}
+		if p.isOrigin() {
+			st.OriginSlots += int(p.slots)
+			st.OriginLinks += int(p.used)
+			if s.Depth(p.id, 0) != 0 {
+				return fmt.Errorf("origin %s: depth %d", p.id, s.Depth(p.id, 0))
+			}
+			continue
+		}
+		st.Viewers++
+		st.PeerSlots += int(p.slots)
+		st.PeerLinks += int(p.used)
+		ups := s.Upstreams(p.id)
+		if len(ups) != s.k {
+			return fmt.Errorf("%s: %d upstreams", p.id, len(ups))
+		}
+		var set []int32
+		for k := range s.k {
+			sb := s.subs[s.at(i, k)]
+			if sb.up == none {
+				st.Unassigned++
+				if assigned {
+					return fmt.Errorf("%s: no upstream on substream %d", p.id, k)
+				}
+				if ups[k] != "" || s.Depth(p.id, k) != -1 {
+					return fmt.Errorf("%s/%d: unassigned but reported %q at %d", p.id, k, ups[k], s.Depth(p.id, k))
+				}
+				continue
+			}
+			if sb.up == i {
+				return fmt.Errorf("%s: its own upstream on %d", p.id, k)
+			}
+			pu := &s.peers[sb.up]
+			if !pu.alive() || ups[k] != pu.id || !s.Linked(p.id, pu.id) || !s.Linked(pu.id, p.id) {
+				return fmt.Errorf("%s/%d: upstream %d (%s) not live or not linked", p.id, k, sb.up, pu.id)
+			}
+			if sb.depth != s.subs[s.at(sb.up, k)].depth+1 || s.Depth(p.id, k) != int(sb.depth) {
+				return fmt.Errorf("%s/%d: depth %d, upstream's %d", p.id, k, sb.depth, s.subs[s.at(sb.up, k)].depth)
+			}
+			if s.p.MaxDepth > 0 && int(sb.depth) > s.p.MaxDepth {
+				return fmt.Errorf("%s/%d: depth %d > max %d", p.id, k, sb.depth, s.p.MaxDepth)
+			}
+			// No cycle: the walk up reaches a root within len(peers) steps.
+			x, steps := i, 0
+			for s.subs[s.at(x, k)].up != none {
+				x = s.subs[s.at(x, k)].up
+				if x == i || steps > len(s.peers) {
+					return fmt.Errorf("%s/%d: cycle", p.id, k)
+				}
+				steps++
+			}
+			if assigned && !s.peers[x].isOrigin() {
+				return fmt.Errorf("%s/%d: root %s is not an origin", p.id, k, s.peers[x].id)
+			}
+			if !slices.Contains(set, sb.up) {
+				set = append(set, sb.up)
+			}
+		}
+		// Out of bounds only where the policy found nothing better (flagged).
+		undiverse := p.flags&flagUndiverse != 0
+		if undiverse {
+			st.Undiverse++
+		}
+		open := 0
+		for _, u := range ups {
+			if u == "" {
+				open++
+			}
+		}
+		out := len(set) > s.maxUp || len(set)+open < s.minUp
+		if out && !undiverse && !exempt(p.id) {
+			return fmt.Errorf("%s: %d distinct upstreams %v, want %d..%d", p.id, len(set), ups, s.minUp, s.maxUp)
+		}
+	}
+	if alive != len(s.ids) {
+		return fmt.Errorf("%d live peers, %d ids", alive, len(s.ids))
+	}
+	if st != s.stats {
+		return fmt.Errorf("stats %+v, counted %+v", s.stats, st)
+	}
+	if s.Len() != st.Viewers {
+		return fmt.Errorf("Len %d, %d viewers", s.Len(), st.Viewers)
+	}
+	return nil
+}
+
+func mustCheck(t testing.TB, s *Swarm) {
+	t.Helper()
+	if err := checkSwarm(s, true, all); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// all exempts every viewer from the distinct-upstreams check (for hand-built
+// trees); none_ exempts none.
+func all(PeerID) bool   { return true }
+func none_(PeerID) bool { return false }
+
+func only(ids ...PeerID) func(PeerID) bool {
+	return func(id PeerID) bool { return slices.Contains(ids, id) }
+}
+
+func TestNewSwarmParams(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	tests := []struct {
+		name string
+		p    SwarmParams
+		ok   bool
+	}{
+		{"defaults", SwarmParams{BitrateKbps: 2500, Rand: r}, true},
+		{"no bitrate", SwarmParams{Rand: r}, false},
+		{"no rand", SwarmParams{BitrateKbps: 2500}, false},
+		{"too many substreams", SwarmParams{BitrateKbps: 2500, Substreams: 65, Rand: r}, false},
+		{"min above max", SwarmParams{BitrateKbps: 2500, MinUpstreams: 5, MaxUpstreams: 4, Rand: r}, false},
+		{"negative depth", SwarmParams{BitrateKbps: 2500, MaxDepth: -1, Rand: r}, false},
+		{"reserve 1", SwarmParams{BitrateKbps: 2500, Reserve: 1, Rand: r}, false},
+		{"no reserve", SwarmParams{BitrateKbps: 2500, Reserve: -1, Rand: r}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := NewSwarm(tt.p)
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrBadParams)) {
+				t.Fatalf("err = %v, want ok %v", err, tt.ok)
+			}
+			if tt.ok && (s.k != 4 || s.minUp != 3 || s.maxUp != 4) {
+				t.Fatalf("defaults: K %d, upstreams %d..%d", s.k, s.minUp, s.maxUp)
+			}
+		})
+	}
+}
+
+func TestSlots(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{BitrateKbps: 3000}) // slot = 750 kbps
+	for _, tt := range []struct{ budget, slots int }{
+		{0, 0}, {-5, 0}, {749, 0}, {750, 1}, {1499, 1}, {1500, 2}, {12000, 16}, {1 << 40, maxSlots},
+	} {
+		if got := s.Slots(tt.budget); got != tt.slots {
+			t.Errorf("Slots(%d) = %d, want %d", tt.budget, got, tt.slots)
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{})
+	if err := s.AddOrigin("o", 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Join(t0, PeerInfo{ID: "a", Kind: KindBrowser}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"origin twice", s.AddOrigin("o", 4), ErrDuplicatePeer},
+		{"origin without slots", s.AddOrigin("o2", 0), ErrBadPeer},
+		{"duplicate viewer", join(s, PeerInfo{ID: "a", Kind: KindBrowser}), ErrDuplicatePeer},
+		{"viewer named like the origin", join(s, PeerInfo{ID: "o", Kind: KindBrowser}), ErrDuplicatePeer},
+		{"empty id", join(s, PeerInfo{Kind: KindBrowser}), ErrBadPeer},
+		{"origin kind", join(s, PeerInfo{ID: "b", Kind: KindOrigin}), ErrBadPeer},
+		{"unknown kind", join(s, PeerInfo{ID: "b", Kind: "toaster"}), ErrBadPeer},
+		{"negative budget", join(s, PeerInfo{ID: "b", Kind: KindNative, BudgetKbps: -1}), ErrBadPeer},
+		{"bad coordinates", join(s, PeerInfo{ID: "b", Kind: KindNative, Loc: coords(91, 0, "")}), ErrBadPeer},
+		// The origin has 4 slots and "a" took them all; "a" relays nothing.
+		{"origin full", join(s, PeerInfo{ID: "c", Kind: KindBrowser}), ErrNoCapacity},
+	}
+	for _, tt := range tests {
+		if !errors.Is(tt.err, tt.want) {
+			t.Errorf("%s: err = %v, want %v", tt.name, tt.err, tt.want)
+		}
+	}
+	if s.Len() != 1 {
+		t.Fatalf("Len = %d after failed joins, want 1", s.Len())
+	}
+	mustCheck(t, s)
+	// Unknown peers are ignored by the calls that return no error.
+	if s.Leave(t0, "zz") != nil || s.Stalled(t0, "zz") != nil || s.Complain(t0, "a", "zz") != nil ||
+		s.SetBudget(t0, "zz", 1) != nil || s.Upstreams("zz") != nil || s.Downstreams("zz") != nil ||
+		s.Linked("a", "zz") || s.Depth("zz", 0) != -1 || s.Depth("a", 4) != -1 {
+		t.Fatal("unknown peer not ignored")
+	}
+	s.Report(t0, "zz", Health{})
+}
+
+func join(s *Swarm, pi PeerInfo) error {
+	_, err := s.Join(t0, pi)
+	return err
+}
+
+// TestPreference builds a small tree (K=1, one distinct upstream suffices)
+// and checks which candidate a joiner gets. Candidate "b" always has more free
+// slots than "a", so "a" wins only through the factor under test.
+func TestPreference(t *testing.T) {
+	type node struct {
+		id     PeerID
+		loc    Location
+		slots  int
+		up     PeerID // "o" for the origin
+		kind   Kind
+		health *Health
+		pen    int // complaints against it at t0
+		stall  bool
+	}
+	a := func(loc Location, up PeerID) node { return node{id: "a", loc: loc, slots: 2, up: up} }
+	b := func(loc Location, up PeerID) node { return node{id: "b", loc: loc, slots: 4, up: up} }
+	prefix := func(p string) Location { return Location{Prefix: netip.MustParsePrefix(p)} }
+	tests := []struct {
+		name     string
+		p        SwarmParams
+		origin   int // origin slots, default 100
+		nodes    []node
+		joiner   PeerInfo
+		at       time.Duration // join at t0 + at
+		want     PeerID
+		wantPrev int // with want "o": origin links before the join (reserve tests)
+	}{
+		{name: "nearer by coordinates",
+			nodes:  []node{a(berlin, "o"), b(madrid, "o")},
+			joiner: PeerInfo{Loc: hamburg}, want: "a"},
+		{name: "same country without coordinates",
+			nodes:  []node{a(Location{Country: "DE"}, "o"), b(Location{Country: "FR"}, "o")},
+			joiner: PeerInfo{Loc: Location{Country: "DE"}}, want: "a"},
+		{name: "same region without country",
+			nodes:  []node{a(Location{Region: "eu-west"}, "o"), b(Location{Region: "us-east"}, "o")},
+			joiner: PeerInfo{Loc: Location{Region: "eu-west"}}, want: "a"},
+		{name: "same prefix",
+			nodes:  []node{a(prefix("192.0.2.0/24"), "o"), b(prefix("198.51.100.0/24"), "o")},
+			joiner: PeerInfo{Loc: prefix("192.0.2.0/24")}, want: "a"},
+		{name: "same prefix beats coordinates",
+			nodes:  []node{a(Location{Lat: 40, Lon: 0, HasCoords: true, Prefix: netip.MustParsePrefix("2001:db8:1::/48")}, "o"), b(hamburg, "o")},
+			joiner: PeerInfo{Loc: Location{Lat: 53.5, Lon: 10, HasCoords: true, Prefix: netip.MustParsePrefix("2001:db8:1::/48")}}, want: "a"},
+		{name: "same ASN when equally near",
+			nodes:  []node{a(withASN(berlin, 3320), "o"), b(withASN(berlin, 64500), "o")},
+			joiner: PeerInfo{Loc: withASN(berlin, 3320)}, want: "a"},
+		{name: "shallower when equally near",
+			nodes:  []node{{id: "c", loc: berlin, slots: 1, up: "o"}, a(berlin, "o"), b(berlin, "c")},
+			joiner: PeerInfo{Loc: berlin}, want: "a"},
+		{name: "nearer beats shallower",
+			nodes:  []node{{id: "c", loc: tokyo, slots: 1, up: "o"}, a(berlin, "c"), b(tokyo, "o")},
+			joiner: PeerInfo{Loc: berlin}, want: "a"},
+		{name: "much deeper is demoted",
+			nodes: []node{
+				{id: "c", loc: berlin, slots: 1, up: "o"}, {id: "d", loc: berlin, slots: 1, up: "c"},
+				{id: "e", loc: berlin, slots: 1, up: "d"}, b(berlin, "e"), a(madrid, "o")},
+			joiner: PeerInfo{Loc: berlin}, want: "a"},
+		{name: "good buffer",
+			nodes:  []node{a(berlin, "o"), {id: "b", loc: berlin, slots: 4, up: "o", health: &Health{BufferSec: 0.2}}},
+			joiner: PeerInfo{Loc: berlin}, want: "a"},
+		{name: "good buffer beats unknown",
+			nodes:  []node{{id: "a", loc: berlin, slots: 2, up: "o", health: &Health{BufferSec: 5}}, b(berlin, "o")},
+			joiner: PeerInfo{Loc: berlin}, want: "a"},
+		{name: "under-delivering upstream",
+			nodes: []node{{id: "c", loc: berlin, slots: 4, up: "o", health: &Health{BufferSec: 5, UploadKbps: 100}},
+				{id: "f", loc: berlin, up: "c"}, {id: "a", loc: munich, slots: 2, up: "o"}},
+			joiner: PeerInfo{Loc: berlin}, want: "a"},
+		{name: "stale report counts as none",
+			nodes:  []node{a(berlin, "o"), {id: "b", loc: berlin, slots: 4, up: "o", health: &Health{BufferSec: 0.2}}},
+			joiner: PeerInfo{Loc: berlin}, at: time.Minute, want: "b"},
+		{name: "clean reliability",
+			nodes:  []node{a(berlin, "o"), {id: "b", loc: berlin, slots: 4, up: "o", pen: 1}},
+			joiner: PeerInfo{Loc: berlin}, want: "a"},
+		{name: "reliability recovers",
+			nodes:  []node{a(berlin, "o"), {id: "b", loc: berlin, slots: 4, up: "o", pen: 1}},
+			joiner: PeerInfo{Loc: berlin}, at: 2 * time.Hour, want: "b"},
+		{name: "stalled peer comes after a far one",
+			nodes:  []node{a(tokyo, "o"), {id: "b", loc: berlin, slots: 4, up: "o", stall: true}},
+			joiner: PeerInfo{Loc: berlin}, want: "a"},
+		{name: "stalled peer before a full origin",
+			origin: 3,
+			nodes:  []node{{id: "b", loc: berlin, slots: 4, up: "o", stall: true}, {id: "c", loc: tokyo, up: "o"}, {id: "d", loc: tokyo, up: "o"}},
+			joiner: PeerInfo{Loc: berlin}, want: "b"},
+		{name: "max depth",
+			p:      SwarmParams{MaxDepth: 2},
+			nodes:  []node{{id: "c", loc: berlin, slots: 1, up: "o"}, b(berlin, "c")},
+			joiner: PeerInfo{Loc: berlin}, want: "o"},
+		{name: "origin as last resort",
+			nodes:  []node{{id: "c", loc: berlin, up: "o"}},
+			joiner: PeerInfo{Loc: berlin}, want: "o"},
+		{name: "relay goes to the origin rather than deep",
+			nodes:  []node{{id: "c", loc: berlin, slots: 1, up: "o"}, b(berlin, "c")},
+			joiner: PeerInfo{Loc: berlin, BudgetKbps: 8000}, want: "o"},
+		{name: "relay takes a shallow peer",
+			nodes:  []node{b(berlin, "o")},
+			joiner: PeerInfo{Loc: berlin, BudgetKbps: 8000}, want: "b"},
+		{name: "viewer with few slots stays off the origin",
+			nodes:  []node{{id: "c", loc: berlin, slots: 1, up: "o"}, b(berlin, "c")},
+			joiner: PeerInfo{Loc: berlin, BudgetKbps: 1000}, want: "b"},
+		{name: "relay does not take the origin's reserve",
+			p:      SwarmParams{Reserve: 0.5},
+			origin: 4, // 2 reserved; "c" and "d" use the other 2
+			nodes:  []node{{id: "c", loc: berlin, slots: 1, up: "o"}, {id: "d", loc: berlin, up: "o"}, b(berlin, "c")},
+			joiner: PeerInfo{Loc: berlin, BudgetKbps: 8000}, want: "b"},
+		{name: "last resort takes the origin's reserve",
+			p:      SwarmParams{Reserve: 0.5},
+			origin: 4,
+			nodes:  []node{{id: "c", loc: berlin, up: "o"}, {id: "d", loc: berlin, up: "o"}, {id: "e", loc: berlin, up: "o"}},
+			joiner: PeerInfo{Loc: berlin}, want: "o"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.p
+			p.Substreams, p.MinUpstreams = 1, 1
+			s := newTestSwarm(t, p)
+			if err := s.AddOrigin("o", cmpOr(tt.origin, 100)); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range tt.nodes {
+				force(t, s, t0, PeerInfo{ID: n.id, Kind: KindNative, Loc: n.loc, BudgetKbps: budget(s, n.slots)}, n.up)
+				if n.health != nil {
+					s.Report(t0, n.id, *n.health)
+				}
+				for range n.pen {
+					s.penalise(t0, s.ids[n.id], complaintPenalty)
+				}
+				if n.stall {
+					s.Stalled(t0, n.id)
+				}
+			}
+			mustCheck(t, s)
+			j := tt.joiner
+			j.ID, j.Kind = "j", KindNative
+			links, err := s.Join(t0.Add(tt.at), j)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []Link{{Peer: "j", Upstream: tt.want, Reason: ReasonJoin}}
+			if !reflect.DeepEqual(links, want) {
+				t.Fatalf("links = %+v, want %+v", links, want)
+			}
+			mustCheck(t, s)
+		})
+	}
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// TestDistinctUpstreams checks the MinUpstreams..MaxUpstreams rule at join.
+func TestDistinctUpstreams(t *testing.T) {
+	tests := []struct {
+		name       string
+		k, lo, hi  int
+		candidates int // viewers with spare slots near the joiner
+		want       [2]int
+	}{
+		{"default", 4, 0, 0, 10, [2]int{3, 4}},
+		{"all different", 4, 4, 4, 10, [2]int{4, 4}},
+		{"capped by max", 8, 3, 6, 20, [2]int{3, 6}},
+		{"at most max", 8, 2, 2, 20, [2]int{2, 2}},
+		{"only the origin", 4, 0, 0, 0, [2]int{1, 1}},
+		{"one peer and the origin", 4, 0, 0, 1, [2]int{2, 2}},
+		{"min capped by K", 2, 3, 6, 10, [2]int{2, 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestSwarm(t, SwarmParams{Substreams: tt.k, MinUpstreams: tt.lo, MaxUpstreams: tt.hi})
+			if err := s.AddOrigin("o", 1000); err != nil {
+				t.Fatal(err)
+			}
+			for c := range tt.candidates {
+				force(t, s, t0, PeerInfo{ID: PeerID(fmt.Sprint("c", c)), Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 3*tt.k)}, repeat("o", tt.k)...)
+			}
+			links, err := s.Join(t0, PeerInfo{ID: "j", Kind: KindBrowser, Loc: berlin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var set []PeerID
+			for _, l := range links {
+				if !slices.Contains(set, l.Upstream) {
+					set = append(set, l.Upstream)
+				}
+			}
+			if n := len(set); n < tt.want[0] || n > tt.want[1] || len(links) != tt.k {
+				t.Fatalf("%d links, %d distinct upstreams %v, want %d..%d", len(links), n, set, tt.want[0], tt.want[1])
+			}
+			if err := checkSwarm(s, true, func(id PeerID) bool { return id != "j" }); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// buildSwarm joins n viewers with the synthetic mix used by the benchmarks.
+func buildSwarm(t testing.TB, p SwarmParams, n int, seed uint64) (s *Swarm, ids []PeerID) {
+	t.Helper()
+	s = newTestSwarm(t, p)
+	if err := s.AddOrigin("o", n*s.k); err != nil {
+		t.Fatal(err)
+	}
+	g := newPeerGen(s, seed)
+	ids = make([]PeerID, 0, n)
+	for range n {
+		pi := g.next()
+		if _, err := s.Join(t0, pi); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, pi.ID)
+	}
+	return s, ids
+}
+
+func TestLeaveReassignsEveryOrphan(t *testing.T) {
+	s, ids := buildSwarm(t, SwarmParams{}, 2000, 7)
+	exempt := none_
+	if err := checkSwarm(s, true, exempt); err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	for _, id := range ids {
+		down := s.Downstreams(id)
+		if len(down) < 3 {
+			continue
+		}
+		// Remember each orphan's own subtree (its downstream links).
+		subtrees := map[PeerID][]Link{}
+		want := map[Link]bool{}
+		for _, d := range down {
+			subtrees[d.Peer] = s.Downstreams(d.Peer)
+			want[Link{Peer: d.Peer, Substream: d.Substream}] = true
+		}
+		links := s.Leave(t0, id)
+		for _, l := range links {
+			if l.Prev != id || l.Reason != ReasonUpstreamLeft || l.Upstream == "" || l.Upstream == id {
+				t.Fatalf("link %+v", l)
+			}
+			if s.Upstreams(l.Peer)[l.Substream] != l.Upstream {
+				t.Fatalf("link %+v not in effect", l)
+			}
+			key := Link{Peer: l.Peer, Substream: l.Substream}
+			if !want[key] {
+				t.Fatalf("unexpected or repeated link %+v", l)
+			}
+			delete(want, key)
+		}
+		if len(want) != 0 {
+			t.Fatalf("orphans left without a link: %v", want)
+		}
+		for o, sub := range subtrees {
+			if got := s.Downstreams(o); !sameLinks(got, sub) {
+				t.Fatalf("%s: subtree changed from %v to %v", o, sub, got)
+			}
+		}
+		if err := checkSwarm(s, true, exempt); err != nil {
+			t.Fatal(err)
+		}
+		if left++; left == 50 {
+			break
+		}
+	}
+	if left < 50 {
+		t.Fatalf("only %d peers with 3+ downstreams", left)
+	}
+}
+
+func sameLinks(a, b []Link) bool {
+	key := func(l Link) string { return fmt.Sprint(l.Peer, "/", l.Substream) }
+	ka, kb := make([]string, len(a)), make([]string, len(b))
+	for i := range a {
+		ka[i] = key(a[i])
+	}
+	for i := range b {
+		kb[i] = key(b[i])
+	}
+	slices.Sort(ka)
+	slices.Sort(kb)
+	return slices.Equal(ka, kb)
+}
+
+// TestNoCycle: when b stalls, its downstream c (with subtree d) must not be
+// given d — the nearest and freest candidate — nor b.
+func TestNoCycle(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1})
+	if err := s.AddOrigin("o", 10); err != nil {
+		t.Fatal(err)
+	}
+	force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, Loc: tokyo, BudgetKbps: budget(s, 2)}, "o")
+	force(t, s, t0, PeerInfo{ID: "b", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 2)}, "a")
+	force(t, s, t0, PeerInfo{ID: "c", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 1)}, "b")
+	force(t, s, t0, PeerInfo{ID: "d", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 8)}, "c")
+	links := s.Stalled(t0, "b")
+	want := []Link{{Peer: "c", Upstream: "a", Prev: "b", Reason: ReasonUpstreamStalled}}
+	if !reflect.DeepEqual(links, want) {
+		t.Fatalf("links = %+v, want %+v", links, want)
+	}
+	if s.Depth("c", 0) != 2 || s.Depth("d", 0) != 3 {
+		t.Fatalf("depths c %d d %d, want 2 3 (subtree shifted)", s.Depth("c", 0), s.Depth("d", 0))
+	}
+	mustCheck(t, s)
+	// The stalled peer keeps its own upstream and may serve again.
+	if ups := s.Upstreams("b"); !slices.Equal(ups, []PeerID{"a"}) {
+		t.Fatalf("b's upstreams %v", ups)
+	}
+}
+
+func TestCapacityNeverOversubscribed(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{})
+	if err := s.AddOrigin("o", 8); err != nil {
+		t.Fatal(err)
+	}
+	// One relay with 5 slots, then viewers without slots: the relay serves 5
+	// links, the origin its 4 and 3 more; the next viewer needs 4 links but
+	// finds 1 free slot, so it is refused and leaves nothing behind.
+	if _, err := s.Join(t0, PeerInfo{ID: "r", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	joined := 0
+	for j := range 10 {
+		_, err := s.Join(t0, PeerInfo{ID: PeerID(fmt.Sprint("v", j)), Kind: KindBrowser, Loc: berlin})
+		if errors.Is(err, ErrNoCapacity) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined++
+		if err := checkSwarm(s, true, all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if joined != 2 || len(s.Downstreams("r")) != 5 || len(s.Downstreams("o")) != 7 || s.Len() != 3 {
+		t.Fatalf("joined %d, relay serves %d, origin %d", joined, len(s.Downstreams("r")), len(s.Downstreams("o")))
+	}
+}
+
+func TestLateJoinerInBusySwarm(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{})
+	if err := s.AddOrigin("o", 400); err != nil {
+		t.Fatal(err)
+	}
+	// Fill every viewer slot: relays first, then browsers that relay nothing.
+	for j := range 20 {
+		if _, err := s.Join(t0, PeerInfo{ID: PeerID(fmt.Sprint("r", j)), Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 6)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for j := 0; s.Stats().PeerLinks < s.Stats().PeerSlots; j++ {
+		if _, err := s.Join(t0, PeerInfo{ID: PeerID(fmt.Sprint("b", j)), Kind: KindBrowser, Loc: berlin}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links, err := s.Join(t0, PeerInfo{ID: "late", Kind: KindBrowser, Loc: tokyo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if l.Upstream != "o" {
+			t.Fatalf("late joiner got %+v, want the origin", l)
+		}
+	}
+	if err := checkSwarm(s, true, none_); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestComplain(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{Substreams: 2, MinUpstreams: 1})
+	if err := s.AddOrigin("o", 10); err != nil {
+		t.Fatal(err)
+	}
+	force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 4)}, "o", "o")
+	force(t, s, t0, PeerInfo{ID: "b", Kind: KindNative, Loc: madrid, BudgetKbps: budget(s, 4)}, "o", "o")
+	force(t, s, t0, PeerInfo{ID: "v", Kind: KindBrowser, Loc: berlin}, "a", "b")
+	if got := s.Complain(t0, "v", "o"); got != nil { // not v's upstream
+		t.Fatalf("complaint about a non-upstream: %+v", got)
+	}
+	if got := s.Complain(t0, "a", "v"); got != nil { // v is a's downstream, not upstream
+		t.Fatalf("complaint about a downstream: %+v", got)
+	}
+	if s.penalty(t0, s.ids["v"]) != 0 {
+		t.Fatal("penalty for an unlinked complaint")
+	}
+	links := s.Complain(t0, "v", "a")
+	want := []Link{{Peer: "v", Substream: 0, Upstream: "b", Prev: "a", Reason: ReasonComplaint}}
+	if !reflect.DeepEqual(links, want) {
+		t.Fatalf("links = %+v, want %+v", links, want)
+	}
+	if s.penalty(t0, s.ids["a"]) != complaintPenalty || s.Linked("v", "a") {
+		t.Fatal("complaint not recorded")
+	}
+	mustCheck(t, s)
+}
+
+func TestSetBudget(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1})
+	if err := s.AddOrigin("o", 10); err != nil {
+		t.Fatal(err)
+	}
+	force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 3)}, "o")
+	force(t, s, t0, PeerInfo{ID: "b", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 3)}, "o")
+	for _, v := range []PeerID{"v1", "v2", "v3"} {
+		force(t, s, t0, PeerInfo{ID: v, Kind: KindBrowser, Loc: berlin}, "a")
+	}
+	links := s.SetBudget(t0, "a", budget(s, 1))
+	if len(links) != 2 || len(s.Downstreams("a")) != 1 || len(s.Downstreams("b")) != 2 {
+		t.Fatalf("links %+v; a serves %d, b %d", links, len(s.Downstreams("a")), len(s.Downstreams("b")))
+	}
+	for _, l := range links {
+		if l.Reason != ReasonBudget || l.Prev != "a" || l.Upstream != "b" {
+			t.Fatalf("link %+v", l)
+		}
+	}
+	mustCheck(t, s)
+	if links := s.SetBudget(t0, "a", 0); len(links) != 1 || s.Stats().PeerSlots != 3 {
+		t.Fatalf("relay off: %+v, stats %+v", links, s.Stats())
+	}
+	mustCheck(t, s)
+}
+
+// TestPending: with the origins full, an orphan fetches over HTTP (empty
+// Upstream) until capacity appears.
+func TestPending(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1})
+	if err := s.AddOrigin("o", 1); err != nil {
+		t.Fatal(err)
+	}
+	force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 1)}, "o")
+	force(t, s, t0, PeerInfo{ID: "b", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 1)}, "a")
+	force(t, s, t0, PeerInfo{ID: "c", Kind: KindNative, Loc: berlin}, "b")
+	links := s.Stalled(t0, "a")
+	want := []Link{{Peer: "b", Prev: "a", Reason: ReasonUpstreamStalled}}
+	if !reflect.DeepEqual(links, want) || s.Stats().Unassigned != 1 || s.Depth("b", 0) != -1 {
+		t.Fatalf("links %+v, stats %+v", links, s.Stats())
+	}
+	if err := checkSwarm(s, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddOrigin("o2", 10); err != nil {
+		t.Fatal(err)
+	}
+	links = s.Rebalance(t0)
+	want = []Link{{Peer: "b", Upstream: "o2", Reason: ReasonPending}}
+	if !reflect.DeepEqual(links, want) || s.Depth("c", 0) != 2 {
+		t.Fatalf("links %+v, c at depth %d", links, s.Depth("c", 0))
+	}
+	mustCheck(t, s)
+}
+
+// TestRebalancePromotesRelays: a long-lived relay deep in the tree moves to
+// the origin; a leaf browser makes room for it when the origin is full.
+func TestRebalancePromotesRelays(t *testing.T) {
+	for _, full := range []bool{false, true} {
+		t.Run(fmt.Sprint("origin full ", full), func(t *testing.T) {
+			s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1, Reserve: -1})
+			slots := 3
+			if full {
+				slots = 2
+			}
+			if err := s.AddOrigin("o", slots); err != nil {
+				t.Fatal(err)
+			}
+			force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 2)}, "o")
+			force(t, s, t0, PeerInfo{ID: "leaf", Kind: KindBrowser, Loc: berlin}, "o")
+			force(t, s, t0, PeerInfo{ID: "b", Kind: KindBrowser, Loc: berlin, BudgetKbps: budget(s, 1)}, "a")
+			force(t, s, t0, PeerInfo{ID: "r", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 8)}, "b")
+			force(t, s, t0, PeerInfo{ID: "x", Kind: KindBrowser, Loc: berlin}, "r")
+			if got := s.Rebalance(t0.Add(10 * time.Second)); len(got) != 0 {
+				t.Fatalf("young relay promoted: %+v", got)
+			}
+			links := s.Rebalance(t0.Add(2 * time.Minute))
+			if s.Depth("r", 0) != 1 || s.Depth("x", 0) != 2 {
+				t.Fatalf("links %+v: relay at depth %d", links, s.Depth("r", 0))
+			}
+			if full && (len(links) != 2 || links[0].Peer != "leaf" || s.Upstreams("leaf")[0] == "o") {
+				t.Fatalf("links %+v", links)
+			}
+			mustCheck(t, s)
+		})
+	}
+}
+
+func TestLinkedAndQueries(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{Substreams: 2, MinUpstreams: 1})
+	if err := s.AddOrigin("o", 10); err != nil {
+		t.Fatal(err)
+	}
+	force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, BudgetKbps: budget(s, 2)}, "o", "o")
+	force(t, s, t0, PeerInfo{ID: "b", Kind: KindNative}, "a", "o")
+	force(t, s, t0, PeerInfo{ID: "c", Kind: KindNative}, "o", "a")
+	for _, tt := range []struct {
+		a, b PeerID
+		want bool
+	}{{"a", "b", true}, {"b", "a", true}, {"c", "a", true}, {"b", "c", false}, {"a", "a", false}, {"o", "b", true}} {
+		if got := s.Linked(tt.a, tt.b); got != tt.want {
+			t.Errorf("Linked(%s, %s) = %v", tt.a, tt.b, got)
+		}
+	}
+	if got := s.Upstreams("b"); !slices.Equal(got, []PeerID{"a", "o"}) {
+		t.Errorf("Upstreams(b) = %v", got)
+	}
+	if got := s.Downstreams("a"); !sameLinks(got, []Link{{Peer: "b", Substream: 0}, {Peer: "c", Substream: 1}}) {
+		t.Errorf("Downstreams(a) = %v", got)
+	}
+	if s.Depth("o", 1) != 0 || s.Depth("b", 0) != 2 || s.Depth("b", 1) != 1 || s.Upstreams("o") != nil {
+		t.Error("depths")
+	}
+}
+
+// ---- randomized property test ----
+
+// peerGen makes synthetic viewers: 60% browsers with 0–2 slots, 30% natives
+// with 4–16, 10% relay off; cities on several continents, 15% without
+// coordinates (country, region or prefix only).
+type peerGen struct {
+	s   *Swarm
+	r   *rand.Rand
+	n   int
+	buf []byte
+}
+
+type city struct {
+	lat, lon float64
+	cc       string
+	asn      uint32
+}
+
+var cities = []city{
+	{52.52, 13.40, "DE", 3320}, {48.14, 11.58, "DE", 3320}, {48.86, 2.35, "FR", 3215}, {51.51, -0.13, "GB", 2856},
+	{40.42, -3.70, "ES", 3352}, {41.90, 12.50, "IT", 3269}, {52.23, 21.01, "PL", 5617}, {59.33, 18.07, "SE", 3301},
+	{40.71, -74.01, "US", 7922}, {34.05, -118.24, "US", 7018}, {41.88, -87.63, "US", 7922}, {43.65, -79.38, "CA", 812},
+	{-23.55, -46.63, "BR", 28573}, {19.43, -99.13, "MX", 8151}, {35.68, 139.69, "JP", 2516}, {37.57, 126.98, "KR", 4766},
+	{28.61, 77.21, "IN", 9829}, {1.35, 103.82, "SG", 9506}, {-33.87, 151.21, "AU", 1221}, {-26.20, 28.05, "ZA", 37457},
+}
+
+var regions = []string{"eu-west", "eu-central", "us-east", "us-west", "ap-south", ""}
+
+func newPeerGen(s *Swarm, seed uint64) *peerGen {
+	return &peerGen{s: s, r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+func (g *peerGen) next() PeerInfo {
+	r := g.r
+	g.n++
+	g.buf = fmt.Appendf(g.buf[:0], "p%07d", g.n)
+	pi := PeerInfo{ID: PeerID(g.buf), Kind: KindBrowser}
+	slot := g.s.p.BitrateKbps / g.s.k
+	switch x := r.IntN(10); {
+	case x < 6:
+		pi.BudgetKbps = r.IntN(3) * slot
+	case x < 9:
+		pi.Kind = KindNative
+		pi.BudgetKbps = (4 + r.IntN(13)) * slot
+	}
+	c := cities[r.IntN(len(cities))]
+	pi.Loc.Region = regions[r.IntN(len(regions))]
+	pi.Loc.Prefix = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(c.asn), byte(c.asn >> 8), byte(r.IntN(4)), 0}), 24)
+	switch x := r.IntN(20); {
+	case x < 17:
+		pi.Loc.HasCoords = true
+		pi.Loc.Lat = c.lat + r.Float64()*2 - 1
+		pi.Loc.Lon = c.lon + r.Float64()*2 - 1
+		pi.Loc.Country, pi.Loc.ASN = c.cc, c.asn
+	case x < 19:
+		pi.Loc.Country = c.cc
+	}
+	return pi
+}
+
+type churnLog struct {
+	links []Link
+	errs  int
+}
+
+// churn runs ops random operations on s, checking every invariant after each.
+func churn(t *testing.T, s *Swarm, seed uint64, ops int, assigned bool, log *churnLog) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 99))
+	g := newPeerGen(s, seed)
+	var live []PeerID
+	now := t0
+	for step := range ops {
+		now = now.Add(time.Duration(r.IntN(200)) * time.Millisecond)
+		var links []Link
+		op := r.IntN(100)
+		if len(live) < 100 {
+			op = 0 // grow first
+		}
+		what := ""
+		switch {
+		case op < 42:
+			what = "join"
+			pi := g.next()
+			l, err := s.Join(now, pi)
+			if err != nil {
+				if !errors.Is(err, ErrNoCapacity) || assigned {
+					t.Fatalf("step %d: join: %v", step, err)
+				}
+				log.errs++
+				break
+			}
+			links = l
+			live = append(live, pi.ID)
+		case op < 65:
+			what = "leave"
+			j := r.IntN(len(live))
+			id := live[j]
+			live[j] = live[len(live)-1]
+			live = live[:len(live)-1]
+			orphans := s.Downstreams(id)
+			links = s.Leave(now, id)
+			if !coversOrphans(links, orphans) {
+				t.Fatalf("step %d: leave %s: links %+v for orphans %+v", step, id, links, orphans)
+			}
+		case op < 75:
+			what = "complain"
+			id := live[r.IntN(len(live))]
+			if ups := s.Upstreams(id); ups[r.IntN(len(ups))] != "" {
+				links = s.Complain(now, id, ups[r.IntN(len(ups))])
+			}
+		case op < 80:
+			what = "stall"
+			id := live[r.IntN(len(live))]
+			orphans := s.Downstreams(id)
+			links = s.Stalled(now, id)
+			if !coversOrphans(links, orphans) {
+				t.Fatalf("step %d: stall %s: links %+v for orphans %+v", step, id, links, orphans)
+			}
+		case op < 90:
+			what = "report"
+			s.Report(now, live[r.IntN(len(live))], Health{BufferSec: r.Float64() * 6, UploadKbps: r.IntN(20000), RTTms: r.IntN(1500)})
+		case op < 96:
+			what = "budget"
+			links = s.SetBudget(now, live[r.IntN(len(live))], r.IntN(12)*s.p.BitrateKbps/s.k)
+		default:
+			what = "rebalance"
+			now = now.Add(10 * time.Second)
+			links = s.Rebalance(now)
+		}
+		for _, l := range links {
+			if l.Upstream == l.Peer || (l.Upstream == "" && assigned) {
+				t.Fatalf("step %d: %s: bad link %+v", step, what, l)
+			}
+		}
+		log.links = append(log.links, links...)
+		if err := checkSwarm(s, assigned, none_); err != nil {
+			t.Fatalf("step %d (%s, %d viewers): %v\nlinks %+v", step, what, s.Len(), err, links)
+		}
+	}
+}
+
+// coversOrphans reports whether links give each orphan (peer, substream) of
+// a leave or stall exactly one new link, not to the old upstream.
+func coversOrphans(links, orphans []Link) bool {
+	if len(links) < len(orphans) {
+		return false
+	}
+	for _, o := range orphans {
+		n := 0
+		for _, l := range links {
+			if l.Peer == o.Peer && l.Substream == o.Substream {
+				if l.Upstream == o.Upstream || l.Prev != o.Upstream {
+					return false
+				}
+				n++
+			}
+		}
+		if n != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestChurnInvariants(t *testing.T) {
+	tests := []struct {
+		name     string
+		p        SwarmParams
+		origins  []int
+		assigned bool // the origins never run out
+	}{
+		{"defaults", SwarmParams{}, []int{20000}, true},
+		{"max depth 3", SwarmParams{MaxDepth: 3}, []int{20000}, true},
+		{"one substream", SwarmParams{Substreams: 1, MinUpstreams: 1}, []int{5000}, true},
+		{"eight substreams", SwarmParams{Substreams: 8, MinUpstreams: 3, MaxUpstreams: 6}, []int{40000}, true},
+		{"two origins, big reserve", SwarmParams{Reserve: 0.5}, []int{5000, 5000}, true},
+		{"scarce origin", SwarmParams{}, []int{150}, false},
+		{"scarce origin, max depth 2", SwarmParams{MaxDepth: 2}, []int{300}, false},
+	}
+	ops := 5000
+	if testing.Short() {
+		ops = 1000
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestSwarm(t, tt.p)
+			for j, n := range tt.origins {
+				if err := s.AddOrigin(PeerID(fmt.Sprint("origin", j)), n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var log churnLog
+			churn(t, s, 42, ops, tt.assigned, &log)
+			st := s.Stats()
+			t.Logf("%d viewers, %d links, %d from origins, %d unassigned, %d undiverse, %d joins refused",
+				st.Viewers, len(log.links), st.OriginLinks, st.Unassigned, st.Undiverse, log.errs)
+		})
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	run := func() churnLog {
+		s := newTestSwarm(t, SwarmParams{Rand: rand.New(rand.NewPCG(5, 6))})
+		if err := s.AddOrigin("o", 400); err != nil {
+			t.Fatal(err)
+		}
+		var log churnLog
+		churn(t, s, 11, 1500, false, &log)
+		return log
+	}
+	a, b := run(), run()
+	if len(a.links) == 0 || !reflect.DeepEqual(a, b) {
+		t.Fatalf("two runs differ (%d and %d links)", len(a.links), len(b.links))
+	}
+}
