@@ -58,7 +58,9 @@ type ICEServer struct {
 	Credential string   `json:"credential,omitempty"`
 }
 
-// Upstream names a substream's upstream peer.
+// Upstream names a substream's upstream peer; an empty Peer means none is
+// free for now: fetch the substream from the origin over HTTP until a
+// reassign names one.
 type Upstream struct {
 	Substream int    `json:"substream"`
 	Peer      PeerID `json:"peer"`
@@ -293,7 +295,8 @@ func DecodeServer(data []byte) (any, error) {
 			return nil, fmt.Errorf("%w: signal", ErrBadMessage)
 		}
 	case *Reassign:
-		if !ValidPeerID(m.Peer) || m.Substream < 0 || m.Substream > 64 {
+		// An empty peer means: no upstream for now, fetch over HTTP.
+		if m.Peer != "" && !ValidPeerID(m.Peer) || m.Substream < 0 || m.Substream > 64 {
 			return nil, fmt.Errorf("%w: reassign", ErrBadMessage)
 		}
 	}

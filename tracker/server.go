@@ -57,8 +57,11 @@ type ServerParams struct {
 	JoinTimeout   time.Duration // the join must come within this (default 10 s)
 	WriteTimeout  time.Duration // default 10 s
 	SendQueue     int           // messages queued to a slow client before it is dropped (default 64)
-	Now           func() time.Time
-	Seed          uint64 // randomness of the swarms; 0 picks one
+	// RebalanceEvery is how often each swarm is rebalanced: waiting
+	// substreams get upstreams, long-lived relays move up (default 2 s).
+	RebalanceEvery time.Duration
+	Now            func() time.Time
+	Seed           uint64 // randomness of the swarms; 0 picks one
 }
 
 // Close codes and reasons the tracker uses.
@@ -69,7 +72,6 @@ const (
 	closeSlow        = "client too slow"
 	closeUnknown     = "unknown stream"
 	closeToken       = "viewer token refused"
-	closeFull        = "swarm full"
 	closeShutdown    = "tracker shutting down"
 )
 
@@ -85,6 +87,7 @@ type Server struct {
 	conns   map[*peerConn]struct{}
 	wg      sync.WaitGroup
 	rng     *mrand.Rand
+	stop    chan struct{}
 }
 
 type stream struct {
@@ -134,6 +137,9 @@ func NewServer(p ServerParams) (*Server, error) {
 	if p.SendQueue <= 0 {
 		p.SendQueue = 64
 	}
+	if p.RebalanceEvery <= 0 {
+		p.RebalanceEvery = 2 * time.Second
+	}
 	if p.Now == nil {
 		p.Now = time.Now
 	}
@@ -145,11 +151,41 @@ func NewServer(p ServerParams) (*Server, error) {
 			seed = seed<<8 | uint64(x)
 		}
 	}
-	return &Server{
+	s := &Server{
 		p: p, log: p.Logger.With("component", "tracker"), perIP: map[netip.Addr]int{},
 		streams: map[string]*stream{}, conns: map[*peerConn]struct{}{},
-		rng: mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-	}, nil
+		rng:  mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		stop: make(chan struct{}),
+	}
+	s.wg.Add(1)
+	go s.maintain()
+	return s, nil
+}
+
+// maintain rebalances every swarm periodically until Close.
+func (s *Server) maintain() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.p.RebalanceEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		streams := make([]*stream, 0, len(s.streams))
+		for _, st := range s.streams {
+			streams = append(streams, st)
+		}
+		s.mu.Unlock()
+		for _, st := range streams {
+			st.mu.Lock()
+			links := st.swarm.Rebalance(s.p.Now())
+			st.mu.Unlock()
+			s.reassign(st, links)
+		}
+	}
 }
 
 var peerIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -394,9 +430,10 @@ func (s *Server) join(pc *peerConn, j *Join) bool {
 	}
 	peers := len(st.peers)
 	st.mu.Unlock()
-	if err != nil {
-		s.p.Metrics.reject("swarm_full")
-		s.close(pc, websocket.StatusTryAgainLater, closeFull)
+	if err != nil { // only a bug: the swarm takes every valid join (on HTTP when full)
+		s.log.Error("swarm refused a join", "stream", st.name, "err", err)
+		s.p.Metrics.reject("internal")
+		s.close(pc, websocket.StatusInternalError, "internal error")
 		return false
 	}
 	s.p.Metrics.joined(st.name, peers)
@@ -521,6 +558,9 @@ func (s *Server) writeLoop(ctx context.Context, pc *peerConn) {
 // Close ends every connection and waits for them.
 func (s *Server) Close() {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.stop)
+	}
 	s.closed = true
 	conns := make([]*peerConn, 0, len(s.conns))
 	for pc := range s.conns {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -304,5 +305,75 @@ func TestConnectionsPerIP(t *testing.T) {
 	_, resp, err := websocket.Dial(ctx, tt.url, nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("third connection: %v %v", resp, err)
+	}
+}
+
+// TestGeoAssignment: viewers reach the tracker through a trusted proxy, which
+// names their addresses in X-Forwarded-For; with a GeoIP database, each gets
+// upstreams in its own city.
+func TestGeoAssignment(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	geo := openTestGeo(t, GeoParams{CityDB: testCityDB(t)})
+	tt := newTestTracker(t, func(p *ServerParams) {
+		p.Geo = geo
+		p.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		p.Swarm = SwarmParams{Substreams: 4, MinUpstreams: 1, MaxUpstreams: 1} // proximity alone decides
+		p.OriginSlots = 8
+	})
+	joinFrom := func(ip string, budget int) *Welcome {
+		ws, _, err := websocket.Dial(ctx, tt.url, &websocket.DialOptions{HTTPHeader: http.Header{"X-Forwarded-For": {ip}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ws.CloseNow() })
+		c := &client{t: t, ws: ws}
+		c.send(ctx, Join{Type: TypeJoin, V: 1, Stream: "demo", BudgetKbps: budget, Kind: KindNative})
+		w, ok := c.recv(ctx).(*Welcome)
+		if !ok {
+			t.Fatal("no welcome")
+		}
+		return w
+	}
+	paris := joinFrom("192.0.2.10", 10_000)
+	tokyo := joinFrom("198.51.100.10", 10_000)
+	for _, v := range []struct {
+		ip   string
+		want PeerID
+	}{{"198.51.100.20", tokyo.Peer}, {"192.0.2.20", paris.Peer}, {"198.51.100.30", tokyo.Peer}} {
+		w := joinFrom(v.ip, 0)
+		for _, u := range w.Upstreams {
+			if u.Peer != v.want {
+				t.Errorf("viewer at %s: substream %d from %s, want the relay in its city %s", v.ip, u.Substream, u.Peer, v.want)
+			}
+		}
+	}
+}
+
+// TestPendingToHTTPAndBack: with the origin full, a viewer starts on HTTP
+// (empty upstreams); once a slot frees, the periodic rebalance gives it an
+// upstream with reason "pending".
+func TestPendingToHTTPAndBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tt := newTestTracker(t, func(p *ServerParams) {
+		p.OriginSlots = 4 // one viewer's worth
+		p.RebalanceEvery = 10 * time.Millisecond
+	})
+	a, _ := tt.join(ctx, t, 0)
+	b, w := tt.join(ctx, t, 0)
+	for _, u := range w.Upstreams {
+		if u.Peer != "" {
+			t.Fatalf("second viewer got %+v with the origin full; want HTTP (empty peer)", u)
+		}
+	}
+	a.send(ctx, Leave{Type: TypeLeave})
+	got := map[int]bool{}
+	for len(got) < 4 {
+		r, ok := b.recv(ctx).(*Reassign)
+		if !ok || r.Peer != OriginPeer || r.Reason != "pending" {
+			t.Fatalf("reassign %+v", r)
+		}
+		got[r.Substream] = true
 	}
 }

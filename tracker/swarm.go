@@ -17,8 +17,6 @@ var (
 	ErrBadPeer       = errors.New("tracker: bad peer")
 	ErrUnknownPeer   = errors.New("tracker: unknown peer")
 	ErrDuplicatePeer = errors.New("tracker: duplicate peer")
-	// ErrNoCapacity means that not even an origin had a free slot.
-	ErrNoCapacity = errors.New("tracker: no capacity")
 )
 
 // Reason says why a link was made; metrics use it as a label.
@@ -345,8 +343,9 @@ func (s *Swarm) AddOrigin(id PeerID, slots int) error {
 }
 
 // Join registers a viewer and returns its K links, one per substream in
-// order. It fails with ErrNoCapacity only when even the origins are full (the
-// swarm is then unchanged).
+// order. A link with no Upstream means nothing was free, not even an origin:
+// the viewer fetches that substream over HTTP until a later link
+// (ReasonPending) names an upstream.
 func (s *Swarm) Join(now time.Time, pi PeerInfo) ([]Link, error) {
 	s.tick(now)
 	if err := s.checkInfo(pi); err != nil {
@@ -368,16 +367,16 @@ func (s *Swarm) Join(now time.Time, pi PeerInfo) ([]Link, error) {
 	s.relaxed = false
 	links := make([]Link, 0, s.k)
 	for k := range s.k {
-		u := s.pick(now, i, k, none, true)
-		if u == none {
-			for j := range k {
-				s.unlink(i, j)
-			}
-			s.remove(i)
-			return nil, fmt.Errorf("%w: joining %s, substream %d", ErrNoCapacity, pi.ID, k)
+		l := Link{Peer: pi.ID, Substream: k, Reason: ReasonJoin}
+		if u := s.pick(now, i, k, none, true); u != none {
+			s.link(i, k, u)
+			l.Upstream = s.peers[u].id
+		} else {
+			// Not even an origin slot is free: the viewer takes this substream
+			// over HTTP until a leave or Rebalance frees one (ReasonPending).
+			s.pending = append(s.pending, pend{peer: i, sub: int32(k)})
 		}
-		s.link(i, k, u)
-		links = append(links, Link{Peer: pi.ID, Substream: k, Upstream: s.peers[u].id, Reason: ReasonJoin})
+		links = append(links, l)
 	}
 	s.settle(i)
 	s.index(i)

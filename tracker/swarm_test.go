@@ -304,8 +304,6 @@ func TestErrors(t *testing.T) {
 		{"unknown kind", join(s, PeerInfo{ID: "b", Kind: "toaster"}), ErrBadPeer},
 		{"negative budget", join(s, PeerInfo{ID: "b", Kind: KindNative, BudgetKbps: -1}), ErrBadPeer},
 		{"bad coordinates", join(s, PeerInfo{ID: "b", Kind: KindNative, Loc: coords(91, 0, "")}), ErrBadPeer},
-		// The origin has 4 slots and "a" took them all; "a" relays nothing.
-		{"origin full", join(s, PeerInfo{ID: "c", Kind: KindBrowser}), ErrNoCapacity},
 	}
 	for _, tt := range tests {
 		if !errors.Is(tt.err, tt.want) {
@@ -316,6 +314,17 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("Len = %d after failed joins, want 1", s.Len())
 	}
 	mustCheck(t, s)
+	// The origin has 4 slots and "a" took them all; "a" relays nothing. A
+	// viewer still joins, on HTTP: every link without an upstream.
+	links, err := s.Join(t0, PeerInfo{ID: "c", Kind: KindBrowser})
+	if err != nil || len(links) != 4 || s.Stats().Unassigned != 4 {
+		t.Fatalf("join with the origin full: %v %+v, %d unassigned", err, links, s.Stats().Unassigned)
+	}
+	for _, l := range links {
+		if l.Upstream != "" {
+			t.Errorf("link %+v with nothing free", l)
+		}
+	}
 	// Unknown peers are ignored by the calls that return no error.
 	if s.Leave(t0, "zz") != nil || s.Stalled(t0, "zz") != nil || s.Complain(t0, "a", "zz") != nil ||
 		s.SetBudget(t0, "zz", 1) != nil || s.Upstreams("zz") != nil || s.Downstreams("zz") != nil ||
@@ -646,26 +655,38 @@ func TestCapacityNeverOversubscribed(t *testing.T) {
 	}
 	// One relay with 5 slots, then viewers without slots: the relay serves 5
 	// links, the origin its 4 and 3 more; the next viewer needs 4 links but
-	// finds 1 free slot, so it is refused and leaves nothing behind.
+	// finds 1 free slot, so it takes it and waits (HTTP) for the other 3.
 	if _, err := s.Join(t0, PeerInfo{ID: "r", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 5)}); err != nil {
 		t.Fatal(err)
 	}
 	joined := 0
 	for j := range 10 {
-		_, err := s.Join(t0, PeerInfo{ID: PeerID(fmt.Sprint("v", j)), Kind: KindBrowser, Loc: berlin})
-		if errors.Is(err, ErrNoCapacity) {
-			break
-		}
+		links, err := s.Join(t0, PeerInfo{ID: PeerID(fmt.Sprint("v", j)), Kind: KindBrowser, Loc: berlin})
 		if err != nil {
 			t.Fatal(err)
+		}
+		waiting := 0
+		for _, l := range links {
+			if l.Upstream == "" {
+				waiting++
+			}
+		}
+		if waiting > 0 {
+			if waiting != 3 || s.Stats().Unassigned != 3 {
+				t.Fatalf("viewer %d waits on %d substreams, %d unassigned; want 3", j, waiting, s.Stats().Unassigned)
+			}
+			break
 		}
 		joined++
 		if err := checkSwarm(s, true, all); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if joined != 2 || len(s.Downstreams("r")) != 5 || len(s.Downstreams("o")) != 7 || s.Len() != 3 {
-		t.Fatalf("joined %d, relay serves %d, origin %d", joined, len(s.Downstreams("r")), len(s.Downstreams("o")))
+	if err := checkSwarm(s, false, all); err != nil {
+		t.Fatal(err)
+	}
+	if joined != 2 || len(s.Downstreams("r")) != 5 || len(s.Downstreams("o")) != 8 || s.Len() != 4 {
+		t.Fatalf("joined %d, relay serves %d, origin %d, %d viewers", joined, len(s.Downstreams("r")), len(s.Downstreams("o")), s.Len())
 	}
 }
 
@@ -928,11 +949,13 @@ func churn(t *testing.T, s *Swarm, seed uint64, ops int, assigned bool, log *chu
 			pi := g.next()
 			l, err := s.Join(now, pi)
 			if err != nil {
-				if !errors.Is(err, ErrNoCapacity) || assigned {
-					t.Fatalf("step %d: join: %v", step, err)
+				t.Fatalf("step %d: join: %v", step, err)
+			}
+			for _, x := range l {
+				if x.Upstream == "" {
+					log.errs++ // a substream on HTTP: the origin ran out
+					break
 				}
-				log.errs++
-				break
 			}
 			links = l
 			live = append(live, pi.ID)
