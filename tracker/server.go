@@ -103,9 +103,17 @@ type peerConn struct {
 	ip     netip.Addr
 	ws     *websocket.Conn
 	st     *stream
-	out    chan []byte
 	once   sync.Once
 	closed chan struct{}
+	ctx    context.Context // the connection's; writes stop with it
+
+	// Outbound messages. A writer goroutine runs only while some are queued:
+	// an idle connection costs one goroutine (its reader), not two.
+	mu      sync.Mutex
+	queue   [][]byte
+	writing bool
+	done    bool // the handler has returned: no new writer
+	writer  sync.WaitGroup
 }
 
 // NewServer returns a tracker with no peers.
@@ -231,7 +239,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(MaxMessageBytes)
-	pc := &peerConn{ip: ip, ws: ws, out: make(chan []byte, s.p.SendQueue), closed: make(chan struct{})}
+	pc := &peerConn{ip: ip, ws: ws, closed: make(chan struct{}), ctx: r.Context()}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -240,13 +248,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.conns[pc] = struct{}{}
 	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(r.Context())
+	pc.ctx = ctx
 	defer func() {
 		s.close(pc, websocket.StatusNormalClosure, "")
+		cancel()
+		pc.mu.Lock()
+		pc.done = true
+		pc.mu.Unlock()
+		pc.writer.Wait()
 		s.mu.Lock()
 		delete(s.conns, pc)
 		s.mu.Unlock()
 	}()
-	s.serve(r.Context(), pc)
+	s.serve(ctx, pc)
 }
 
 // serve runs one connection: join, then the message loop, then the leave.
@@ -280,12 +295,6 @@ func (s *Server) serve(ctx context.Context, pc *peerConn) {
 		return
 	}
 	defer s.leave(pc)
-
-	writeCtx, stopWriter := context.WithCancel(ctx)
-	var writer sync.WaitGroup
-	writer.Add(1)
-	go func() { defer writer.Done(); s.writeLoop(writeCtx, pc) }()
-	defer func() { stopWriter(); writer.Wait() }()
 
 	limiter := rate.NewLimiter(rate.Limit(s.p.MessageRate), s.p.MessageBurst)
 	for {
@@ -529,28 +538,42 @@ func (s *Server) send(pc *peerConn, msg any) {
 	if err != nil {
 		return
 	}
-	select {
-	case <-pc.closed:
-	case pc.out <- data:
-	default:
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	switch {
+	case pc.done:
+		return
+	case len(pc.queue) >= s.p.SendQueue:
 		s.p.Metrics.reject("slow_client")
 		s.close(pc, websocket.StatusPolicyViolation, closeSlow)
+		return
+	}
+	pc.queue = append(pc.queue, data)
+	if !pc.writing {
+		pc.writing = true
+		pc.writer.Add(1)
+		go s.drain(pc)
 	}
 }
 
-func (s *Server) writeLoop(ctx context.Context, pc *peerConn) {
+// drain writes the queued messages, then exits.
+func (s *Server) drain(pc *peerConn) {
+	defer pc.writer.Done()
 	for {
-		select {
-		case <-ctx.Done():
+		pc.mu.Lock()
+		if len(pc.queue) == 0 || pc.ctx.Err() != nil {
+			pc.queue, pc.writing = nil, false
+			pc.mu.Unlock()
 			return
-		case data := <-pc.out:
-			wctx, cancel := context.WithTimeout(ctx, s.p.WriteTimeout)
-			err := pc.ws.Write(wctx, websocket.MessageText, data)
-			cancel()
-			if err != nil {
-				s.close(pc, websocket.StatusNormalClosure, "")
-				return
-			}
+		}
+		data := pc.queue[0]
+		pc.queue = pc.queue[1:]
+		pc.mu.Unlock()
+		wctx, cancel := context.WithTimeout(pc.ctx, s.p.WriteTimeout)
+		err := pc.ws.Write(wctx, websocket.MessageText, data)
+		cancel()
+		if err != nil {
+			s.close(pc, websocket.StatusNormalClosure, "")
 		}
 	}
 }
