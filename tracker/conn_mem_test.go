@@ -1,10 +1,15 @@
 package tracker
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +18,9 @@ import (
 )
 
 // BenchmarkConnectionMemory holds 2,000 joined WebSocket connections open
-// and reports the memory they take, server and client sides together (both
-// run in this process), per connection.
+// and reports the server's memory per connection. The clients run in a
+// separate process (this test binary, re-executed) so that only the
+// server's side is counted.
 func BenchmarkConnectionMemory(b *testing.B) {
 	const n = 2000
 	for i := 0; i < b.N; i++ {
@@ -25,40 +31,67 @@ func BenchmarkConnectionMemory(b *testing.B) {
 			Swarm: SwarmParams{Substreams: 4}, OriginSlots: 1 << 20, MaxConnsPerIP: 1 << 20, Seed: 1,
 		})
 		hs := httptest.NewServer(srv)
-		url := "ws" + strings.TrimPrefix(hs.URL, "http")
-		msg, _ := json.Marshal(Join{Type: TypeJoin, V: 1, Stream: "demo", Kind: KindNative, BudgetKbps: 2000})
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		conns := make([]*websocket.Conn, 0, n)
-		for j := 0; j < n; j++ {
-			ws, _, err := websocket.Dial(ctx, url, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
-				b.Fatal(err)
-			}
-			if _, _, err := ws.Read(ctx); err != nil {
-				b.Fatal(err)
-			}
-			conns = append(conns, ws)
+		goroutines := runtime.NumGoroutine()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestConnectionHolder$")
+		cmd.Env = append(os.Environ(), "SEEDCAST_HOLD_URL=ws"+strings.TrimPrefix(hs.URL, "http"), "SEEDCAST_HOLD_N="+strconv.Itoa(n))
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
 		}
-		for range 4 { // stacks shrink at GC: measure the steady state
+		line, err := bufio.NewReader(stdout).ReadString('\n') // "held N" once all joined
+		if err != nil || !strings.HasPrefix(line, "held") {
+			b.Fatalf("client process: %q %v", line, err)
+		}
+		for range 3 {
 			runtime.GC()
 		}
 		runtime.ReadMemStats(&after)
-		used := (after.HeapInuse + after.StackInuse) - (before.HeapInuse + before.StackInuse)
-		b.ReportMetric(float64(used)/n, "bytes/conn-pair")
-		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "heap-bytes/conn-pair")
-		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/n, "stack-bytes/conn-pair")
-		b.ReportMetric(float64(runtime.NumGoroutine())/n, "goroutines/conn-pair")
-		for _, ws := range conns {
-			ws.CloseNow()
-		}
+		b.ReportMetric(float64((after.HeapInuse+after.StackInuse)-(before.HeapInuse+before.StackInuse))/n, "bytes/conn")
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "heap-bytes/conn")
+		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/n, "stack-bytes/conn")
+		b.ReportMetric(float64(runtime.NumGoroutine()-goroutines)/n, "goroutines/conn")
+		stdin.Close() // the holder exits, closing its connections
+		_ = cmd.Wait()
 		cancel()
 		srv.Close()
 		hs.Close()
+	}
+}
+
+// TestConnectionHolder is the client process of BenchmarkConnectionMemory;
+// it does nothing in a normal test run.
+func TestConnectionHolder(t *testing.T) {
+	url, ns := os.Getenv("SEEDCAST_HOLD_URL"), os.Getenv("SEEDCAST_HOLD_N")
+	if url == "" {
+		t.Skip("helper process of BenchmarkConnectionMemory")
+	}
+	n, _ := strconv.Atoi(ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	msg, _ := json.Marshal(Join{Type: TypeJoin, V: 1, Stream: "demo", Kind: KindNative, BudgetKbps: 2000})
+	conns := make([]*websocket.Conn, 0, n)
+	for range n {
+		ws, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ws.Read(ctx); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, ws)
+	}
+	fmt.Printf("held %d\n", n)
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until the benchmark closes stdin
+	for _, ws := range conns {
+		ws.CloseNow()
 	}
 }
