@@ -196,13 +196,7 @@ func (r *Room) AddTap(t Tap) (remove func()) {
 		once.Do(func() {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			old := *r.taps.Load()
-			taps := make([]*tapEntry, 0, len(old))
-			for _, x := range old {
-				if x != e {
-					taps = append(taps, x)
-				}
-			}
+			taps := slices.DeleteFunc(slices.Clone(*r.taps.Load()), func(x *tapEntry) bool { return x == e })
 			r.taps.Store(&taps)
 		})
 	}
@@ -497,13 +491,7 @@ func (r *Room) removeLayer(l *layer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := l.t
-	old := *t.layers.Load()
-	layers := make([]*layer, 0, len(old))
-	for _, x := range old {
-		if x != l {
-			layers = append(layers, x)
-		}
-	}
+	layers := slices.DeleteFunc(slices.Clone(*t.layers.Load()), func(x *layer) bool { return x == l })
 	t.layers.Store(&layers)
 	for _, e := range *r.taps.Load() {
 		e.tap.OnTrackEnded(l.info)
