@@ -11,6 +11,8 @@ import (
 	"io"
 	"math"
 	"time"
+
+	"github.com/seedcast/seedcast/media"
 )
 
 // EntryKind says what an entry names.
@@ -143,17 +145,11 @@ func appendName(buf []byte, s string) []byte {
 	return append(buf, s...)
 }
 
-// checkName accepts 1–64 bytes of [A-Za-z0-9._-]: names appear in URLs and
+// checkName accepts the names media.ValidName does: they appear in URLs and
 // playlists unescaped.
 func checkName(s string) error {
-	if len(s) == 0 || len(s) > MaxNameLen {
-		return fmt.Errorf("%w: name of %d bytes", ErrBadManifest, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: name %q has character %q", ErrBadManifest, s, c)
-		}
+	if !media.ValidName(s) {
+		return fmt.Errorf("%w: name %q", ErrBadManifest, s)
 	}
 	return nil
 }

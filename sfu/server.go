@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedcast/seedcast/media"
 )
 
 // AudioLevelURI is the RFC 6464 client-to-mixer audio level header extension.
@@ -342,10 +343,8 @@ func (s *Server) goFunc(f func()) {
 	}()
 }
 
-var streamNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
-
 func checkStreamName(name string) error {
-	if !streamNameRE.MatchString(name) || name == "." || name == ".." {
+	if !media.ValidName(name) {
 		return fmt.Errorf("%w: %q", ErrBadStreamName, name)
 	}
 	return nil

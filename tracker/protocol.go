@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"regexp"
 	"unicode/utf8"
+
+	"github.com/seedcast/seedcast/media"
 )
 
 // ProtocolVersion is the tracker protocol spoken here (docs/protocol.md §4).
@@ -141,7 +143,6 @@ type Error struct {
 }
 
 var (
-	nameRE   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 	peerIDRE = regexp.MustCompile(`^[a-z2-7]{26}$`)
 	regionRE = regexp.MustCompile(`^[a-z0-9-]{0,32}$`)
 )
@@ -197,7 +198,7 @@ func (j *Join) check() error {
 	switch {
 	case j.V != ProtocolVersion:
 		return fmt.Errorf("protocol version %d, want %d", j.V, ProtocolVersion)
-	case !nameRE.MatchString(j.Stream):
+	case !media.ValidName(j.Stream):
 		return fmt.Errorf("stream name %q", j.Stream)
 	case len(j.Token) > 512:
 		return errors.New("token too long")
@@ -211,7 +212,7 @@ func (j *Join) check() error {
 		return fmt.Errorf("region %q", j.Region)
 	}
 	for _, r := range j.Renditions {
-		if !nameRE.MatchString(r) {
+		if !media.ValidName(r) {
 			return fmt.Errorf("rendition %q", r)
 		}
 	}
