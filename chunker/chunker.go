@@ -35,6 +35,7 @@ const maxSampleGap = time.Second
 // Errors of the chunker.
 var (
 	ErrUnknownRendition = errors.New("chunker: unknown rendition")
+	ErrDuplicate        = errors.New("chunker: rendition declared twice")
 	ErrNeedKeyframe     = errors.New("chunker: waiting for a keyframe with parameter sets")
 	ErrTimestamp        = errors.New("chunker: decode time not increasing")
 	ErrBadUnit          = errors.New("chunker: malformed access unit")
@@ -123,7 +124,7 @@ func (c *Chunker) AddRendition(name string, t media.Track) error {
 		return fmt.Errorf("rendition: %w", err)
 	}
 	if _, dup := c.byName[name]; dup {
-		return fmt.Errorf("chunker: rendition %q declared twice", name)
+		return fmt.Errorf("%w: %q", ErrDuplicate, name)
 	}
 	r := &rendition{name: name, track: t, order: len(c.renditions)}
 	switch t.Codec {

@@ -194,12 +194,15 @@ func (b *Broadcast) handle(ev event) {
 		if l == nil {
 			l = b.addLayer(ev.info, ev.at)
 		}
+		if l.codec == "" {
+			return
+		}
 		for _, f := range l.asm.push(ev.pkt) {
 			l.queue = append(l.queue, heldFrame{f, ev.at})
 		}
 		b.drain(l, ev.at)
 	case evSR:
-		if l := b.layers[ev.info.SSRC]; l != nil {
+		if l := b.layers[ev.info.SSRC]; l != nil && l.codec != "" {
 			if !l.clk.haveSR {
 				b.log.Debug("first sender report", "rendition", l.rendition, "after", ev.at.Sub(l.firstSeen))
 			}
@@ -255,13 +258,16 @@ func (b *Broadcast) addLayer(t sfu.TrackInfo, at time.Time) *layer {
 	case strings.EqualFold(t.MimeType, "audio/opus"):
 		l.codec, l.rendition = media.CodecOpus, "a0"
 	default:
-		b.log.Warn("codec not ingested", "mime", t.MimeType)
-		return &layer{info: t, asm: newAssembler(media.CodecOpus, 48000)} // drained into nothing
+		// Remembered with no codec, so that its packets are ignored quietly.
+		b.log.Warn("codec not ingested", "mime", t.MimeType, "ssrc", t.SSRC)
+		b.layers[t.SSRC] = l
+		return l
 	}
 	l.asm = newAssembler(l.codec, t.ClockRate)
 	l.clk.rate = int64(t.ClockRate)
 	track := media.Track{Codec: l.codec, Format: media.AnnexB, SampleRate: int(t.ClockRate), Channels: int(t.Channels)}
-	if err := b.p.Pipeline.AddRendition(l.rendition, track); err != nil && !strings.Contains(err.Error(), "declared twice") {
+	// A reconnecting publisher brings its renditions again: keep them.
+	if err := b.p.Pipeline.AddRendition(l.rendition, track); err != nil && !errors.Is(err, chunker.ErrDuplicate) {
 		b.log.Warn("rendition refused", "rendition", l.rendition, "err", err)
 	}
 	b.layers[t.SSRC] = l
@@ -285,9 +291,6 @@ func (b *Broadcast) releaseHeld(now time.Time) {
 // drain pushes l's held frames once its clock is known.
 func (b *Broadcast) drain(l *layer, now time.Time) {
 	if !l.clk.haveSR || l.codec == "" {
-		if l.codec == "" {
-			l.queue = l.queue[:0]
-		}
 		return
 	}
 	for _, h := range l.queue {

@@ -2,15 +2,19 @@ package ingest
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/Eyevinn/mp4ff/avc"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 
+	"github.com/seedcast/seedcast/chunker"
 	"github.com/seedcast/seedcast/media"
+	"github.com/seedcast/seedcast/sfu"
 )
 
 // packetize turns the demo clip's video into RTP packets with pion's H.264
@@ -195,5 +199,27 @@ func TestClockMapIgnoresJitter(t *testing.T) {
 	m.sender(180000, base.Add(2*time.Second+20*time.Millisecond)) // a real step: followed
 	if got := m.wall(180000); !got.Equal(base.Add(2*time.Second + 20*time.Millisecond)) {
 		t.Errorf("step not followed: %v", got)
+	}
+}
+
+// A layer of a codec ingest does not take (VP8 in a call room, say) is
+// remembered and ignored: no panic on its packets or sender reports.
+func TestBroadcastIgnoresOtherCodecs(t *testing.T) {
+	pipe, err := NewPipeline(PipelineParams{Stream: "s", Key: ed25519.NewKeyFromSeed(make([]byte, 32)), Publish: func(chunker.Output) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBroadcast(BroadcastParams{Pipeline: pipe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := sfu.TrackInfo{ID: "video", MimeType: "video/VP8", SSRC: 7, ClockRate: 90000}
+	b.handle(event{kind: evTrack, info: info})
+	for i := 0; i < 3; i++ {
+		b.handle(event{kind: evRTP, info: info, pkt: &rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i), SSRC: 7}, Payload: []byte{1, 2, 3}}})
+		b.handle(event{kind: evSR, info: info, sr: rtcp.SenderReport{SSRC: 7}})
+	}
+	if l := b.layers[7]; l == nil || l.codec != "" {
+		t.Errorf("layer %+v", l)
 	}
 }
