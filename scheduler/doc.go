@@ -1,0 +1,11 @@
+// Package scheduler is Seedcast's pure delivery policy: which chunk to pull
+// from which peer (sequential near the playback deadline, rarest-first further
+// out, the origin only when peers are too slow), how deep to pipeline requests
+// per peer, which upstream each substream is subscribed from, what to upload
+// first, and the budget math (relay levels, token bucket, RTT guard).
+//
+// It does no I/O, starts no goroutines and never reads the clock: time and
+// randomness are passed in, so the swarm node, the browser build and the
+// simulator in package bench make identical decisions from identical inputs.
+// Types here are not safe for concurrent use; the caller owns them.
+package scheduler
