@@ -1,0 +1,147 @@
+package wire
+
+import (
+	"sort"
+
+	"github.com/seedcast/seedcast/chunker"
+)
+
+// ReassemblerParams bounds the memory of a Reassembler (one per peer
+// connection). Zero fields take the defaults.
+type ReassemblerParams struct {
+	// MaxInProgress bounds the chunks begun but not complete (default 16).
+	MaxInProgress int
+	// MaxBytes bounds the sum of the sizes of the chunks in progress, for
+	// which buffers are allocated (default 2·MaxChunk).
+	MaxBytes int
+	// MaxGaps bounds the holes one chunk in progress may have, so the
+	// bookkeeping of out-of-order fragments stays small (default 32).
+	MaxGaps int
+}
+
+// Reassembler collects the fragments of chunks sent by one peer and returns
+// each chunk whole. It accepts fragments in any order but refuses overlaps
+// (duplicates included), fragments out of range, a size or request id that
+// changes between fragments, and more than its limits in progress.
+//
+// It does not verify anything: a returned chunk is only what the peer sent.
+// The caller checks its size and BLAKE3 id against a verified manifest entry
+// (docs/protocol.md §2.4) before using, storing or relaying it. A
+// Reassembler is not safe for concurrent use.
+type Reassembler struct {
+	p       ReassemblerParams
+	pending map[chunker.ID]*partial
+	bytes   int
+}
+
+type partial struct {
+	reqID uint32
+	data  []byte
+	have  []span // received ranges, sorted, disjoint, not adjacent
+	got   int
+}
+
+type span struct{ start, end uint32 }
+
+// NewReassembler returns an empty Reassembler.
+func NewReassembler(p ReassemblerParams) *Reassembler {
+	if p.MaxInProgress <= 0 {
+		p.MaxInProgress = 16
+	}
+	if p.MaxBytes <= 0 {
+		p.MaxBytes = 2 * MaxChunk
+	}
+	if p.MaxGaps <= 0 {
+		p.MaxGaps = 32
+	}
+	return &Reassembler{p: p, pending: map[chunker.ID]*partial{}}
+}
+
+// Add adds one fragment (which must have passed Decode or Validate; its Data
+// is copied). When the fragment completes its chunk, Add returns the chunk's
+// bytes, which the caller then owns; otherwise it returns nil. An error wraps
+// ErrMalformed (ErrTooManyChunks for the limits): the caller closes the
+// connection.
+func (r *Reassembler) Add(c *Chunk) ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	p := r.pending[c.ID]
+	if p == nil {
+		if int(c.Size) == len(c.Data) { // whole chunk in one fragment
+			return append([]byte(nil), c.Data...), nil
+		}
+		if len(r.pending) >= r.p.MaxInProgress {
+			return nil, ErrTooManyChunks
+		}
+		if r.bytes+int(c.Size) > r.p.MaxBytes {
+			return nil, ErrTooManyChunks
+		}
+		p = &partial{reqID: c.ReqID, data: make([]byte, c.Size)}
+		r.pending[c.ID] = p
+		r.bytes += int(c.Size)
+	} else {
+		if int(c.Size) != len(p.data) {
+			return nil, malformed("chunk %v: size %d, earlier fragments said %d", c.ID, c.Size, len(p.data))
+		}
+		if c.ReqID != p.reqID {
+			return nil, malformed("chunk %v: request id %d, earlier fragments said %d", c.ID, c.ReqID, p.reqID)
+		}
+	}
+	start, end := c.Offset, c.Offset+uint32(len(c.Data))
+	// i = first span ending at or after start.
+	i := sort.Search(len(p.have), func(i int) bool { return p.have[i].end >= start })
+	// Only span i, or span i+1 when span i ends exactly at start, can overlap.
+	j := i
+	if j < len(p.have) && p.have[j].end == start {
+		j++
+	}
+	if j < len(p.have) && p.have[j].start < end {
+		return nil, malformed("chunk %v: fragment [%d, %d) overlaps received bytes [%d, %d)", c.ID, start, end, p.have[j].start, p.have[j].end)
+	}
+	copy(p.data[start:], c.Data)
+	p.got += len(c.Data)
+	// Merge with the neighbours it touches.
+	switch {
+	case i < len(p.have) && p.have[i].end == start:
+		p.have[i].end = end
+		if i+1 < len(p.have) && p.have[i+1].start == end {
+			p.have[i].end = p.have[i+1].end
+			p.have = append(p.have[:i+1], p.have[i+2:]...)
+		}
+	case i < len(p.have) && p.have[i].start == end:
+		p.have[i].start = start
+	default:
+		if len(p.have) > r.p.MaxGaps {
+			r.drop(c.ID, p)
+			return nil, malformed("chunk %v: more than %d holes", c.ID, r.p.MaxGaps)
+		}
+		p.have = append(p.have, span{})
+		copy(p.have[i+1:], p.have[i:])
+		p.have[i] = span{start, end}
+	}
+	if p.got < len(p.data) {
+		return nil, nil
+	}
+	r.drop(c.ID, p)
+	return p.data, nil
+}
+
+func (r *Reassembler) drop(id chunker.ID, p *partial) {
+	delete(r.pending, id)
+	r.bytes -= len(p.data)
+}
+
+// Drop forgets a chunk in progress (after a Cancel, a Reject or a timeout)
+// and reports whether there was one.
+func (r *Reassembler) Drop(id chunker.ID) bool {
+	p := r.pending[id]
+	if p != nil {
+		r.drop(id, p)
+	}
+	return p != nil
+}
+
+// InProgress returns the number of chunks begun and not complete, and the
+// bytes allocated for them.
+func (r *Reassembler) InProgress() (chunks, bytes int) { return len(r.pending), r.bytes }

@@ -1,0 +1,104 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/seedcast/seedcast/chunker"
+)
+
+func TestReassembler(t *testing.T) {
+	data := fragment(100)
+	id := chunker.Sum(data)
+	frag := func(off, end int) *Chunk {
+		return &Chunk{ReqID: 3, ID: id, Size: uint32(len(data)), Offset: uint32(off), Data: data[off:end]}
+	}
+	type step struct {
+		c       *Chunk
+		done    bool  // the chunk completes
+		wantErr error // nil, ErrMalformed or ErrTooManyChunks
+	}
+	tests := []struct {
+		name  string
+		p     ReassemblerParams
+		steps []step
+	}{
+		{"one fragment", ReassemblerParams{}, []step{{c: frag(0, 100), done: true}}},
+		{"in order", ReassemblerParams{}, []step{{c: frag(0, 30)}, {c: frag(30, 60)}, {c: frag(60, 100), done: true}}},
+		{"out of order", ReassemblerParams{}, []step{{c: frag(60, 100)}, {c: frag(0, 30)}, {c: frag(30, 60), done: true}}},
+		{"reverse, merging", ReassemblerParams{}, []step{{c: frag(90, 100)}, {c: frag(50, 60)}, {c: frag(60, 90)}, {c: frag(10, 50)}, {c: frag(0, 10), done: true}}},
+		{"duplicate", ReassemblerParams{}, []step{{c: frag(0, 30)}, {c: frag(0, 30), wantErr: ErrMalformed}}},
+		{"overlap left", ReassemblerParams{}, []step{{c: frag(20, 40)}, {c: frag(10, 21), wantErr: ErrMalformed}}},
+		{"overlap right", ReassemblerParams{}, []step{{c: frag(20, 40)}, {c: frag(39, 50), wantErr: ErrMalformed}}},
+		{"overlap inside", ReassemblerParams{}, []step{{c: frag(20, 40)}, {c: frag(25, 30), wantErr: ErrMalformed}}},
+		{"overlap across gap", ReassemblerParams{}, []step{{c: frag(0, 10)}, {c: frag(20, 30)}, {c: frag(10, 25), wantErr: ErrMalformed}}},
+		{"covering", ReassemblerParams{}, []step{{c: frag(20, 40)}, {c: frag(10, 50), wantErr: ErrMalformed}}},
+		{"wrong size", ReassemblerParams{}, []step{{c: frag(0, 30)}, {c: &Chunk{ReqID: 3, ID: id, Size: 101, Offset: 30, Data: data[30:60]}, wantErr: ErrMalformed}}},
+		{"request id changes", ReassemblerParams{}, []step{{c: frag(0, 30)}, {c: &Chunk{ReqID: 4, ID: id, Size: 100, Offset: 30, Data: data[30:60]}, wantErr: ErrMalformed}}},
+		{"out of range", ReassemblerParams{}, []step{{c: frag(0, 30)}, {c: &Chunk{ReqID: 3, ID: id, Size: 100, Offset: 90, Data: data[:20]}, wantErr: ErrMalformed}}},
+		{"too many holes", ReassemblerParams{MaxGaps: 2}, []step{{c: frag(0, 1)}, {c: frag(2, 3)}, {c: frag(4, 5)}, {c: frag(6, 7), wantErr: ErrMalformed}}},
+		{"holes filled", ReassemblerParams{MaxGaps: 2}, []step{{c: frag(0, 1)}, {c: frag(2, 3)}, {c: frag(4, 5)}, {c: frag(1, 2)}, {c: frag(3, 4)}, {c: frag(6, 7)}, {c: frag(5, 6)}, {c: frag(7, 100), done: true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReassembler(tt.p)
+			for i, s := range tt.steps {
+				out, err := r.Add(s.c)
+				if s.wantErr != nil {
+					if !errors.Is(err, s.wantErr) {
+						t.Fatalf("step %d: err %v, want %v", i, err, s.wantErr)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if s.done != (out != nil) {
+					t.Fatalf("step %d: complete = %v, want %v", i, out != nil, s.done)
+				}
+				if out != nil && !bytes.Equal(out, data) {
+					t.Fatalf("step %d: reassembled bytes differ", i)
+				}
+			}
+			if n, b := r.InProgress(); n != 0 || b != 0 {
+				t.Fatalf("%d chunks, %d bytes left in progress", n, b)
+			}
+		})
+	}
+}
+
+func TestReassemblerLimits(t *testing.T) {
+	start := func(i byte, size uint32) *Chunk {
+		return &Chunk{ID: chunker.ID{i}, Size: size, Data: []byte{1}}
+	}
+	r := NewReassembler(ReassemblerParams{MaxInProgress: 2, MaxBytes: 1000})
+	for i := range byte(2) {
+		if _, err := r.Add(start(i, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Add(start(2, 100)); !errors.Is(err, ErrTooManyChunks) || !errors.Is(err, ErrMalformed) {
+		t.Fatalf("third chunk: %v, want ErrTooManyChunks", err)
+	}
+	// A whole chunk in one fragment needs no buffer and is not limited.
+	if out, err := r.Add(&Chunk{ID: chunker.ID{9}, Size: 1, Data: []byte{7}}); err != nil || !bytes.Equal(out, []byte{7}) {
+		t.Fatalf("single-fragment chunk: %v %v", out, err)
+	}
+	if !r.Drop(chunker.ID{0}) || r.Drop(chunker.ID{0}) {
+		t.Fatal("Drop")
+	}
+	if _, err := r.Add(start(3, 901)); !errors.Is(err, ErrTooManyChunks) {
+		t.Fatalf("over MaxBytes: %v", err)
+	}
+	if _, err := r.Add(start(3, 900)); err != nil {
+		t.Fatal(err)
+	}
+	if n, b := r.InProgress(); n != 2 || b != 1000 {
+		t.Fatalf("in progress %d chunks, %d bytes", n, b)
+	}
+	// An invalid fragment is refused before anything is allocated.
+	if _, err := r.Add(&Chunk{ID: chunker.ID{5}, Size: MaxChunk + 1, Data: []byte{1}}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("oversize chunk: %v", err)
+	}
+}
