@@ -1,21 +1,23 @@
 package tracker
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 	"golang.org/x/time/rate"
 )
 
@@ -88,6 +90,7 @@ type Server struct {
 	wg      sync.WaitGroup
 	rng     *mrand.Rand
 	stop    chan struct{}
+	poll    *poller
 }
 
 type stream struct {
@@ -99,21 +102,43 @@ type stream struct {
 }
 
 type peerConn struct {
-	id     PeerID
-	ip     netip.Addr
-	ws     *websocket.Conn
-	st     *stream
-	once   sync.Once
-	closed chan struct{}
-	ctx    context.Context // the connection's; writes stop with it
+	id      PeerID
+	ip      netip.Addr
+	nc      net.Conn
+	fd      int // watched by the poller
+	st      *stream
+	limiter *rate.Limiter
 
-	// Outbound messages. A writer goroutine runs only while some are queued:
-	// an idle connection costs one goroutine (its reader), not two.
-	mu      sync.Mutex
-	queue   [][]byte
-	writing bool
-	done    bool // the handler has returned: no new writer
-	writer  sync.WaitGroup
+	wmu sync.Mutex // one frame at a time on nc: messages, pongs, the close
+
+	// Outbound messages. A writer goroutine runs only while some are queued.
+	mu       sync.Mutex
+	queue    [][]byte
+	writing  bool
+	closed   bool
+	joined   bool
+	writer   sync.WaitGroup
+	finished sync.Once
+}
+
+func (pc *peerConn) isClosed() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.closed
+}
+
+// writeFrame writes one whole frame (compiled first, so that frames written
+// by different goroutines never interleave).
+func (pc *peerConn) writeFrame(f ws.Frame, timeout time.Duration) error {
+	b, err := ws.CompileFrame(f)
+	if err != nil {
+		return err
+	}
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	_ = pc.nc.SetWriteDeadline(time.Now().Add(timeout))
+	_, err = pc.nc.Write(b)
+	return err
 }
 
 // NewServer returns a tracker with no peers.
@@ -165,6 +190,11 @@ func NewServer(p ServerParams) (*Server, error) {
 		rng:  mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		stop: make(chan struct{}),
 	}
+	poll, err := newPoller(s.handleOne)
+	if err != nil {
+		return nil, fmt.Errorf("tracker: %w", err)
+	}
+	s.poll = poll
 	s.wg.Add(1)
 	go s.maintain()
 	return s, nil
@@ -205,7 +235,22 @@ func newPeerID() PeerID {
 	return PeerID(strings.ToLower(peerIDEncoding.EncodeToString(b[:])))
 }
 
-// ServeHTTP accepts a tracker WebSocket.
+// Connection timing.
+const (
+	// messageTimeout bounds how long a message, once begun, may take to
+	// arrive in full (a stalled half-sent frame would hold its reader).
+	messageTimeout = 10 * time.Second
+	// closeLinger is how long a closed connection waits for the client's
+	// close frame before the socket goes.
+	closeLinger = 2 * time.Second
+)
+
+// errPeerClosed: the client closed the WebSocket.
+var errPeerClosed = errors.New("tracker: peer closed the connection")
+
+// ServeHTTP accepts a tracker WebSocket: the upgrade and the join happen
+// here; afterwards the connection has no goroutine of its own while idle (the
+// poller hands each incoming message to handleOne).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := ClientIP(r, s.p.TrustedProxies)
 	s.mu.Lock()
@@ -221,66 +266,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.perIP[ip]++
-	s.wg.Add(1)
+	s.wg.Add(1) // done in finish
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		if s.perIP[ip]--; s.perIP[ip] <= 0 {
-			delete(s.perIP, ip)
-		}
-		s.mu.Unlock()
-		s.wg.Done()
-	}()
 
 	// Any page may embed the player, and the tracker uses no cookies: every
 	// origin is accepted.
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{"*"}})
+	nc, rw, _, err := ws.UpgradeHTTP(r, w)
+	pc := &peerConn{ip: ip, nc: nc}
 	if err != nil {
+		s.finish(pc)
 		return
 	}
-	ws.SetReadLimit(MaxMessageBytes)
-	pc := &peerConn{ip: ip, ws: ws, closed: make(chan struct{}), ctx: r.Context()}
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ws.Close(websocket.StatusGoingAway, closeShutdown)
-		return
-	}
 	s.conns[pc] = struct{}{}
 	s.mu.Unlock()
-	ctx, cancel := context.WithCancel(r.Context())
-	pc.ctx = ctx
-	defer func() {
-		s.close(pc, websocket.StatusNormalClosure, "")
-		cancel()
-		pc.mu.Lock()
-		pc.done = true
-		pc.mu.Unlock()
-		pc.writer.Wait()
-		s.mu.Lock()
-		delete(s.conns, pc)
-		s.mu.Unlock()
-	}()
-	s.serve(ctx, pc)
-}
 
-// serve runs one connection: join, then the message loop, then the leave.
-func (s *Server) serve(ctx context.Context, pc *peerConn) {
-	// A connection closed from anywhere (s.close) ends here too: the close
-	// handshake makes the pending Read return.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	// The join timeout closes the connection properly (a deadline on Read
-	// would drop it without a close frame, and the client would not know why).
-	timer := time.AfterFunc(s.p.JoinTimeout, func() {
-		s.p.Metrics.reject("join_timeout")
-		s.close(pc, websocket.StatusPolicyViolation, closeJoinFirst)
-	})
-	msg, err := s.read(ctx, pc)
-	if !timer.Stop() {
-		return // timed out: closed already
-	}
+	// The join, read from the upgrade's buffered reader within the join timeout.
+	_ = nc.SetReadDeadline(time.Now().Add(s.p.JoinTimeout))
+	msg, err := s.readMessage(pc, rw.Reader)
 	if err != nil {
 		s.fail(pc, err)
 		return
@@ -288,77 +291,167 @@ func (s *Server) serve(ctx context.Context, pc *peerConn) {
 	join, ok := msg.(*Join)
 	if !ok {
 		s.p.Metrics.reject("join_first")
-		s.close(pc, websocket.StatusPolicyViolation, closeJoinFirst)
+		s.close(pc, ws.StatusPolicyViolation, closeJoinFirst)
 		return
 	}
 	if !s.join(pc, join) {
 		return
 	}
-	defer s.leave(pc)
-
-	limiter := rate.NewLimiter(rate.Limit(s.p.MessageRate), s.p.MessageBurst)
-	for {
-		msg, err := s.read(ctx, pc)
+	// Whatever the client sent right behind its join is in the buffer, where
+	// the poller would not see it.
+	for rw.Reader.Buffered() > 0 {
+		_ = nc.SetReadDeadline(time.Now().Add(messageTimeout))
+		msg, err := s.readMessage(pc, rw.Reader)
 		if err != nil {
 			s.fail(pc, err)
 			return
 		}
-		if !limiter.AllowN(s.p.Now(), 1) {
-			s.p.Metrics.reject("rate")
-			s.close(pc, websocket.StatusPolicyViolation, closeRateLimited)
-			return
-		}
-		switch m := msg.(type) {
-		case *Join:
-			s.p.Metrics.reject("join_twice")
-			s.close(pc, websocket.StatusPolicyViolation, "joined already")
-			return
-		case *Signal:
-			s.signal(pc, m)
-		case *Report:
-			s.report(pc, m)
-		case *Leave:
-			s.close(pc, websocket.StatusNormalClosure, "bye")
+		if !s.dispatch(pc, msg) {
 			return
 		}
 	}
+	_ = nc.SetReadDeadline(time.Time{})
+	if err := s.poll.watch(pc); err != nil {
+		s.log.Error("tracker poller", "err", err)
+		s.close(pc, ws.StatusInternalServerError, "internal error")
+	}
 }
 
-// errBadMessage is a read error that is the client's fault.
+// handleOne reads and handles one message of a joined connection: the
+// poller calls it when the connection has data.
+func (s *Server) handleOne(pc *peerConn) {
+	if pc.isClosed() {
+		return
+	}
+	if pollReadTimeout > 0 {
+		_ = pc.nc.SetReadDeadline(time.Now().Add(pollReadTimeout))
+	}
+	msg, err := s.readMessage(pc, pc.nc)
+	if err != nil {
+		s.fail(pc, err)
+		return
+	}
+	if !s.dispatch(pc, msg) {
+		return
+	}
+	if err := s.poll.rearm(pc); err != nil {
+		s.close(pc, 0, "")
+	}
+}
+
+// dispatch handles a message of a joined connection; false when it ended
+// the connection.
+func (s *Server) dispatch(pc *peerConn, msg any) bool {
+	if !pc.limiter.AllowN(s.p.Now(), 1) {
+		s.p.Metrics.reject("rate")
+		s.close(pc, ws.StatusPolicyViolation, closeRateLimited)
+		return false
+	}
+	switch m := msg.(type) {
+	case *Join:
+		s.p.Metrics.reject("join_twice")
+		s.close(pc, ws.StatusPolicyViolation, "joined already")
+		return false
+	case *Signal:
+		s.signal(pc, m)
+	case *Report:
+		s.report(pc, m)
+	case *Leave:
+		s.close(pc, ws.StatusNormalClosure, "bye")
+		return false
+	}
+	return true
+}
+
+// readError is a read error that is the client's fault.
 type readError struct{ err error }
 
 func (e readError) Error() string { return e.err.Error() }
 
-func (s *Server) read(ctx context.Context, pc *peerConn) (any, error) {
-	typ, data, err := pc.ws.Read(ctx)
+// readMessage reads one whole message from src (answering pings on the
+// way) and decodes it.
+func (s *Server) readMessage(pc *peerConn, src io.Reader) (any, error) {
+	rd := wsutil.Reader{Source: src, State: ws.StateServerSide, MaxFrameSize: MaxMessageBytes, MaxMessageSize: MaxMessageBytes}
+	control := func(h ws.Header, r io.Reader) error { return s.control(pc, h, r) }
+	rd.OnIntermediate = control
+	for {
+		hdr, err := rd.NextFrame()
+		if err != nil {
+			return nil, err
+		}
+		if hdr.OpCode.IsControl() {
+			if err := control(hdr, &rd); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if hdr.OpCode != ws.OpText {
+			return nil, readError{fmt.Errorf("%w: binary message", ErrBadMessage)}
+		}
+		data, err := io.ReadAll(&rd)
+		if err != nil {
+			return nil, err
+		}
+		msg, err := DecodeClient(data)
+		if err != nil {
+			return nil, readError{err}
+		}
+		return msg, nil
+	}
+}
+
+// control answers a control frame: pong for ping; a close is echoed and ends
+// the connection.
+func (s *Server) control(pc *peerConn, h ws.Header, r io.Reader) error {
+	payload, err := io.ReadAll(io.LimitReader(r, 125))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if typ != websocket.MessageText {
-		return nil, readError{fmt.Errorf("%w: binary message", ErrBadMessage)}
+	switch h.OpCode {
+	case ws.OpPing:
+		return pc.writeFrame(ws.NewPongFrame(payload), s.p.WriteTimeout)
+	case ws.OpClose:
+		pc.mu.Lock()
+		echo := !pc.closed
+		pc.mu.Unlock()
+		if echo {
+			_ = pc.writeFrame(ws.NewCloseFrame(payload[:min(len(payload), 2)]), s.p.WriteTimeout)
+		}
+		return errPeerClosed
 	}
-	msg, err := DecodeClient(data)
-	if err != nil {
-		return nil, readError{err}
-	}
-	return msg, nil
+	return nil
 }
 
 // fail ends a connection after a read error, saying why when it was the
 // client's fault.
 func (s *Server) fail(pc *peerConn, err error) {
 	var re readError
+	var pe ws.ProtocolError
+	var ne net.Error
 	switch {
 	case errors.As(err, &re):
 		s.p.Metrics.reject("bad_message")
 		s.log.Debug("bad tracker message", "peer", pc.id, "ip", pc.ip, "err", re.err)
-		s.close(pc, websocket.StatusPolicyViolation, truncate(closeBadMessage+": "+re.err.Error(), 120))
-	case strings.Contains(err.Error(), "read limited at"):
-		// coder/websocket has closed with 1009 itself; its error has no type.
+		s.close(pc, ws.StatusPolicyViolation, truncate(closeBadMessage+": "+re.err.Error(), 120))
+	case errors.Is(err, wsutil.ErrFrameTooLarge), errors.Is(err, wsutil.ErrMessageTooLarge):
 		s.p.Metrics.reject("too_big")
-		s.close(pc, websocket.StatusMessageTooBig, "message too big")
-	default:
-		s.close(pc, websocket.StatusNormalClosure, "")
+		s.close(pc, ws.StatusMessageTooBig, "message too big")
+	case errors.As(err, &pe):
+		s.p.Metrics.reject("bad_frame")
+		s.close(pc, ws.StatusProtocolError, truncate(pe.Error(), 120))
+	case errors.As(err, &ne) && ne.Timeout():
+		pc.mu.Lock()
+		joined := pc.joined
+		pc.mu.Unlock()
+		if !joined {
+			s.p.Metrics.reject("join_timeout")
+			s.close(pc, ws.StatusPolicyViolation, closeJoinFirst)
+		} else {
+			s.p.Metrics.reject("slow_message")
+			s.close(pc, ws.StatusPolicyViolation, "message too slow")
+		}
+	default: // the client went (EOF, reset, its close frame)
+		s.close(pc, 0, "")
 	}
 }
 
@@ -369,17 +462,50 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// close ends a connection once, with a close status and reason. The close
-// handshake waits for the client (up to a few seconds), so it runs on its
-// own goroutine, which Close waits for.
-func (s *Server) close(pc *peerConn, code websocket.StatusCode, reason string) {
-	pc.once.Do(func() {
-		close(pc.closed)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			_ = pc.ws.Close(code, reason)
-		}()
+// close ends a connection once: it stops watching it, sends a close frame
+// with code and reason (code 0: none, the client is gone or closed first),
+// waits a moment for the client's close frame, and releases it. It never
+// blocks the caller.
+func (s *Server) close(pc *peerConn, code ws.StatusCode, reason string) {
+	pc.mu.Lock()
+	if pc.closed {
+		pc.mu.Unlock()
+		return
+	}
+	pc.closed, pc.queue = true, nil
+	pc.mu.Unlock()
+	s.poll.forget(pc)
+	go func() {
+		if code != 0 {
+			_ = pc.writeFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason)), time.Second)
+			if tc, ok := pc.nc.(interface{ CloseWrite() error }); ok {
+				_ = tc.CloseWrite()
+			}
+			_ = pc.nc.SetReadDeadline(time.Now().Add(closeLinger))
+			_, _ = io.Copy(io.Discard, io.LimitReader(pc.nc, MaxMessageBytes))
+		}
+		_ = pc.nc.Close()
+		pc.writer.Wait()
+		s.finish(pc)
+	}()
+}
+
+// finish forgets a connection for good: its leave, its address's count.
+func (s *Server) finish(pc *peerConn) {
+	pc.finished.Do(func() {
+		pc.mu.Lock()
+		joined := pc.joined
+		pc.mu.Unlock()
+		if joined {
+			s.leave(pc)
+		}
+		s.mu.Lock()
+		delete(s.conns, pc)
+		if s.perIP[pc.ip]--; s.perIP[pc.ip] <= 0 {
+			delete(s.perIP, pc.ip)
+		}
+		s.mu.Unlock()
+		s.wg.Done()
 	})
 }
 
@@ -419,30 +545,34 @@ func (s *Server) join(pc *peerConn, j *Join) bool {
 	st, info, ok := s.streamFor(j.Stream)
 	if !ok {
 		s.p.Metrics.reject("unknown_stream")
-		s.close(pc, websocket.StatusPolicyViolation, closeUnknown)
+		s.close(pc, ws.StatusPolicyViolation, closeUnknown)
 		return false
 	}
 	if info.Private {
 		if s.p.Tokens == nil || s.p.Tokens.Verify(j.Token, j.Stream, s.p.Now()) != nil {
 			s.p.Metrics.reject("token")
-			s.close(pc, websocket.StatusPolicyViolation, closeToken)
+			s.close(pc, ws.StatusPolicyViolation, closeToken)
 			return false
 		}
 	}
 	pc.id, pc.st = newPeerID(), st
+	pc.limiter = rate.NewLimiter(rate.Limit(s.p.MessageRate), s.p.MessageBurst)
 	loc := s.p.Geo.Locate(pc.ip, j.Region)
 	now := s.p.Now()
 	st.mu.Lock()
 	links, err := st.swarm.Join(now, PeerInfo{ID: pc.id, Kind: j.Kind, Loc: loc, BudgetKbps: j.BudgetKbps})
 	if err == nil {
 		st.peers[pc.id] = pc
+		pc.mu.Lock()
+		pc.joined = true
+		pc.mu.Unlock()
 	}
 	peers := len(st.peers)
 	st.mu.Unlock()
 	if err != nil { // only a bug: the swarm takes every valid join (on HTTP when full)
 		s.log.Error("swarm refused a join", "stream", st.name, "err", err)
 		s.p.Metrics.reject("internal")
-		s.close(pc, websocket.StatusInternalError, "internal error")
+		s.close(pc, ws.StatusInternalServerError, "internal error")
 		return false
 	}
 	s.p.Metrics.joined(st.name, peers)
@@ -541,11 +671,11 @@ func (s *Server) send(pc *peerConn, msg any) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	switch {
-	case pc.done:
+	case pc.closed:
 		return
 	case len(pc.queue) >= s.p.SendQueue:
 		s.p.Metrics.reject("slow_client")
-		s.close(pc, websocket.StatusPolicyViolation, closeSlow)
+		go s.close(pc, ws.StatusPolicyViolation, closeSlow) // close takes pc.mu
 		return
 	}
 	pc.queue = append(pc.queue, data)
@@ -561,7 +691,7 @@ func (s *Server) drain(pc *peerConn) {
 	defer pc.writer.Done()
 	for {
 		pc.mu.Lock()
-		if len(pc.queue) == 0 || pc.ctx.Err() != nil {
+		if len(pc.queue) == 0 || pc.closed {
 			pc.queue, pc.writing = nil, false
 			pc.mu.Unlock()
 			return
@@ -569,11 +699,8 @@ func (s *Server) drain(pc *peerConn) {
 		data := pc.queue[0]
 		pc.queue = pc.queue[1:]
 		pc.mu.Unlock()
-		wctx, cancel := context.WithTimeout(pc.ctx, s.p.WriteTimeout)
-		err := pc.ws.Write(wctx, websocket.MessageText, data)
-		cancel()
-		if err != nil {
-			s.close(pc, websocket.StatusNormalClosure, "")
+		if err := pc.writeFrame(ws.NewTextFrame(data), s.p.WriteTimeout); err != nil {
+			s.close(pc, 0, "")
 		}
 	}
 }
@@ -581,17 +708,21 @@ func (s *Server) drain(pc *peerConn) {
 // Close ends every connection and waits for them.
 func (s *Server) Close() {
 	s.mu.Lock()
-	if !s.closed {
-		close(s.stop)
-	}
+	first := !s.closed
 	s.closed = true
 	conns := make([]*peerConn, 0, len(s.conns))
 	for pc := range s.conns {
 		conns = append(conns, pc)
 	}
 	s.mu.Unlock()
+	if first {
+		close(s.stop)
+	}
 	for _, pc := range conns {
-		s.close(pc, websocket.StatusGoingAway, closeShutdown)
+		s.close(pc, ws.StatusGoingAway, closeShutdown)
 	}
 	s.wg.Wait()
+	if first {
+		s.poll.close()
+	}
 }
