@@ -312,6 +312,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = nc.SetReadDeadline(time.Time{})
 	if err := s.poll.watch(pc); err != nil {
+		if pc.isClosed() {
+			return // it ended already (the client left right after its welcome)
+		}
 		s.log.Error("tracker poller", "err", err)
 		s.close(pc, ws.StatusInternalServerError, "internal error")
 	}
