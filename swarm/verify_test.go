@@ -1,0 +1,178 @@
+package swarm
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/media"
+)
+
+var (
+	streamKey   = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))
+	attackerKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{2}, 32))
+)
+
+// demoOutputs chunks seconds of the demo clip, signed with key.
+func demoOutputs(t *testing.T, key ed25519.PrivateKey, seconds time.Duration) []chunker.Output {
+	t.Helper()
+	clip, err := media.DemoClip()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs []chunker.Output
+	c, _ := chunker.New(chunker.Params{Stream: "demo", Key: key, Publish: func(o chunker.Output) { outs = append(outs, o) },
+		Now: func() time.Time { return time.Unix(1_800_000_000, 0) }})
+	_ = c.AddRendition("v0", *clip.Video)
+	_ = c.AddRendition("a0", *clip.Audio)
+	v, a := clip.VideoUnits, clip.AudioUnits
+	for len(v) > 0 || len(a) > 0 {
+		if len(a) == 0 || len(v) > 0 && v[0].DTS <= a[0].DTS {
+			if v[0].DTS < seconds {
+				_ = c.Push("v0", v[0])
+			}
+			v = v[1:]
+		} else {
+			if a[0].DTS < seconds {
+				_ = c.Push("a0", a[0])
+			}
+			a = a[1:]
+		}
+	}
+	c.Flush()
+	return outs
+}
+
+func newVerifier(t *testing.T) *Verifier {
+	t.Helper()
+	v, err := NewVerifier(VerifierParams{Stream: "demo", PublicKey: streamKey.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestVerifierAcceptsOnlySignedChunks(t *testing.T) {
+	v := newVerifier(t)
+	outs := demoOutputs(t, streamKey, 2*time.Second)
+	for _, o := range outs {
+		if err := v.AddBatch(&o.Batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, o := range outs {
+		for i, e := range o.Batch.Entries {
+			data := o.Data[i]
+			if got, err := v.Check(e.Hash, data); err != nil || got.Seq != e.Seq {
+				t.Fatalf("genuine %s/%d refused: %v", e.Rendition, e.Seq, err)
+			}
+			bad := bytes.Clone(data)
+			bad[len(bad)/2] ^= 1
+			if _, err := v.Check(e.Hash, bad); !errors.Is(err, ErrBadChunk) {
+				t.Errorf("tampered %s/%d: %v", e.Rendition, e.Seq, err)
+			}
+			if _, err := v.Check(e.Hash, data[:len(data)-1]); !errors.Is(err, ErrBadChunk) {
+				t.Errorf("truncated %s/%d: %v", e.Rendition, e.Seq, err)
+			}
+			// A peer's claim that tampered bytes are "chunk Sum(bad)" proves nothing.
+			if _, err := v.Check(chunker.Sum(bad), bad); !errors.Is(err, ErrUnknownChunk) {
+				t.Errorf("self-named tampered chunk: %v", err)
+			}
+		}
+	}
+}
+
+func TestVerifierRefusesForgedManifests(t *testing.T) {
+	v := newVerifier(t)
+	forged := demoOutputs(t, attackerKey, time.Second) // a peer signing its own chunks
+	for _, o := range forged {
+		if err := v.AddBatch(&o.Batch); !errors.Is(err, ErrForgedManifest) {
+			t.Fatalf("batch signed by another key: %v", err)
+		}
+		for i, e := range o.Batch.Entries {
+			if _, err := v.Check(e.Hash, o.Data[i]); !errors.Is(err, ErrUnknownChunk) {
+				t.Errorf("chunk of a forged batch accepted: %v", err)
+			}
+		}
+	}
+	genuine := demoOutputs(t, streamKey, time.Second)
+	b := genuine[len(genuine)-1].Batch
+	b.Entries = append([]chunker.Entry(nil), b.Entries...)
+	b.Entries[0].Size++ // one field changed after signing
+	if err := v.AddBatch(&b); !errors.Is(err, ErrForgedManifest) {
+		t.Errorf("tampered entry: %v", err)
+	}
+	other := genuine[0].Batch
+	other.Stream = "other"
+	if err := v.AddBatch(&other); !errors.Is(err, ErrForgedManifest) {
+		t.Errorf("batch of another stream: %v", err)
+	}
+}
+
+// A manifest document's own publicKey field is not trusted: the verifier's
+// key decides.
+func TestVerifierManifestKeyIgnored(t *testing.T) {
+	v := newVerifier(t)
+	forged := demoOutputs(t, attackerKey, time.Second)
+	m := chunker.Manifest{Version: 1, Stream: "demo", PublicKey: hex.EncodeToString(attackerKey.Public().(ed25519.PublicKey))}
+	for _, o := range forged {
+		for _, e := range o.Batch.Entries {
+			if e.Kind == chunker.KindInit {
+				m.InitSegments = append(m.InitSegments, chunker.ToJSON(e, o.Batch.N))
+			} else {
+				m.Entries = append(m.Entries, chunker.ToJSON(e, o.Batch.N))
+			}
+		}
+		m.Batches = append(m.Batches, chunker.JSONBatch{N: o.Batch.N, Signature: hex.EncodeToString(o.Batch.Signature)})
+	}
+	doc, _ := json.Marshal(m)
+	parsed, err := chunker.DecodeManifest(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.AddManifest(parsed); !errors.Is(err, ErrForgedManifest) {
+		t.Errorf("manifest signed by the key it names, not the stream's: %v", err)
+	}
+}
+
+func TestVerifierWindow(t *testing.T) {
+	v, _ := NewVerifier(VerifierParams{Stream: "demo", PublicKey: streamKey.Public().(ed25519.PublicKey), MaxEntries: 8})
+	outs := demoOutputs(t, streamKey, 3*time.Second)
+	for _, o := range outs {
+		if err := v.AddBatch(&o.Batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, last := outs[0].Batch.Entries[0], outs[len(outs)-1].Batch.Entries[0]
+	if _, ok := v.Entry(first.Hash); ok {
+		t.Error("oldest entry kept past MaxEntries")
+	}
+	if _, ok := v.Entry(last.Hash); !ok {
+		t.Error("newest entry lost")
+	}
+}
+
+func TestStoreBound(t *testing.T) {
+	s := NewStore(10_000)
+	var ids []chunker.ID
+	for i := 0; i < 20; i++ {
+		b := bytes.Repeat([]byte{byte(i)}, 1000)
+		id := chunker.Sum(b)
+		ids = append(ids, id)
+		s.Put(id, b)
+		if s.Bytes() > 10_000 {
+			t.Fatalf("%d bytes stored", s.Bytes())
+		}
+	}
+	if s.Has(ids[0]) || !s.Has(ids[19]) {
+		t.Error("eviction order")
+	}
+	if b, ok := s.Get(ids[19]); !ok || len(b) != 1000 {
+		t.Error("get")
+	}
+}
