@@ -1,15 +1,14 @@
 package chunker
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/seedcast/seedcast/internal/docvectors"
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,66 +18,12 @@ import (
 // TestProtocolVectors checks.
 const protocolDoc = "../docs/protocol.md"
 
-// docVectors returns the fenced blocks of docs/protocol.md that follow a
-// "<!-- vector: NAME -->" line, by NAME.
-func docVectors(t testing.TB) map[string]string {
-	t.Helper()
-	f, err := os.Open(protocolDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	var name string  // vector whose block is expected or being read
-	inBlock := false // reading the fenced block of name
-	var body strings.Builder
-	line := 0
-	for sc.Scan() {
-		line++
-		s := sc.Text()
-		switch {
-		case inBlock && strings.TrimSpace(s) == "```":
-			if _, dup := out[name]; dup {
-				t.Fatalf("%s: vector %q defined twice", protocolDoc, name)
-			}
-			out[name] = body.String()
-			name, inBlock = "", false
-			body.Reset()
-		case inBlock:
-			body.WriteString(s)
-			body.WriteByte('\n')
-		case name != "" && strings.HasPrefix(s, "```"):
-			inBlock = true
-		case name != "" && strings.TrimSpace(s) != "":
-			t.Fatalf("%s:%d: vector %q is not followed by a fenced block", protocolDoc, line, name)
-		default:
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(s), "<!-- vector:"); ok {
-				name = strings.TrimSpace(strings.TrimSuffix(rest, "-->"))
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if inBlock || name != "" {
-		t.Fatalf("%s: vector %q not terminated", protocolDoc, name)
-	}
-	return out
-}
+// docVectors returns the test vectors of docs/protocol.md by name.
+func docVectors(t testing.TB) map[string]string { return docvectors.Read(t, protocolDoc) }
 
 // docHex decodes a hexadecimal vector, ignoring white space.
 func docHex(t testing.TB, vectors map[string]string, name string) []byte {
-	t.Helper()
-	s, ok := vectors[name]
-	if !ok {
-		t.Fatalf("%s has no vector %q", protocolDoc, name)
-	}
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		t.Fatalf("vector %q: %v", name, err)
-	}
-	return b
+	return docvectors.Hex(t, vectors, name)
 }
 
 // vectorSeed is the seed of the test vector key: bytes 0x00..0x1f.
