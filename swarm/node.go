@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +37,11 @@ type NodeParams struct {
 	// for before it is fetched from the origin (default 1 s).
 	PushWait   time.Duration
 	StoreBytes int64
-	Logger     *slog.Logger
+	// Buffer is the playback delay the node keeps: playback starts this
+	// long after the first chunk, and a chunk is on time when it is held
+	// before its playback moment (default 2 s).
+	Buffer time.Duration
+	Logger *slog.Logger
 }
 
 // Stats counts what a node received and sent (cumulative).
@@ -44,9 +49,13 @@ type Stats struct {
 	BytesFromPeers  int64
 	BytesFromOrigin int64
 	BytesUploaded   int64
-	Chunks          int // verified and stored
-	Rejected        int // chunks or batches that failed verification
-	Peers           int // open links
+	Chunks          int           // verified and stored
+	Rejected        int           // chunks or batches that failed verification
+	Peers           int           // open links
+	ChunksOnTime    int           // media chunks held before their playback moment
+	ChunksLate      int           // media chunks held after it, or never
+	LatencyP50      time.Duration // from ingest to held, over the last 512 chunks
+	LatencyP95      time.Duration
 }
 
 // Node is a viewer node: it joins the stream's swarm, receives each
@@ -75,7 +84,26 @@ type Node struct {
 	fetching   map[chunker.ID]bool
 	renditions []string
 	stats      Stats
+	latencies  []time.Duration // ring of the last 512 delivery latencies
+	latNext    int
+	playStart  time.Time // wall time of firstMedia's playback
+	firstMedia time.Duration
+	judged     map[chunker.ID]bool // on-time or late already counted
+	startSeq   uint64              // the live edge when the node joined, less Buffer
+	started    bool
+	// Chunks pushed ahead of this node's manifest: held unverified (never
+	// stored, played or relayed) until the next poll can check them.
+	early map[chunker.ID]earlyChunk
 }
+
+type earlyChunk struct {
+	data []byte
+	from tracker.PeerID
+	at   time.Time
+}
+
+// maxEarly bounds the chunks held ahead of the manifest.
+const maxEarly = 64
 
 type subKey struct {
 	rendition string
@@ -98,6 +126,9 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 	}
 	if p.Kind == "" {
 		p.Kind = tracker.KindNative
+	}
+	if p.Buffer <= 0 {
+		p.Buffer = 2 * time.Second
 	}
 	tc, err := DialTracker(ctx, TrackerParams{
 		URL:  "ws" + strings.TrimPrefix(p.Server, "http") + "/tracker",
@@ -124,7 +155,8 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 		bucket:    scheduler.NewTokenBucket(scheduler.TokenBucketParams{Rate: rate, Burst: max(int(rate), 256<<10), Now: time.Now()}),
 		upstreams: make([]tracker.PeerID, w.Substreams),
 		links:     map[tracker.PeerID]*Link{}, subs: map[*Link]map[subKey]bool{},
-		wanted: map[chunker.ID]time.Time{}, fetching: map[chunker.ID]bool{},
+		wanted: map[chunker.ID]time.Time{}, fetching: map[chunker.ID]bool{}, judged: map[chunker.ID]bool{},
+		early: map[chunker.ID]earlyChunk{},
 	}
 	n.linker = NewLinker(LinkerParams{API: p.API, Signaler: tc})
 	for _, u := range w.Upstreams {
@@ -150,7 +182,20 @@ func (n *Node) Stats() Stats {
 	defer n.mu.Unlock()
 	s := n.stats
 	s.Peers = len(n.links) + len(n.subs)
+	if len(n.latencies) > 0 {
+		l := slices.Clone(n.latencies)
+		slices.Sort(l)
+		s.LatencyP50, s.LatencyP95 = l[len(l)/2], l[(len(l)*95)/100]
+	}
 	return s
+}
+
+// deadline is when a chunk plays (zero before the first chunk).
+func (n *Node) deadlineLocked(e chunker.Entry) time.Time {
+	if n.playStart.IsZero() {
+		return time.Time{}
+	}
+	return n.playStart.Add(e.MediaTime - n.firstMedia)
 }
 
 // Close leaves the swarm and stops the node.
@@ -302,7 +347,8 @@ func (n *Node) readLink(lk *Link, upstream bool) {
 			}
 			e, err := n.verify.Check(m.ID, data)
 			if errors.Is(err, ErrUnknownChunk) {
-				continue // ahead of our manifest: it will come again or from the origin
+				n.holdEarly(m.ID, data, lk.Peer) // ahead of our manifest: checked after the next poll
+				continue
 			}
 			if err != nil {
 				n.mu.Lock()
@@ -312,6 +358,54 @@ func (n *Node) readLink(lk *Link, upstream bool) {
 				return
 			}
 			n.accept(e, data, true)
+		}
+	}
+}
+
+// holdEarly keeps a pushed chunk the manifest does not list yet, within
+// bounds (the oldest goes first).
+func (n *Node) holdEarly(id chunker.ID, data []byte, from tracker.PeerID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.early) >= maxEarly {
+		var oldest chunker.ID
+		var at time.Time
+		for k, c := range n.early {
+			if at.IsZero() || c.at.Before(at) {
+				oldest, at = k, c.at
+			}
+		}
+		delete(n.early, oldest)
+	}
+	n.early[id] = earlyChunk{data: data, from: from, at: time.Now()}
+}
+
+// checkEarly verifies the chunks held ahead of the manifest against what
+// the manifest now lists: genuine ones are accepted, bad ones get their
+// sender reported, unknown ones wait a little longer.
+func (n *Node) checkEarly() {
+	n.mu.Lock()
+	held := make(map[chunker.ID]earlyChunk, len(n.early))
+	for id, c := range n.early {
+		held[id] = c
+	}
+	n.mu.Unlock()
+	for id, c := range held {
+		e, err := n.verify.Check(id, c.data)
+		if errors.Is(err, ErrUnknownChunk) && time.Since(c.at) < 5*time.Second {
+			continue
+		}
+		n.mu.Lock()
+		delete(n.early, id)
+		if err != nil && !errors.Is(err, ErrUnknownChunk) {
+			n.stats.Rejected++
+		}
+		n.mu.Unlock()
+		switch {
+		case err == nil:
+			n.accept(e, c.data, true)
+		case errors.Is(err, ErrBadChunk):
+			n.complain(c.from, "bad-chunk")
 		}
 	}
 }
@@ -329,9 +423,30 @@ func (n *Node) accept(e chunker.Entry, data []byte, fromPeer bool) {
 		return
 	}
 	n.store.Put(e.Hash, data)
+	now := time.Now()
 	n.mu.Lock()
 	delete(n.wanted, e.Hash)
 	n.stats.Chunks++
+	if e.Kind == chunker.KindChunk {
+		if n.playStart.IsZero() {
+			n.playStart, n.firstMedia = now.Add(n.p.Buffer), e.MediaTime
+		}
+		if !n.judged[e.Hash] {
+			n.judged[e.Hash] = true
+			if now.After(n.deadlineLocked(e)) {
+				n.stats.ChunksLate++
+			} else {
+				n.stats.ChunksOnTime++
+			}
+		}
+		lat := now.Sub(e.IngestTime)
+		if len(n.latencies) < 512 {
+			n.latencies = append(n.latencies, lat)
+		} else {
+			n.latencies[n.latNext] = lat
+			n.latNext = (n.latNext + 1) % len(n.latencies)
+		}
+	}
 	if fromPeer {
 		n.stats.BytesFromPeers += int64(len(data))
 	} else {
@@ -387,6 +502,7 @@ func (n *Node) manifestLoop() {
 			n.log.Warn("manifest refused", "err", err)
 			continue
 		}
+		n.checkEarly()
 		if !subscribed && len(m.Renditions) > 0 {
 			n.mu.Lock()
 			for _, r := range m.Renditions {
@@ -399,9 +515,32 @@ func (n *Node) manifestLoop() {
 		now := time.Now()
 		var due []chunker.Entry
 		n.mu.Lock()
+		if !n.started && len(m.Entries) > 0 {
+			// A live viewer starts at the live edge, less its buffer: the
+			// window's older chunks are history, not what it will play.
+			newest := m.Entries[len(m.Entries)-1].Seq
+			back := uint64(n.p.Buffer / time.Duration(m.ChunkDurationMs*float64(time.Millisecond)))
+			n.startSeq, n.started = newest-min(newest, back), true
+		}
+		// Bounded bookkeeping: what left the window long ago is forgotten.
+		for id, since := range n.wanted {
+			if now.Sub(since) > 2*time.Minute {
+				delete(n.wanted, id)
+			}
+		}
+		if len(n.judged) > 8192 {
+			clear(n.judged)
+		}
 		for _, je := range append(append([]chunker.JSONEntry{}, m.InitSegments...), m.Entries...) {
 			e, ok := n.verify.Entry(je.Hash)
-			if !ok || n.store.Has(e.Hash) || n.fetching[e.Hash] {
+			if !ok || n.store.Has(e.Hash) || e.Kind == chunker.KindChunk && (!n.started || e.Seq < n.startSeq) {
+				continue
+			}
+			if d := n.deadlineLocked(e); e.Kind == chunker.KindChunk && !d.IsZero() && e.MediaTime >= n.firstMedia && now.After(d) && !n.judged[e.Hash] {
+				n.judged[e.Hash] = true // missed: counted late once, whenever it comes
+				n.stats.ChunksLate++
+			}
+			if n.fetching[e.Hash] {
 				continue
 			}
 			since, seen := n.wanted[e.Hash]

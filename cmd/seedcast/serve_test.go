@@ -343,3 +343,55 @@ func TestTrackerJoin(t *testing.T) {
 		t.Errorf("private stream with a token from `seedcast token`: %s", data)
 	}
 }
+
+// TestViewerCommand runs `seedcast viewer` against `serve --demo` as a user
+// would: it writes one JSON stats object per interval, with cumulative
+// counters that only grow and chunks that arrived on time.
+func TestViewerCommand(t *testing.T) {
+	base := startServer(t, "--demo")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stats := filepath.Join(t.TempDir(), "stats.jsonl")
+	out, err := exec.CommandContext(ctx, binary, "viewer", "--server", base, "--stream", "demo", "--relay", "off",
+		"--stats-interval", "500ms", "--stats-json", stats, "--duration", "4s", "--webrtc-loopback-only").CombinedOutput()
+	if err != nil {
+		t.Fatalf("viewer: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "continuity=") {
+		t.Errorf("no status line:\n%s", out)
+	}
+	data, err := os.ReadFile(stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) < 6 {
+		t.Fatalf("%d stats lines", len(lines))
+	}
+	type line struct {
+		T                                              string
+		Peers                                          *int
+		BytesFromPeers, BytesFromOrigin, BytesUploaded *int64
+		ChunksOnTime, ChunksLate                       *int
+		LatencyP50Ms, LatencyP95Ms                     *float64
+		RelayBudgetKbps                                *int64
+	}
+	var prev line
+	for i, l := range lines {
+		var cur line
+		if err := json.Unmarshal([]byte(l), &cur); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, cur.T); err != nil || cur.Peers == nil || cur.BytesFromPeers == nil || cur.BytesFromOrigin == nil ||
+			cur.BytesUploaded == nil || cur.ChunksOnTime == nil || cur.ChunksLate == nil || cur.LatencyP50Ms == nil || cur.LatencyP95Ms == nil || cur.RelayBudgetKbps == nil {
+			t.Fatalf("line %d lacks fields: %s", i, l)
+		}
+		if i > 0 && (*cur.BytesFromOrigin < *prev.BytesFromOrigin || *cur.ChunksOnTime < *prev.ChunksOnTime) {
+			t.Errorf("line %d: counters went back", i)
+		}
+		prev = cur
+	}
+	if *prev.BytesFromOrigin == 0 || *prev.ChunksOnTime == 0 || *prev.BytesUploaded != 0 || *prev.RelayBudgetKbps != 0 {
+		t.Errorf("last line %s: want media from the origin, chunks on time, and nothing uploaded with relay off", lines[len(lines)-1])
+	}
+}
