@@ -70,7 +70,7 @@ type Node struct {
 	linker *Linker
 	verify *Verifier
 	store  *Store
-	bucket *scheduler.TokenBucket
+	bucket *scheduler.TokenBucket // guarded by mu
 	k      int
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -464,7 +464,10 @@ func (n *Node) accept(e chunker.Entry, data []byte, fromPeer bool) {
 		return
 	}
 	for _, lk := range targets {
-		if !n.bucket.Allow(time.Now(), len(data)) {
+		n.mu.Lock() // the bucket is pure policy: the node serialises it
+		allowed := n.bucket.Allow(time.Now(), len(data))
+		n.mu.Unlock()
+		if !allowed {
 			continue // no budget: the downstream will pull it from the origin
 		}
 		for _, f := range wire.Fragments(nil, 0, e.Hash, data) {

@@ -66,6 +66,7 @@ func startLiveOrigin(t *testing.T) string {
 			return tracker.StreamInfo{PublicKey: hex.EncodeToString(s.PublicKey()), Manifest: "/live/" + name + "/manifest", BitrateKbps: 700}, true
 		}),
 		Swarm: tracker.SwarmParams{Substreams: 4}, OriginSlots: 4, Seed: 1,
+		MaxConnsPerIP: 64, // every test node is 127.0.0.1
 	})
 	if err != nil {
 		t.Fatal(err)

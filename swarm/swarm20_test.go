@@ -1,0 +1,70 @@
+package swarm
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestTwentyNodeSwarm: twenty nodes with modest relay budgets on loopback,
+// fed by an origin that serves only two viewers' worth of links. Over the
+// steady state (after every node joined), most viewer bytes come from peers
+// and chunks reach their nodes before their playback moment.
+func TestTwentyNodeSwarm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20 pion nodes")
+	}
+	url := startLiveOrigin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var nodes []*Node
+	defer func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		n, err := StartNode(ctx, NodeParams{Server: url, Stream: "demo", BudgetKbps: 2000, API: loopbackAPI()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	sum := func() (s Stats) {
+		for _, n := range nodes {
+			x := n.Stats()
+			s.BytesFromPeers += x.BytesFromPeers
+			s.BytesFromOrigin += x.BytesFromOrigin
+			s.ChunksOnTime += x.ChunksOnTime
+			s.ChunksLate += x.ChunksLate
+			s.Rejected += x.Rejected
+		}
+		return s
+	}
+	wait := func(d time.Duration) {
+		select {
+		case <-time.After(d): // the stream is live: measuring takes wall time
+		case <-ctx.Done():
+			t.Fatal("deadline")
+		}
+	}
+	wait(4 * time.Second) // joins, links, start-up backlog
+	a := sum()
+	wait(5 * time.Second)
+	b := sum()
+	peers, origin := b.BytesFromPeers-a.BytesFromPeers, b.BytesFromOrigin-a.BytesFromOrigin
+	onTime, late := b.ChunksOnTime-a.ChunksOnTime, b.ChunksLate-a.ChunksLate
+	offload := float64(peers) / float64(peers+origin)
+	continuity := float64(onTime) / float64(onTime+late)
+	t.Logf("steady state over 5 s: %d bytes from peers, %d from the origin (offload %.1f%%); %d chunks on time, %d late (continuity %.2f%%)",
+		peers, origin, 100*offload, onTime, late, 100*continuity)
+	if b.Rejected != 0 {
+		t.Errorf("%d rejected", b.Rejected)
+	}
+	if offload <= 0.5 {
+		t.Errorf("offload %.2f, want more than half of viewer bytes from peers", offload)
+	}
+	if onTime == 0 || continuity < 0.99 {
+		t.Errorf("continuity %.4f", continuity)
+	}
+}
