@@ -27,6 +27,13 @@ type unit struct {
 	au        media.AccessUnit
 }
 
+func renditionOf(k media.Kind) string {
+	if k == media.KindVideo {
+		return "v0"
+	}
+	return "a0"
+}
+
 // demoUnits interleaves `loops` repetitions of the demo clip in decode order,
 // as a live source would emit them.
 func demoUnits(t testing.TB, loops int) (*media.Clip, []unit) {
@@ -36,23 +43,10 @@ func demoUnits(t testing.TB, loops int) (*media.Clip, []unit) {
 		t.Fatal(err)
 	}
 	var out []unit
-	for k := 0; k < loops; k++ {
-		off := time.Duration(k) * clip.Duration
-		v, a := clip.VideoUnits, clip.AudioUnits
-		for len(v) > 0 || len(a) > 0 {
-			if len(a) == 0 || len(v) > 0 && v[0].DTS <= a[0].DTS {
-				au := v[0]
-				au.DTS, au.PTS = au.DTS+off, au.PTS+off
-				out = append(out, unit{"v0", au})
-				v = v[1:]
-			} else {
-				au := a[0]
-				au.DTS, au.PTS = au.DTS+off, au.PTS+off
-				out = append(out, unit{"a0", au})
-				a = a[1:]
-			}
-		}
-	}
+	clip.Each(loops, func(k media.Kind, au media.AccessUnit) bool {
+		out = append(out, unit{renditionOf(k), au})
+		return true
+	})
 	return clip, out
 }
 

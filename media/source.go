@@ -63,27 +63,36 @@ func (l *Loop) Run(ctx context.Context, emit func(kind Kind, au AccessUnit) erro
 	if start.IsZero() {
 		start = l.p.Clock.Now()
 	}
+	var err error
+	l.p.Clip.Each(l.p.Loops, func(kind Kind, au AccessUnit) bool {
+		if err = l.waitUntil(ctx, start.Add(au.DTS)); err != nil {
+			return false
+		}
+		err = emit(kind, au)
+		return err == nil
+	})
+	return err
+}
+
+// Each walks the clip's units in decode order, video and audio interleaved
+// (video first at equal times), for loops repetitions (0: until emit
+// returns false), adding k×Duration to the times of repetition k. It does
+// not pace: Loop.Run does. The unit's Data is shared with the clip and must
+// not be modified.
+func (c *Clip) Each(loops int, emit func(kind Kind, au AccessUnit) bool) {
 	streams := []*loopCursor{
-		{kind: KindVideo, units: l.p.Clip.VideoUnits, period: l.p.Clip.Duration, loops: l.p.Loops},
-		{kind: KindAudio, units: l.p.Clip.AudioUnits, period: l.p.Clip.Duration, loops: l.p.Loops},
+		{kind: KindVideo, units: c.VideoUnits, period: c.Duration, loops: loops},
+		{kind: KindAudio, units: c.AudioUnits, period: c.Duration, loops: loops},
 	}
 	for {
-		// The next unit is the earliest of the two streams'; video wins ties.
 		var next *loopCursor
 		for _, s := range streams {
 			if s.more() && (next == nil || s.peek().DTS < next.peek().DTS) {
 				next = s
 			}
 		}
-		if next == nil {
-			return nil
-		}
-		au := next.peek()
-		if err := l.waitUntil(ctx, start.Add(au.DTS)); err != nil {
-			return err
-		}
-		if err := emit(next.kind, au); err != nil {
-			return err
+		if next == nil || !emit(next.kind, next.peek()) {
+			return
 		}
 		next.advance()
 	}

@@ -57,27 +57,23 @@ func newDemoFeed(t testing.TB, window time.Duration) *demoFeed {
 func (f *demoFeed) feed(t testing.TB, d time.Duration) {
 	t.Helper()
 	end := f.next + d
-	for k := f.next / f.clip.Duration; k*f.clip.Duration < end; k++ {
-		v, a := f.clip.VideoUnits, f.clip.AudioUnits
-		for len(v) > 0 || len(a) > 0 {
-			var name string
-			var au media.AccessUnit
-			if len(a) == 0 || len(v) > 0 && v[0].DTS <= a[0].DTS {
-				name, au, v = "v0", v[0], v[1:]
-			} else {
-				name, au, a = "a0", a[0], a[1:]
-			}
-			au.DTS += k * f.clip.Duration
-			au.PTS += k * f.clip.Duration
-			if au.DTS < f.next || au.DTS >= end {
-				continue
-			}
-			f.now = time.Unix(1_800_000_000, 0).Add(au.DTS)
-			if err := f.c.Push(name, au); err != nil {
-				t.Fatal(err)
-			}
+	f.clip.Each(0, func(k media.Kind, au media.AccessUnit) bool {
+		if au.DTS < f.next {
+			return true
 		}
-	}
+		if au.DTS >= end {
+			return false
+		}
+		name := "a0"
+		if k == media.KindVideo {
+			name = "v0"
+		}
+		f.now = time.Unix(1_800_000_000, 0).Add(au.DTS)
+		if err := f.c.Push(name, au); err != nil {
+			t.Fatal(err)
+		}
+		return true
+	})
 	f.next = end
 }
 

@@ -30,20 +30,17 @@ func demoOutputs(t *testing.T, key ed25519.PrivateKey, seconds time.Duration) []
 		Now: func() time.Time { return time.Unix(1_800_000_000, 0) }})
 	_ = c.AddRendition("v0", *clip.Video)
 	_ = c.AddRendition("a0", *clip.Audio)
-	v, a := clip.VideoUnits, clip.AudioUnits
-	for len(v) > 0 || len(a) > 0 {
-		if len(a) == 0 || len(v) > 0 && v[0].DTS <= a[0].DTS {
-			if v[0].DTS < seconds {
-				_ = c.Push("v0", v[0])
-			}
-			v = v[1:]
-		} else {
-			if a[0].DTS < seconds {
-				_ = c.Push("a0", a[0])
-			}
-			a = a[1:]
+	clip.Each(1, func(k media.Kind, au media.AccessUnit) bool {
+		if au.DTS >= seconds {
+			return false
 		}
-	}
+		name := "a0"
+		if k == media.KindVideo {
+			name = "v0"
+		}
+		_ = c.Push(name, au)
+		return true
+	})
 	c.Flush()
 	return outs
 }
