@@ -184,10 +184,19 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	body := st.Manifest()
+	if a := r.URL.Query().Get("after"); a != "" {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil {
+			http.Error(w, "after: want a batch number", http.StatusBadRequest)
+			return
+		}
+		body = st.ManifestAfter(n)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	_, _ = w.Write(st.Manifest())
+	_, _ = w.Write(body)
 }
 
 const m3u8Type = "application/vnd.apple.mpegurl"

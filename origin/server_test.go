@@ -104,6 +104,46 @@ func TestManifestWindow(t *testing.T) {
 	}
 }
 
+// TestManifestAfter: ?after=N gives only the newer batches' chunks, still
+// verifiable, with the init segments; a bad N is a 400.
+func TestManifestAfter(t *testing.T) {
+	f := newDemoFeed(t, 10*time.Second)
+	f.feed(t, 5*time.Second)
+	full, err := chunker.DecodeManifest(bytes.NewReader(f.st.Manifest()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := full.Entries[len(full.Entries)/2].Batch
+	rec := httptest.NewRecorder()
+	f.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/live/demo/manifest?after="+strconv.FormatUint(mid, 10), nil))
+	part, err := chunker.DecodeManifest(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := part.Verify(f.pub); err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, e := range full.Entries {
+		if e.Batch > mid {
+			want++
+		}
+	}
+	if len(part.Entries) != want || want == 0 || len(part.InitSegments) != len(full.InitSegments) {
+		t.Errorf("after %d: %d entries and %d init segments, want %d and %d", mid, len(part.Entries), len(part.InitSegments), want, len(full.InitSegments))
+	}
+	for _, e := range part.Entries {
+		if e.Batch <= mid {
+			t.Errorf("entry of batch %d", e.Batch)
+		}
+	}
+	rec = httptest.NewRecorder()
+	f.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/live/demo/manifest?after=x", nil))
+	if rec.Code != http.StatusBadRequest {
+		t.Errorf("after=x: %d", rec.Code)
+	}
+}
+
 func TestBlockingReload(t *testing.T) {
 	f := newDemoFeed(t, time.Minute)
 	f.feed(t, 3*time.Second)

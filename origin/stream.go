@@ -155,9 +155,22 @@ func (st *Stream) Changed() <-chan struct{} {
 func (st *Stream) Manifest() []byte {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.manifest != nil {
-		return st.manifest
+	if st.manifest == nil {
+		st.manifest = st.renderLocked(0, false)
 	}
+	return st.manifest
+}
+
+// ManifestAfter renders the manifest with only the chunks of batches
+// numbered above n (and every init segment): what a client that holds
+// batch n already lacks. Polling nodes ask for this.
+func (st *Stream) ManifestAfter(n uint64) []byte {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.renderLocked(n, true)
+}
+
+func (st *Stream) renderLocked(after uint64, partial bool) []byte {
 	m := chunker.Manifest{
 		Version: 1, Stream: st.name, PublicKey: hex.EncodeToString(st.pub),
 		ChunkDurationMs: float64(st.chunk.Microseconds()) / 1000,
@@ -175,6 +188,9 @@ func (st *Stream) Manifest() []byte {
 		}
 	}
 	for _, b := range st.batches {
+		if partial && b.n <= after {
+			continue
+		}
 		for _, e := range b.entries {
 			m.Entries = append(m.Entries, chunker.ToJSON(e, b.n))
 		}
@@ -184,8 +200,8 @@ func (st *Stream) Manifest() []byte {
 		m.Batches = append(m.Batches, chunker.JSONBatch{N: n, Signature: hex.EncodeToString(sigs[n])})
 	}
 	slices.SortFunc(m.InitSegments, func(a, b chunker.JSONEntry) int { return cmp.Compare(a.Batch, b.Batch) })
-	st.manifest, _ = json.Marshal(m)
-	return st.manifest
+	out, _ := json.Marshal(m)
+	return out
 }
 
 // BitrateKbps is the stream's peak download rate for one viewer (highest

@@ -53,6 +53,10 @@ type PullParams struct {
 	PeerMargin time.Duration
 	// Cap on a peer's pipeline depth; 0 means 16.
 	MaxInFlightPerPeer int
+	// OriginInFlight is the least pipeline depth granted to the origin (an
+	// HTTP server takes parallel requests whatever its measured pace); 0
+	// leaves the origin to PipelineDepth like a peer.
+	OriginInFlight int
 	// Throughput assumed for peers with no measurement yet; 0 leaves such
 	// peers out (the origin is still used near deadlines).
 	DefaultBytesPerSec float64
@@ -69,6 +73,7 @@ func DefaultPullParams() PullParams {
 		DuplicateWindow:    500 * time.Millisecond,
 		PeerMargin:         100 * time.Millisecond,
 		MaxInFlightPerPeer: 16,
+		OriginInFlight:     4,
 		DefaultBytesPerSec: 64 << 10,
 	}
 }
@@ -165,7 +170,7 @@ func (pl *Planner) Plan(dst []Request, now time.Time, wanted []Chunk, peers []Pe
 			}
 			depth := p.MaxInFlightPerPeer
 			if bps > 0 {
-				depth = PipelineDepth(bps, ps.RTT, mean, p.MaxInFlightPerPeer)
+				depth = max(PipelineDepth(bps, ps.RTT, mean, p.MaxInFlightPerPeer), p.OriginInFlight)
 			}
 			pl.origin = peerPlan{id: ps.ID, bps: bps, rtt: ps.RTT.Seconds(), queued: float64(ps.QueuedBytes), slots: depth - ps.InFlight}
 			pl.hasOrigin = pl.origin.slots > 0

@@ -236,6 +236,20 @@ func (lk *Link) Send(m wire.Message) error {
 	return lk.dc.Send(frame)
 }
 
+// sendFrame sends an encoded wire frame (or several back to back: the
+// peer's reader splits them).
+func (lk *Link) sendFrame(frame []byte) error {
+	select {
+	case <-lk.done:
+		return ErrLinkClosed
+	default:
+	}
+	return lk.dc.Send(frame)
+}
+
+// buffered is the data channel's send backlog in bytes.
+func (lk *Link) buffered() uint64 { return lk.dc.BufferedAmount() }
+
 // Recv delivers the frames the peer sends (wire.Decode them). It is never
 // closed: select on Done too.
 func (lk *Link) Recv() <-chan []byte { return lk.recv }

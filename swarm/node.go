@@ -1,13 +1,11 @@
 package swarm
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -19,107 +17,82 @@ import (
 
 	"github.com/seedcast/seedcast/chunker"
 	"github.com/seedcast/seedcast/scheduler"
-	"github.com/seedcast/seedcast/swarm/wire"
 	"github.com/seedcast/seedcast/tracker"
 )
 
-// NodeParams configures a Node.
+// NodeParams configures a Node. Zero fields take the defaults shown.
 type NodeParams struct {
-	Server     string // the origin, e.g. http://127.0.0.1:8080
-	Stream     string
-	Kind       tracker.Kind // native or browser
-	BudgetKbps int          // relay budget (scheduler.Budget.RelayKbps); 0 relays nothing
-	API        *webrtc.API  // pion, with the SettingEngine ICE should use
+	Server string // the origin, e.g. http://127.0.0.1:8080 (the tracker is at /tracker)
+	Stream string
+	// Token is the viewer token of a private stream; for the seed, the
+	// tracker's origin secret.
+	Token string
+	Kind  tracker.Kind // native (default) or browser
+	// Seed makes this node the origin's root seed: it joins as peer
+	// "origin", takes every chunk from Source as soon as it is listed, and
+	// pulls from no peer.
+	Seed bool
+	// BudgetKbps is the relay budget (scheduler.Budget.RelayKbps); 0 relays
+	// nothing: no media byte goes to a peer.
+	BudgetKbps int
+	// Quality picks the renditions: "auto" (the best video and the audio),
+	// "all", "audio-only", or a height such as "720p" (the best video no
+	// taller, and the audio). The seed takes all.
+	Quality string
+	API     *webrtc.API // pion, with the SettingEngine ICE should use
+	// Source is the origin (default: HTTPSource on Server with HTTPClient).
+	Source     Source
 	HTTPClient *http.Client
-	// PollEvery is how often the manifest is fetched (default 100 ms).
-	PollEvery time.Duration
-	// PushWait is how long a chunk of a substream fed by a peer is waited
-	// for before it is fetched from the origin (default 1 s).
-	PushWait   time.Duration
-	StoreBytes int64
-	// Buffer is the playback delay the node keeps: playback starts this
-	// long after the first chunk, and a chunk is on time when it is held
-	// before its playback moment (default 2 s).
+	// PollEvery is the manifest poll while some substream comes over HTTP
+	// (200 ms); SlowPoll otherwise (1 s), when signed batches come from
+	// peers with the chunks. Each poll is also an RTT sample for the guard.
+	PollEvery, SlowPoll time.Duration
+	// TickEvery is the scheduler's tick (50 ms).
+	TickEvery time.Duration
+	// PushGrace is how long a chunk is left to its substream's pusher
+	// before the scheduler may pull it elsewhere (400 ms).
+	PushGrace time.Duration
+	// StallAfter is how long an upstream may push nothing, while chunks of
+	// its substreams are due, before it is reported stalled to the tracker
+	// (2 s). A slow pusher is not stalled: pulls cover its lateness.
+	StallAfter time.Duration
+	// ReportEvery is the health report period (2 s).
+	ReportEvery time.Duration
+	StoreBytes  int64
+	// Buffer is the playback delay behind the live edge: a chunk's deadline
+	// is when it plays, Buffer after it was at the live edge (2 s).
 	Buffer time.Duration
-	Logger *slog.Logger
+	// Pull tunes pull repair (zero: scheduler.DefaultPullParams()).
+	Pull *scheduler.PullParams
+	// Guard tunes the RTT guard (zero values: its defaults).
+	Guard scheduler.RTTGuardParams
+	// OnUpload, if set, is called with every frame's size as it is handed to
+	// a peer link, after the budget allowed it (metering, tests).
+	OnUpload func(at time.Time, bytes int)
+	Logger   *slog.Logger
 }
 
-// Stats counts what a node received and sent (cumulative).
-type Stats struct {
-	BytesFromPeers  int64
-	BytesFromOrigin int64
-	BytesUploaded   int64
-	Chunks          int           // verified and stored
-	Rejected        int           // chunks or batches that failed verification
-	Peers           int           // open links
-	ChunksOnTime    int           // media chunks held before their playback moment
-	ChunksLate      int           // media chunks held after it, or never
-	LatencyP50      time.Duration // from ingest to held, over the last 512 chunks
-	LatencyP95      time.Duration
-}
-
-// Node is a viewer node: it joins the stream's swarm, receives each
-// substream pushed by its upstream peer (or fetches it from the origin over
-// HTTP when the tracker assigned the origin, or when a push is late),
-// verifies every chunk against the signed manifest, and pushes what it holds
-// to the downstream peers that subscribed, within its upload budget.
-type Node struct {
-	p      NodeParams
-	log    *slog.Logger
-	tc     *TrackerClient
-	linker *Linker
-	verify *Verifier
-	store  *Store
-	bucket *scheduler.TokenBucket // guarded by mu
-	k      int
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu         sync.Mutex
-	upstreams  []tracker.PeerID
-	links      map[tracker.PeerID]*Link // upstream links
-	subs       map[*Link]map[subKey]bool
-	wanted     map[chunker.ID]time.Time // listed in the manifest, not held: since when
-	fetching   map[chunker.ID]bool
-	renditions []string
-	stats      Stats
-	latencies  []time.Duration // ring of the last 512 delivery latencies
-	latNext    int
-	playStart  time.Time // wall time of firstMedia's playback
-	firstMedia time.Duration
-	judged     map[chunker.ID]bool // on-time or late already counted
-	startSeq   uint64              // the live edge when the node joined, less Buffer
-	started    bool
-	// Chunks pushed ahead of this node's manifest: held unverified (never
-	// stored, played or relayed) until the next poll can check them.
-	early map[chunker.ID]earlyChunk
-}
-
-type earlyChunk struct {
-	data []byte
-	from tracker.PeerID
-	at   time.Time
-}
-
-// maxEarly bounds the chunks held ahead of the manifest.
-const maxEarly = 64
-
-type subKey struct {
-	rendition string
-	index     int
-}
-
-// StartNode joins the swarm and starts receiving.
-func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
-	if p.HTTPClient == nil {
-		p.HTTPClient = &http.Client{Timeout: 10 * time.Second}
-	}
+func (p *NodeParams) defaults() {
 	if p.PollEvery <= 0 {
-		p.PollEvery = 100 * time.Millisecond
+		p.PollEvery = 200 * time.Millisecond
 	}
-	if p.PushWait <= 0 {
-		p.PushWait = time.Second
+	if p.SlowPoll <= 0 {
+		p.SlowPoll = time.Second
+	}
+	if p.TickEvery <= 0 {
+		p.TickEvery = 50 * time.Millisecond
+	}
+	if p.PushGrace <= 0 {
+		p.PushGrace = 400 * time.Millisecond
+	}
+	if p.StallAfter <= 0 {
+		p.StallAfter = 2 * time.Second
+	}
+	if p.ReportEvery <= 0 {
+		p.ReportEvery = 2 * time.Second
+	}
+	if p.Buffer <= 0 {
+		p.Buffer = 2 * time.Second
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
@@ -127,13 +100,146 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 	if p.Kind == "" {
 		p.Kind = tracker.KindNative
 	}
-	if p.Buffer <= 0 {
-		p.Buffer = 2 * time.Second
+	if p.Seed {
+		p.Quality = "all"
 	}
-	tc, err := DialTracker(ctx, TrackerParams{
-		URL:  "ws" + strings.TrimPrefix(p.Server, "http") + "/tracker",
-		Join: tracker.Join{Stream: p.Stream, Kind: p.Kind, BudgetKbps: p.BudgetKbps},
-	})
+	if p.Source == nil {
+		p.Source = &HTTPSource{Server: p.Server, Stream: p.Stream, Client: p.HTTPClient}
+	}
+}
+
+// Stats counts what a node received and sent (cumulative, except the
+// gauges Peers, Depth, RelayKbps, Throttled and RTT).
+type Stats struct {
+	BytesFromPeers  int64 // verified media bytes received from peers
+	BytesFromOrigin int64 // ... from the origin: over HTTP, or from its seed node
+	BytesFromSeed   int64 // the part of BytesFromOrigin the seed pushed or answered
+	BytesUploaded   int64 // media bytes sent to peers (with their framing)
+	BytesControl    int64 // haves, relayed manifest batches and other control frames sent to peers
+	Chunks          int   // verified and stored
+	Rejected        int   // chunks or batches that failed verification
+	Unknown         int   // chunks a peer sent before their signed entry (dropped)
+	Pulled          int   // chunks pulled from peers (requests answered)
+	Pushed          int   // chunks pushed by upstream peers
+	Peers           int   // open links
+	Reassigned      int   // substreams the tracker gave a new upstream
+	StallReports    int   // upstreams reported stalled
+	ChunksOnTime    int   // media chunks held before their playback deadline
+	ChunksLate      int   // media chunks held after it, or never
+	// LatencyP50 and LatencyP95 are over the last 512 chunks, from when
+	// ingest finished a chunk to when this node held it verified.
+	LatencyP50, LatencyP95 time.Duration
+	// Depth is this node's deepest hop count from the origin over its
+	// substreams, as the tracker last assigned them (0 for the seed).
+	Depth int
+	// RelayKbps is the relay rate in force: the budget, less what the RTT
+	// guard cut; Throttled is set while the guard cuts it.
+	RelayKbps int64
+	Throttled bool
+	RTT       time.Duration // smoothed RTT to the origin
+}
+
+// Node is a swarm node. It joins the stream's swarm through the tracker,
+// subscribes each substream from the upstream peer the tracker assigned and
+// receives its chunks pushed over data channels, repairs what is missing by
+// pulling (scheduler.Planner: peers first, the origin near deadlines),
+// verifies every chunk and manifest batch against the stream key, and
+// serves its downstream peers within its upload budget.
+type Node struct {
+	p       NodeParams
+	log     *slog.Logger
+	src     Source
+	tc      *TrackerClient
+	linker  *Linker
+	verify  *Verifier
+	store   *Store
+	k       int
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	wake    chan struct{} // the uploader has work
+	reportC chan struct{} // report to the tracker now
+
+	mu sync.Mutex
+	// Renditions this node plays and carries, and their index in keys.
+	rends []string
+	ri    map[string]int
+	// The playback clock: chunk media time playFrom plays at t0, and the
+	// node wants chunks from startSeq on.
+	t0       time.Time
+	playFrom time.Duration
+	startSeq uint64
+	anchored bool
+	chunkD   time.Duration
+	// Batches learnt: every batch up to contig is known (-1: none yet), so
+	// polls ask only for what comes after it.
+	contig  int64
+	batches scheduler.SeqSet
+
+	upstreams []tracker.PeerID         // per substream; "" = over HTTP
+	ups       map[tracker.PeerID]*peer // links this node dialed
+	dialing   map[tracker.PeerID]bool
+	backoff   map[tracker.PeerID]time.Time // dial failed: not again before
+	peers     map[*Link]*peer              // every open link
+	stalled   []tracker.PeerID             // to report
+
+	wants    map[chunker.ID]*want
+	byKey    map[uint64]*want
+	held     []scheduler.SeqSet // per rendition index: seqs held
+	fetching map[chunker.ID]bool
+	originIn int // origin fetches in flight
+
+	planner *scheduler.Planner
+	pull    scheduler.PullParams
+	chunks  []scheduler.Chunk
+	states  []scheduler.PeerState
+	reqs    []scheduler.Request
+	nextReq uint32
+
+	bucket   *scheduler.TokenBucket
+	guard    *scheduler.RTTGuard
+	rate     float64 // bytes/s in force
+	fragSize int
+	jobs     []*upJob
+	lastUp   string // round-robin cursor of OrderUploads
+
+	stats     Stats
+	latencies []time.Duration
+	latNext   int
+	judged    map[chunker.ID]bool
+	newest    uint64 // newest seq held
+	announced int    // stats.Chunks at the last Have
+	lastRep   struct {
+		at       time.Time
+		uploaded int64
+	}
+}
+
+// want is a chunk of the window this node needs and does not hold.
+type want struct {
+	e        chunker.Entry
+	key      uint64
+	sub      int
+	since    time.Time // when its entry was learnt
+	deadline time.Time
+	pending  []string // planner ids asked and not answered
+}
+
+// keyOf packs a rendition index and seq into one scheduler sequence number.
+func keyOf(seq uint64, ri int) uint64 { return seq<<5 | uint64(ri) }
+
+// StartNode fetches the manifest, joins the swarm and starts the node.
+func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
+	p.defaults()
+	m, err := p.Source.Manifest(ctx, -1)
+	if err != nil {
+		return nil, err
+	}
+	join := tracker.Join{Stream: p.Stream, Token: p.Token, Kind: p.Kind, BudgetKbps: p.BudgetKbps}
+	if p.Seed {
+		join.Kind = tracker.KindOrigin
+	}
+	tc, err := DialTracker(ctx, TrackerParams{URL: "ws" + strings.TrimPrefix(p.Server, "http") + "/tracker", Join: join})
 	if err != nil {
 		return nil, err
 	}
@@ -148,54 +254,104 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 		tc.Close()
 		return nil, err
 	}
-	rate := float64(p.BudgetKbps) * 1000 / 8
-	n := &Node{
-		p: p, log: p.Logger.With("stream", p.Stream, "peer", w.Peer), tc: tc, verify: verify,
-		store: NewStore(p.StoreBytes), k: w.Substreams,
-		bucket:    scheduler.NewTokenBucket(scheduler.TokenBucketParams{Rate: rate, Burst: max(int(rate), 256<<10), Now: time.Now()}),
-		upstreams: make([]tracker.PeerID, w.Substreams),
-		links:     map[tracker.PeerID]*Link{}, subs: map[*Link]map[subKey]bool{},
-		wanted: map[chunker.ID]time.Time{}, fetching: map[chunker.ID]bool{}, judged: map[chunker.ID]bool{},
-		early: map[chunker.ID]earlyChunk{},
+	rends, err := SelectRenditions(m.Renditions, p.Quality)
+	if err != nil {
+		tc.Close()
+		return nil, err
 	}
-	n.linker = NewLinker(LinkerParams{API: p.API, Signaler: tc})
+	now := time.Now()
+	pull := scheduler.DefaultPullParams()
+	if p.Pull != nil {
+		pull = *p.Pull
+	}
+	g := p.Guard
+	g.Now = now
+	n := &Node{
+		p: p, log: p.Logger.With("stream", p.Stream, "peer", w.Peer), src: p.Source, tc: tc, verify: verify,
+		store: NewStore(p.StoreBytes), k: max(w.Substreams, 1),
+		wake: make(chan struct{}, 1), reportC: make(chan struct{}, 1),
+		rends: rends, ri: map[string]int{}, contig: -1,
+		upstreams: make([]tracker.PeerID, max(w.Substreams, 1)),
+		ups:       map[tracker.PeerID]*peer{}, dialing: map[tracker.PeerID]bool{}, backoff: map[tracker.PeerID]time.Time{},
+		peers: map[*Link]*peer{},
+		wants: map[chunker.ID]*want{}, byKey: map[uint64]*want{}, held: make([]scheduler.SeqSet, len(rends)),
+		fetching: map[chunker.ID]bool{}, judged: map[chunker.ID]bool{},
+		planner: scheduler.NewPlanner(pull), pull: pull,
+		bucket: scheduler.NewTokenBucket(scheduler.TokenBucketParams{Now: now}),
+		guard:  scheduler.NewRTTGuard(g),
+	}
+	for i, r := range rends {
+		n.ri[r] = i
+	}
+	n.stats.Depth = w.Depth
+	n.setRateLocked(now)
+	n.linker = NewLinker(LinkerParams{API: p.API, Signaler: tc, ICEServers: iceServers(w.ICEServers)})
 	for _, u := range w.Upstreams {
 		if u.Substream >= 0 && u.Substream < n.k {
 			n.upstreams[u.Substream] = u.Peer
 		}
 	}
+	n.anchor(now, m)
+	for _, b := range m.Batches {
+		n.contig = max(n.contig, int64(b.N)) // the first window is whole
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.learnManifest(m); err != nil {
+		n.Close()
+		return nil, err
+	}
 	n.goRun(n.trackerLoop)
 	n.goRun(n.acceptLoop)
-	n.goRun(n.manifestLoop)
+	n.goRun(n.sourceLoop)
+	n.goRun(n.tickLoop)
+	n.goRun(n.uploadLoop)
+	n.linkUpstreams()
 	return n, nil
+}
+
+func iceServers(in []tracker.ICEServer) []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, 0, len(in))
+	for _, s := range in {
+		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return out
+}
+
+// anchor starts the playback clock at the live edge of the first manifest,
+// Buffer behind it. An empty manifest leaves it to the first entry learnt.
+func (n *Node) anchor(now time.Time, m *chunker.Manifest) {
+	if d := time.Duration(m.ChunkDurationMs * float64(time.Millisecond)); d > 0 {
+		n.chunkD = d
+	}
+	if len(m.Entries) == 0 {
+		return
+	}
+	last := m.Entries[len(m.Entries)-1]
+	n.anchorAt(now, time.Duration(last.MediaTimeUs+last.DurationUs)*time.Microsecond)
+	n.startSeq = ^uint64(0)
+	for _, e := range m.Entries {
+		if time.Duration(e.MediaTimeUs)*time.Microsecond >= n.playFrom && e.Seq < n.startSeq {
+			n.startSeq = e.Seq
+		}
+	}
+	if n.startSeq == ^uint64(0) {
+		n.startSeq = last.Seq + 1
+	}
+}
+
+// anchorAt says media time edge is live at now.
+func (n *Node) anchorAt(now time.Time, edge time.Duration) {
+	n.t0, n.playFrom, n.anchored = now, edge-n.p.Buffer, true
+}
+
+// deadline is when a chunk plays.
+func (n *Node) deadline(e chunker.Entry) time.Time {
+	return n.t0.Add(e.MediaTime - n.playFrom)
 }
 
 func (n *Node) goRun(f func()) {
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); f() }()
-}
-
-// Stats returns the node's counters.
-func (n *Node) Stats() Stats {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	s := n.stats
-	s.Peers = len(n.links) + len(n.subs)
-	if len(n.latencies) > 0 {
-		l := slices.Clone(n.latencies)
-		slices.Sort(l)
-		s.LatencyP50, s.LatencyP95 = l[len(l)/2], l[(len(l)*95)/100]
-	}
-	return s
-}
-
-// deadline is when a chunk plays (zero before the first chunk).
-func (n *Node) deadlineLocked(e chunker.Entry) time.Time {
-	if n.playStart.IsZero() {
-		return time.Time{}
-	}
-	return n.playStart.Add(e.MediaTime - n.firstMedia)
 }
 
 // Close leaves the swarm and stops the node.
@@ -205,6 +361,29 @@ func (n *Node) Close() {
 	n.linker.Close()
 	n.wg.Wait()
 }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.stats
+	s.Peers = len(n.peers)
+	if len(n.latencies) > 0 {
+		l := slices.Clone(n.latencies)
+		slices.Sort(l)
+		s.LatencyP50, s.LatencyP95 = l[len(l)/2], l[(len(l)*95)/100]
+	}
+	s.RelayKbps = int64(n.rate * 8 / 1000)
+	gs := n.guard.Status()
+	s.Throttled, s.RTT = gs.Throttled && n.p.BudgetKbps > 0, gs.Smoothed
+	return s
+}
+
+// Renditions are the renditions the node carries.
+func (n *Node) Renditions() []string { return slices.Clone(n.rends) }
+
+// Chunk returns a held chunk (a player reads the media from here).
+func (n *Node) Chunk(id chunker.ID) ([]byte, bool) { return n.store.Get(id) }
 
 // trackerLoop follows the tracker: signaling to the linker, reassignments
 // to the substream table.
@@ -226,379 +405,161 @@ func (n *Node) trackerLoop() {
 				n.mu.Lock()
 				if m.Substream >= 0 && m.Substream < n.k {
 					n.upstreams[m.Substream] = m.Peer
+					delete(n.backoff, m.Peer)
 				}
+				n.stats.Depth = m.Depth
+				n.stats.Reassigned++
 				n.mu.Unlock()
-				n.subscribeAll()
+				n.log.Debug("reassigned", "substream", m.Substream, "upstream", m.Peer, "reason", m.Reason)
+				n.linkUpstreams()
 			}
 		}
 	}
 }
 
-// subscribeAll links to every upstream peer and subscribes its substreams.
-func (n *Node) subscribeAll() {
-	n.mu.Lock()
-	rends := n.renditions
-	want := map[tracker.PeerID][]int{}
-	for k, u := range n.upstreams {
-		if u != "" && u != tracker.OriginPeer {
-			want[u] = append(want[u], k)
+// sourceLoop polls the origin's manifest (fast while some substream comes
+// over HTTP, slowly otherwise) and learns its batches; once per SlowPoll it
+// pings the origin for the RTT guard.
+func (n *Node) sourceLoop() {
+	var changed <-chan struct{}
+	if nt, ok := n.src.(Notifier); ok {
+		changed = nt.Changed()
+	}
+	timer := time.NewTimer(n.p.PollEvery)
+	defer timer.Stop()
+	var lastPing time.Time
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-changed:
+			changed = n.src.(Notifier).Changed()
+		case <-timer.C:
 		}
-	}
-	n.mu.Unlock()
-	if len(rends) == 0 {
-		return // the manifest names the renditions; the first poll subscribes
-	}
-	for peer, subs := range want {
-		n.mu.Lock()
-		lk := n.links[peer]
-		n.mu.Unlock()
-		if lk == nil {
-			ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-			var err error
-			lk, err = n.linker.Dial(ctx, peer)
+		start := time.Now()
+		if pg, ok := n.src.(Pinger); ok && start.Sub(lastPing) >= n.p.SlowPoll {
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			rtt, err := pg.Ping(ctx)
 			cancel()
-			if err != nil {
-				n.log.Debug("dial upstream", "peer", peer, "err", err)
-				continue
+			if err == nil {
+				n.observeRTT(time.Now(), rtt)
 			}
-			n.mu.Lock()
-			n.links[peer] = lk
-			n.mu.Unlock()
-			_ = lk.Send(&wire.Hello{Version: wire.Version, Renditions: rends, BudgetKbps: uint32(n.p.BudgetKbps)})
-			n.goRun(func() { n.readLink(lk, true) })
+			lastPing = start
 		}
-		for _, k := range subs {
-			for _, r := range rends {
-				_ = lk.Send(&wire.Subscribe{Rendition: r, K: uint16(n.k), Index: uint16(k)})
-			}
-		}
-	}
-}
-
-// acceptLoop takes the links downstream peers open.
-func (n *Node) acceptLoop() {
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case lk := <-n.linker.Accepted():
-			n.mu.Lock()
-			n.subs[lk] = map[subKey]bool{}
-			n.mu.Unlock()
-			n.goRun(func() { n.readLink(lk, false) })
-		}
-	}
-}
-
-// readLink handles one link's frames until it closes: subscriptions from a
-// downstream, chunks from an upstream. A peer that sends garbage or a bad
-// chunk is cut off and reported.
-func (n *Node) readLink(lk *Link, upstream bool) {
-	re := wire.NewReassembler(wire.ReassemblerParams{})
-	defer func() {
-		lk.Close()
 		n.mu.Lock()
-		delete(n.subs, lk)
-		if n.links[lk.Peer] == lk {
-			delete(n.links, lk.Peer)
-		}
+		after := n.contig
 		n.mu.Unlock()
-	}()
-	for {
-		var frame []byte
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-lk.Done():
-			return
-		case frame = <-lk.Recv():
-		}
-		m, err := wire.Decode(frame)
-		if errors.Is(err, wire.ErrUnknownType) {
-			continue
-		}
+		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		m, err := n.src.Manifest(ctx, after)
+		cancel()
 		if err != nil {
-			n.complain(lk.Peer, "bad-message")
-			return
-		}
-		switch m := m.(type) {
-		case *wire.Subscribe:
-			if !upstream && int(m.K) == n.k {
-				n.mu.Lock()
-				if s := n.subs[lk]; s != nil {
-					s[subKey{m.Rendition, int(m.Index)}] = true
-				}
-				n.mu.Unlock()
+			if n.ctx.Err() == nil {
+				n.log.Debug("manifest", "err", err)
 			}
-		case *wire.Unsubscribe:
-			n.mu.Lock()
-			if s := n.subs[lk]; s != nil {
-				delete(s, subKey{m.Rendition, int(m.Index)})
-			}
-			n.mu.Unlock()
-		case *wire.Chunk:
-			data, err := re.Add(m)
-			if err != nil {
-				n.complain(lk.Peer, "bad-message")
-				return
-			}
-			if data == nil {
-				continue
-			}
-			e, err := n.verify.Check(m.ID, data)
-			if errors.Is(err, ErrUnknownChunk) {
-				n.holdEarly(m.ID, data, lk.Peer) // ahead of our manifest: checked after the next poll
-				continue
-			}
-			if err != nil {
-				n.mu.Lock()
-				n.stats.Rejected++
-				n.mu.Unlock()
-				n.complain(lk.Peer, "bad-chunk")
-				return
-			}
-			n.accept(e, data, true)
-		}
-	}
-}
-
-// holdEarly keeps a pushed chunk the manifest does not list yet, within
-// bounds (the oldest goes first).
-func (n *Node) holdEarly(id chunker.ID, data []byte, from tracker.PeerID) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if len(n.early) >= maxEarly {
-		var oldest chunker.ID
-		var at time.Time
-		for k, c := range n.early {
-			if at.IsZero() || c.at.Before(at) {
-				oldest, at = k, c.at
-			}
-		}
-		delete(n.early, oldest)
-	}
-	n.early[id] = earlyChunk{data: data, from: from, at: time.Now()}
-}
-
-// checkEarly verifies the chunks held ahead of the manifest against what
-// the manifest now lists: genuine ones are accepted, bad ones get their
-// sender reported, unknown ones wait a little longer.
-func (n *Node) checkEarly() {
-	n.mu.Lock()
-	held := make(map[chunker.ID]earlyChunk, len(n.early))
-	for id, c := range n.early {
-		held[id] = c
-	}
-	n.mu.Unlock()
-	for id, c := range held {
-		e, err := n.verify.Check(id, c.data)
-		if errors.Is(err, ErrUnknownChunk) && time.Since(c.at) < 5*time.Second {
-			continue
-		}
-		n.mu.Lock()
-		delete(n.early, id)
-		if err != nil && !errors.Is(err, ErrUnknownChunk) {
-			n.stats.Rejected++
-		}
-		n.mu.Unlock()
-		switch {
-		case err == nil:
-			n.accept(e, c.data, true)
-		case errors.Is(err, ErrBadChunk):
-			n.complain(c.from, "bad-chunk")
-		}
-	}
-}
-
-func (n *Node) complain(peer tracker.PeerID, reason string) {
-	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
-	defer cancel()
-	_ = n.tc.Report(ctx, tracker.Report{Complaint: &tracker.Complaint{Peer: peer, Reason: reason}})
-}
-
-// accept stores a verified chunk and pushes it to the subscribers of its
-// substream, within the upload budget.
-func (n *Node) accept(e chunker.Entry, data []byte, fromPeer bool) {
-	if n.store.Has(e.Hash) {
-		return
-	}
-	n.store.Put(e.Hash, data)
-	now := time.Now()
-	n.mu.Lock()
-	delete(n.wanted, e.Hash)
-	n.stats.Chunks++
-	if e.Kind == chunker.KindChunk {
-		if n.playStart.IsZero() {
-			n.playStart, n.firstMedia = now.Add(n.p.Buffer), e.MediaTime
-		}
-		if !n.judged[e.Hash] {
-			n.judged[e.Hash] = true
-			if now.After(n.deadlineLocked(e)) {
-				n.stats.ChunksLate++
-			} else {
-				n.stats.ChunksOnTime++
-			}
-		}
-		lat := now.Sub(e.IngestTime)
-		if len(n.latencies) < 512 {
-			n.latencies = append(n.latencies, lat)
 		} else {
-			n.latencies[n.latNext] = lat
-			n.latNext = (n.latNext + 1) % len(n.latencies)
-		}
-	}
-	if fromPeer {
-		n.stats.BytesFromPeers += int64(len(data))
-	} else {
-		n.stats.BytesFromOrigin += int64(len(data))
-	}
-	var targets []*Link
-	key := subKey{e.Rendition, int(e.Seq % uint64(n.k))}
-	for lk, s := range n.subs {
-		if s[key] {
-			targets = append(targets, lk)
-		}
-	}
-	n.mu.Unlock()
-	if e.Kind != chunker.KindChunk {
-		return
-	}
-	for _, lk := range targets {
-		n.mu.Lock() // the bucket is pure policy: the node serialises it
-		allowed := n.bucket.Allow(time.Now(), len(data))
-		n.mu.Unlock()
-		if !allowed {
-			continue // no budget: the downstream will pull it from the origin
-		}
-		for _, f := range wire.Fragments(nil, 0, e.Hash, data) {
-			if err := lk.Send(&f); err != nil {
-				break
+			if err := n.learnManifest(m); err != nil {
+				n.log.Warn("manifest refused", "err", err)
 			}
 		}
 		n.mu.Lock()
-		n.stats.BytesUploaded += int64(len(data))
+		every := n.p.SlowPoll
+		if n.p.Seed || n.httpFedLocked() {
+			every = n.p.PollEvery
+		}
 		n.mu.Unlock()
+		if changed != nil {
+			every = n.p.SlowPoll // the notification drives it
+		}
+		timer.Reset(every)
 	}
 }
 
-// manifestLoop polls the signed manifest, learns its entries, and fetches
-// from the origin what no peer will push, or what a peer pushes too late.
-func (n *Node) manifestLoop() {
-	tick := time.NewTicker(n.p.PollEvery)
-	defer tick.Stop()
-	subscribed := false
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-tick.C:
-		}
-		m, err := n.fetchManifest()
+// learnManifest learns a manifest document from the origin.
+func (n *Node) learnManifest(m *chunker.Manifest) error {
+	batches, err := m.SignedBatches()
+	if err != nil {
+		return err
+	}
+	var fresh []uint64
+	var entries []chunker.Entry
+	for i := range batches {
+		es, err := n.verify.Learn(&batches[i])
 		if err != nil {
-			n.log.Debug("manifest", "err", err)
-			continue
-		}
-		if err := n.verify.AddManifest(m); err != nil {
 			n.mu.Lock()
 			n.stats.Rejected++
 			n.mu.Unlock()
-			n.log.Warn("manifest refused", "err", err)
-			continue
+			return err
 		}
-		n.checkEarly()
-		if !subscribed && len(m.Renditions) > 0 {
-			n.mu.Lock()
-			for _, r := range m.Renditions {
-				n.renditions = append(n.renditions, r.Name)
-			}
-			n.mu.Unlock()
-			subscribed = true
-			n.goRun(n.subscribeAll)
-		}
-		now := time.Now()
-		var due []chunker.Entry
-		n.mu.Lock()
-		if !n.started && len(m.Entries) > 0 {
-			// A live viewer starts at the live edge, less its buffer: the
-			// window's older chunks are history, not what it will play.
-			newest := m.Entries[len(m.Entries)-1].Seq
-			back := uint64(n.p.Buffer / time.Duration(m.ChunkDurationMs*float64(time.Millisecond)))
-			n.startSeq, n.started = newest-min(newest, back), true
-		}
-		// Bounded bookkeeping: what left the window long ago is forgotten.
-		for id, since := range n.wanted {
-			if now.Sub(since) > 2*time.Minute {
-				delete(n.wanted, id)
-			}
-		}
-		if len(n.judged) > 8192 {
-			clear(n.judged)
-		}
-		for _, je := range append(append([]chunker.JSONEntry{}, m.InitSegments...), m.Entries...) {
-			e, ok := n.verify.Entry(je.Hash)
-			if !ok || n.store.Has(e.Hash) || e.Kind == chunker.KindChunk && (!n.started || e.Seq < n.startSeq) {
-				continue
-			}
-			if d := n.deadlineLocked(e); e.Kind == chunker.KindChunk && !d.IsZero() && e.MediaTime >= n.firstMedia && now.After(d) && !n.judged[e.Hash] {
-				n.judged[e.Hash] = true // missed: counted late once, whenever it comes
-				n.stats.ChunksLate++
-			}
-			if n.fetching[e.Hash] {
-				continue
-			}
-			since, seen := n.wanted[e.Hash]
-			if !seen {
-				n.wanted[e.Hash], since = now, now
-			}
-			up := n.upstreams[e.Seq%uint64(n.k)]
-			fromOrigin := e.Kind == chunker.KindInit || up == "" || up == tracker.OriginPeer
-			if fromOrigin || now.Sub(since) >= n.p.PushWait {
-				n.fetching[e.Hash] = true
-				due = append(due, e)
-			}
-		}
-		n.mu.Unlock()
-		for _, e := range due {
-			n.fetch(e)
+		if es != nil {
+			fresh = append(fresh, batches[i].N)
+			entries = append(entries, es...)
 		}
 	}
+	n.learn(entries, fresh)
+	return nil
 }
 
-func (n *Node) fetchManifest() (*chunker.Manifest, error) {
-	req, _ := http.NewRequestWithContext(n.ctx, http.MethodGet, n.p.Server+"/live/"+n.p.Stream+"/manifest", nil)
-	resp, err := n.p.HTTPClient.Do(req)
-	if err != nil {
-		return nil, err
+// SelectRenditions picks the renditions a quality setting asks for, in the
+// manifest's order: see NodeParams.Quality.
+func SelectRenditions(infos []chunker.RenditionInfo, quality string) ([]string, error) {
+	var video, audio []chunker.RenditionInfo
+	for _, r := range infos {
+		if r.Kind == "audio" {
+			audio = append(audio, r)
+		} else {
+			video = append(video, r)
+		}
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("manifest: %s", resp.Status)
+	pick := map[string]bool{}
+	for _, a := range audio {
+		pick[a.Name] = true
 	}
-	return chunker.DecodeManifest(resp.Body)
+	best := func(maxHeight int) {
+		var b *chunker.RenditionInfo
+		for i := range video {
+			v := &video[i]
+			if maxHeight > 0 && v.Height > maxHeight {
+				continue
+			}
+			if b == nil || v.Height*v.Width > b.Height*b.Width {
+				b = v
+			}
+		}
+		if b != nil {
+			pick[b.Name] = true
+		}
+	}
+	switch q := strings.ToLower(quality); {
+	case q == "" || q == "auto":
+		best(0)
+	case q == "all":
+		for _, v := range video {
+			pick[v.Name] = true
+		}
+	case q == "audio-only" || q == "audio":
+	case strings.HasSuffix(q, "p"):
+		var h int
+		if _, err := fmt.Sscanf(q, "%dp", &h); err != nil || h <= 0 {
+			return nil, fmt.Errorf("%w: quality %q", ErrBadQuality, quality)
+		}
+		best(h)
+		if len(video) > 0 && len(pick) == len(audio) {
+			return nil, fmt.Errorf("%w: no video rendition of %s or less", ErrBadQuality, quality)
+		}
+	default:
+		return nil, fmt.Errorf("%w: quality %q (want auto, all, audio-only or a height like 720p)", ErrBadQuality, quality)
+	}
+	var out []string
+	for _, r := range infos {
+		if pick[r.Name] && len(out) < 32 {
+			out = append(out, r.Name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: the stream has no rendition for %q", ErrBadQuality, quality)
+	}
+	return out, nil
 }
 
-// fetch gets a chunk from the origin over HTTP (verified like any other).
-func (n *Node) fetch(e chunker.Entry) {
-	defer func() {
-		n.mu.Lock()
-		delete(n.fetching, e.Hash)
-		n.mu.Unlock()
-	}()
-	req, _ := http.NewRequestWithContext(n.ctx, http.MethodGet, n.p.Server+"/c/"+e.Hash.String(), nil)
-	resp, err := n.p.HTTPClient.Do(req)
-	if err != nil {
-		return
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxChunk+1))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return
-	}
-	if _, err := n.verify.Check(e.Hash, data); err != nil {
-		n.mu.Lock()
-		n.stats.Rejected++
-		n.mu.Unlock()
-		return
-	}
-	n.accept(e, bytes.Clone(data), false)
-}
+// ErrBadQuality is returned for a quality setting the stream cannot meet.
+var ErrBadQuality = errors.New("swarm: quality")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,10 +20,39 @@ import (
 	"github.com/seedcast/seedcast/tracker"
 )
 
+// liveOrigin is a test origin: the demo clip live as stream "demo", the
+// tracker, and (unless noSeed) the origin's seed node.
+type liveOrigin struct {
+	URL    string
+	origin *origin.Server
+	stream *origin.Stream
+	seed   *Node
+	// delay, when set, holds every manifest request this long (the origin
+	// "far away": the nodes' RTT samples rise).
+	delay atomic.Int64
+}
+
 // startLiveOrigin serves the demo clip live (real time) as stream "demo",
-// with the tracker on the same server, until the test ends.
+// with the tracker and the origin's seed node, until the test ends.
 func startLiveOrigin(t *testing.T) string {
+	return startOrigin(t, originOpts{seedKbps: 4000}).URL
+}
+
+type originOpts struct {
+	seedKbps    int // the seed's egress budget; 0: no seed
+	originSlots int // default 4
+	substreams  int // default 4
+}
+
+func startOrigin(t *testing.T, opt originOpts) *liveOrigin {
 	t.Helper()
+	if opt.originSlots == 0 {
+		opt.originSlots = 4
+	}
+	if opt.substreams == 0 {
+		opt.substreams = 4
+	}
+	lo := &liveOrigin{}
 	clip, err := media.DemoClip()
 	if err != nil {
 		t.Fatal(err)
@@ -65,24 +95,55 @@ func startLiveOrigin(t *testing.T) string {
 			}
 			return tracker.StreamInfo{PublicKey: hex.EncodeToString(s.PublicKey()), Manifest: "/live/" + name + "/manifest", BitrateKbps: 700}, true
 		}),
-		Swarm: tracker.SwarmParams{Substreams: 4}, OriginSlots: 4, Seed: 1,
-		MaxConnsPerIP: 64, // every test node is 127.0.0.1
+		Swarm: tracker.SwarmParams{Substreams: opt.substreams}, OriginSlots: opt.originSlots, Seed: 1,
+		MaxConnsPerIP: 256, // every test node is 127.0.0.1
+		OriginSecret:  testOriginSecret,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /tracker", trk)
+	mux.Handle("GET /live/demo/manifest", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d := time.Duration(lo.delay.Load()); d > 0 {
+			time.Sleep(d)
+		}
+		o.Handler().ServeHTTP(w, r)
+	}))
 	mux.Handle("/", o.Handler())
 	hs := httptest.NewServer(mux)
+	lo.URL, lo.origin, lo.stream = hs.URL, o, st
 	t.Cleanup(func() {
+		if lo.seed != nil {
+			lo.seed.Close()
+		}
 		cancel()
 		wg.Wait()
 		trk.Close()
 		hs.Close()
 	})
-	return hs.URL
+	if opt.seedKbps > 0 {
+		// The seed needs the stream live: its first manifest names the renditions.
+		for len(st.Manifest()) < 400 {
+			select {
+			case <-st.Changed():
+			case <-time.After(5 * time.Second):
+				t.Fatal("the stream never went live")
+			}
+		}
+		seed, err := StartNode(context.Background(), NodeParams{
+			Server: hs.URL, Stream: "demo", Seed: true, Token: testOriginSecret, BudgetKbps: opt.seedKbps,
+			Source: o.Source(st), API: loopbackAPI(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo.seed = seed
+	}
+	return lo
 }
+
+const testOriginSecret = "test-origin-secret-0123456789"
 
 // TestTwoNodeSwarm: a relay node fed by the origin pushes the stream to a
 // second node, which gets most of its bytes from the relay, all verified.
@@ -144,7 +205,7 @@ func TestPoisoningUpstream(t *testing.T) {
 	go pump(pumpCtx, t, badTC, bad, pumped)
 	defer func() { stopPump(); <-pumped }()
 
-	viewer, err := StartNode(ctx, NodeParams{Server: url, Stream: "demo", API: loopbackAPI(), PushWait: 300 * time.Millisecond})
+	viewer, err := StartNode(ctx, NodeParams{Server: url, Stream: "demo", API: loopbackAPI(), PushGrace: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +229,7 @@ func TestPoisoningUpstream(t *testing.T) {
 	}
 	var target chunker.Entry
 	for target.Size == 0 {
-		m, err := viewer.fetchManifest()
+		m, err := viewer.src.Manifest(ctx, -1)
 		if err == nil && len(m.Entries) > 0 {
 			je := m.Entries[len(m.Entries)-1]
 			target, _ = viewer.verify.Entry(je.Hash)

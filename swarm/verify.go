@@ -1,12 +1,15 @@
 package swarm
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/swarm/wire"
 )
 
 // Verification errors. ErrForgedManifest and ErrBadChunk mean the peer that
@@ -34,6 +37,11 @@ type Verifier struct {
 	entries map[chunker.ID]chunker.Entry
 	order   []chunker.ID // insertion order, for eviction
 	batches map[uint64]bool
+	// The signed batches, as relayed to peers, and which batch signed
+	// each entry; bounded like the entries.
+	signed  map[uint64]wire.SignedBatch
+	signedQ []uint64
+	batchOf map[chunker.ID]uint64
 }
 
 // NewVerifier returns a verifier that knows no entries yet.
@@ -47,39 +55,88 @@ func NewVerifier(p VerifierParams) (*Verifier, error) {
 	if p.MaxEntries <= 0 {
 		p.MaxEntries = 4096
 	}
-	return &Verifier{p: p, entries: map[chunker.ID]chunker.Entry{}, batches: map[uint64]bool{}}, nil
+	return &Verifier{
+		p: p, entries: map[chunker.ID]chunker.Entry{}, batches: map[uint64]bool{},
+		signed: map[uint64]wire.SignedBatch{}, batchOf: map[chunker.ID]uint64{},
+	}, nil
 }
 
 // AddBatch learns the entries of a signed batch, from the origin or relayed
 // by a peer. A batch of another stream or with a bad signature is refused
 // with ErrForgedManifest and teaches nothing.
 func (v *Verifier) AddBatch(b *chunker.Batch) error {
+	_, err := v.Learn(b)
+	return err
+}
+
+// Learn is AddBatch that also returns the batch's entries when the batch is
+// new to the verifier (nil when it was known already).
+func (v *Verifier) Learn(b *chunker.Batch) ([]chunker.Entry, error) {
 	if b.Stream != v.p.Stream {
-		return fmt.Errorf("%w: batch of stream %q", ErrForgedManifest, b.Stream)
+		return nil, fmt.Errorf("%w: batch of stream %q", ErrForgedManifest, b.Stream)
+	}
+	v.mu.Lock()
+	prev, known := v.signed[b.N]
+	v.mu.Unlock()
+	if known && bytes.Equal(prev.Signature, b.Signature) {
+		// The same signature over the same batch number: a resend. Its
+		// encoding must match too, or it is a forgery under a copied
+		// signature (Verify below catches that).
+		if enc, err := b.Encode(); err == nil && bytes.Equal(enc, prev.Encoded) {
+			return nil, nil
+		}
 	}
 	if err := b.Verify(v.p.PublicKey); err != nil {
-		return fmt.Errorf("%w: %v", ErrForgedManifest, err)
+		return nil, fmt.Errorf("%w: %v", ErrForgedManifest, err)
+	}
+	sb, err := wire.NewSignedBatch(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrForgedManifest, err)
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.batches[b.N] {
-		return nil
+		return nil, nil
 	}
 	v.batches[b.N] = true
+	v.signed[b.N] = sb
+	v.signedQ = append(v.signedQ, b.N)
 	for _, e := range b.Entries {
 		if _, known := v.entries[e.Hash]; !known {
 			v.order = append(v.order, e.Hash)
 		}
 		v.entries[e.Hash] = e
+		v.batchOf[e.Hash] = b.N
 	}
 	for len(v.order) > v.p.MaxEntries {
 		delete(v.entries, v.order[0])
+		delete(v.batchOf, v.order[0])
 		v.order = v.order[1:]
+	}
+	for len(v.signedQ) > v.p.MaxEntries {
+		delete(v.signed, v.signedQ[0])
+		v.signedQ = v.signedQ[1:]
 	}
 	if len(v.batches) > 4*v.p.MaxEntries {
 		clear(v.batches) // only a shortcut for repeated batches; entries stay
 	}
-	return nil
+	return slices.Clone(b.Entries), nil
+}
+
+// Signed returns batch n as signed, for relaying to a peer.
+func (v *Verifier) Signed(n uint64) (wire.SignedBatch, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	sb, ok := v.signed[n]
+	return sb, ok
+}
+
+// BatchOf returns the number of the batch that signed a chunk's entry.
+func (v *Verifier) BatchOf(id chunker.ID) (uint64, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n, ok := v.batchOf[id]
+	return n, ok
 }
 
 // AddManifest learns every batch of a manifest document fetched from the

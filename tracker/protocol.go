@@ -41,15 +41,16 @@ type Envelope struct {
 	Type string `json:"type"`
 }
 
-// Join is a viewer's first message.
+// Join is a client's first message: a viewer's (kind browser or native), or
+// the origin seed node's (kind origin, Token the tracker's origin secret).
 type Join struct {
 	Type       string   `json:"type"`
 	V          int      `json:"v"`
 	Stream     string   `json:"stream"`
-	Token      string   `json:"token,omitempty"` // viewer token, for private streams
+	Token      string   `json:"token,omitempty"` // viewer token for private streams; the origin secret for kind origin
 	Renditions []string `json:"renditions,omitempty"`
 	BudgetKbps int      `json:"budgetKbps"` // declared relay budget; 0 = relay off
-	Kind       Kind     `json:"kind"`       // browser or native
+	Kind       Kind     `json:"kind"`       // browser, native or origin
 	Region     string   `json:"region,omitempty"`
 }
 
@@ -77,7 +78,10 @@ type Welcome struct {
 	Manifest   string      `json:"manifest"`  // manifest URL (path on this server)
 	ICEServers []ICEServer `json:"iceServers"`
 	Substreams int         `json:"substreams"`
-	Upstreams  []Upstream  `json:"upstreams"`
+	Upstreams  []Upstream  `json:"upstreams"` // none for the origin seed
+	// Depth is the peer's deepest hop count from the origin over all its
+	// substreams (1: fed by the origin, or over HTTP); 0 for the origin seed.
+	Depth int `json:"depth"`
 }
 
 // SDP is a session description in a signal.
@@ -128,6 +132,7 @@ type Reassign struct {
 	Substream int    `json:"substream"`
 	Peer      PeerID `json:"peer"`
 	Reason    string `json:"reason"`
+	Depth     int    `json:"depth"` // the viewer's deepest hop count just after this assignment, as in Welcome
 }
 
 // Leave is a viewer's last message.
@@ -206,7 +211,7 @@ func (j *Join) check() error {
 		return fmt.Errorf("%d renditions", len(j.Renditions))
 	case j.BudgetKbps < 0 || j.BudgetKbps > 10_000_000:
 		return fmt.Errorf("budget %d kbps", j.BudgetKbps)
-	case j.Kind != KindBrowser && j.Kind != KindNative:
+	case j.Kind != KindBrowser && j.Kind != KindNative && j.Kind != KindOrigin:
 		return fmt.Errorf("kind %q", j.Kind)
 	case !regionRE.MatchString(j.Region):
 		return fmt.Errorf("region %q", j.Region)

@@ -16,7 +16,9 @@ func TestDecodeClient(t *testing.T) {
 	}{
 		{"join", `{"type":"join","v":1,"stream":"demo","renditions":["v0","a0"],"budgetKbps":2500,"kind":"browser","region":"eu-west"}`, true},
 		{"join, relay off", `{"type":"join","v":1,"stream":"demo","kind":"native"}`, true},
-		{"join, bad kind", `{"type":"join","v":1,"stream":"demo","kind":"origin"}`, false},
+		{"join, origin", `{"type":"join","v":1,"stream":"demo","token":"secret","kind":"origin"}`, true},
+		{"join, bad kind", `{"type":"join","v":1,"stream":"demo","kind":"relay"}`, false},
+		{"join, no kind", `{"type":"join","v":1,"stream":"demo"}`, false},
 		{"join, bad stream", `{"type":"join","v":1,"stream":"../x","kind":"native"}`, false},
 		{"join, negative budget", `{"type":"join","v":1,"stream":"demo","kind":"native","budgetKbps":-1}`, false},
 		{"join, region", `{"type":"join","v":1,"stream":"demo","kind":"native","region":"EU West"}`, false},

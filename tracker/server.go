@@ -2,6 +2,8 @@ package tracker
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base32"
 	"encoding/json"
 	"errors"
@@ -52,6 +54,10 @@ type ServerParams struct {
 	ICEServers     []ICEServer
 	Swarm          SwarmParams // per-stream policy settings (Rand is set per stream)
 	OriginSlots    int         // links the origin seed serves per stream (default 64)
+	// OriginSecret is what the origin's seed node sends as the token of a
+	// join of kind origin (docs/protocol.md §4.6). Empty: every origin join is
+	// refused, and the origin seed stays virtual (signals to it are dropped).
+	OriginSecret string
 
 	MaxConnsPerIP int           // default 16
 	MessageRate   float64       // messages per second per connection (default 20)
@@ -74,6 +80,8 @@ const (
 	closeSlow        = "client too slow"
 	closeUnknown     = "unknown stream"
 	closeToken       = "viewer token refused"
+	closeOrigin      = "origin secret refused"
+	closeReplaced    = "origin replaced"
 	closeShutdown    = "tracker shutting down"
 )
 
@@ -81,6 +89,9 @@ const (
 type Server struct {
 	p   ServerParams
 	log *slog.Logger
+	// originKey is the SHA-256 of OriginSecret, compared in constant time
+	// with that of an origin join's token; nil when origin joins are off.
+	originKey []byte
 
 	mu      sync.Mutex
 	closed  bool
@@ -94,11 +105,12 @@ type Server struct {
 }
 
 type stream struct {
-	name  string
-	info  StreamInfo
-	mu    sync.Mutex
-	swarm *Swarm
-	peers map[PeerID]*peerConn
+	name   string
+	info   StreamInfo
+	mu     sync.Mutex
+	swarm  *Swarm
+	peers  map[PeerID]*peerConn // viewers
+	origin *peerConn            // the bound origin seed (peer OriginPeer); nil when none
 }
 
 type peerConn struct {
@@ -107,6 +119,7 @@ type peerConn struct {
 	nc      net.Conn
 	fd      int // watched by the poller
 	st      *stream
+	origin  bool // the stream's origin seed (id OriginPeer), not a viewer
 	limiter *rate.Limiter
 
 	wmu sync.Mutex // one frame at a time on nc: messages, pongs, the close
@@ -190,6 +203,7 @@ func NewServer(p ServerParams) (*Server, error) {
 		rng:  mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		stop: make(chan struct{}),
 	}
+	s.originKey = originKey(p.OriginSecret)
 	poll, err := newPoller(s.handleOne)
 	if err != nil {
 		return nil, fmt.Errorf("tracker: %w", err)
@@ -224,6 +238,25 @@ func (s *Server) maintain() {
 			s.reassign(st, links)
 		}
 	}
+}
+
+func originKey(secret string) []byte {
+	if secret == "" {
+		return nil
+	}
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// originAllowed reports whether token is the origin secret. The digests are
+// compared, in constant time, so that neither the secret's bytes nor its
+// length leak through timing.
+func (s *Server) originAllowed(token string) bool {
+	if s.originKey == nil {
+		return false
+	}
+	h := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(h[:], s.originKey) == 1
 }
 
 var peerIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -545,11 +578,21 @@ func (s *Server) streamFor(name string) (*stream, StreamInfo, bool) {
 
 // join registers the peer and sends its welcome; false when refused.
 func (s *Server) join(pc *peerConn, j *Join) bool {
+	if j.Kind == KindOrigin && !s.originAllowed(j.Token) {
+		s.p.Metrics.reject("origin")
+		s.log.Warn("origin join refused", "stream", j.Stream, "ip", pc.ip)
+		s.close(pc, ws.StatusPolicyViolation, closeOrigin)
+		return false
+	}
 	st, info, ok := s.streamFor(j.Stream)
 	if !ok {
 		s.p.Metrics.reject("unknown_stream")
 		s.close(pc, ws.StatusPolicyViolation, closeUnknown)
 		return false
+	}
+	if j.Kind == KindOrigin {
+		s.bindOrigin(pc, st, info)
+		return true
 	}
 	if info.Private {
 		if s.p.Tokens == nil || s.p.Tokens.Verify(j.Token, j.Stream, s.p.Now()) != nil {
@@ -564,11 +607,13 @@ func (s *Server) join(pc *peerConn, j *Join) bool {
 	now := s.p.Now()
 	st.mu.Lock()
 	links, err := st.swarm.Join(now, PeerInfo{ID: pc.id, Kind: j.Kind, Loc: loc, BudgetKbps: j.BudgetKbps})
+	depth := 0
 	if err == nil {
 		st.peers[pc.id] = pc
 		pc.mu.Lock()
 		pc.joined = true
 		pc.mu.Unlock()
+		depth = st.viewerDepth(pc.id)
 	}
 	peers := len(st.peers)
 	st.mu.Unlock()
@@ -581,7 +626,7 @@ func (s *Server) join(pc *peerConn, j *Join) bool {
 	s.p.Metrics.joined(st.name, peers)
 	w := Welcome{
 		Type: TypeWelcome, V: ProtocolVersion, Peer: pc.id, PublicKey: info.PublicKey, Manifest: info.Manifest,
-		ICEServers: s.p.ICEServers, Substreams: len(links), Upstreams: make([]Upstream, len(links)),
+		ICEServers: s.p.ICEServers, Substreams: len(links), Upstreams: make([]Upstream, len(links)), Depth: depth,
 	}
 	if w.ICEServers == nil {
 		w.ICEServers = []ICEServer{}
@@ -595,15 +640,72 @@ func (s *Server) join(pc *peerConn, j *Join) bool {
 	return true
 }
 
+// bindOrigin makes pc the stream's origin seed, replacing (and closing) the
+// one bound before, and sends its welcome. The swarm holds OriginPeer from
+// the start (AddOrigin): binding changes no assignment, it only gives the
+// signals addressed to OriginPeer somewhere to go.
+func (s *Server) bindOrigin(pc *peerConn, st *stream, info StreamInfo) {
+	pc.id, pc.st, pc.origin = OriginPeer, st, true
+	// The seed answers every viewer the origin feeds (up to OriginSlots at
+	// once when a stream starts): it proved the secret, and is not held
+	// to a viewer's message rate.
+	pc.limiter = rate.NewLimiter(rate.Inf, 0)
+	st.mu.Lock()
+	old := st.origin
+	st.origin = pc
+	pc.mu.Lock()
+	pc.joined = true
+	pc.mu.Unlock()
+	k := st.swarm.k
+	st.mu.Unlock()
+	if old != nil {
+		s.close(old, ws.StatusPolicyViolation, closeReplaced)
+	}
+	w := Welcome{
+		Type: TypeWelcome, V: ProtocolVersion, Peer: OriginPeer, PublicKey: info.PublicKey, Manifest: info.Manifest,
+		ICEServers: s.p.ICEServers, Substreams: k, Upstreams: []Upstream{}, Depth: 0,
+	}
+	if w.ICEServers == nil {
+		w.ICEServers = []ICEServer{}
+	}
+	s.send(pc, w)
+	s.log.Info("origin seed bound", "stream", st.name, "ip", pc.ip, "replaced", old != nil)
+}
+
 func (st *stream) depth(l Link) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.swarm.Depth(l.Peer, l.Substream)
 }
 
-// leave removes the peer and reassigns its orphans.
+// viewerDepth is the viewer's deepest hop count from the origin over all its
+// substreams; a substream without an upstream comes from the origin over
+// HTTP and counts as depth 1. The caller holds st.mu.
+func (st *stream) viewerDepth(id PeerID) int {
+	depth := 0
+	for k := range st.swarm.k {
+		depth = max(depth, st.swarm.Depth(id, k), 1)
+	}
+	return depth
+}
+
+// leave removes the peer and reassigns its orphans. The origin seed leaving
+// only unbinds it: OriginPeer stays in the swarm, its links stand, and a
+// restarted seed binds again.
 func (s *Server) leave(pc *peerConn) {
 	st := pc.st
+	if pc.origin {
+		st.mu.Lock()
+		bound := st.origin == pc
+		if bound {
+			st.origin = nil
+		}
+		st.mu.Unlock()
+		if bound {
+			s.log.Info("origin seed unbound", "stream", st.name, "ip", pc.ip)
+		}
+		return
+	}
 	st.mu.Lock()
 	delete(st.peers, pc.id)
 	links := st.swarm.Leave(s.p.Now(), pc.id)
@@ -613,34 +715,44 @@ func (s *Server) leave(pc *peerConn) {
 	s.reassign(st, links)
 }
 
-// reassign tells peers of their new upstreams.
+// reassign tells peers of their new upstreams, and of their depth now.
 func (s *Server) reassign(st *stream, links []Link) {
 	for _, l := range links {
-		s.p.Metrics.assigned(string(l.Reason), st.depth(l))
 		st.mu.Lock()
+		linkDepth := st.swarm.Depth(l.Peer, l.Substream)
 		target := st.peers[l.Peer]
+		depth := st.viewerDepth(l.Peer)
 		st.mu.Unlock()
+		s.p.Metrics.assigned(string(l.Reason), linkDepth)
 		if target != nil {
-			s.send(target, Reassign{Type: TypeReassign, Substream: l.Substream, Peer: l.Upstream, Reason: string(l.Reason)})
+			s.send(target, Reassign{Type: TypeReassign, Substream: l.Substream, Peer: l.Upstream, Reason: string(l.Reason), Depth: depth})
 		}
 	}
 }
 
-// signal relays signaling between two linked peers; anything else is
-// refused (and counted), but does not end the sender's connection: a link
-// may have just been reassigned.
+// signal relays signaling between two linked peers — viewers, and the
+// origin seed (OriginPeer) when one is bound; anything else is refused (and
+// counted), but does not end the sender's connection: a link may have just
+// been reassigned.
 func (s *Server) signal(pc *peerConn, m *Signal) {
 	st := pc.st
 	st.mu.Lock()
 	target := st.peers[m.To]
+	if m.To == OriginPeer {
+		target = st.origin
+	}
 	linked := st.swarm.Linked(pc.id, m.To)
+	replaced := pc.origin && st.origin != pc
 	st.mu.Unlock()
 	switch {
+	case replaced: // a replaced origin seed's last words
+		s.p.Metrics.reject("signal_unroutable")
+		return
 	case !linked:
 		s.p.Metrics.reject("signal_unlinked")
 		return
 	case target == nil:
-		s.p.Metrics.reject("signal_unroutable") // the origin's seed, or gone
+		s.p.Metrics.reject("signal_unroutable") // gone, or no origin seed bound
 		return
 	}
 	m.From, m.To = pc.id, ""
@@ -649,6 +761,9 @@ func (s *Server) signal(pc *peerConn, m *Signal) {
 }
 
 func (s *Server) report(pc *peerConn, m *Report) {
+	if pc.origin {
+		return // the origin seed reports nothing the swarm uses
+	}
 	st := pc.st
 	now := s.p.Now()
 	var links []Link
