@@ -379,6 +379,14 @@ func (n *Node) Stats() Stats {
 	return s
 }
 
+// LatencySamples returns the delivery latencies of the last 512 chunks held
+// (ingest finished → held verified), oldest first not guaranteed.
+func (n *Node) LatencySamples() []time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.latencies)
+}
+
 // Renditions are the renditions the node carries.
 func (n *Node) Renditions() []string { return slices.Clone(n.rends) }
 

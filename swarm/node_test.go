@@ -2,148 +2,42 @@ package swarm
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/hex"
-	"net/http"
-	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/seedcast/seedcast/chunker"
-	"github.com/seedcast/seedcast/media"
-	"github.com/seedcast/seedcast/origin"
+	"github.com/seedcast/seedcast/origin/origintest"
 	"github.com/seedcast/seedcast/swarm/wire"
 	"github.com/seedcast/seedcast/tracker"
 )
 
-// liveOrigin is a test origin: the demo clip live as stream "demo", the
-// tracker, and (unless noSeed) the origin's seed node.
-type liveOrigin struct {
-	URL    string
-	origin *origin.Server
-	stream *origin.Stream
-	seed   *Node
-	// delay, when set, holds every manifest request this long (the origin
-	// "far away": the nodes' RTT samples rise).
-	delay atomic.Int64
-}
-
 // startLiveOrigin serves the demo clip live (real time) as stream "demo",
 // with the tracker and the origin's seed node, until the test ends.
 func startLiveOrigin(t *testing.T) string {
-	return startOrigin(t, originOpts{seedKbps: 4000}).URL
+	o, _ := startSeeded(t, origintest.Params{}, 4000)
+	return o.URL
 }
 
-type originOpts struct {
-	seedKbps    int // the seed's egress budget; 0: no seed
-	originSlots int // default 4
-	substreams  int // default 4
-}
-
-func startOrigin(t *testing.T, opt originOpts) *liveOrigin {
+// startSeeded starts a live origin and its seed node with an egress budget
+// of seedKbps, as seedcast serve does.
+func startSeeded(t testing.TB, p origintest.Params, seedKbps int) (*origintest.Origin, *Node) {
 	t.Helper()
-	if opt.originSlots == 0 {
-		opt.originSlots = 4
-	}
-	if opt.substreams == 0 {
-		opt.substreams = 4
-	}
-	lo := &liveOrigin{}
-	clip, err := media.DemoClip()
-	if err != nil {
+	o := origintest.Start(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := o.WaitLive(ctx); err != nil {
 		t.Fatal(err)
 	}
-	o := origin.New(origin.Params{Registry: prometheus.NewRegistry()})
-	pub, key, _ := ed25519.GenerateKey(nil)
-	st, err := o.AddStream("demo", pub, chunker.DefaultChunkDuration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := chunker.New(chunker.Params{Stream: "demo", Key: key, Publish: st.Publish})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.AddRendition("v0", *clip.Video)
-	_ = c.AddRendition("a0", *clip.Audio)
-	loop, err := media.NewLoop(media.LoopParams{Clip: clip})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = loop.Run(ctx, func(k media.Kind, au media.AccessUnit) error {
-			name := "a0"
-			if k == media.KindVideo {
-				name = "v0"
-			}
-			_ = c.Push(name, au)
-			return nil
-		})
-	}()
-	trk, err := tracker.NewServer(tracker.ServerParams{
-		Streams: tracker.StreamsFunc(func(name string) (tracker.StreamInfo, bool) {
-			s, ok := o.Stream(name)
-			if !ok {
-				return tracker.StreamInfo{}, false
-			}
-			return tracker.StreamInfo{PublicKey: hex.EncodeToString(s.PublicKey()), Manifest: "/live/" + name + "/manifest", BitrateKbps: 700}, true
-		}),
-		Swarm: tracker.SwarmParams{Substreams: opt.substreams}, OriginSlots: opt.originSlots, Seed: 1,
-		MaxConnsPerIP: 256, // every test node is 127.0.0.1
-		OriginSecret:  testOriginSecret,
+	seed, err := StartNode(ctx, NodeParams{
+		Server: o.URL, Stream: o.Stream, Seed: true, Token: o.Secret, BudgetKbps: seedKbps,
+		Source: o.Server.Source(o.Live), API: loopbackAPI(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /tracker", trk)
-	mux.Handle("GET /live/demo/manifest", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d := time.Duration(lo.delay.Load()); d > 0 {
-			time.Sleep(d)
-		}
-		o.Handler().ServeHTTP(w, r)
-	}))
-	mux.Handle("/", o.Handler())
-	hs := httptest.NewServer(mux)
-	lo.URL, lo.origin, lo.stream = hs.URL, o, st
-	t.Cleanup(func() {
-		if lo.seed != nil {
-			lo.seed.Close()
-		}
-		cancel()
-		wg.Wait()
-		trk.Close()
-		hs.Close()
-	})
-	if opt.seedKbps > 0 {
-		// The seed needs the stream live: its first manifest names the renditions.
-		for len(st.Manifest()) < 400 {
-			select {
-			case <-st.Changed():
-			case <-time.After(5 * time.Second):
-				t.Fatal("the stream never went live")
-			}
-		}
-		seed, err := StartNode(context.Background(), NodeParams{
-			Server: hs.URL, Stream: "demo", Seed: true, Token: testOriginSecret, BudgetKbps: opt.seedKbps,
-			Source: o.Source(st), API: loopbackAPI(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		lo.seed = seed
-	}
-	return lo
+	t.Cleanup(seed.Close)
+	return o, seed
 }
-
-const testOriginSecret = "test-origin-secret-0123456789"
 
 // TestTwoNodeSwarm: a relay node fed by the origin pushes the stream to a
 // second node, which gets most of its bytes from the relay, all verified.
