@@ -62,6 +62,9 @@ type NodeParams struct {
 	// Buffer is the playback delay behind the live edge: a chunk's deadline
 	// is when it plays, Buffer after it was at the live edge (2 s).
 	Buffer time.Duration
+	// Startup is the time playback waits after the node starts, to fetch
+	// the first chunks (500 ms): playback runs Buffer + Startup behind live.
+	Startup time.Duration
 	// Pull tunes pull repair (zero: scheduler.DefaultPullParams()).
 	Pull *scheduler.PullParams
 	// Guard tunes the RTT guard (zero values: its defaults).
@@ -93,6 +96,9 @@ func (p *NodeParams) defaults() {
 	}
 	if p.Buffer <= 0 {
 		p.Buffer = 2 * time.Second
+	}
+	if p.Startup <= 0 {
+		p.Startup = 500 * time.Millisecond
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
@@ -341,7 +347,7 @@ func (n *Node) anchor(now time.Time, m *chunker.Manifest) {
 
 // anchorAt says media time edge is live at now.
 func (n *Node) anchorAt(now time.Time, edge time.Duration) {
-	n.t0, n.playFrom, n.anchored = now, edge-n.p.Buffer, true
+	n.t0, n.playFrom, n.anchored = now.Add(n.p.Startup), edge-n.p.Buffer, true
 }
 
 // deadline is when a chunk plays.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/seedcast/seedcast/media"
 	"github.com/seedcast/seedcast/origin"
 	"github.com/seedcast/seedcast/publish"
+	"github.com/seedcast/seedcast/scheduler"
 	"github.com/seedcast/seedcast/sfu"
 )
 
@@ -40,6 +42,7 @@ type serveConfig struct {
 	streamKeys    string
 	keysFile      string
 	corsOrigin    string
+	seedEgress    string
 	tracker       trackerFlags
 	webrtc        webrtcFlags
 	log           logFlags
@@ -59,6 +62,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.DurationVar(&cfg.gop, "gop", 2*time.Second, "ask publishers for a keyframe at least this often")
 	fs.Int64Var(&cfg.storeMB, "store-mb", 256, "chunk store bound in MiB")
 	fs.StringVar(&cfg.corsOrigin, "cors-origin", "*", "Access-Control-Allow-Origin for WHIP and WHEP")
+	fs.StringVar(&cfg.seedEgress, "seed-egress", "50Mbps", "upload budget of each stream's seed node (the origin's data-channel egress)")
 	cfg.tracker.register(fs)
 	cfg.webrtc.register(fs)
 	cfg.log.register(fs)
@@ -126,6 +130,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	seedKbps, err := scheduler.ParseKbps(cfg.seedEgress)
+	if err != nil {
+		return fmt.Errorf("--seed-egress: %w", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -164,7 +172,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	srv.Handle("/whip/", "whip", sfuSrv.Handler())
 	srv.Handle("/whep/", "whep", sfuSrv.Handler())
-	trk, closeTracker, err := cfg.tracker.server(srv, reg, iceServers, log)
+	secret := newOriginSecret()
+	trk, closeTracker, err := cfg.tracker.server(srv, reg, iceServers, secret, log)
 	if err != nil {
 		return err
 	}
@@ -179,6 +188,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	log.Info("listening", "addr", ln.Addr().String(), "streams", names)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+
+	seedCtx, stopSeeds := context.WithCancel(ctx)
+	sd := &seeds{
+		srv: srv, server: "http://" + ln.Addr().String(), secret: secret, kbps: int(seedKbps), log: log,
+		api: webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())), restart: 2 * time.Second,
+	}
+	for _, name := range names {
+		sd.run(seedCtx, name)
+	}
 
 	demoCtx, stopDemo := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -196,6 +214,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	stopSeeds()
+	sd.wg.Wait()
 	stopDemo()
 	wg.Wait()
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)

@@ -375,6 +375,8 @@ func TestViewerCommand(t *testing.T) {
 		ChunksOnTime, ChunksLate                       *int
 		LatencyP50Ms, LatencyP95Ms                     *float64
 		RelayBudgetKbps                                *int64
+		MaxDepth                                       *int
+		Throttled                                      *bool
 	}
 	var prev line
 	for i, l := range lines {
@@ -383,7 +385,8 @@ func TestViewerCommand(t *testing.T) {
 			t.Fatalf("line %d: %v", i, err)
 		}
 		if _, err := time.Parse(time.RFC3339Nano, cur.T); err != nil || cur.Peers == nil || cur.BytesFromPeers == nil || cur.BytesFromOrigin == nil ||
-			cur.BytesUploaded == nil || cur.ChunksOnTime == nil || cur.ChunksLate == nil || cur.LatencyP50Ms == nil || cur.LatencyP95Ms == nil || cur.RelayBudgetKbps == nil {
+			cur.BytesUploaded == nil || cur.ChunksOnTime == nil || cur.ChunksLate == nil || cur.LatencyP50Ms == nil || cur.LatencyP95Ms == nil || cur.RelayBudgetKbps == nil ||
+			cur.MaxDepth == nil || cur.Throttled == nil {
 			t.Fatalf("line %d lacks fields: %s", i, l)
 		}
 		if i > 0 && (*cur.BytesFromOrigin < *prev.BytesFromOrigin || *cur.ChunksOnTime < *prev.ChunksOnTime) {

@@ -73,7 +73,7 @@ func (t *trackerFlags) tokens() (*tracker.TokenIssuer, error) {
 }
 
 // server builds the tracker over the origin's streams.
-func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice []webrtc.ICEServer, log *slog.Logger) (*tracker.Server, func(), error) {
+func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice []webrtc.ICEServer, originSecret string, log *slog.Logger) (*tracker.Server, func(), error) {
 	proxies, err := parseProxies(t.trustedProxies)
 	if err != nil {
 		return nil, nil, err
@@ -99,6 +99,7 @@ func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice
 	trk, err := tracker.NewServer(tracker.ServerParams{
 		Logger: log, Metrics: metrics, Geo: geo, TrustedProxies: proxies, Tokens: tokens, ICEServers: servers,
 		Swarm: tracker.SwarmParams{Substreams: t.substreams}, OriginSlots: t.originSlots, MaxConnsPerIP: t.connsPerIP,
+		OriginSecret: originSecret,
 		Streams: tracker.StreamsFunc(func(name string) (tracker.StreamInfo, bool) {
 			st, ok := srv.Stream(name)
 			if !ok {

@@ -29,16 +29,18 @@ type statsLine struct {
 	ChunksLate      int     `json:"chunksLate"`
 	LatencyP50Ms    float64 `json:"latencyP50Ms"`
 	LatencyP95Ms    float64 `json:"latencyP95Ms"`
-	RelayBudgetKbps int64   `json:"relayBudgetKbps"`
+	MaxDepth        int     `json:"maxDepth"`
+	RelayBudgetKbps int64   `json:"relayBudgetKbps"` // in force: the budget less what the RTT guard cut
+	Throttled       bool    `json:"throttled"`
 	Rejected        int     `json:"rejected"`
 }
 
 func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var (
-		server, stream, upload, reserve, relay, statsJSON string
-		interval, duration                                time.Duration
-		wf                                                webrtcFlags
-		lf                                                logFlags
+		server, stream, upload, reserve, relay, quality, token, statsJSON string
+		interval, duration                                                time.Duration
+		wf                                                                webrtcFlags
+		lf                                                                logFlags
 	)
 	fs := flag.NewFlagSet("seedcast viewer", flag.ContinueOnError)
 	fs.StringVar(&server, "server", "http://127.0.0.1:8080", "the Seedcast server")
@@ -46,6 +48,8 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&upload, "upload", "10Mbps", "total upload of this machine")
 	fs.StringVar(&reserve, "reserve", "5Mbps", "upload kept free for other apps")
 	fs.StringVar(&relay, "relay", "medium", "relay level: off, low (10%), medium (25%), high (50%), or an exact rate like 800kbps")
+	fs.StringVar(&quality, "quality", "auto", "renditions to fetch and relay: auto (best video and audio), all, audio-only, or a height like 720p")
+	fs.StringVar(&token, "token", "", "viewer token of a private stream (seedcast token)")
 	fs.DurationVar(&interval, "stats-interval", time.Second, "status line and stats record interval")
 	fs.StringVar(&statsJSON, "stats-json", "", "append one JSON stats object per interval to this file")
 	fs.DurationVar(&duration, "duration", 0, "stop after this long (0: until interrupted)")
@@ -53,7 +57,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 	lf.register(fs)
 	return &ffcli.Command{
 		Name:       "viewer",
-		ShortUsage: "seedcast viewer --server URL --stream NAME [--upload 10Mbps --reserve 5Mbps --relay medium] [flags]",
+		ShortUsage: "seedcast viewer --server URL --stream NAME [--upload 10Mbps --reserve 5Mbps --relay medium --quality auto] [flags]",
 		ShortHelp:  "a headless viewer and relay node: joins the swarm, verifies and relays chunks, prints stats",
 		FlagSet:    fs,
 		Options:    envOptions(),
@@ -92,7 +96,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 				defer cancel()
 			}
 			node, err := swarm.StartNode(ctx, swarm.NodeParams{
-				Server: server, Stream: stream, BudgetKbps: int(budget.RelayKbps()), Logger: log,
+				Server: server, Stream: stream, Token: token, Quality: quality, BudgetKbps: int(budget.RelayKbps()), Logger: log,
 				API: webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())),
 			})
 			if err != nil {
@@ -101,6 +105,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 			defer node.Close()
 			tick := time.NewTicker(interval)
 			defer tick.Stop()
+			var prev swarm.Stats
 			for {
 				select {
 				case <-ctx.Done():
@@ -115,7 +120,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 						BytesFromPeers: s.BytesFromPeers, BytesFromOrigin: s.BytesFromOrigin, BytesUploaded: s.BytesUploaded,
 						ChunksOnTime: s.ChunksOnTime, ChunksLate: s.ChunksLate,
 						LatencyP50Ms: float64(s.LatencyP50.Microseconds()) / 1000, LatencyP95Ms: float64(s.LatencyP95.Microseconds()) / 1000,
-						RelayBudgetKbps: budget.RelayKbps(), Rejected: s.Rejected,
+						MaxDepth: s.Depth, RelayBudgetKbps: s.RelayKbps, Throttled: s.Throttled, Rejected: s.Rejected,
 					}
 					offload := 0.0
 					if got := s.BytesFromPeers + s.BytesFromOrigin; got > 0 {
@@ -125,8 +130,16 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 					if all := s.ChunksOnTime + s.ChunksLate; all > 0 {
 						continuity = 100 * float64(s.ChunksOnTime) / float64(all)
 					}
-					fmt.Fprintf(stdout, "%s peers=%d offload=%.0f%% continuity=%.1f%% latency p50=%.0fms p95=%.0fms up=%dkB relay=%dkbps\n",
-						now.Format("15:04:05"), s.Peers, offload, continuity, line.LatencyP50Ms, line.LatencyP95Ms, s.BytesUploaded/1000, line.RelayBudgetKbps)
+					secs := interval.Seconds()
+					down := float64(s.BytesFromPeers+s.BytesFromOrigin-prev.BytesFromPeers-prev.BytesFromOrigin) * 8 / 1000 / secs
+					up := float64(s.BytesUploaded-prev.BytesUploaded) * 8 / 1000 / secs
+					prev = s
+					throttled := ""
+					if s.Throttled {
+						throttled = fmt.Sprintf(" THROTTLED (rtt %v)", s.RTT.Round(time.Millisecond))
+					}
+					fmt.Fprintf(stdout, "%s peers=%d depth=%d offload=%.0f%% continuity=%.1f%% latency p50=%.0fms p95=%.0fms down=%.0fkbps up=%.0fkbps relay=%dkbps%s\n",
+						now.Format("15:04:05"), s.Peers, s.Depth, offload, continuity, line.LatencyP50Ms, line.LatencyP95Ms, down, up, s.RelayKbps, throttled)
 					if out != nil {
 						b, _ := json.Marshal(line)
 						if _, err := out.Write(append(b, '\n')); err != nil {
