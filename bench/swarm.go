@@ -173,8 +173,11 @@ type SwarmReport struct {
 
 	// Counters over the window, and state at its end.
 	Rejected, Reassigned, StallReports int
-	Throttled                          int // viewers whose RTT guard cut relay at the end
-	Peers                              int // open links, summed over viewers, at the end
+	// Unknown are chunks peers sent before the receiver knew their signed
+	// entry (dropped); Pushed and Pulled the chunks got from peers each way.
+	Unknown, Pushed, Pulled int
+	Throttled               int // viewers whose RTT guard cut relay at the end
+	Peers                   int // open links, summed over viewers, at the end
 
 	// CPU is the process's CPU time over the window ÷ its wall time, in
 	// cores (1 = one core busy); Cores is runtime.NumCPU.
@@ -325,6 +328,9 @@ func measure(rep *SwarmReport, budgets []int, seedUp int64, a, b []snapshot) {
 		rep.Rejected += y.Rejected - x.Rejected
 		rep.Reassigned += y.Reassigned - x.Reassigned
 		rep.StallReports += y.StallReports - x.StallReports
+		rep.Unknown += y.Unknown - x.Unknown
+		rep.Pushed += y.Pushed - x.Pushed
+		rep.Pulled += y.Pulled - x.Pulled
 		rep.Peers += y.Peers
 		if y.Throttled {
 			rep.Throttled++
@@ -483,15 +489,24 @@ func (r SwarmReport) Table() string {
 	fmt.Fprintf(&b, "fluid bound %.2f Mbps = %.2f copies (U = %.1f Mbps of budgets, %.2f Mbps relayed); efficiency %.2f\n", r.BoundMbps, r.BoundCopies, r.BudgetMbps, r.RelayMbps, r.Efficiency)
 	fmt.Fprintf(&b, "offload %.1f%%, continuity %.2f%% (%d on time, %d late)\n", 100*r.Offload, 100*r.Continuity, r.OnTime, r.Late)
 	fmt.Fprintf(&b, "latency p50 %.0f ms, p95 %.0f ms over %d samples\n", ms(r.P50), ms(r.P95), r.Samples)
-	fmt.Fprintf(&b, "rejected %d, reassigned %d, stall reports %d, throttled at end %d, open links %d\n", r.Rejected, r.Reassigned, r.StallReports, r.Throttled, r.Peers)
+	fmt.Fprintf(&b, "from peers: %d chunks pushed, %d pulled; %d dropped as unknown, %d rejected\n", r.Pushed, r.Pulled, r.Unknown, r.Rejected)
+	fmt.Fprintf(&b, "reassigned %d, stall reports %d, throttled at end %d, open links %d\n", r.Reassigned, r.StallReports, r.Throttled, r.Peers)
 	fmt.Fprintf(&b, "cpu %.0f%% of one core (%d cores)\n", 100*r.CPU, r.Cores)
-	fmt.Fprintf(&b, "%5s %5s %7s %7s %7s %8s %8s %9s\n", "depth", "nodes", "samples", "p50ms", "p95ms", "contin%", "offload%", "up-kbps")
-	for _, d := range r.ByDepth {
-		fmt.Fprintf(&b, "%5d %5d %7d %7.0f %7.0f %8.2f %8.1f %9.0f\n", d.Depth, d.Nodes, d.Samples, ms(d.P50), ms(d.P95), 100*d.Continuity, 100*d.Offload, d.UploadKbps)
-	}
+	b.WriteString(r.DepthTable())
 	fmt.Fprintf(&b, "%7s %5s %9s %6s %8s\n", "budget", "nodes", "up-kbps", "depth", "contin%")
 	for _, c := range r.ByBudget {
 		fmt.Fprintf(&b, "%7d %5d %9.0f %6.2f %8.2f\n", c.BudgetKbps, c.Nodes, c.UploadKbps, c.MeanDepth, 100*c.Continuity)
+	}
+	return b.String()
+}
+
+// DepthTable is the report's table by hop depth.
+func (r SwarmReport) DepthTable() string {
+	var b strings.Builder
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	fmt.Fprintf(&b, "%5s %5s %7s %7s %7s %8s %8s %9s\n", "depth", "nodes", "samples", "p50ms", "p95ms", "contin%", "offload%", "up-kbps")
+	for _, d := range r.ByDepth {
+		fmt.Fprintf(&b, "%5d %5d %7d %7.0f %7.0f %8.2f %8.1f %9.0f\n", d.Depth, d.Nodes, d.Samples, ms(d.P50), ms(d.P95), 100*d.Continuity, 100*d.Offload, d.UploadKbps)
 	}
 	return b.String()
 }

@@ -192,5 +192,8 @@ func benchSwarm(b *testing.B, n int) {
 	b.ReportMetric(float64(r.P95)/float64(time.Millisecond), "p95-ms")
 	b.ReportMetric(100*r.CPU, "cpu-%")
 	b.ReportMetric(0, "ns/op") // wall time is the window, not a cost
-	b.Logf("\n%s", r.Table())
+	// The testing package keeps ten lines of a benchmark's log: the
+	// headline and the depth table there, the whole report on stdout.
+	b.Logf("%s\n%s", r.Summary(), r.DepthTable())
+	fmt.Printf("--- REPORT: %s\n%s", b.Name(), r.Table())
 }

@@ -32,10 +32,16 @@ type UploadParams struct {
 	// After is the peer served last in the previous tick; round-robin among
 	// equals resumes with the next peer ID after it, so no peer always goes first.
 	After string
+	// UrgentBuffer, if positive, splits requests: those from peers buffered
+	// below it go before pushes, the others after them (a relay short of
+	// budget keeps its subscribers' pushes on time rather than answer
+	// repairs nobody is waiting for). 0 puts every request first.
+	UrgentBuffer time.Duration
 }
 
 // OrderUploads returns pending in sending order: requests first, lowest
-// buffer tier first; then pushes to subscribers. Within a group of equals,
+// buffer tier first; then pushes to subscribers (with UrgentBuffer set,
+// requests from peers buffered at least that much go last). Within a group of equals,
 // peers take turns (round-robin, one chunk each per round, in ID order
 // starting after p.After), and each peer's own chunks go in seq order. pending
 // is not modified.
@@ -54,6 +60,9 @@ func OrderUploads(pending []Upload, p UploadParams) []Upload {
 		if u.Kind == UploadRequest {
 			it.class = 0
 			it.tier = int(max(u.Buffer, 0) / p.BufferTier)
+			if p.UrgentBuffer > 0 && u.Buffer >= p.UrgentBuffer {
+				it.class = 2
+			}
 		}
 		items[i] = it
 	}

@@ -53,6 +53,12 @@ func TestOrderUploads(t *testing.T) {
 			want:    []string{"y2", "z3", "x1"},
 		},
 		{
+			name:    "urgent buffer: well-buffered requesters wait behind pushes",
+			pending: []Upload{req("a", 1, 3000), push("s", 9), req("b", 2, 200), req("c", 3, 1200)},
+			p:       UploadParams{UrgentBuffer: time.Second},
+			want:    []string{"b2", "s9", "c3", "a1"},
+		},
+		{
 			name:    "tier width configurable",
 			pending: []Upload{req("a", 1, 100), req("b", 2, 900)},
 			p:       UploadParams{BufferTier: 2 * time.Second, After: "a"},

@@ -127,6 +127,8 @@ type Stats struct {
 	Unknown         int   // chunks a peer sent before their signed entry (dropped)
 	Pulled          int   // chunks pulled from peers (requests answered)
 	Pushed          int   // chunks pushed by upstream peers
+	PullsNoPusher   int   // pull requests for chunks of substreams with no live pusher
+	PullsLatePush   int   // ... for chunks their pusher had not pushed within PushGrace
 	Peers           int   // open links
 	Reassigned      int   // substreams the tracker gave a new upstream
 	StallReports    int   // upstreams reported stalled
@@ -191,7 +193,8 @@ type Node struct {
 
 	wants    map[chunker.ID]*want
 	byKey    map[uint64]*want
-	held     []scheduler.SeqSet // per rendition index: seqs held
+	held     []scheduler.SeqSet    // per rendition index: seqs held
+	heldID   map[uint64]chunker.ID // key → id of the chunks held, for backfills
 	fetching map[chunker.ID]bool
 	originIn int // origin fetches in flight
 
@@ -281,7 +284,7 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 		ups:       map[tracker.PeerID]*peer{}, dialing: map[tracker.PeerID]bool{}, backoff: map[tracker.PeerID]time.Time{},
 		peers: map[*Link]*peer{},
 		wants: map[chunker.ID]*want{}, byKey: map[uint64]*want{}, held: make([]scheduler.SeqSet, len(rends)),
-		fetching: map[chunker.ID]bool{}, judged: map[chunker.ID]bool{},
+		fetching: map[chunker.ID]bool{}, judged: map[chunker.ID]bool{}, heldID: map[uint64]chunker.ID{},
 		planner: scheduler.NewPlanner(pull), pull: pull,
 		bucket: scheduler.NewTokenBucket(scheduler.TokenBucketParams{Now: now}),
 		guard:  scheduler.NewRTTGuard(g),

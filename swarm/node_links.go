@@ -20,12 +20,13 @@ type peer struct {
 	rep struct{ stalled bool } // reported stalled to the tracker
 
 	// As a source.
-	have     scheduler.SeqSet // keys it announced or sent
-	choked   bool             // it choked us
-	refused  time.Time        // it rejected a request for lack of budget at
-	subsTo   map[int]bool     // substreams subscribed from it (upstream links)
-	lastPush time.Time        // last chunk it pushed (or when the link opened)
-	bps      float64          // measured throughput of its answers
+	have     scheduler.SeqSet  // keys it announced or sent
+	choked   bool              // it choked us
+	refused  time.Time         // it rejected a request for lack of budget at
+	subsTo   map[int]bool      // substreams subscribed from it (upstream links)
+	subAt    map[int]time.Time // when each was subscribed
+	lastPush time.Time         // last chunk it pushed (or when the link opened)
+	bps      float64           // measured throughput of its answers
 	rtt      time.Duration
 	inflight map[uint32]*inflight
 
@@ -54,7 +55,7 @@ func (n *Node) newPeer(lk *Link, up bool) *peer {
 	}
 	return &peer{
 		lk: lk, id: string(lk.Peer) + dir, up: up, re: wire.NewReassembler(wire.ReassemblerParams{}),
-		subsTo: map[int]bool{}, inflight: map[uint32]*inflight{}, subs: map[subKey]bool{},
+		subsTo: map[int]bool{}, subAt: map[int]time.Time{}, inflight: map[uint32]*inflight{}, subs: map[subKey]bool{},
 	}
 }
 
@@ -136,7 +137,7 @@ func (n *Node) linkUpstreams() {
 		}
 		for k := range ks {
 			if !p.subsTo[k] {
-				p.subsTo[k] = true
+				p.subsTo[k], p.subAt[k] = true, now
 				for _, r := range n.rends {
 					sends = append(sends, send{p.lk, &wire.Subscribe{Rendition: r, K: uint16(n.k), Index: uint16(k)}})
 				}
@@ -325,7 +326,11 @@ func (n *Node) handle(p *peer, m wire.Message) bool {
 			return true // only downstreams subscribe, on this stream's split
 		}
 		n.mu.Lock()
-		p.subs[subKey{m.Rendition, int(m.Index)}] = true
+		key := subKey{m.Rendition, int(m.Index)}
+		if !p.subs[key] {
+			p.subs[key] = true
+			n.backfillLocked(p, key, now)
+		}
 		n.mu.Unlock()
 	case *wire.Unsubscribe:
 		n.mu.Lock()

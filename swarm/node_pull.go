@@ -172,6 +172,15 @@ func (n *Node) accept(e chunker.Entry, data []byte, from *peer, pushed bool) {
 	if ri, ok := n.ri[e.Rendition]; ok {
 		n.held[ri].Add(e.Seq)
 		n.newest = max(n.newest, e.Seq)
+		n.heldID[keyOf(e.Seq, ri)] = e.Hash
+		if len(n.heldID) > 4*backfill*len(n.rends) {
+			low := keyOf(n.newest+1-min(n.newest+1, backfill), 0)
+			for k := range n.heldID {
+				if k < low {
+					delete(n.heldID, k)
+				}
+			}
+		}
 	}
 	if w := n.wants[e.Hash]; w != nil {
 		n.cancelLocked(w, from)
@@ -290,14 +299,15 @@ func (n *Node) tick(now time.Time) {
 			}
 		}
 	}
-	// A pusher that pushed nothing for StallAfter while its chunks are
-	// overdue is stalled: the tracker is told, and pulls cover it meanwhile.
+	// A pusher that pushed nothing for StallAfter while a chunk listed
+	// after it was subscribed is that overdue is stalled: the tracker is
+	// told, and pulls cover it meanwhile.
 	for _, w := range n.wants {
-		if now.Sub(w.since) < n.p.PushGrace {
+		if now.Sub(w.since) < n.p.StallAfter {
 			continue
 		}
 		p := n.pusherLocked(w.sub)
-		if p != nil && now.Sub(p.lastPush) > n.p.StallAfter && p.lk.Peer != tracker.OriginPeer {
+		if p != nil && w.since.After(p.subAt[w.sub]) && now.Sub(p.lastPush) > n.p.StallAfter && p.lk.Peer != tracker.OriginPeer {
 			p.rep.stalled = true
 			n.stalled = append(n.stalled, p.lk.Peer)
 			stall = true
@@ -329,6 +339,11 @@ func (n *Node) tick(now time.Time) {
 			continue
 		}
 		w.pending = append(w.pending, r.Peer)
+		if n.pusherLocked(w.sub) == nil {
+			n.stats.PullsNoPusher++
+		} else {
+			n.stats.PullsLatePush++
+		}
 		if r.Peer == originID {
 			if !n.fetching[w.e.Hash] {
 				n.fetching[w.e.Hash] = true
@@ -414,11 +429,9 @@ func (n *Node) report(now time.Time) {
 	n.lastRep.at, n.lastRep.uploaded = now, n.stats.BytesUploaded
 	r.BufferSec = n.bufferLocked(now).Seconds()
 	bufMs := uint32(r.BufferSec * 1000)
-	var ups []*Link
+	var ups []*Link // every peer that might answer our requests
 	for _, p := range n.peers {
-		if p.up {
-			ups = append(ups, p.lk)
-		}
+		ups = append(ups, p.lk)
 	}
 	peers := len(n.peers)
 	n.mu.Unlock()

@@ -25,6 +25,9 @@ const (
 	// any second the node sends at most (1 + burstTime/1s) × its budget.
 	burstTime = 40 * time.Millisecond
 	minBurst  = 2048
+	// urgentBuffer: requests from peers buffered below this go before
+	// pushes; the others after them.
+	urgentBuffer = time.Second
 )
 
 // upJob is one chunk on its way to one peer, sent fragment by fragment.
@@ -60,6 +63,34 @@ func (n *Node) queueLocked(j *upJob) bool {
 	default:
 	}
 	return true
+}
+
+// backfill is how many recent seqs a new subscription gets pushed at once:
+// a joining downstream starts a few seconds behind live, and these are the
+// chunks it needs first.
+const backfill = 16
+
+// backfillLocked queues the held chunks of a newly subscribed substream
+// from the last backfill seqs.
+func (n *Node) backfillLocked(p *peer, key subKey, now time.Time) {
+	ri, ok := n.ri[key.rendition]
+	if !ok || n.rate <= 0 || p.chokedIt {
+		return
+	}
+	for seq := n.newest + 1 - min(n.newest+1, backfill); seq <= n.newest; seq++ {
+		if int(seq%uint64(n.k)) != key.index || !n.held[ri].Has(seq) {
+			continue
+		}
+		id, ok := n.heldID[keyOf(seq, ri)]
+		if !ok {
+			continue
+		}
+		e, known := n.verify.Entry(id)
+		data, held := n.store.Get(id)
+		if known && held {
+			n.queueLocked(&upJob{p: p, e: e, data: data, kind: scheduler.UploadPush, at: now})
+		}
+	}
 }
 
 // serveRequest answers a pull: queued if held and within budget, else
@@ -152,7 +183,12 @@ func (n *Node) nextJobLocked(now time.Time) *upJob {
 		if j.kind == scheduler.UploadRequest {
 			ttl = requestTTL
 		}
-		return now.Sub(j.at) > ttl || j.p.chokedIt
+		if now.Sub(j.at) > ttl || j.p.chokedIt {
+			return true
+		}
+		// A chunk the peer says it holds (it got it elsewhere meanwhile).
+		ri, ok := n.ri[j.e.Rendition]
+		return j.off == 0 && ok && j.p.have.Has(keyOf(j.e.Seq, ri))
 	})
 	if len(n.jobs) == 0 {
 		return nil
@@ -171,7 +207,7 @@ func (n *Node) nextJobLocked(now time.Time) *upJob {
 		return nil
 	}
 	// Seq carries the job's index: within a peer, jobs go in queue order.
-	first := scheduler.OrderUploads(pending, scheduler.UploadParams{After: n.lastUp})[0]
+	first := scheduler.OrderUploads(pending, scheduler.UploadParams{After: n.lastUp, UrgentBuffer: urgentBuffer})[0]
 	j := n.jobs[first.Seq]
 	n.jobs = slices.Delete(n.jobs, int(first.Seq), int(first.Seq)+1)
 	n.lastUp = j.p.id

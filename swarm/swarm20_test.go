@@ -43,6 +43,13 @@ func TestTwentyNodeSwarm(t *testing.T) {
 			x := n.Stats()
 			s.BytesFromPeers += x.BytesFromPeers
 			s.BytesFromOrigin += x.BytesFromOrigin
+			s.BytesFromSeed += x.BytesFromSeed
+			s.Pulled += x.Pulled
+			s.PullsNoPusher += x.PullsNoPusher
+			s.PullsLatePush += x.PullsLatePush
+			s.Pushed += x.Pushed
+			s.StallReports += x.StallReports
+			s.Reassigned += x.Reassigned
 			s.ChunksOnTime += x.ChunksOnTime
 			s.ChunksLate += x.ChunksLate
 			s.Rejected += x.Rejected
@@ -66,6 +73,9 @@ func TestTwentyNodeSwarm(t *testing.T) {
 	continuity := float64(onTime) / float64(onTime+late)
 	t.Logf("steady state over 5 s: %d bytes from peers, %d from the origin (offload %.1f%%); %d chunks on time, %d late (continuity %.2f%%)",
 		peers, origin, 100*offload, onTime, late, 100*continuity)
+	t.Logf("pulls: %d with no pusher, %d after a late push", b.PullsNoPusher-a.PullsNoPusher, b.PullsLatePush-a.PullsLatePush)
+	t.Logf("of the origin's bytes %d came from the seed; %d chunks pushed, %d pulled from peers; %d stall reports, %d reassignments",
+		b.BytesFromSeed-a.BytesFromSeed, b.Pushed-a.Pushed, b.Pulled-a.Pulled, b.StallReports-a.StallReports, b.Reassigned-a.Reassigned)
 	if t.Failed() || testing.Verbose() {
 		for i, n := range nodes {
 			t.Logf("node %d: %+v", i, n.Stats())
