@@ -26,9 +26,12 @@ type peer struct {
 	subsTo   map[int]bool      // substreams subscribed from it (upstream links)
 	subAt    map[int]time.Time // when each was subscribed
 	lastPush time.Time         // last chunk it pushed (or when the link opened)
-	bps      float64           // measured throughput of its answers
-	rtt      time.Duration
-	inflight map[uint32]*inflight
+	// lastListed is when a chunk of its substreams was last listed (well
+	// after subscribing): pushes lagging it by StallAfter mean stalled.
+	lastListed time.Time
+	bps        float64 // measured throughput of its answers
+	rtt        time.Duration
+	inflight   map[uint32]*inflight
 
 	// As a downstream.
 	subs      map[subKey]bool

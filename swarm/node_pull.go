@@ -53,6 +53,9 @@ func (n *Node) learn(entries []chunker.Entry, fresh []uint64) {
 			continue
 		}
 		n.wants[e.Hash], n.byKey[w.key] = w, w
+		if p := n.pusherLocked(w.sub); p != nil && now.Sub(p.subAt[w.sub]) > n.p.PushGrace {
+			p.lastListed = now
+		}
 		if n.httpSubLocked(w.sub, now) {
 			n.fetching[e.Hash] = true
 			w.pending = append(w.pending, originID)
@@ -299,15 +302,11 @@ func (n *Node) tick(now time.Time) {
 			}
 		}
 	}
-	// A pusher that pushed nothing for StallAfter while a chunk listed
-	// after it was subscribed is that overdue is stalled: the tracker is
-	// told, and pulls cover it meanwhile.
-	for _, w := range n.wants {
-		if now.Sub(w.since) < n.p.StallAfter {
-			continue
-		}
-		p := n.pusherLocked(w.sub)
-		if p != nil && w.since.After(p.subAt[w.sub]) && now.Sub(p.lastPush) > n.p.StallAfter && p.lk.Peer != tracker.OriginPeer {
+	// A pusher that pushed nothing for StallAfter while its substreams'
+	// chunks kept being listed is stalled: the tracker is told, and pulls
+	// cover it meanwhile.
+	for _, p := range n.ups {
+		if !p.rep.stalled && p.lastListed.Sub(p.lastPush) > n.p.StallAfter && p.lk.Peer != tracker.OriginPeer {
 			p.rep.stalled = true
 			n.stalled = append(n.stalled, p.lk.Peer)
 			stall = true
