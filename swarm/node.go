@@ -237,10 +237,12 @@ type want struct {
 // keyOf packs a rendition index and seq into one scheduler sequence number.
 func keyOf(seq uint64, ri int) uint64 { return seq<<5 | uint64(ri) }
 
-// StartNode fetches the manifest, joins the swarm and starts the node.
+// StartNode fetches the manifest, joins the swarm and starts the node. A
+// stream that is not live yet (its manifest names no rendition) is waited
+// for, until ctx ends.
 func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 	p.defaults()
-	m, err := p.Source.Manifest(ctx, -1)
+	m, err := waitRenditions(ctx, p.Source, p.PollEvery)
 	if err != nil {
 		return nil, err
 	}
@@ -316,6 +318,20 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 	n.goRun(n.uploadLoop)
 	n.linkUpstreams()
 	return n, nil
+}
+
+func waitRenditions(ctx context.Context, src Source, every time.Duration) (*chunker.Manifest, error) {
+	for {
+		m, err := src.Manifest(ctx, -1)
+		if err != nil || len(m.Renditions) > 0 {
+			return m, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("swarm: waiting for the stream to go live: %w", ctx.Err())
+		case <-time.After(every):
+		}
+	}
 }
 
 func iceServers(in []tracker.ICEServer) []webrtc.ICEServer {

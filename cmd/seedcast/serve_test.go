@@ -353,7 +353,7 @@ func TestViewerCommand(t *testing.T) {
 	defer cancel()
 	stats := filepath.Join(t.TempDir(), "stats.jsonl")
 	out, err := exec.CommandContext(ctx, binary, "viewer", "--server", base, "--stream", "demo", "--relay", "off",
-		"--stats-interval", "500ms", "--stats-json", stats, "--duration", "4s", "--webrtc-loopback-only").CombinedOutput()
+		"--stats-interval", "500ms", "--stats-json", stats, "--duration", "5s", "--webrtc-loopback-only").CombinedOutput()
 	if err != nil {
 		t.Fatalf("viewer: %v\n%s", err, out)
 	}
@@ -396,5 +396,85 @@ func TestViewerCommand(t *testing.T) {
 	}
 	if *prev.BytesFromOrigin == 0 || *prev.ChunksOnTime == 0 || *prev.BytesUploaded != 0 || *prev.RelayBudgetKbps != 0 {
 		t.Errorf("last line %s: want media from the origin, chunks on time, and nothing uploaded with relay off", lines[len(lines)-1])
+	}
+}
+
+// TestViewerSwarm is the product working as a user runs it: `serve --demo`
+// sending one copy of the stream (--origin-slots 4 of 4 substreams) and
+// three `seedcast viewer` relays at --relay medium. Over the last seconds
+// the viewers get most of their bytes from each other, on time, and no
+// relay uploads more than its budget.
+func TestViewerSwarm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three viewer processes for 12 s")
+	}
+	base := startServer(t, "--demo", "--origin-slots", "4", "--webrtc-loopback-only")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	type result struct {
+		out []byte
+		err error
+	}
+	results := make([]chan result, 3)
+	for i := range results {
+		results[i] = make(chan result, 1)
+		stats := filepath.Join(dir, fmt.Sprintf("v%d.jsonl", i))
+		go func() {
+			out, err := exec.CommandContext(ctx, binary, "viewer", "--server", base, "--stream", "demo",
+				"--upload", "10Mbps", "--reserve", "5Mbps", "--relay", "medium",
+				"--stats-interval", "500ms", "--stats-json", stats, "--duration", "12s", "--webrtc-loopback-only").CombinedOutput()
+			results[i] <- result{out, err}
+		}()
+		time.Sleep(300 * time.Millisecond) // joins in turn, as an audience arrives
+	}
+	type line struct {
+		BytesFromPeers, BytesFromOrigin, BytesUploaded int64
+		ChunksOnTime, ChunksLate                       int
+		RelayBudgetKbps                                int64
+		MaxDepth                                       int
+	}
+	var peers, origin int64
+	var onTime, late int
+	for i, ch := range results {
+		r := <-ch
+		if r.err != nil {
+			t.Fatalf("viewer %d: %v\n%s", i, r.err, r.out)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("v%d.jsonl", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ls []line
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var x line
+			if err := json.Unmarshal([]byte(l), &x); err != nil {
+				t.Fatal(err)
+			}
+			ls = append(ls, x)
+		}
+		if len(ls) < 20 {
+			t.Fatalf("viewer %d: %d stats lines", i, len(ls))
+		}
+		// The last 6 s: after joining, linking and the start-up backlog.
+		a, b := ls[len(ls)-13], ls[len(ls)-1]
+		peers += b.BytesFromPeers - a.BytesFromPeers
+		origin += b.BytesFromOrigin - a.BytesFromOrigin
+		onTime += b.ChunksOnTime - a.ChunksOnTime
+		late += b.ChunksLate - a.ChunksLate
+		up := float64(b.BytesUploaded-a.BytesUploaded) * 8 / 1000 / 6
+		t.Logf("viewer %d: depth %d, uploaded %.0f kbit/s of %d", i, b.MaxDepth, up, b.RelayBudgetKbps)
+		if b.RelayBudgetKbps != 1250 || up > 1.05*float64(b.RelayBudgetKbps) {
+			t.Errorf("viewer %d uploaded %.0f kbit/s with a budget of %d", i, up, b.RelayBudgetKbps)
+		}
+	}
+	offload := float64(peers) / float64(peers+origin)
+	continuity := float64(onTime) / float64(max(onTime+late, 1))
+	t.Logf("last 6 s: %d bytes from peers, %d from the origin (offload %.1f%%), continuity %.2f%%", peers, origin, 100*offload, 100*continuity)
+	if offload <= 0.5 {
+		t.Errorf("offload %.2f: the viewers should carry most of the traffic", offload)
+	}
+	if onTime == 0 || continuity < 0.99 {
+		t.Errorf("continuity %.4f (%d on time, %d late)", continuity, onTime, late)
 	}
 }
