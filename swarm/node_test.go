@@ -2,6 +2,8 @@ package swarm
 
 import (
 	"context"
+	"crypto/ed25519"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,84 +81,126 @@ func TestTwoNodeSwarm(t *testing.T) {
 	}
 }
 
-// TestPoisoningUpstream: an upstream that pushes a tampered chunk is cut off
-// at once; nothing it sent is stored, and the viewer goes on from the origin.
+// TestPoisoningUpstream: an upstream that pushes a tampered chunk, relays a
+// forged manifest batch, or sends garbage is cut off at once; nothing it
+// sent is stored or relayed, and the viewer goes on from elsewhere.
 func TestPoisoningUpstream(t *testing.T) {
-	url := startLiveOrigin(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	otherKey := func() ed25519.PrivateKey { _, k, _ := ed25519.GenerateKey(nil); return k }()
+	attacks := []struct {
+		name     string
+		rejected bool // counted as a verification failure (not just bad framing)
+		send     func(t *testing.T, link *Link, target chunker.Entry, batch chunker.Batch)
+	}{
+		{"tampered chunk", true, func(t *testing.T, link *Link, target chunker.Entry, _ chunker.Batch) {
+			for _, f := range wire.Fragments(nil, 0, target.Hash, make([]byte, target.Size)) {
+				if link.Send(&f) != nil {
+					break
+				}
+			}
+		}},
+		{"batch with an altered entry under its real signature", true, func(t *testing.T, link *Link, _ chunker.Entry, b chunker.Batch) {
+			b.Entries = slices.Clone(b.Entries)
+			b.Entries[0].Hash = chunker.Sum([]byte("not the chunk"))
+			sendBatch(t, link, b)
+		}},
+		{"batch signed by another key", true, func(t *testing.T, link *Link, _ chunker.Entry, b chunker.Batch) {
+			b.N += 1 << 40 // a number the viewer does not know
+			if err := b.Sign(otherKey); err != nil {
+				t.Fatal(err)
+			}
+			sendBatch(t, link, b)
+		}},
+		{"garbage frame", false, func(t *testing.T, link *Link, _ chunker.Entry, _ chunker.Batch) {
+			_ = link.sendFrame([]byte{0, 0, 0, 3, byte(wire.TypeChunk), 1, 2})
+		}},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			url := startLiveOrigin(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
 
-	// The attacker joins first with a large budget, so the viewer is fed by it.
-	badTC, err := DialTracker(ctx, TrackerParams{URL: "ws" + url[len("http"):] + "/tracker", Join: tracker.Join{Stream: "demo", Kind: tracker.KindNative, BudgetKbps: 10_000}})
+			// The attacker joins first with a large budget, so the viewer is fed by it.
+			badTC, err := DialTracker(ctx, TrackerParams{URL: "ws" + url[len("http"):] + "/tracker", Join: tracker.Join{Stream: "demo", Kind: tracker.KindNative, BudgetKbps: 10_000}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer badTC.Close()
+			bad := NewLinker(LinkerParams{API: loopbackAPI(), Signaler: badTC})
+			defer bad.Close()
+			pumpCtx, stopPump := context.WithCancel(ctx)
+			pumped := make(chan struct{})
+			go pump(pumpCtx, t, badTC, bad, pumped)
+			defer func() { stopPump(); <-pumped }()
+
+			viewer, err := StartNode(ctx, NodeParams{Server: url, Stream: "demo", API: loopbackAPI(), PushGrace: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer viewer.Close()
+
+			var link *Link
+			select {
+			case link = <-bad.Accepted():
+			case <-ctx.Done():
+				t.Fatal("the viewer never linked to its (bad) upstream")
+			}
+			for sub := false; !sub; {
+				select {
+				case frame := <-link.Recv():
+					m, _ := wire.Decode(frame)
+					_, sub = m.(*wire.Subscribe)
+				case <-ctx.Done():
+					t.Fatal("no subscription")
+				}
+			}
+			var target chunker.Entry
+			var batch chunker.Batch
+			for target.Size == 0 {
+				m, err := viewer.src.Manifest(ctx, -1)
+				if err == nil && len(m.Entries) > 0 {
+					je := m.Entries[len(m.Entries)-1]
+					target, _ = viewer.verify.Entry(je.Hash)
+					bs, _ := m.SignedBatches()
+					for _, b := range bs {
+						if b.N == je.Batch {
+							batch = b
+						}
+					}
+				}
+				if ctx.Err() != nil {
+					t.Fatal("no manifest entry")
+				}
+			}
+			before := viewer.Stats()
+			a.send(t, link, target, batch)
+			select {
+			case <-link.Done():
+			case <-ctx.Done():
+				t.Fatal("the viewer kept the link to a poisoning upstream")
+			}
+			waitFor(ctx, t, "the stream after the attack", func() bool { return viewer.Stats().Chunks >= before.Chunks+16 })
+			vs := viewer.Stats()
+			if a.rejected && vs.Rejected == before.Rejected {
+				t.Errorf("the attack was not counted: %+v", vs)
+			}
+			if data, ok := viewer.store.Get(target.Hash); ok && chunker.Sum(data) != target.Hash {
+				t.Error("tampered bytes in the store")
+			}
+			if _, ok := viewer.verify.Entry(chunker.Sum([]byte("not the chunk"))); ok {
+				t.Error("the forged entry was learnt")
+			}
+		})
+	}
+}
+
+func sendBatch(t *testing.T, link *Link, b chunker.Batch) {
+	t.Helper()
+	enc, err := b.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer badTC.Close()
-	bad := NewLinker(LinkerParams{API: loopbackAPI(), Signaler: badTC})
-	defer bad.Close()
-	pumpCtx, stopPump := context.WithCancel(ctx)
-	pumped := make(chan struct{})
-	go pump(pumpCtx, t, badTC, bad, pumped)
-	defer func() { stopPump(); <-pumped }()
-
-	viewer, err := StartNode(ctx, NodeParams{Server: url, Stream: "demo", API: loopbackAPI(), PushGrace: 300 * time.Millisecond})
-	if err != nil {
+	if err := link.Send(&wire.Manifest{Batches: []wire.SignedBatch{{Encoded: enc, Signature: b.Signature}}}); err != nil {
 		t.Fatal(err)
-	}
-	defer viewer.Close()
-
-	var link *Link
-	select {
-	case link = <-bad.Accepted():
-	case <-ctx.Done():
-		t.Fatal("the viewer never linked to its (bad) upstream")
-	}
-	// Wait for a subscription, then push a real chunk id with tampered bytes.
-	for sub := false; !sub; {
-		select {
-		case frame := <-link.Recv():
-			m, _ := wire.Decode(frame)
-			_, sub = m.(*wire.Subscribe)
-		case <-ctx.Done():
-			t.Fatal("no subscription")
-		}
-	}
-	var target chunker.Entry
-	for target.Size == 0 {
-		m, err := viewer.src.Manifest(ctx, -1)
-		if err == nil && len(m.Entries) > 0 {
-			je := m.Entries[len(m.Entries)-1]
-			target, _ = viewer.verify.Entry(je.Hash)
-		}
-		if ctx.Err() != nil {
-			t.Fatal("no manifest entry")
-		}
-	}
-	poison := make([]byte, target.Size)
-	for _, f := range wire.Fragments(nil, 0, target.Hash, poison) {
-		if err := link.Send(&f); err != nil {
-			break
-		}
-	}
-	select {
-	case <-link.Done():
-	case <-ctx.Done():
-		t.Fatal("the viewer kept the link to a poisoning upstream")
-	}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for viewer.Stats().Chunks < 16 {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("viewer stalled after the attack: %+v", viewer.Stats())
-		case <-tick.C:
-		}
-	}
-	vs := viewer.Stats()
-	if vs.Rejected == 0 {
-		t.Errorf("the tampered chunk was not counted: %+v", vs)
-	}
-	if data, ok := viewer.store.Get(target.Hash); ok && chunker.Sum(data) != target.Hash {
-		t.Error("tampered bytes in the store")
 	}
 }
