@@ -238,7 +238,7 @@ func (n *Node) readLink(p *peer) {
 			return
 		case frame = <-lk.Recv():
 		}
-		// A data-channel message holds one or more whole frames.
+		// Data-channel messages are pieces of a byte stream of frames.
 		if _, err := split.Write(frame); err != nil {
 			n.complain(p, "bad-message", err)
 			return
@@ -263,10 +263,6 @@ func (n *Node) readLink(p *peer) {
 			if !n.handle(p, m) {
 				return
 			}
-		}
-		if split.Buffered() > 0 {
-			n.complain(p, "bad-message", errors.New("a frame split across data-channel messages"))
-			return
 		}
 	}
 }
