@@ -77,6 +77,14 @@ func TestRelayOff(t *testing.T) {
 	o, _ := startSeeded(t, origintest.Params{OriginSlots: 4}, 4000)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
+	// It joins first and takes the origin's slots; the tracker then swaps
+	// the relays in ahead of it, and it could still be asked for repairs.
+	var off meter
+	a, err := StartNode(ctx, NodeParams{Server: o.URL, Stream: o.Stream, BudgetKbps: 0, API: loopbackAPI(), OnUpload: off.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
 	var others []*Node
 	defer func() {
 		for _, n := range others {
@@ -90,14 +98,6 @@ func TestRelayOff(t *testing.T) {
 		}
 		others = append(others, n)
 	}
-	// Joining after the relays, it is fed by them and could be asked to
-	// serve the others' repairs.
-	var off meter
-	a, err := StartNode(ctx, NodeParams{Server: o.URL, Stream: o.Stream, BudgetKbps: 0, API: loopbackAPI(), OnUpload: off.record})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
 	sleepCtx(ctx, t, 6*time.Second)
 	s := a.Stats()
 	relayed := int64(0)

@@ -569,6 +569,40 @@ func (s *Swarm) demote(now time.Time, h int32, k int) (int32, Link) {
 	return none, Link{}
 }
 
+// swapIn gives relay v, waiting for an upstream on k while the origins are
+// full, the origin slot of a leaf viewer c that relays nothing on k, and
+// puts c under v. The origin still sends one copy of k, and now v can relay
+// it — otherwise an early viewer with relay off holds the origin's slots
+// and the relays behind it never receive anything to relay. Streams with a
+// depth cap are left alone. It returns the two links, or nil.
+func (s *Swarm) swapIn(v int32, k int) []Link {
+	pv := &s.peers[v]
+	if !s.relay(v) || pv.used >= pv.slots || s.p.MaxDepth > 0 {
+		return nil
+	}
+	for _, o := range s.origins {
+		po := &s.peers[o]
+		for j := 0; j < len(po.down) && j < 64; j++ {
+			d := po.down[j]
+			c := d.peer
+			if int(d.sub) != k || c == v || s.relay(c) || s.hasDown(c, k) {
+				continue
+			}
+			s.unlink(c, k)
+			s.link(v, k, o)
+			s.link(c, k, v)
+			s.relaxed = false
+			s.settle(v)
+			s.settle(c)
+			return []Link{
+				{Peer: pv.id, Substream: k, Upstream: po.id, Reason: ReasonPending},
+				{Peer: s.peers[c].id, Substream: k, Upstream: pv.id, Prev: po.id, Reason: ReasonRebalance},
+			}
+		}
+	}
+	return nil
+}
+
 // diverseAfter reports whether moving v's substream k to u keeps v's count
 // of distinct upstreams within bounds (or no worse than now).
 func (s *Swarm) diverseAfter(v int32, k int, u int32) bool {
@@ -719,6 +753,10 @@ func (s *Swarm) drain(now time.Time, upTo int) []Link {
 		s.relaxed = false
 		u := s.pick(now, e.peer, int(e.sub), none, true)
 		if u == none {
+			if ls := s.swapIn(e.peer, int(e.sub)); ls != nil {
+				links = append(links, ls...)
+				continue
+			}
 			keep = append(keep, e)
 			continue
 		}

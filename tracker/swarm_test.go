@@ -1014,16 +1014,19 @@ func coversOrphans(links, orphans []Link) bool {
 		return false
 	}
 	for _, o := range orphans {
-		n := 0
+		// The orphan's first link replaces its old upstream; a later one in
+		// the same batch (a swap) moves it on from the one before.
+		n, prev := 0, o.Upstream
 		for _, l := range links {
 			if l.Peer == o.Peer && l.Substream == o.Substream {
-				if l.Upstream == o.Upstream || l.Prev != o.Upstream {
+				if l.Upstream == prev || l.Prev != prev {
 					return false
 				}
+				prev = l.Upstream
 				n++
 			}
 		}
-		if n != 1 {
+		if n == 0 {
 			return false
 		}
 	}
@@ -1079,5 +1082,52 @@ func TestDeterministic(t *testing.T) {
 	a, b := run(), run()
 	if len(a.links) == 0 || !reflect.DeepEqual(a, b) {
 		t.Fatalf("two runs differ (%d and %d links)", len(a.links), len(b.links))
+	}
+}
+
+// TestSwapIn: an early viewer with relay off holds all of the origin's
+// slots; a relay that joins after it waits on HTTP. The next rebalance
+// gives the relay the origin's slots and puts the relay-off viewer behind
+// it, so the origin still sends one copy and the relay can carry it on.
+func TestSwapIn(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{})
+	if err := s.AddOrigin("o", 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Join(t0, PeerInfo{ID: "off", Kind: KindBrowser}); err != nil {
+		t.Fatal(err)
+	}
+	links, err := s.Join(t0, PeerInfo{ID: "relay", Kind: KindNative, BudgetKbps: 10_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if l.Upstream != "" {
+			t.Fatalf("the relay got %s on %d with the origin full", l.Upstream, l.Substream)
+		}
+	}
+	links = s.Rebalance(t0.Add(2 * time.Second))
+	// Two viewers cannot have three distinct upstreams each.
+	if err := checkSwarm(s, true, func(PeerID) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	for k, u := range s.Upstreams("relay") {
+		if u != "o" {
+			t.Errorf("relay's substream %d: upstream %q, want the origin", k, u)
+		}
+	}
+	for k, u := range s.Upstreams("off") {
+		if u != "relay" {
+			t.Errorf("relay-off viewer's substream %d: upstream %q, want the relay", k, u)
+		}
+		if d := s.Depth("off", k); d != 2 {
+			t.Errorf("relay-off viewer's substream %d at depth %d", k, d)
+		}
+	}
+	if len(links) != 8 {
+		t.Errorf("%d links, want 4 for the relay and 4 for the viewer moved behind it: %+v", len(links), links)
+	}
+	if st := s.Stats(); st.OriginLinks != 4 {
+		t.Errorf("origin links %d, want 4 (one copy)", st.OriginLinks)
 	}
 }
