@@ -190,6 +190,7 @@ type Node struct {
 	backoff   map[tracker.PeerID]time.Time // dial failed: not again before
 	peers     map[*Link]*peer              // every open link
 	stalled   []tracker.PeerID             // to report
+	listed    []time.Time                  // per substream: when a wanted chunk was last listed
 
 	wants    map[chunker.ID]*want
 	byKey    map[uint64]*want
@@ -246,7 +247,10 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	join := tracker.Join{Stream: p.Stream, Token: p.Token, Kind: p.Kind, BudgetKbps: p.BudgetKbps}
+	// The tracker sizes this node's subscriptions from the budget it is
+	// told: 80% of it, so that answering repairs, backfilling new
+	// subscribers and relaying batches fit in the rest.
+	join := tracker.Join{Stream: p.Stream, Token: p.Token, Kind: p.Kind, BudgetKbps: p.BudgetKbps * pushShare / 100}
 	if p.Seed {
 		join.Kind = tracker.KindOrigin
 	}
@@ -282,8 +286,8 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 		store: NewStore(p.StoreBytes), k: max(w.Substreams, 1),
 		wake: make(chan struct{}, 1), reportC: make(chan struct{}, 1),
 		rends: rends, ri: map[string]int{}, contig: -1,
-		upstreams: make([]tracker.PeerID, max(w.Substreams, 1)),
-		ups:       map[tracker.PeerID]*peer{}, dialing: map[tracker.PeerID]bool{}, backoff: map[tracker.PeerID]time.Time{},
+		upstreams: make([]tracker.PeerID, max(w.Substreams, 1)), listed: make([]time.Time, max(w.Substreams, 1)),
+		ups: map[tracker.PeerID]*peer{}, dialing: map[tracker.PeerID]bool{}, backoff: map[tracker.PeerID]time.Time{},
 		peers: map[*Link]*peer{},
 		wants: map[chunker.ID]*want{}, byKey: map[uint64]*want{}, held: make([]scheduler.SeqSet, len(rends)),
 		fetching: map[chunker.ID]bool{}, judged: map[chunker.ID]bool{}, heldID: map[uint64]chunker.ID{},

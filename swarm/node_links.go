@@ -26,10 +26,13 @@ type peer struct {
 	subsTo   map[int]bool      // substreams subscribed from it (upstream links)
 	subAt    map[int]time.Time // when each was subscribed
 	lastPush time.Time         // last chunk it pushed (or when the link opened)
-	// lastListed is when a chunk of its substreams was last listed (well
-	// after subscribing): pushes lagging it by StallAfter mean stalled.
+	// lastListed is when its have last showed a chunk of its substreams
+	// that we still wanted past PushGrace: held but not pushed. Pushes
+	// lagging that by StallAfter mean it is stalled (a pusher starved by its
+	// own upstream holds nothing, and is not blamed).
 	lastListed time.Time
-	bps        float64 // measured throughput of its answers
+	lastHave   time.Time // its last have (or when the link opened)
+	bps        float64   // measured throughput of its answers
 	rtt        time.Duration
 	inflight   map[uint32]*inflight
 
@@ -192,6 +195,7 @@ func (n *Node) dial(id tracker.PeerID) {
 	}
 	p := n.newPeer(lk, true)
 	p.lastPush = time.Now()
+	p.lastHave = p.lastPush
 	n.ups[id] = p
 	n.peers[lk] = p
 	n.mu.Unlock()
@@ -308,13 +312,20 @@ func (n *Node) handle(p *peer, m wire.Message) bool {
 		}
 	case *wire.Have:
 		n.mu.Lock()
+		p.lastHave = now
 		if ri, ok := n.ri[m.Rendition]; ok {
 			for i := range m.Bits {
 				seq := m.Base + uint64(i)
-				if m.Has(seq) {
-					p.have.Add(keyOf(seq, ri))
-				} else {
+				if !m.Has(seq) {
 					p.have.Remove(keyOf(seq, ri))
+					continue
+				}
+				p.have.Add(keyOf(seq, ri))
+				// Our pusher of this substream holds a chunk we still want,
+				// well after it was listed: it is not pushing.
+				k := int(seq % uint64(n.k))
+				if w := n.byKey[keyOf(seq, ri)]; w != nil && p.up && p.subsTo[k] && now.Sub(w.since) > n.p.PushGrace && now.Sub(p.subAt[k]) > n.p.PushGrace {
+					p.lastListed = now
 				}
 			}
 			p.have.Advance(keyOf(n.startSeq, 0))

@@ -53,9 +53,7 @@ func (n *Node) learn(entries []chunker.Entry, fresh []uint64) {
 			continue
 		}
 		n.wants[e.Hash], n.byKey[w.key] = w, w
-		if p := n.pusherLocked(w.sub); p != nil && now.Sub(p.subAt[w.sub]) > n.p.PushGrace {
-			p.lastListed = now
-		}
+		n.listed[w.sub] = now
 		if n.httpSubLocked(w.sub, now) {
 			n.fetching[e.Hash] = true
 			w.pending = append(w.pending, originID)
@@ -302,11 +300,19 @@ func (n *Node) tick(now time.Time) {
 			}
 		}
 	}
-	// A pusher that pushed nothing for StallAfter while its substreams'
-	// chunks kept being listed is stalled: the tracker is told, and pulls
-	// cover it meanwhile.
+	// A pusher that pushed nothing for StallAfter while it held chunks of
+	// its substreams that we wanted is stalled: the tracker is told, and
+	// pulls cover it meanwhile.
+	// One that says nothing at all (no push, no have) while its
+	// substreams' chunks keep being listed is stalled too.
 	for _, p := range n.ups {
-		if !p.rep.stalled && p.lastListed.Sub(p.lastPush) > n.p.StallAfter && p.lk.Peer != tracker.OriginPeer {
+		silent := false
+		if now.Sub(p.lastPush) > n.p.StallAfter && now.Sub(p.lastHave) > n.p.StallAfter {
+			for k := range p.subsTo {
+				silent = silent || n.listed[k].Sub(p.lastPush) > n.p.StallAfter
+			}
+		}
+		if !p.rep.stalled && (silent || p.lastListed.Sub(p.lastPush) > n.p.StallAfter) && p.lk.Peer != tracker.OriginPeer {
 			p.rep.stalled = true
 			n.stalled = append(n.stalled, p.lk.Peer)
 			stall = true

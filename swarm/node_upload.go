@@ -68,7 +68,11 @@ func (n *Node) queueLocked(j *upJob) bool {
 // backfill is how many recent seqs a new subscription gets pushed at once:
 // a joining downstream starts a few seconds behind live, and these are the
 // chunks it needs first.
-const backfill = 16
+const backfill = 8
+
+// pushShare is the percentage of the relay budget announced to the tracker
+// for subscriptions.
+const pushShare = 80
 
 // backfillLocked queues the held chunks of a newly subscribed substream
 // from the last backfill seqs.

@@ -181,8 +181,8 @@ const (
 	penaltyHalfLife  = 10 * time.Minute
 	reportTTL        = 30 * time.Second
 
-	promoteAge     = time.Minute // Rebalance promotes relays at least this old
-	promoteDepth   = 3           // ... sitting at least this deep
+	promoteAge     = 10 * time.Second // Rebalance promotes relays at least this old
+	promoteDepth   = 2                // ... sitting at least this deep
 	rebalanceTries = 32
 	rebalanceMoves = 8
 )
@@ -526,6 +526,12 @@ func (s *Swarm) Rebalance(now time.Time) []Link {
 			if o == none || !s.diverseAfter(h, k, o) {
 				var l Link
 				if o, l = s.demote(now, h, k); o == none {
+					// No peer can take a leaf off the origin: h swaps
+					// places with one instead.
+					if ls := s.swapIn(h, k); ls != nil {
+						links = append(links, ls...)
+						moves++
+					}
 					continue
 				}
 				links = append(links, l)
@@ -569,12 +575,13 @@ func (s *Swarm) demote(now time.Time, h int32, k int) (int32, Link) {
 	return none, Link{}
 }
 
-// swapIn gives relay v, waiting for an upstream on k while the origins are
-// full, the origin slot of a leaf viewer c that relays nothing on k, and
-// puts c under v. The origin still sends one copy of k, and now v can relay
-// it — otherwise an early viewer with relay off holds the origin's slots
-// and the relays behind it never receive anything to relay. Streams with a
-// depth cap are left alone. It returns the two links, or nil.
+// swapIn gives relay v — waiting for an upstream on k while the origins are
+// full, or sitting deep — the origin slot of a leaf viewer c that relays
+// nothing on k, and puts c under v. The origin still sends one copy of k,
+// and now v can relay it: otherwise early viewers with little or no relay
+// budget hold the origin's slots and the relays behind them sit deep, or
+// never receive anything to relay. Streams with a depth cap are left
+// alone. It returns the links made, or nil.
 func (s *Swarm) swapIn(v int32, k int) []Link {
 	pv := &s.peers[v]
 	if !s.relay(v) || pv.used >= pv.slots || s.p.MaxDepth > 0 {
@@ -588,16 +595,25 @@ func (s *Swarm) swapIn(v int32, k int) []Link {
 			if int(d.sub) != k || c == v || s.relay(c) || s.hasDown(c, k) {
 				continue
 			}
+			// Too few peers may leave either with fewer distinct upstreams
+			// than the rule wants: the move is worth it, and flagged.
+			okV, okC := s.diverseAfter(v, k, o), s.diverseAfter(c, k, v)
 			s.unlink(c, k)
+			prev, why := s.unlink(v, k), ReasonRebalance
+			if prev == none {
+				why = ReasonPending
+			}
 			s.link(v, k, o)
 			s.link(c, k, v)
-			s.relaxed = false
+			s.relaxed = !okV
 			s.settle(v)
+			s.relaxed = !okC
 			s.settle(c)
-			return []Link{
-				{Peer: pv.id, Substream: k, Upstream: po.id, Reason: ReasonPending},
-				{Peer: s.peers[c].id, Substream: k, Upstream: pv.id, Prev: po.id, Reason: ReasonRebalance},
+			lv := Link{Peer: pv.id, Substream: k, Upstream: po.id, Reason: why}
+			if prev != none {
+				lv.Prev = s.peers[prev].id
 			}
+			return []Link{lv, {Peer: s.peers[c].id, Substream: k, Upstream: pv.id, Prev: po.id, Reason: ReasonRebalance}}
 		}
 	}
 	return nil

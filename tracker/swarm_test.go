@@ -821,7 +821,7 @@ func TestRebalancePromotesRelays(t *testing.T) {
 			force(t, s, t0, PeerInfo{ID: "b", Kind: KindBrowser, Loc: berlin, BudgetKbps: budget(s, 1)}, "a")
 			force(t, s, t0, PeerInfo{ID: "r", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 8)}, "b")
 			force(t, s, t0, PeerInfo{ID: "x", Kind: KindBrowser, Loc: berlin}, "r")
-			if got := s.Rebalance(t0.Add(10 * time.Second)); len(got) != 0 {
+			if got := s.Rebalance(t0.Add(5 * time.Second)); len(got) != 0 {
 				t.Fatalf("young relay promoted: %+v", got)
 			}
 			links := s.Rebalance(t0.Add(2 * time.Minute))
