@@ -92,6 +92,9 @@ func testUpstreamLost(t *testing.T, frozen bool) {
 	after := viewer.Stats()
 	t.Logf("after the kill: %d reassignments, %d chunks on time, %d late; upstreams now %v",
 		after.Reassigned-before.Reassigned, after.ChunksOnTime-before.ChunksOnTime, after.ChunksLate-before.ChunksLate, viewer.upstreamsNow())
+	if raceEnabled {
+		return // deadlines need a machine not slowed by -race
+	}
 	if after.ChunksLate != before.ChunksLate {
 		t.Errorf("%d deadlines missed after the upstream died", after.ChunksLate-before.ChunksLate)
 	}

@@ -471,6 +471,9 @@ func TestViewerSwarm(t *testing.T) {
 	offload := float64(peers) / float64(peers+origin)
 	continuity := float64(onTime) / float64(max(onTime+late, 1))
 	t.Logf("last 6 s: %d bytes from peers, %d from the origin (offload %.1f%%), continuity %.2f%%", peers, origin, 100*offload, 100*continuity)
+	if raceEnabled {
+		return // ./scripts/test runs this again without -race for the figures
+	}
 	if offload <= 0.5 {
 		t.Errorf("offload %.2f: the viewers should carry most of the traffic", offload)
 	}
