@@ -575,16 +575,16 @@ func (s *Swarm) demote(now time.Time, h int32, k int) (int32, Link) {
 	return none, Link{}
 }
 
-// swapIn gives relay v — waiting for an upstream on k while the origins are
-// full, or sitting deep — the origin slot of a leaf viewer c that relays
-// nothing on k, and puts c under v. The origin still sends one copy of k,
+// swapIn gives v — waiting for an upstream on k while the origins are full,
+// or a relay sitting deep — the origin slot of a leaf viewer c with fewer
+// slots than v that relays nothing on k, and puts c under v. The origin still sends one copy of k,
 // and now v can relay it: otherwise early viewers with little or no relay
 // budget hold the origin's slots and the relays behind them sit deep, or
 // never receive anything to relay. Streams with a depth cap are left
 // alone. It returns the links made, or nil.
 func (s *Swarm) swapIn(v int32, k int) []Link {
 	pv := &s.peers[v]
-	if !s.relay(v) || pv.used >= pv.slots || s.p.MaxDepth > 0 {
+	if pv.used >= pv.slots || s.p.MaxDepth > 0 {
 		return nil
 	}
 	for _, o := range s.origins {
@@ -592,7 +592,7 @@ func (s *Swarm) swapIn(v int32, k int) []Link {
 		for j := 0; j < len(po.down) && j < 64; j++ {
 			d := po.down[j]
 			c := d.peer
-			if int(d.sub) != k || c == v || s.relay(c) || s.hasDown(c, k) {
+			if int(d.sub) != k || c == v || s.peers[c].slots >= pv.slots || s.hasDown(c, k) {
 				continue
 			}
 			// Too few peers may leave either with fewer distinct upstreams
