@@ -329,14 +329,26 @@ func (n *Node) tick(now time.Time) {
 	}
 	n.states = n.states[:0]
 	byID := map[string]*peer{}
+	seedLink := false
 	for _, p := range n.peers {
 		byID[p.id] = p
-		n.states = append(n.states, scheduler.PeerState{
+		st := scheduler.PeerState{
 			ID: p.id, Have: &p.have, BytesPerSec: p.bps, RTT: p.rtt, InFlight: len(p.inflight),
 			Choked: p.choked || now.Sub(p.refused) < time.Second,
-		})
+		}
+		if p.lk.Peer == tracker.OriginPeer {
+			// The origin's seed is the origin: asked only near deadlines,
+			// over its data channel rather than HTTP.
+			if st.Choked {
+				continue
+			}
+			st.IsOrigin, seedLink = true, true
+		}
+		n.states = append(n.states, st)
 	}
-	n.states = append(n.states, scheduler.PeerState{ID: originID, IsOrigin: true, InFlight: n.originIn, RTT: n.guard.Status().Smoothed})
+	if !seedLink {
+		n.states = append(n.states, scheduler.PeerState{ID: originID, IsOrigin: true, InFlight: n.originIn, RTT: n.guard.Status().Smoothed})
+	}
 	n.reqs = n.planner.Plan(n.reqs[:0], now, n.chunks, n.states)
 	for _, r := range n.reqs {
 		w := n.byKey[r.Seq]
