@@ -464,8 +464,10 @@ func TestViewerSwarm(t *testing.T) {
 		late += b.ChunksLate - a.ChunksLate
 		up := float64(b.BytesUploaded-a.BytesUploaded) * 8 / 1000 / 6
 		t.Logf("viewer %d: depth %d, uploaded %.0f kbit/s of %d", i, b.MaxDepth, up, b.RelayBudgetKbps)
-		if b.RelayBudgetKbps != 1250 || up > 1.05*float64(b.RelayBudgetKbps) {
-			t.Errorf("viewer %d uploaded %.0f kbit/s with a budget of %d", i, up, b.RelayBudgetKbps)
+		// Medium of 10 − 5 Mbit/s is 1250 kbit/s; the RTT guard may have cut
+		// it on a busy machine, never raised it.
+		if b.RelayBudgetKbps > 1250 || up > 1.05*1250 {
+			t.Errorf("viewer %d uploaded %.0f kbit/s with a budget of 1250 (in force: %d)", i, up, b.RelayBudgetKbps)
 		}
 	}
 	offload := float64(peers) / float64(peers+origin)
