@@ -44,6 +44,16 @@ type peer struct {
 	chokedIt  bool             // we sent it Choke
 }
 
+// seqMemory bounds the sequence-number sets a node keeps (chunks held,
+// batches sent to a peer): far more than any window, and a few KB.
+const seqMemory = 16384
+
+// noteBatchSent records that the peer has batch b.
+func (p *peer) noteBatchSent(b uint64) {
+	p.sentBatch.Add(b)
+	p.sentBatch.Advance(b - min(b, seqMemory))
+}
+
 type inflight struct {
 	w    *want
 	sent time.Time
@@ -152,6 +162,11 @@ func (n *Node) linkUpstreams() {
 		if len(p.subsTo) == 0 {
 			closes = append(closes, p.lk)
 			delete(n.ups, id)
+		}
+	}
+	for id, until := range n.backoff {
+		if now.After(until) {
+			delete(n.backoff, id)
 		}
 	}
 	var dials []tracker.PeerID
@@ -328,7 +343,7 @@ func (n *Node) handle(p *peer, m wire.Message) bool {
 					p.lastListed = now
 				}
 			}
-			p.have.Advance(keyOf(n.startSeq, 0))
+			p.have.Advance(keyOf(max(n.startSeq, n.newest-min(n.newest, haveWindow*2)), 0))
 		}
 		n.mu.Unlock()
 	case *wire.Subscribe:
@@ -382,7 +397,7 @@ func (n *Node) handle(p *peer, m wire.Message) bool {
 		}
 		n.mu.Lock()
 		for _, b := range fresh {
-			p.sentBatch.Add(b) // it has them: no need to send them back
+			p.noteBatchSent(b) // it has them: no need to send them back
 		}
 		n.mu.Unlock()
 		n.learn(entries, fresh)

@@ -94,7 +94,7 @@ func (n *Node) batchTargetsLocked(fresh []uint64, now time.Time) []batchSend {
 			}
 			if sb, ok := n.verify.Signed(b); ok {
 				m.Batches = append(m.Batches, sb)
-				p.sentBatch.Add(b)
+				p.noteBatchSent(b)
 			}
 			if len(m.Batches) == wire.MaxBatches {
 				break
@@ -173,6 +173,7 @@ func (n *Node) accept(e chunker.Entry, data []byte, from *peer, pushed bool) {
 	if ri, ok := n.ri[e.Rendition]; ok {
 		n.held[ri].Add(e.Seq)
 		n.newest = max(n.newest, e.Seq)
+		n.held[ri].Advance(n.newest - min(n.newest, seqMemory)) // bounded on a day-long stream
 		n.heldID[keyOf(e.Seq, ri)] = e.Hash
 		if len(n.heldID) > 4*backfill*len(n.rends) {
 			low := keyOf(n.newest+1-min(n.newest+1, backfill), 0)

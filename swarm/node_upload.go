@@ -238,7 +238,7 @@ func (n *Node) frameLocked(j *upJob) (frame []byte, commit func()) {
 	return frame, func() {
 		j.off = end
 		if withBatch {
-			j.p.sentBatch.Add(batch)
+			j.p.noteBatchSent(batch)
 		}
 	}
 }
