@@ -31,8 +31,9 @@ type peer struct {
 	// lagging that by StallAfter mean it is stalled (a pusher starved by its
 	// own upstream holds nothing, and is not blamed).
 	lastListed time.Time
-	lastHave   time.Time // its last have (or when the link opened)
-	bps        float64   // measured throughput of its answers
+	lastHave   time.Time     // its last have (or when the link opened)
+	pushLag    time.Duration // smoothed time from a chunk's entry to its push
+	bps        float64       // measured throughput of its answers
 	rtt        time.Duration
 	inflight   map[uint32]*inflight
 
@@ -478,6 +479,16 @@ func (n *Node) receive(p *peer, reqID uint32, id chunker.ID, data []byte, now ti
 	}
 	if reqID == 0 {
 		p.lastPush = now
+		// How long after its entry a push from this pusher lands: a deep
+		// pusher's chunks come later, and are waited for longer (grace).
+		if w := n.wants[e.Hash]; w != nil {
+			lag := now.Sub(w.since)
+			if p.pushLag == 0 {
+				p.pushLag = lag
+			} else {
+				p.pushLag += (lag - p.pushLag) / 8
+			}
+		}
 	}
 	n.mu.Unlock()
 	n.accept(e, data, p, reqID == 0)

@@ -323,7 +323,7 @@ func (n *Node) tick(now time.Time) {
 	n.chunks = n.chunks[:0]
 	for _, w := range n.wants {
 		pending := w.pending
-		if p := n.pusherLocked(w.sub); p != nil && now.Sub(w.since) < n.p.PushGrace {
+		if p := n.pusherLocked(w.sub); p != nil && n.leftToPusher(p, w, now) {
 			pending = append(pending[:len(pending):len(pending)], p.id)
 		}
 		n.chunks = append(n.chunks, scheduler.Chunk{Seq: w.key, Deadline: w.deadline, Size: int(w.e.Size), Pending: pending})
@@ -388,6 +388,14 @@ func (n *Node) tick(now time.Time) {
 	if stall {
 		n.report(now)
 	}
+}
+
+// leftToPusher reports whether w is still left to its pusher p: within the
+// grace, which grows to 1.5× the pusher's usual lag, but never so close to
+// the deadline that the origin would no longer have time.
+func (n *Node) leftToPusher(p *peer, w *want, now time.Time) bool {
+	grace := max(n.p.PushGrace, p.pushLag*3/2)
+	return now.Sub(w.since) < grace && w.deadline.Sub(now) > n.pull.OriginMargin+250*time.Millisecond
 }
 
 // announce sends each linked peer what this node holds (a Have per
