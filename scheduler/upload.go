@@ -22,6 +22,10 @@ type Upload struct {
 	Size   int
 	Kind   UploadKind
 	Buffer time.Duration // for requests: the requester's buffered media ahead of playback
+	// Relay marks a peer that relays to others: pushes to it go before
+	// pushes to peers that relay nothing, so a chunk reaches the rest of
+	// the tree sooner.
+	Relay bool
 }
 
 // UploadParams configures OrderUploads.
@@ -40,8 +44,9 @@ type UploadParams struct {
 }
 
 // OrderUploads returns pending in sending order: requests first, lowest
-// buffer tier first; then pushes to subscribers (with UrgentBuffer set,
-// requests from peers buffered at least that much go last). Within a group of equals,
+// buffer tier first; then pushes to subscribers, those that relay before
+// those that do not (with UrgentBuffer set, requests from peers buffered at
+// least that much go last). Within a group of equals,
 // peers take turns (round-robin, one chunk each per round, in ID order
 // starting after p.After), and each peer's own chunks go in seq order. pending
 // is not modified.
@@ -57,11 +62,14 @@ func OrderUploads(pending []Upload, p UploadParams) []Upload {
 	items := make([]item, len(pending))
 	for i, u := range pending {
 		it := item{Upload: u, class: 1, wrap: p.After != "" && u.Peer <= p.After}
+		if !u.Relay {
+			it.class = 2
+		}
 		if u.Kind == UploadRequest {
 			it.class = 0
 			it.tier = int(max(u.Buffer, 0) / p.BufferTier)
 			if p.UrgentBuffer > 0 && u.Buffer >= p.UrgentBuffer {
-				it.class = 2
+				it.class = 3
 			}
 		}
 		items[i] = it

@@ -59,6 +59,11 @@ func TestOrderUploads(t *testing.T) {
 			want:    []string{"b2", "s9", "c3", "a1"},
 		},
 		{
+			name:    "pushes to relays before pushes to leaves",
+			pending: []Upload{push("leaf", 1), {Peer: "relay", Seq: 1, Size: 100, Kind: UploadPush, Relay: true}, push("aleaf", 1)},
+			want:    []string{"relay1", "aleaf1", "leaf1"},
+		},
+		{
 			name:    "tier width configurable",
 			pending: []Upload{req("a", 1, 100), req("b", 2, 900)},
 			p:       UploadParams{BufferTier: 2 * time.Second, After: "a"},

@@ -41,6 +41,7 @@ type peer struct {
 	subs      map[subKey]bool
 	sentBatch scheduler.SeqSet // manifest batches sent to it
 	bufferMs  uint32           // what its stats say it has buffered
+	relays    bool             // its hello offers a relay budget
 	queued    int              // upload jobs waiting for it
 	chokedIt  bool             // we sent it Choke
 }
@@ -326,6 +327,9 @@ func (n *Node) handle(p *peer, m wire.Message) bool {
 			n.complain(p, "bad-message", errors.New("hello version 0"))
 			return false
 		}
+		n.mu.Lock()
+		p.relays = m.BudgetKbps > 0
+		n.mu.Unlock()
 	case *wire.Have:
 		n.mu.Lock()
 		p.lastHave = now

@@ -204,7 +204,7 @@ func (n *Node) nextJobLocked(now time.Time) *upJob {
 		}
 		pending = append(pending, scheduler.Upload{
 			Peer: j.p.id, Seq: uint64(i), Size: len(j.data), Kind: j.kind,
-			Buffer: time.Duration(j.p.bufferMs) * time.Millisecond,
+			Buffer: time.Duration(j.p.bufferMs) * time.Millisecond, Relay: j.p.relays,
 		})
 	}
 	if len(pending) == 0 {
