@@ -46,6 +46,10 @@ type peer struct {
 	chokedIt  bool             // we sent it Choke
 }
 
+// haveSpan is how far from its own newest chunk a node records what peers
+// announce.
+const haveSpan = 1024
+
 // seqMemory bounds the sequence-number sets a node keeps (chunks held,
 // batches sent to a peer): far more than any window, and a few KB.
 const seqMemory = 16384
@@ -333,9 +337,17 @@ func (n *Node) handle(p *peer, m wire.Message) bool {
 	case *wire.Have:
 		n.mu.Lock()
 		p.lastHave = now
+		// A have is a hint from an untrusted peer: only seqs near what this
+		// node knows are recorded, so a far-off window cannot make the set
+		// grow (a SeqSet spans from its lowest to its highest member).
+		ref := max(n.newest, n.startSeq)
+		lo, hi := ref-min(ref, haveSpan), ref+haveSpan
 		if ri, ok := n.ri[m.Rendition]; ok {
 			for i := range m.Bits {
 				seq := m.Base + uint64(i)
+				if seq < lo || seq > hi {
+					continue
+				}
 				if !m.Has(seq) {
 					p.have.Remove(keyOf(seq, ri))
 					continue
@@ -352,8 +364,8 @@ func (n *Node) handle(p *peer, m wire.Message) bool {
 		}
 		n.mu.Unlock()
 	case *wire.Subscribe:
-		if p.up || int(m.K) != n.k {
-			return true // only downstreams subscribe, on this stream's split
+		if _, ok := n.ri[m.Rendition]; p.up || int(m.K) != n.k || !ok {
+			return true // only downstreams subscribe, to what this node carries, on this stream's split
 		}
 		n.mu.Lock()
 		key := subKey{m.Rendition, int(m.Index)}

@@ -1,8 +1,10 @@
 package swarm
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -202,5 +204,53 @@ func sendBatch(t *testing.T, link *Link, b chunker.Batch) {
 	}
 	if err := link.Send(&wire.Manifest{Batches: []wire.SignedBatch{{Encoded: enc, Signature: b.Signature}}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHostileHints: an upstream that announces absurd have windows (far
+// beyond the stream, at the top of the seq space) cannot make the node's
+// memory grow (a have set spans its lowest to its highest member: one such
+// window used to ask for exabytes), and the node plays on. The upstream,
+// which pushes nothing, is then dropped as stalled.
+func TestHostileHints(t *testing.T) {
+	url := startLiveOrigin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	badTC, err := DialTracker(ctx, TrackerParams{URL: "ws" + url[len("http"):] + "/tracker", Join: tracker.Join{Stream: "demo", Kind: tracker.KindNative, BudgetKbps: 10_000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer badTC.Close()
+	bad := NewLinker(LinkerParams{API: loopbackAPI(), Signaler: badTC})
+	defer bad.Close()
+	pumpCtx, stopPump := context.WithCancel(ctx)
+	pumped := make(chan struct{})
+	go pump(pumpCtx, t, badTC, bad, pumped)
+	defer func() { stopPump(); <-pumped }()
+	viewer, err := StartNode(ctx, NodeParams{Server: url, Stream: "demo", API: loopbackAPI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.Close()
+	var link *Link
+	select {
+	case link = <-bad.Accepted():
+	case <-ctx.Done():
+		t.Fatal("the viewer never linked to its (bad) upstream")
+	}
+	ones := bytes.Repeat([]byte{0xff}, wire.MaxHaveBits/8)
+	for _, base := range []uint64{1 << 58, math.MaxUint64 - wire.MaxHaveBits + 1, 0, 1 << 40} {
+		if err := link.Send(&wire.Have{Rendition: "v0", Base: base, Bits: wire.MaxHaveBits, Bitmap: ones}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := viewer.Stats()
+	waitFor(ctx, t, "the stream after the hints", func() bool { return viewer.Stats().Chunks >= before.Chunks+16 })
+	viewer.mu.Lock()
+	defer viewer.mu.Unlock()
+	for _, p := range viewer.peers {
+		if n := p.have.Len(); n > 2*haveSpan {
+			t.Errorf("peer %s: %d seqs recorded from haves", p.id, n)
+		}
 	}
 }
