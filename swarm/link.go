@@ -244,11 +244,19 @@ func (lk *Link) sendFrame(frame []byte) error {
 		return ErrLinkClosed
 	default:
 	}
+	if lk.dc == nil { // an accepted link before its channel arrived
+		return ErrLinkClosed
+	}
 	return lk.dc.Send(frame)
 }
 
 // buffered is the data channel's send backlog in bytes.
-func (lk *Link) buffered() uint64 { return lk.dc.BufferedAmount() }
+func (lk *Link) buffered() uint64 {
+	if lk.dc == nil {
+		return 0
+	}
+	return lk.dc.BufferedAmount()
+}
 
 // Recv delivers the frames the peer sends (wire.Decode them). It is never
 // closed: select on Done too.

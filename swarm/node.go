@@ -275,31 +275,10 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 		return nil, err
 	}
 	now := time.Now()
-	pull := scheduler.DefaultPullParams()
-	if p.Pull != nil {
-		pull = *p.Pull
-	}
-	g := p.Guard
-	g.Now = now
-	n := &Node{
-		p: p, log: p.Logger.With("stream", p.Stream, "peer", w.Peer), src: p.Source, tc: tc, verify: verify,
-		store: NewStore(p.StoreBytes), k: max(w.Substreams, 1),
-		wake: make(chan struct{}, 1), reportC: make(chan struct{}, 1),
-		rends: rends, ri: map[string]int{}, contig: -1,
-		upstreams: make([]tracker.PeerID, max(w.Substreams, 1)), listed: make([]time.Time, max(w.Substreams, 1)),
-		ups: map[tracker.PeerID]*peer{}, dialing: map[tracker.PeerID]bool{}, backoff: map[tracker.PeerID]time.Time{},
-		peers: map[*Link]*peer{},
-		wants: map[chunker.ID]*want{}, byKey: map[uint64]*want{}, held: make([]scheduler.SeqSet, len(rends)),
-		fetching: map[chunker.ID]bool{}, judged: map[chunker.ID]bool{}, heldID: map[uint64]chunker.ID{},
-		planner: scheduler.NewPlanner(pull), pull: pull,
-		bucket: scheduler.NewTokenBucket(scheduler.TokenBucketParams{Now: now}),
-		guard:  scheduler.NewRTTGuard(g),
-	}
-	for i, r := range rends {
-		n.ri[r] = i
-	}
+	n := newNode(p, verify, rends, w.Substreams, now)
+	n.log = n.log.With("peer", w.Peer)
+	n.tc = tc
 	n.stats.Depth = w.Depth
-	n.setRateLocked(now)
 	n.linker = NewLinker(LinkerParams{API: p.API, Signaler: tc, ICEServers: iceServers(w.ICEServers)})
 	for _, u := range w.Upstreams {
 		if u.Substream >= 0 && u.Substream < n.k {
@@ -310,7 +289,6 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 	for _, b := range m.Batches {
 		n.contig = max(n.contig, int64(b.N)) // the first window is whole
 	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.learnManifest(m); err != nil {
 		n.Close()
 		return nil, err
@@ -336,6 +314,37 @@ func waitRenditions(ctx context.Context, src Source, every time.Duration) (*chun
 		case <-time.After(every):
 		}
 	}
+}
+
+// newNode builds a node's state, with no tracker, links or goroutines yet.
+func newNode(p NodeParams, verify *Verifier, rends []string, k int, now time.Time) *Node {
+	k = max(k, 1)
+	pull := scheduler.DefaultPullParams()
+	if p.Pull != nil {
+		pull = *p.Pull
+	}
+	g := p.Guard
+	g.Now = now
+	n := &Node{
+		p: p, log: p.Logger.With("stream", p.Stream), src: p.Source, verify: verify,
+		store: NewStore(p.StoreBytes), k: k,
+		wake: make(chan struct{}, 1), reportC: make(chan struct{}, 1),
+		rends: rends, ri: map[string]int{}, contig: -1,
+		upstreams: make([]tracker.PeerID, k), listed: make([]time.Time, k),
+		ups: map[tracker.PeerID]*peer{}, dialing: map[tracker.PeerID]bool{}, backoff: map[tracker.PeerID]time.Time{},
+		peers: map[*Link]*peer{},
+		wants: map[chunker.ID]*want{}, byKey: map[uint64]*want{}, held: make([]scheduler.SeqSet, len(rends)),
+		fetching: map[chunker.ID]bool{}, judged: map[chunker.ID]bool{}, heldID: map[uint64]chunker.ID{},
+		planner: scheduler.NewPlanner(pull), pull: pull,
+		bucket: scheduler.NewTokenBucket(scheduler.TokenBucketParams{Now: now}),
+		guard:  scheduler.NewRTTGuard(g),
+	}
+	for i, r := range rends {
+		n.ri[r] = i
+	}
+	n.setRateLocked(now)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	return n
 }
 
 func iceServers(in []tracker.ICEServer) []webrtc.ICEServer {

@@ -515,7 +515,7 @@ func (n *Node) receive(p *peer, reqID uint32, id chunker.ID, data []byte, now ti
 func (n *Node) complain(p *peer, reason string, err error) {
 	n.log.Warn("peer cut off", "remote", p.lk.Peer, "reason", reason, "err", err)
 	p.lk.Close()
-	if p.lk.Peer == tracker.OriginPeer {
+	if p.lk.Peer == tracker.OriginPeer || n.tc == nil { // nil: a node without a tracker (FuzzNodeHandle)
 		return
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
