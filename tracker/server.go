@@ -232,8 +232,15 @@ func (s *Server) maintain() {
 		}
 		s.mu.Unlock()
 		for _, st := range streams {
+			// The stream's bitrate settles as it runs: slots follow it
+			// once it moved by more than a fifth.
+			info, ok := s.p.Streams.TrackerStream(st.name)
 			st.mu.Lock()
-			links := st.swarm.Rebalance(s.p.Now())
+			var links []Link
+			if cur := st.swarm.BitrateKbps(); ok && info.BitrateKbps > 0 && (info.BitrateKbps*5 < cur*4 || info.BitrateKbps*4 > cur*5) {
+				links = st.swarm.SetBitrate(s.p.Now(), info.BitrateKbps)
+			}
+			links = append(links, st.swarm.Rebalance(s.p.Now())...)
 			st.mu.Unlock()
 			s.reassign(st, links)
 		}

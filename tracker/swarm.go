@@ -209,6 +209,7 @@ type peer struct {
 	repAt  int64      // unix ns of the last report
 	prefix uint64
 	slots  int32
+	budget int32 // relay budget, kbit/s: slots follow it and the bitrate
 	used   int32
 	upKbps int32
 	rtt    int32
@@ -315,6 +316,29 @@ func NewSwarm(p SwarmParams) (*Swarm, error) {
 	return s, nil
 }
 
+// BitrateKbps is the stream bitrate the slots are sized for.
+func (s *Swarm) BitrateKbps() int { return s.p.BitrateKbps }
+
+// SetBitrate resizes every viewer's slots for a new stream bitrate (a
+// stream's bitrate is only known once it has run a while): relays gain
+// slots when the stream is lighter than assumed, and those left with more
+// downstreams than slots have the newest reassigned.
+func (s *Swarm) SetBitrate(now time.Time, kbps int) []Link {
+	if kbps <= 0 || kbps == s.p.BitrateKbps {
+		return nil
+	}
+	s.p.BitrateKbps = kbps
+	s.slotKbps = float64(kbps) / float64(s.k)
+	var links []Link
+	for i := range s.peers {
+		p := &s.peers[i]
+		if p.alive() && !p.isOrigin() {
+			links = append(links, s.SetBudget(now, p.id, int(p.budget))...)
+		}
+	}
+	return links
+}
+
 // Slots returns how many downstream links a relay budget pays for.
 func (s *Swarm) Slots(budgetKbps int) int {
 	if budgetKbps <= 0 {
@@ -357,6 +381,7 @@ func (s *Swarm) Join(now time.Time, pi PeerInfo) ([]Link, error) {
 		p.kind = kindNative
 	}
 	p.joined = now.UnixNano()
+	p.budget = int32(min(pi.BudgetKbps, math.MaxInt32))
 	p.slots = int32(s.Slots(pi.BudgetKbps))
 	s.setLoc(p, pi.Loc)
 	s.stats.Viewers++
@@ -484,6 +509,7 @@ func (s *Swarm) SetBudget(now time.Time, id PeerID, budgetKbps int) []Link {
 		return nil
 	}
 	p := &s.peers[i]
+	p.budget = int32(min(max(budgetKbps, 0), math.MaxInt32))
 	slots := int32(s.Slots(budgetKbps))
 	s.stats.PeerSlots += int(slots - p.slots)
 	grew := slots > p.slots

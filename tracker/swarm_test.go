@@ -65,6 +65,7 @@ func force(t testing.TB, s *Swarm, now time.Time, pi PeerInfo, ups ...PeerID) {
 		p.kind = kindNative
 	}
 	p.joined = now.UnixNano()
+	p.budget = int32(pi.BudgetKbps)
 	p.slots = int32(s.Slots(pi.BudgetKbps))
 	s.setLoc(p, pi.Loc)
 	s.stats.Viewers++
@@ -1129,5 +1130,42 @@ func TestSwapIn(t *testing.T) {
 	}
 	if st := s.Stats(); st.OriginLinks != 4 {
 		t.Errorf("origin links %d, want 4 (one copy)", st.OriginLinks)
+	}
+}
+
+// TestSetBitrate: slots follow the stream's bitrate. A relay sized for a
+// heavy stream gains slots when the stream turns out lighter, and one left
+// with more downstreams than slots when it turns out heavier has the excess
+// reassigned.
+func TestSetBitrate(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1, BitrateKbps: 1000})
+	if err := s.AddOrigin("o", 2); err != nil {
+		t.Fatal(err)
+	}
+	force(t, s, t0, PeerInfo{ID: "r", Kind: KindNative, BudgetKbps: 4000}, "o")
+	for i := range 4 {
+		force(t, s, t0, PeerInfo{ID: PeerID(fmt.Sprint("v", i)), Kind: KindBrowser}, "r")
+	}
+	if links := s.SetBitrate(t0, 500); len(links) != 0 || s.peers[s.ids["r"]].slots != 8 {
+		t.Fatalf("lighter stream: links %+v, relay slots %d, want 8", links, s.peers[s.ids["r"]].slots)
+	}
+	links := s.SetBitrate(t0, 2000)
+	if got := s.peers[s.ids["r"]].slots; got != 2 {
+		t.Fatalf("heavier stream: relay slots %d, want 2", got)
+	}
+	if len(links) != 2 {
+		t.Fatalf("links %+v, want the 2 downstreams over the relay's new 2 slots moved", links)
+	}
+	for _, l := range links {
+		if l.Prev != "r" || l.Upstream == "r" || l.Reason != ReasonBudget {
+			t.Errorf("link %+v", l)
+		}
+	}
+	if s.BitrateKbps() != 2000 {
+		t.Errorf("bitrate %d", s.BitrateKbps())
+	}
+	// One moved to the origin's last slot, one waits on HTTP.
+	if err := checkSwarm(s, false, func(PeerID) bool { return true }); err != nil {
+		t.Fatal(err)
 	}
 }
