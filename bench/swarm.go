@@ -176,6 +176,10 @@ type SwarmReport struct {
 	// Unknown are chunks peers sent before the receiver knew their signed
 	// entry (dropped); Pushed and Pulled the chunks got from peers each way.
 	Unknown, Pushed, Pulled int
+	// OriginPulls are chunks the viewers' planners asked the origin for
+	// near a deadline; HTTPFed those fetched over HTTP because a substream
+	// had no upstream at all (the tracker found no capacity).
+	OriginPulls, HTTPFed int
 	Throttled               int // viewers whose RTT guard cut relay at the end
 	Peers                   int // open links, summed over viewers, at the end
 
@@ -331,6 +335,8 @@ func measure(rep *SwarmReport, budgets []int, seedUp int64, a, b []snapshot) {
 		rep.Unknown += y.Unknown - x.Unknown
 		rep.Pushed += y.Pushed - x.Pushed
 		rep.Pulled += y.Pulled - x.Pulled
+		rep.OriginPulls += y.OriginPulls - x.OriginPulls
+		rep.HTTPFed += y.HTTPFed - x.HTTPFed
 		rep.Peers += y.Peers
 		if y.Throttled {
 			rep.Throttled++
@@ -490,6 +496,7 @@ func (r SwarmReport) Table() string {
 	fmt.Fprintf(&b, "offload %.1f%%, continuity %.2f%% (%d on time, %d late)\n", 100*r.Offload, 100*r.Continuity, r.OnTime, r.Late)
 	fmt.Fprintf(&b, "latency p50 %.0f ms, p95 %.0f ms over %d samples\n", ms(r.P50), ms(r.P95), r.Samples)
 	fmt.Fprintf(&b, "from peers: %d chunks pushed, %d pulled; %d dropped as unknown, %d rejected\n", r.Pushed, r.Pulled, r.Unknown, r.Rejected)
+	fmt.Fprintf(&b, "from the origin: %d chunks pulled near a deadline, %d fetched for substreams with no upstream\n", r.OriginPulls, r.HTTPFed)
 	fmt.Fprintf(&b, "reassigned %d, stall reports %d, throttled at end %d, open links %d\n", r.Reassigned, r.StallReports, r.Throttled, r.Peers)
 	fmt.Fprintf(&b, "cpu %.0f%% of one core (%d cores)\n", 100*r.CPU, r.Cores)
 	b.WriteString(r.DepthTable())

@@ -129,6 +129,8 @@ type Stats struct {
 	Pushed          int   // chunks pushed by upstream peers
 	PullsNoPusher   int   // pull requests for chunks of substreams with no live pusher
 	PullsLatePush   int   // ... for chunks their pusher had not pushed within PushGrace
+	OriginPulls     int   // chunks the planner asked the origin for (near their deadline)
+	HTTPFed         int   // chunks fetched over HTTP because their substream had no upstream
 	Peers           int   // open links
 	Reassigned      int   // substreams the tracker gave a new upstream
 	StallReports    int   // upstreams reported stalled

@@ -55,6 +55,7 @@ func (n *Node) learn(entries []chunker.Entry, fresh []uint64) {
 		n.wants[e.Hash], n.byKey[w.key] = w, w
 		n.listed[w.sub] = now
 		if n.httpSubLocked(w.sub, now) {
+			n.stats.HTTPFed++
 			n.fetching[e.Hash] = true
 			w.pending = append(w.pending, originID)
 			n.originIn++
@@ -361,6 +362,9 @@ func (n *Node) tick(now time.Time) {
 			n.stats.PullsNoPusher++
 		} else {
 			n.stats.PullsLatePush++
+		}
+		if p := byID[r.Peer]; r.Peer == originID || p != nil && p.lk.Peer == tracker.OriginPeer {
+			n.stats.OriginPulls++
 		}
 		if r.Peer == originID {
 			if !n.fetching[w.e.Hash] {
