@@ -419,6 +419,42 @@ func (pl *Playlist) Bandwidth() int {
 	return video + audio
 }
 
+// AverageBandwidth is the mean bit rate of the highest video rendition plus
+// the first audio one over the window, in bits per second (0 before media):
+// what one viewer takes on average, where Bandwidth is the peak a player
+// must budget for.
+func (pl *Playlist) AverageBandwidth() int {
+	video, audio := 0, 0
+	for _, in := range pl.infos {
+		if in.Kind == "video" {
+			video = max(video, pl.meanBandwidth(in.Name))
+		} else if audio == 0 {
+			audio = pl.meanBandwidth(in.Name)
+		}
+	}
+	return video + audio
+}
+
+// meanBandwidth is a rendition's bytes over its duration in the window.
+func (pl *Playlist) meanBandwidth(rendition string) int {
+	r := pl.rends[rendition]
+	if r == nil {
+		return 0
+	}
+	var bytes int
+	var dur time.Duration
+	for i := range pl.segs {
+		for _, e := range pl.parts(r, &pl.segs[i]) {
+			bytes += int(e.Size)
+			dur += e.Duration
+		}
+	}
+	if dur <= 0 {
+		return 0
+	}
+	return int(math.Ceil(float64(bytes*8) / dur.Seconds()))
+}
+
 // peakBandwidth is the highest bit rate of any segment (or, before one is
 // closed, of any chunk) of a rendition in the window, in bits per second.
 func (pl *Playlist) peakBandwidth(rendition string) int {

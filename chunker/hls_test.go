@@ -263,7 +263,12 @@ func TestBandwidth(t *testing.T) {
 	pl, _ := demoPlaylist(t, 1, PlaylistParams{})
 	// The demo clip is ~450 kbit/s of video and 64 kbit/s of Opus (plus
 	// container overhead); segment peaks run somewhat higher.
-	if bw := pl.Bandwidth(); bw < 450_000 || bw > 900_000 {
+	bw, avg := pl.Bandwidth(), pl.AverageBandwidth()
+	if bw < 450_000 || bw > 900_000 {
 		t.Errorf("Bandwidth() = %d", bw)
+	}
+	// The clip's own size over its length: 680 KB in 10 s is ~550 kbit/s.
+	if avg < 480_000 || avg > 620_000 || avg > bw {
+		t.Errorf("AverageBandwidth() = %d (peak %d)", avg, bw)
 	}
 }

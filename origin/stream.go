@@ -204,6 +204,15 @@ func (st *Stream) renderLocked(after uint64, partial bool) []byte {
 	return out
 }
 
+// AverageKbps is the stream's mean download rate for one viewer (highest
+// video rendition plus audio) over the window, in kbit/s; 0 before media.
+// The tracker sizes relay slots with it: budgets absorb the peaks.
+func (st *Stream) AverageKbps() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return (st.playlist.AverageBandwidth() + 999) / 1000
+}
+
 // BitrateKbps is the stream's peak download rate for one viewer (highest
 // video rendition plus audio) over the window, in kbit/s; 0 before media.
 func (st *Stream) BitrateKbps() int {

@@ -27,7 +27,7 @@ import (
 type StreamInfo struct {
 	PublicKey   string // Ed25519, hex: the key viewers verify manifests with
 	Manifest    string // manifest URL path
-	BitrateKbps int    // for slot arithmetic; 0 means 2500
+	BitrateKbps int    // mean bitrate, for slot arithmetic; 0 means not known yet (2500 until it is)
 	Private     bool   // joining needs a viewer token
 	MaxDepth    int    // hop cap for interactive streams; 0 for none
 }

@@ -107,7 +107,7 @@ func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice
 			}
 			return tracker.StreamInfo{
 				PublicKey: hex.EncodeToString(st.PublicKey()), Manifest: "/live/" + name + "/manifest",
-				BitrateKbps: st.BitrateKbps(), Private: slices.Contains(private, name),
+				BitrateKbps: st.AverageKbps(), Private: slices.Contains(private, name),
 			}, true
 		}),
 	})

@@ -105,7 +105,7 @@ func Start(tb testing.TB, p Params) *Origin {
 			if !ok {
 				return tracker.StreamInfo{}, false
 			}
-			return tracker.StreamInfo{PublicKey: hex.EncodeToString(s.PublicKey()), Manifest: "/live/" + name + "/manifest", BitrateKbps: max(s.BitrateKbps(), 500)}, true
+			return tracker.StreamInfo{PublicKey: hex.EncodeToString(s.PublicKey()), Manifest: "/live/" + name + "/manifest", BitrateKbps: s.AverageKbps()}, true
 		}),
 		Swarm: tracker.SwarmParams{Substreams: p.Substreams}, OriginSlots: p.OriginSlots, Seed: 1,
 		MaxConnsPerIP: p.MaxConnsPerIP, OriginSecret: o.Secret,
