@@ -180,8 +180,8 @@ type SwarmReport struct {
 	// near a deadline; HTTPFed those fetched over HTTP because a substream
 	// had no upstream at all (the tracker found no capacity).
 	OriginPulls, HTTPFed int
-	Throttled               int // viewers whose RTT guard cut relay at the end
-	Peers                   int // open links, summed over viewers, at the end
+	Throttled            int // viewers whose RTT guard cut relay at the end
+	Peers                int // open links, summed over viewers, at the end
 
 	// CPU is the process's CPU time over the window ÷ its wall time, in
 	// cores (1 = one core busy); Cores is runtime.NumCPU.
