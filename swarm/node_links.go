@@ -20,22 +20,17 @@ type peer struct {
 	rep struct{ stalled bool } // reported stalled to the tracker
 
 	// As a source.
-	have     scheduler.SeqSet  // keys it announced or sent
-	choked   bool              // it choked us
-	refused  time.Time         // it rejected a request for lack of budget at
-	subsTo   map[int]bool      // substreams subscribed from it (upstream links)
-	subAt    map[int]time.Time // when each was subscribed
-	lastPush time.Time         // last chunk it pushed (or when the link opened)
-	// lastListed is when its have last showed a chunk of its substreams
-	// that we still wanted past PushGrace: held but not pushed. Pushes
-	// lagging that by StallAfter mean it is stalled (a pusher starved by its
-	// own upstream holds nothing, and is not blamed).
-	lastListed time.Time
-	lastHave   time.Time     // its last have (or when the link opened)
-	pushLag    time.Duration // smoothed time from a chunk's entry to its push
-	bps        float64       // measured throughput of its answers
-	rtt        time.Duration
-	inflight   map[uint32]*inflight
+	have    scheduler.SeqSet  // keys it announced or sent
+	choked  bool              // it choked us
+	refused time.Time         // it rejected a request for lack of budget at
+	subsTo  map[int]bool      // substreams subscribed from it (upstream links)
+	subAt   map[int]time.Time // when each was subscribed
+	// push is what the stall and grace policies see of it as a pusher
+	// (scheduler.Stalled, scheduler.WaitForPush).
+	push     scheduler.Pusher
+	bps      float64 // measured throughput of its answers
+	rtt      time.Duration
+	inflight map[uint32]*inflight
 
 	// As a downstream.
 	subs      map[subKey]bool
@@ -215,8 +210,8 @@ func (n *Node) dial(id tracker.PeerID) {
 		return
 	}
 	p := n.newPeer(lk, true)
-	p.lastPush = time.Now()
-	p.lastHave = p.lastPush
+	p.push.LastPush = time.Now()
+	p.push.LastHave = p.push.LastPush
 	n.ups[id] = p
 	n.peers[lk] = p
 	n.mu.Unlock()
@@ -336,7 +331,7 @@ func (n *Node) handle(p *peer, m wire.Message) bool {
 		n.mu.Unlock()
 	case *wire.Have:
 		n.mu.Lock()
-		p.lastHave = now
+		p.push.LastHave = now
 		// A have is a hint from an untrusted peer: only seqs near what this
 		// node knows are recorded, so a far-off window cannot make the set
 		// grow (a SeqSet spans from its lowest to its highest member).
@@ -357,7 +352,7 @@ func (n *Node) handle(p *peer, m wire.Message) bool {
 				// well after it was listed: it is not pushing.
 				k := int(seq % uint64(n.k))
 				if w := n.byKey[keyOf(seq, ri)]; w != nil && p.up && p.subsTo[k] && now.Sub(w.since) > n.p.PushGrace && now.Sub(p.subAt[k]) > n.p.PushGrace {
-					p.lastListed = now
+					p.push.LastHeldWanted = now
 				}
 			}
 			p.have.Advance(keyOf(max(n.startSeq, n.newest-min(n.newest, haveWindow*2)), 0))
@@ -494,16 +489,11 @@ func (n *Node) receive(p *peer, reqID uint32, id chunker.ID, data []byte, now ti
 		p.have.Add(keyOf(e.Seq, ri))
 	}
 	if reqID == 0 {
-		p.lastPush = now
+		p.push.LastPush = now
 		// How long after its entry a push from this pusher lands: a deep
-		// pusher's chunks come later, and are waited for longer (grace).
+		// pusher's chunks come later, and are waited for longer.
 		if w := n.wants[e.Hash]; w != nil {
-			lag := now.Sub(w.since)
-			if p.pushLag == 0 {
-				p.pushLag = lag
-			} else {
-				p.pushLag += (lag - p.pushLag) / 8
-			}
+			p.push.Lag = scheduler.SmoothLag(p.push.Lag, now.Sub(w.since))
 		}
 	}
 	n.mu.Unlock()

@@ -302,19 +302,13 @@ func (n *Node) tick(now time.Time) {
 			}
 		}
 	}
-	// A pusher that pushed nothing for StallAfter while it held chunks of
-	// its substreams that we wanted is stalled: the tracker is told, and
-	// pulls cover it meanwhile.
-	// One that says nothing at all (no push, no have) while its
-	// substreams' chunks keep being listed is stalled too.
+	// A stalled pusher is reported to the tracker; pulls cover it meanwhile.
 	for _, p := range n.ups {
-		silent := false
-		if now.Sub(p.lastPush) > n.p.StallAfter && now.Sub(p.lastHave) > n.p.StallAfter {
-			for k := range p.subsTo {
-				silent = silent || n.listed[k].Sub(p.lastPush) > n.p.StallAfter
-			}
+		u := p.push
+		for k := range p.subsTo {
+			u.LastListed = maxTime(u.LastListed, n.listed[k])
 		}
-		if !p.rep.stalled && (silent || p.lastListed.Sub(p.lastPush) > n.p.StallAfter) && p.lk.Peer != tracker.OriginPeer {
+		if !p.rep.stalled && p.lk.Peer != tracker.OriginPeer && scheduler.Stalled(now, u, n.pushParams()) {
 			p.rep.stalled = true
 			n.stalled = append(n.stalled, p.lk.Peer)
 			stall = true
@@ -324,7 +318,7 @@ func (n *Node) tick(now time.Time) {
 	n.chunks = n.chunks[:0]
 	for _, w := range n.wants {
 		pending := w.pending
-		if p := n.pusherLocked(w.sub); p != nil && n.leftToPusher(p, w, now) {
+		if p := n.pusherLocked(w.sub); p != nil && scheduler.WaitForPush(now, w.since, w.deadline, p.push, n.pushParams()) {
 			pending = append(pending[:len(pending):len(pending)], p.id)
 		}
 		n.chunks = append(n.chunks, scheduler.Chunk{Seq: w.key, Deadline: w.deadline, Size: int(w.e.Size), Pending: pending})
@@ -394,12 +388,15 @@ func (n *Node) tick(now time.Time) {
 	}
 }
 
-// leftToPusher reports whether w is still left to its pusher p: within the
-// grace, which grows to 1.5× the pusher's usual lag, but never so close to
-// the deadline that the origin would no longer have time.
-func (n *Node) leftToPusher(p *peer, w *want, now time.Time) bool {
-	grace := max(n.p.PushGrace, p.pushLag*3/2)
-	return now.Sub(w.since) < grace && w.deadline.Sub(now) > n.pull.OriginMargin+250*time.Millisecond
+func (n *Node) pushParams() scheduler.PushParams {
+	return scheduler.PushParams{Grace: n.p.PushGrace, StallAfter: n.p.StallAfter, OriginMargin: n.pull.OriginMargin}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // announce sends each linked peer what this node holds (a Have per
