@@ -207,6 +207,7 @@ type Node struct {
 	states  []scheduler.PeerState
 	reqs    []scheduler.Request
 	nextReq uint32
+	cancels []ctlSend // cancels to send with the next tick
 
 	bucket   *scheduler.TokenBucket
 	guard    *scheduler.RTTGuard

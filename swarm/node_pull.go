@@ -210,14 +210,13 @@ func (n *Node) accept(e chunker.Entry, data []byte, from *peer, pushed bool) {
 }
 
 // cancelLocked withdraws the requests still pending for a chunk that came
-// another way.
+// another way; the cancels go out with the next tick's messages.
 func (n *Node) cancelLocked(w *want, from *peer) {
 	for _, p := range n.peers {
 		for id, f := range p.inflight {
 			if f.w == w && p != from {
 				delete(p.inflight, id)
-				lk, reqID := p.lk, id
-				go func() { _ = lk.Send(&wire.Cancel{ReqID: reqID, ID: w.e.Hash}) }()
+				n.cancels = append(n.cancels, ctlSend{p.lk, &wire.Cancel{ReqID: id, ID: w.e.Hash}})
 			}
 		}
 	}
@@ -376,6 +375,9 @@ func (n *Node) tick(now time.Time) {
 		p.inflight[n.nextReq] = &inflight{w: w, sent: now}
 		sends = append(sends, ctlSend{p.lk, &wire.Request{ReqID: n.nextReq, ID: w.e.Hash, Rendition: w.e.Rendition, Seq: w.e.Seq}})
 	}
+	sends = append(sends, n.cancels...)
+	clear(n.cancels)
+	n.cancels = n.cancels[:0]
 	n.mu.Unlock()
 	for _, s := range sends {
 		n.sendControl(s.lk, s.m)
