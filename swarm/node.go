@@ -529,15 +529,24 @@ func (n *Node) learnManifest(m *chunker.Manifest) error {
 	if err != nil {
 		return err
 	}
+	_, err = n.learnBatches(batches)
+	return err
+}
+
+// learnBatches verifies signed batches, from the origin or a peer, and
+// learns the entries of the new ones, up to the first that fails (counted
+// as rejected, and returned). It returns the numbers of the new batches.
+func (n *Node) learnBatches(batches []chunker.Batch) ([]uint64, error) {
 	var fresh []uint64
 	var entries []chunker.Entry
+	var err error
 	for i := range batches {
-		es, err := n.verify.Learn(&batches[i])
-		if err != nil {
+		var es []chunker.Entry
+		if es, err = n.verify.Learn(&batches[i]); err != nil {
 			n.mu.Lock()
 			n.stats.Rejected++
 			n.mu.Unlock()
-			return err
+			break
 		}
 		if es != nil {
 			fresh = append(fresh, batches[i].N)
@@ -545,7 +554,7 @@ func (n *Node) learnManifest(m *chunker.Manifest) error {
 		}
 	}
 	n.learn(entries, fresh)
-	return nil
+	return fresh, err
 }
 
 // SelectRenditions picks the renditions a quality setting asks for, in the

@@ -389,30 +389,25 @@ func (n *Node) handle(p *peer, m wire.Message) bool {
 			return n.receive(p, m.ReqID, m.ID, data, now)
 		}
 	case *wire.Manifest:
-		var entries []chunker.Entry
-		var fresh []uint64
+		batches := make([]chunker.Batch, 0, len(m.Batches))
 		for _, sb := range m.Batches {
 			b, err := sb.Batch()
-			if err == nil {
-				var es []chunker.Entry
-				if es, err = n.verify.Learn(&b); es != nil {
-					entries, fresh = append(entries, es...), append(fresh, b.N)
-				}
-			}
 			if err != nil {
-				n.mu.Lock()
-				n.stats.Rejected++
-				n.mu.Unlock()
-				n.complain(p, "forged-manifest", err)
+				n.complain(p, "bad-message", err)
 				return false
 			}
+			batches = append(batches, b)
 		}
+		fresh, err := n.learnBatches(batches)
 		n.mu.Lock()
 		for _, b := range fresh {
 			p.noteBatchSent(b) // it has them: no need to send them back
 		}
 		n.mu.Unlock()
-		n.learn(entries, fresh)
+		if err != nil {
+			n.complain(p, "forged-manifest", err)
+			return false
+		}
 	case *wire.Choke:
 		n.mu.Lock()
 		p.choked = true
