@@ -17,6 +17,7 @@ import (
 
 	"github.com/seedcast/seedcast/chunker"
 	"github.com/seedcast/seedcast/scheduler"
+	"github.com/seedcast/seedcast/swarm/wire"
 	"github.com/seedcast/seedcast/tracker"
 )
 
@@ -609,7 +610,7 @@ func SelectRenditions(infos []chunker.RenditionInfo, quality string) ([]string, 
 	}
 	var out []string
 	for _, r := range infos {
-		if pick[r.Name] && len(out) < 32 {
+		if pick[r.Name] && len(out) < wire.MaxRenditions {
 			out = append(out, r.Name)
 		}
 	}

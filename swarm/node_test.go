@@ -122,31 +122,7 @@ func TestPoisoningUpstream(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 
-			// The attacker joins first with a large budget, so the viewer is fed by it.
-			badTC, err := DialTracker(ctx, TrackerParams{URL: "ws" + url[len("http"):] + "/tracker", Join: tracker.Join{Stream: "demo", Kind: tracker.KindNative, BudgetKbps: 10_000}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer badTC.Close()
-			bad := NewLinker(LinkerParams{API: loopbackAPI(), Signaler: badTC})
-			defer bad.Close()
-			pumpCtx, stopPump := context.WithCancel(ctx)
-			pumped := make(chan struct{})
-			go pump(pumpCtx, t, badTC, bad, pumped)
-			defer func() { stopPump(); <-pumped }()
-
-			viewer, err := StartNode(ctx, NodeParams{Server: url, Stream: "demo", API: loopbackAPI(), PushGrace: 300 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer viewer.Close()
-
-			var link *Link
-			select {
-			case link = <-bad.Accepted():
-			case <-ctx.Done():
-				t.Fatal("the viewer never linked to its (bad) upstream")
-			}
+			viewer, link := behindAttacker(ctx, t, url, NodeParams{PushGrace: 300 * time.Millisecond})
 			for sub := false; !sub; {
 				select {
 				case frame := <-link.Recv():
@@ -196,6 +172,38 @@ func TestPoisoningUpstream(t *testing.T) {
 	}
 }
 
+// behindAttacker starts a viewer (with p's tuning) fed by an attacker: a
+// bare linker the test drives, which joins first with a large budget so
+// that the tracker makes it the viewer's upstream. It returns the viewer and
+// the attacker's end of their link; both end with the test.
+func behindAttacker(ctx context.Context, t *testing.T, url string, p NodeParams) (*Node, *Link) {
+	t.Helper()
+	badTC, err := DialTracker(ctx, TrackerParams{URL: "ws" + url[len("http"):] + "/tracker", Join: tracker.Join{Stream: "demo", Kind: tracker.KindNative, BudgetKbps: 10_000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { badTC.Close() })
+	bad := NewLinker(LinkerParams{API: loopbackAPI(), Signaler: badTC})
+	t.Cleanup(bad.Close)
+	pumpCtx, stopPump := context.WithCancel(ctx)
+	pumped := make(chan struct{})
+	go pump(pumpCtx, t, badTC, bad, pumped)
+	t.Cleanup(func() { stopPump(); <-pumped })
+	p.Server, p.Stream, p.API = url, "demo", loopbackAPI()
+	viewer, err := StartNode(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(viewer.Close)
+	select {
+	case link := <-bad.Accepted():
+		return viewer, link
+	case <-ctx.Done():
+		t.Fatal("the viewer never linked to its (bad) upstream")
+		return nil, nil
+	}
+}
+
 func sendBatch(t *testing.T, link *Link, b chunker.Batch) {
 	t.Helper()
 	enc, err := b.Encode()
@@ -216,28 +224,7 @@ func TestHostileHints(t *testing.T) {
 	url := startLiveOrigin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	badTC, err := DialTracker(ctx, TrackerParams{URL: "ws" + url[len("http"):] + "/tracker", Join: tracker.Join{Stream: "demo", Kind: tracker.KindNative, BudgetKbps: 10_000}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer badTC.Close()
-	bad := NewLinker(LinkerParams{API: loopbackAPI(), Signaler: badTC})
-	defer bad.Close()
-	pumpCtx, stopPump := context.WithCancel(ctx)
-	pumped := make(chan struct{})
-	go pump(pumpCtx, t, badTC, bad, pumped)
-	defer func() { stopPump(); <-pumped }()
-	viewer, err := StartNode(ctx, NodeParams{Server: url, Stream: "demo", API: loopbackAPI()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer viewer.Close()
-	var link *Link
-	select {
-	case link = <-bad.Accepted():
-	case <-ctx.Done():
-		t.Fatal("the viewer never linked to its (bad) upstream")
-	}
+	viewer, link := behindAttacker(ctx, t, url, NodeParams{})
 	ones := bytes.Repeat([]byte{0xff}, wire.MaxHaveBits/8)
 	for _, base := range []uint64{1 << 58, math.MaxUint64 - wire.MaxHaveBits + 1, 0, 1 << 40} {
 		if err := link.Send(&wire.Have{Rendition: "v0", Base: base, Bits: wire.MaxHaveBits, Bitmap: ones}); err != nil {
