@@ -9,7 +9,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/seedcast/seedcast/swarm/wire"
-	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // MaxQueuedFrames bounds the frames a peer link buffers for its reader.
@@ -20,7 +20,7 @@ var ErrLinkClosed = errors.New("swarm: peer link closed")
 
 // Signaler sends signaling to a linked peer (the TrackerClient).
 type Signaler interface {
-	Signal(ctx context.Context, to tracker.PeerID, sdp *tracker.SDP, cand *tracker.Candidate) error
+	Signal(ctx context.Context, to protocol.PeerID, sdp *protocol.SDP, cand *protocol.Candidate) error
 }
 
 // LinkerParams configures a Linker.
@@ -37,7 +37,7 @@ type LinkerParams struct {
 type Linker struct {
 	p        LinkerParams
 	mu       sync.Mutex
-	pending  map[tracker.PeerID]*Link // dialed, waiting for the answer
+	pending  map[protocol.PeerID]*Link // dialed, waiting for the answer
 	accepted chan *Link
 	closed   bool
 	links    map[*Link]struct{}
@@ -45,7 +45,7 @@ type Linker struct {
 
 // Link is one data-channel connection to a peer. Frames are wire frames.
 type Link struct {
-	Peer tracker.PeerID
+	Peer protocol.PeerID
 	pc   *webrtc.PeerConnection
 	dc   *webrtc.DataChannel
 	open chan struct{}
@@ -59,13 +59,13 @@ func NewLinker(p LinkerParams) *Linker {
 	if p.API == nil {
 		p.API = webrtc.NewAPI()
 	}
-	return &Linker{p: p, pending: map[tracker.PeerID]*Link{}, accepted: make(chan *Link, 16), links: map[*Link]struct{}{}}
+	return &Linker{p: p, pending: map[protocol.PeerID]*Link{}, accepted: make(chan *Link, 16), links: map[*Link]struct{}{}}
 }
 
 // Accepted delivers links that peers dialed to this node, once open.
 func (l *Linker) Accepted() <-chan *Link { return l.accepted }
 
-func (l *Linker) newLink(peer tracker.PeerID) (*Link, error) {
+func (l *Linker) newLink(peer protocol.PeerID) (*Link, error) {
 	pc, err := l.p.API.NewPeerConnection(webrtc.Configuration{ICEServers: l.p.ICEServers})
 	if err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func (lk *Link) attach(dc *webrtc.DataChannel) {
 
 // Dial links to an upstream peer: it offers a data channel and waits until
 // it is open.
-func (l *Linker) Dial(ctx context.Context, peer tracker.PeerID) (*Link, error) {
+func (l *Linker) Dial(ctx context.Context, peer protocol.PeerID) (*Link, error) {
 	lk, err := l.newLink(peer)
 	if err != nil {
 		return nil, err
@@ -121,7 +121,7 @@ func (l *Linker) Dial(ctx context.Context, peer tracker.PeerID) (*Link, error) {
 	l.mu.Lock()
 	l.pending[peer] = lk
 	l.mu.Unlock()
-	if err := l.p.Signaler.Signal(ctx, peer, &tracker.SDP{Type: "offer", SDP: lk.pc.LocalDescription().SDP}, nil); err != nil {
+	if err := l.p.Signaler.Signal(ctx, peer, &protocol.SDP{Type: "offer", SDP: lk.pc.LocalDescription().SDP}, nil); err != nil {
 		lk.Close()
 		return nil, err
 	}
@@ -152,7 +152,7 @@ func setLocalAndGather(ctx context.Context, pc *webrtc.PeerConnection, sd webrtc
 // HandleSignal takes a signal the tracker relayed: the answer to a dial, or
 // an offer from a downstream peer (answered, and its link delivered on
 // Accepted once open). Bad signals close only the link concerned.
-func (l *Linker) HandleSignal(ctx context.Context, s *tracker.Signal) error {
+func (l *Linker) HandleSignal(ctx context.Context, s *protocol.Signal) error {
 	if s.SDP == nil {
 		return nil // candidates travel inside the descriptions
 	}
@@ -197,7 +197,7 @@ func (l *Linker) HandleSignal(ctx context.Context, s *tracker.Signal) error {
 			err = setLocalAndGather(ctx, lk.pc, answer)
 		}
 		if err == nil {
-			err = l.p.Signaler.Signal(ctx, s.From, &tracker.SDP{Type: "answer", SDP: lk.pc.LocalDescription().SDP}, nil)
+			err = l.p.Signaler.Signal(ctx, s.From, &protocol.SDP{Type: "answer", SDP: lk.pc.LocalDescription().SDP}, nil)
 		}
 		if err != nil {
 			lk.Close()

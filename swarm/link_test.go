@@ -5,19 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/seedcast/seedcast/swarm/wire"
 	"github.com/seedcast/seedcast/tracker"
 )
 
-func loopbackAPI() *webrtc.API {
-	var se webrtc.SettingEngine
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
-}
+var loopbackAPI = LoopbackAPI
 
 // pump hands a node's tracker signals to its linker until ctx ends.
 func pump(ctx context.Context, t *testing.T, c *TrackerClient, l *Linker, done chan<- struct{}) {

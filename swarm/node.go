@@ -8,17 +8,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/scheduler"
+	"github.com/seedcast/seedcast/swarm/core"
 	"github.com/seedcast/seedcast/swarm/wire"
-	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // NodeParams configures a Node. Zero fields take the defaults shown.
@@ -28,7 +28,7 @@ type NodeParams struct {
 	// Token is the viewer token of a private stream; for the seed, the
 	// tracker's origin secret.
 	Token string
-	Kind  tracker.Kind // native (default) or browser
+	Kind  protocol.Kind // native (default) or browser
 	// Seed makes this node the origin's root seed: it joins as peer
 	// "origin", takes every chunk from Source as soon as it is listed, and
 	// pulls from no peer.
@@ -44,29 +44,11 @@ type NodeParams struct {
 	// Source is the origin (default: HTTPSource on Server with HTTPClient).
 	Source     Source
 	HTTPClient *http.Client
-	// PollEvery is the manifest poll while some substream comes over HTTP
-	// (200 ms); SlowPoll otherwise (1 s), when signed batches come from
-	// peers with the chunks. Each poll is also an RTT sample for the guard.
-	PollEvery, SlowPoll time.Duration
-	// TickEvery is the scheduler's tick (50 ms).
-	TickEvery time.Duration
-	// PushGrace is how long a chunk is left to its substream's pusher
-	// before the scheduler may pull it elsewhere (400 ms).
-	PushGrace time.Duration
-	// StallAfter is how long an upstream may push nothing, while chunks of
-	// its substreams are due, before it is reported stalled to the tracker
-	// (2 s). A slow pusher is not stalled: pulls cover its lateness.
-	StallAfter time.Duration
-	// ReportEvery is the health report period (2 s).
-	ReportEvery time.Duration
-	StoreBytes  int64
-	// Buffer is the playback delay behind the live edge: a chunk's deadline
-	// is when it plays, Buffer after it was at the live edge (2 s).
-	Buffer time.Duration
-	// Startup is the time playback waits after the node starts, to fetch
-	// the first chunks (500 ms): playback runs Buffer + Startup behind live.
-	Startup time.Duration
-	// Pull tunes pull repair (zero: scheduler.DefaultPullParams()).
+	// PollEvery, SlowPoll, TickEvery, PushGrace, StallAfter, ReportEvery,
+	// Buffer and Startup tune the core (core.Params says what each does).
+	PollEvery, SlowPoll, TickEvery, PushGrace, StallAfter, ReportEvery, Buffer, Startup time.Duration
+	StoreBytes                                                                          int64
+	// Pull tunes pull repair (nil: scheduler.DefaultPullParams()).
 	Pull *scheduler.PullParams
 	// Guard tunes the RTT guard (zero values: its defaults).
 	Guard scheduler.RTTGuardParams
@@ -80,32 +62,11 @@ func (p *NodeParams) defaults() {
 	if p.PollEvery <= 0 {
 		p.PollEvery = 200 * time.Millisecond
 	}
-	if p.SlowPoll <= 0 {
-		p.SlowPoll = time.Second
-	}
-	if p.TickEvery <= 0 {
-		p.TickEvery = 50 * time.Millisecond
-	}
-	if p.PushGrace <= 0 {
-		p.PushGrace = 400 * time.Millisecond
-	}
-	if p.StallAfter <= 0 {
-		p.StallAfter = 2 * time.Second
-	}
-	if p.ReportEvery <= 0 {
-		p.ReportEvery = 2 * time.Second
-	}
-	if p.Buffer <= 0 {
-		p.Buffer = 2 * time.Second
-	}
-	if p.Startup <= 0 {
-		p.Startup = 500 * time.Millisecond
-	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
 	if p.Kind == "" {
-		p.Kind = tracker.KindNative
+		p.Kind = protocol.KindNative
 	}
 	if p.Seed {
 		p.Quality = "all"
@@ -115,132 +76,44 @@ func (p *NodeParams) defaults() {
 	}
 }
 
-// Stats counts what a node received and sent (cumulative, except the
-// gauges Peers, Depth, RelayKbps, Throttled and RTT).
-type Stats struct {
-	BytesFromPeers  int64 // verified media bytes received from peers
-	BytesFromOrigin int64 // ... from the origin: over HTTP, or from its seed node
-	BytesFromSeed   int64 // the part of BytesFromOrigin the seed pushed or answered
-	BytesUploaded   int64 // media bytes sent to peers (with their framing)
-	BytesControl    int64 // haves, relayed manifest batches and other control frames sent to peers
-	Chunks          int   // verified and stored
-	Rejected        int   // chunks or batches that failed verification
-	Unknown         int   // chunks a peer sent before their signed entry (dropped)
-	Pulled          int   // chunks pulled from peers (requests answered)
-	Pushed          int   // chunks pushed by upstream peers
-	PullsNoPusher   int   // pull requests for chunks of substreams with no live pusher
-	PullsLatePush   int   // ... for chunks their pusher had not pushed within PushGrace
-	OriginPulls     int   // chunks the planner asked the origin for (near their deadline)
-	HTTPFed         int   // chunks fetched over HTTP because their substream had no upstream
-	Peers           int   // open links
-	Reassigned      int   // substreams the tracker gave a new upstream
-	StallReports    int   // upstreams reported stalled
-	ChunksOnTime    int   // media chunks held before their playback deadline
-	ChunksLate      int   // media chunks held after it, or never
-	// LatencyP50 and LatencyP95 are over the last 512 chunks, from when
-	// ingest finished a chunk to when this node held it verified.
-	LatencyP50, LatencyP95 time.Duration
-	// Depth is this node's deepest hop count from the origin over its
-	// substreams, as the tracker last assigned them (0 for the seed).
-	Depth int
-	// RelayKbps is the relay rate in force: the budget, less what the RTT
-	// guard cut; Throttled is set while the guard cuts it.
-	RelayKbps int64
-	Throttled bool
-	RTT       time.Duration // smoothed RTT to the origin
-}
+// Stats counts what a node received and sent (core.Stats).
+type Stats = core.Stats
 
-// Node is a swarm node. It joins the stream's swarm through the tracker,
-// subscribes each substream from the upstream peer the tracker assigned and
-// receives its chunks pushed over data channels, repairs what is missing by
-// pulling (scheduler.Planner: peers first, the origin near deadlines),
-// verifies every chunk and manifest batch against the stream key, and
-// serves its downstream peers within its upload budget.
+// Node is a swarm node on real networks: the native driver around the
+// I/O-free core (package swarm/core). It joins the stream's swarm through
+// the tracker, links to peers over WebRTC data channels (pion), fetches
+// from the origin over HTTP, and feeds the core every event with the time;
+// the core decides everything and the driver does what it outputs.
+//
+// One goroutine runs the timers; each link has a reader; dials, fetches,
+// offers and tracker writes run apart, so none blocks another. Every call
+// into the core holds mu; the outputs it produced are carried out in order
+// under sendMu.
 type Node struct {
 	p       NodeParams
 	log     *slog.Logger
 	src     Source
 	tc      *TrackerClient
 	linker  *Linker
-	verify  *Verifier
-	store   *Store
-	k       int
+	store   *core.Store
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	wake    chan struct{} // the uploader has work
-	reportC chan struct{} // report to the tracker now
+	kick    chan struct{} // an input may have moved NextWake earlier
+	reports chan *protocol.Report
+	offers  chan struct{} // bounds the offers answered at once
 
-	mu sync.Mutex
-	// Renditions this node plays and carries, and their index in keys.
-	rends []string
-	ri    map[string]int
-	// The playback clock: chunk media time playFrom plays at t0, and the
-	// node wants chunks from startSeq on.
-	t0       time.Time
-	playFrom time.Duration
-	startSeq uint64
-	anchored bool
-	chunkD   time.Duration
-	// Batches learnt: every batch up to contig is known (-1: none yet), so
-	// polls ask only for what comes after it.
-	contig  int64
-	batches scheduler.SeqSet
+	mu     sync.Mutex
+	core   *core.Node
+	links  map[core.LinkID]*Link
+	nextID core.LinkID
 
-	upstreams []tracker.PeerID         // per substream; "" = over HTTP
-	ups       map[tracker.PeerID]*peer // links this node dialed
-	dialing   map[tracker.PeerID]bool
-	backoff   map[tracker.PeerID]time.Time // dial failed: not again before
-	peers     map[*Link]*peer              // every open link
-	stalled   []tracker.PeerID             // to report
-	listed    []time.Time                  // per substream: when a wanted chunk was last listed
-
-	wants    map[chunker.ID]*want
-	byKey    map[uint64]*want
-	held     []scheduler.SeqSet    // per rendition index: seqs held
-	heldID   map[uint64]chunker.ID // key → id of the chunks held, for backfills
-	fetching map[chunker.ID]bool
-	originIn int // origin fetches in flight
-
-	planner *scheduler.Planner
-	pull    scheduler.PullParams
-	chunks  []scheduler.Chunk
-	states  []scheduler.PeerState
-	reqs    []scheduler.Request
-	nextReq uint32
-	cancels []ctlSend // cancels to send with the next tick
-
-	bucket   *scheduler.TokenBucket
-	guard    *scheduler.RTTGuard
-	rate     float64 // bytes/s in force
-	fragSize int
-	jobs     []*upJob
-	lastUp   string // round-robin cursor of OrderUploads
-
-	stats     Stats
-	latencies []time.Duration
-	latNext   int
-	judged    map[chunker.ID]bool
-	newest    uint64 // newest seq held
-	announced int    // stats.Chunks at the last Have
-	lastRep   struct {
-		at       time.Time
-		uploaded int64
-	}
+	sendMu sync.Mutex
+	buf    []byte
 }
 
-// want is a chunk of the window this node needs and does not hold.
-type want struct {
-	e        chunker.Entry
-	key      uint64
-	sub      int
-	since    time.Time // when its entry was learnt
-	deadline time.Time
-	pending  []string // planner ids asked and not answered
-}
-
-// keyOf packs a rendition index and seq into one scheduler sequence number.
-func keyOf(seq uint64, ri int) uint64 { return seq<<5 | uint64(ri) }
+// maxOffers bounds the downstream offers a node answers at once.
+const maxOffers = 8
 
 // StartNode fetches the manifest, joins the swarm and starts the node. A
 // stream that is not live yet (its manifest names no rendition) is waited
@@ -252,11 +125,11 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 		return nil, err
 	}
 	// The tracker sizes this node's subscriptions from the budget it is
-	// told: 80% of it, so that answering repairs, backfilling new
+	// told: the push share of it, so that answering repairs, backfilling new
 	// subscribers and relaying batches fit in the rest.
-	join := tracker.Join{Stream: p.Stream, Token: p.Token, Kind: p.Kind, BudgetKbps: p.BudgetKbps * pushShare / 100}
+	join := protocol.Join{Stream: p.Stream, Token: p.Token, Kind: p.Kind, BudgetKbps: p.BudgetKbps * core.PushShare / 100}
 	if p.Seed {
-		join.Kind = tracker.KindOrigin
+		join.Kind = protocol.KindOrigin
 	}
 	tc, err := DialTracker(ctx, TrackerParams{URL: "ws" + strings.TrimPrefix(p.Server, "http") + "/tracker", Join: join})
 	if err != nil {
@@ -268,45 +141,55 @@ func StartNode(ctx context.Context, p NodeParams) (*Node, error) {
 		tc.Close()
 		return nil, fmt.Errorf("swarm: welcome carries no valid stream key")
 	}
-	verify, err := NewVerifier(VerifierParams{Stream: p.Stream, PublicKey: key})
+	verify, err := core.NewVerifier(core.VerifierParams{Stream: p.Stream, PublicKey: key})
 	if err != nil {
 		tc.Close()
 		return nil, err
 	}
-	rends, err := SelectRenditions(m.Renditions, p.Quality)
+	rends, err := core.SelectRenditions(m.Renditions, p.Quality)
 	if err != nil {
 		tc.Close()
 		return nil, err
 	}
-	now := time.Now()
-	n := newNode(p, verify, rends, w.Substreams, now)
-	n.log = n.log.With("peer", w.Peer)
-	n.tc = tc
-	n.stats.Depth = w.Depth
-	n.linker = NewLinker(LinkerParams{API: p.API, Signaler: tc, ICEServers: iceServers(w.ICEServers)})
+	ups := make([]protocol.PeerID, max(w.Substreams, 1))
 	for _, u := range w.Upstreams {
-		if u.Substream >= 0 && u.Substream < n.k {
-			n.upstreams[u.Substream] = u.Peer
+		if u.Substream >= 0 && u.Substream < len(ups) {
+			ups[u.Substream] = u.Peer
 		}
 	}
-	n.anchor(now, m)
-	for _, b := range m.Batches {
-		n.contig = max(n.contig, int64(b.N)) // the first window is whole
-	}
-	if err := n.learnManifest(m); err != nil {
-		n.Close()
+	_, notified := p.Source.(Notifier)
+	store := core.NewStore(p.StoreBytes)
+	c, err := core.New(core.Params{
+		Stream: p.Stream, Seed: p.Seed, BudgetKbps: p.BudgetKbps, Renditions: rends,
+		Substreams: w.Substreams, Upstreams: ups, Depth: w.Depth, Manifest: m,
+		Verifier: verify, Store: store, Now: time.Now(),
+		PollEvery: p.PollEvery, SlowPoll: p.SlowPoll, Notified: notified, TickEvery: p.TickEvery,
+		PushGrace: p.PushGrace, StallAfter: p.StallAfter, ReportEvery: p.ReportEvery,
+		Buffer: p.Buffer, Startup: p.Startup, Pull: p.Pull, Guard: p.Guard,
+	})
+	if err != nil {
+		tc.Close()
 		return nil, err
 	}
+	n := &Node{
+		p: p, log: p.Logger.With("stream", p.Stream, "peer", w.Peer), src: p.Source, tc: tc, store: store,
+		kick: make(chan struct{}, 1), reports: make(chan *protocol.Report, 64), offers: make(chan struct{}, maxOffers),
+		core: c, links: map[core.LinkID]*Link{},
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.linker = NewLinker(LinkerParams{API: p.API, Signaler: tc, ICEServers: iceServers(w.ICEServers)})
+	n.goRun(n.timerLoop)
 	n.goRun(n.trackerLoop)
+	n.goRun(n.trackerWriter)
 	n.goRun(n.acceptLoop)
-	n.goRun(n.sourceLoop)
-	n.goRun(n.tickLoop)
-	n.goRun(n.uploadLoop)
-	n.linkUpstreams()
+	if notified {
+		n.goRun(n.notifyLoop)
+	}
+	n.do(func(time.Time) {}) // carry out what New decided
 	return n, nil
 }
 
-func waitRenditions(ctx context.Context, src Source, every time.Duration) (*chunker.Manifest, error) {
+func waitRenditions(ctx context.Context, src Source, every time.Duration) (*manifest.Manifest, error) {
 	for {
 		m, err := src.Manifest(ctx, -1)
 		if err != nil || len(m.Renditions) > 0 {
@@ -320,38 +203,7 @@ func waitRenditions(ctx context.Context, src Source, every time.Duration) (*chun
 	}
 }
 
-// newNode builds a node's state, with no tracker, links or goroutines yet.
-func newNode(p NodeParams, verify *Verifier, rends []string, k int, now time.Time) *Node {
-	k = max(k, 1)
-	pull := scheduler.DefaultPullParams()
-	if p.Pull != nil {
-		pull = *p.Pull
-	}
-	g := p.Guard
-	g.Now = now
-	n := &Node{
-		p: p, log: p.Logger.With("stream", p.Stream), src: p.Source, verify: verify,
-		store: NewStore(p.StoreBytes), k: k,
-		wake: make(chan struct{}, 1), reportC: make(chan struct{}, 1),
-		rends: rends, ri: map[string]int{}, contig: -1,
-		upstreams: make([]tracker.PeerID, k), listed: make([]time.Time, k),
-		ups: map[tracker.PeerID]*peer{}, dialing: map[tracker.PeerID]bool{}, backoff: map[tracker.PeerID]time.Time{},
-		peers: map[*Link]*peer{},
-		wants: map[chunker.ID]*want{}, byKey: map[uint64]*want{}, held: make([]scheduler.SeqSet, len(rends)),
-		fetching: map[chunker.ID]bool{}, judged: map[chunker.ID]bool{}, heldID: map[uint64]chunker.ID{},
-		planner: scheduler.NewPlanner(pull), pull: pull,
-		bucket: scheduler.NewTokenBucket(scheduler.TokenBucketParams{Now: now}),
-		guard:  scheduler.NewRTTGuard(g),
-	}
-	for i, r := range rends {
-		n.ri[r] = i
-	}
-	n.setRateLocked(now)
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	return n
-}
-
-func iceServers(in []tracker.ICEServer) []webrtc.ICEServer {
+func iceServers(in []protocol.ICEServer) []webrtc.ICEServer {
 	out := make([]webrtc.ICEServer, 0, len(in))
 	for _, s := range in {
 		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
@@ -359,41 +211,288 @@ func iceServers(in []tracker.ICEServer) []webrtc.ICEServer {
 	return out
 }
 
-// anchor starts the playback clock at the live edge of the first manifest,
-// Buffer behind it. An empty manifest leaves it to the first entry learnt.
-func (n *Node) anchor(now time.Time, m *chunker.Manifest) {
-	if d := time.Duration(m.ChunkDurationMs * float64(time.Millisecond)); d > 0 {
-		n.chunkD = d
-	}
-	if len(m.Entries) == 0 {
-		return
-	}
-	last := m.Entries[len(m.Entries)-1]
-	n.anchorAt(now, time.Duration(last.MediaTimeUs+last.DurationUs)*time.Microsecond)
-	n.startSeq = ^uint64(0)
-	for _, e := range m.Entries {
-		if time.Duration(e.MediaTimeUs)*time.Microsecond >= n.playFrom && e.Seq < n.startSeq {
-			n.startSeq = e.Seq
-		}
-	}
-	if n.startSeq == ^uint64(0) {
-		n.startSeq = last.Seq + 1
-	}
-}
-
-// anchorAt says media time edge is live at now.
-func (n *Node) anchorAt(now time.Time, edge time.Duration) {
-	n.t0, n.playFrom, n.anchored = now.Add(n.p.Startup), edge-n.p.Buffer, true
-}
-
-// deadline is when a chunk plays.
-func (n *Node) deadline(e chunker.Entry) time.Time {
-	return n.t0.Add(e.MediaTime - n.playFrom)
-}
-
 func (n *Node) goRun(f func()) {
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); f() }()
+}
+
+// do feeds the core one input (f, called with the time) and carries out
+// what it outputs.
+func (n *Node) do(f func(now time.Time)) {
+	n.mu.Lock()
+	now := time.Now()
+	f(now)
+	var outs []core.Output
+	for {
+		o, ok := n.core.Poll()
+		if !ok {
+			break
+		}
+		outs = append(outs, o)
+	}
+	links := make(map[core.LinkID]*Link, len(outs))
+	for _, o := range outs {
+		if o.Kind == core.OutSend || o.Kind == core.OutClose {
+			links[o.Link] = n.links[o.Link]
+			if o.Kind == core.OutClose {
+				delete(n.links, o.Link)
+			}
+		}
+	}
+	n.sendMu.Lock()
+	n.mu.Unlock()
+	defer n.sendMu.Unlock()
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+	for _, o := range outs {
+		n.carryOut(now, o, links[o.Link])
+	}
+}
+
+// carryOut does one output of the core. It runs under sendMu, in order.
+func (n *Node) carryOut(now time.Time, o core.Output, lk *Link) {
+	switch o.Kind {
+	case core.OutSend:
+		if lk == nil {
+			return
+		}
+		var err error
+		n.buf, err = wire.AppendFrame(n.buf[:0], o.Msg)
+		if err != nil {
+			n.log.Error("encoding a wire message", "type", o.Msg.Type(), "err", err)
+			return
+		}
+		if o.Charged && n.p.OnUpload != nil {
+			n.p.OnUpload(now, o.Bytes)
+		}
+		_ = lk.sendFrame(n.buf) // a closed link is reported by its reader
+	case core.OutClose:
+		if lk != nil {
+			if o.Err != nil {
+				n.log.Debug("link closed", "remote", o.Peer, "why", o.Err)
+			}
+			n.goRun(lk.Close) // closing a peer connection can take a while
+		}
+	case core.OutDial:
+		n.goRun(func() { n.dial(o.Peer) })
+	case core.OutFetchChunk:
+		n.goRun(func() {
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			data, err := n.src.Chunk(ctx, o.Entry.Hash)
+			cancel()
+			n.do(func(now time.Time) {
+				if err := n.core.ChunkFetched(now, o.Entry.Hash, data, err); err != nil && n.ctx.Err() == nil {
+					n.log.Debug("origin fetch", "chunk", o.Entry.Hash, "err", err)
+				}
+			})
+		})
+	case core.OutFetchManifest:
+		n.goRun(func() {
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			m, err := n.src.Manifest(ctx, o.After)
+			cancel()
+			n.do(func(now time.Time) {
+				if err := n.core.ManifestFetched(now, m, err); err != nil && n.ctx.Err() == nil {
+					n.log.Warn("manifest", "err", err)
+				}
+			})
+		})
+	case core.OutPing:
+		pg, ok := n.src.(Pinger)
+		if !ok {
+			n.goRun(func() { n.do(func(now time.Time) { n.core.RTT(now, 0, errNoPing) }) })
+			return
+		}
+		n.goRun(func() {
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			rtt, err := pg.Ping(ctx)
+			cancel()
+			n.do(func(now time.Time) { n.core.RTT(now, rtt, err) })
+		})
+	case core.OutReport:
+		if o.Report.Complaint != nil {
+			n.log.Warn("peer cut off", "remote", o.Peer, "reason", o.Report.Complaint.Reason, "err", o.Err)
+		}
+		select {
+		case n.reports <- o.Report:
+		default:
+			n.log.Warn("tracker report dropped: the tracker connection is backed up")
+		}
+	case core.OutReady:
+		// A native node plays nothing; the browser driver feeds MSE here.
+	}
+}
+
+var errNoPing = errors.New("swarm: the source cannot be pinged")
+
+// timerLoop calls the core's Tick when its NextWake comes, after telling it
+// each link's send backlog.
+func (n *Node) timerLoop() {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		wake := n.core.NextWake()
+		n.mu.Unlock()
+		t.Reset(max(time.Until(wake), 0))
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.kick:
+			continue
+		case <-t.C:
+		}
+		n.do(func(now time.Time) {
+			for id, lk := range n.links {
+				n.core.LinkBacklog(now, id, lk.buffered())
+			}
+			n.core.Tick(now)
+		})
+	}
+}
+
+// trackerLoop follows the tracker: signaling to the linker (each offer
+// answered on its own goroutine, so that none holds up the others),
+// reassignments to the core.
+func (n *Node) trackerLoop() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ev, ok := <-n.tc.Events():
+			if !ok {
+				return
+			}
+			switch m := ev.(type) {
+			case *protocol.Signal:
+				select {
+				case n.offers <- struct{}{}:
+				default:
+					n.log.Debug("signal dropped: too many offers at once", "from", m.From)
+					continue
+				}
+				n.goRun(func() {
+					defer func() { <-n.offers }()
+					ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+					defer cancel()
+					if err := n.linker.HandleSignal(ctx, m); err != nil {
+						n.log.Debug("signal", "from", m.From, "err", err)
+					}
+				})
+			case *protocol.Reassign:
+				n.log.Debug("reassigned", "substream", m.Substream, "upstream", m.Peer, "reason", m.Reason)
+				n.do(func(now time.Time) { n.core.Reassign(now, m.Substream, m.Peer, m.Depth) })
+			}
+		}
+	}
+}
+
+// trackerWriter sends the core's reports and complaints to the tracker.
+func (n *Node) trackerWriter() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case r := <-n.reports:
+			ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
+			if err := n.tc.Report(ctx, *r); err != nil && n.ctx.Err() == nil {
+				n.log.Debug("report", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// notifyLoop turns a Notifier source's changes into early polls.
+func (n *Node) notifyLoop() {
+	nt := n.src.(Notifier)
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-nt.Changed():
+			n.do(func(now time.Time) { n.core.ManifestChanged(now) })
+		}
+	}
+}
+
+// dial links to an upstream.
+func (n *Node) dial(id protocol.PeerID) {
+	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	lk, err := n.linker.Dial(ctx, id)
+	cancel()
+	if err != nil {
+		if n.ctx.Err() == nil {
+			n.log.Debug("dial upstream", "remote", id, "err", err)
+		}
+		n.do(func(now time.Time) { n.core.DialFailed(now, id) })
+		return
+	}
+	n.open(lk, true)
+}
+
+// acceptLoop takes the links downstream peers open.
+func (n *Node) acceptLoop() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case lk := <-n.linker.Accepted():
+			n.open(lk, false)
+		}
+	}
+}
+
+// open gives a new link an id, tells the core, and starts its reader.
+func (n *Node) open(lk *Link, up bool) {
+	var id core.LinkID
+	n.do(func(now time.Time) {
+		n.nextID++
+		id = n.nextID
+		n.links[id] = lk
+		n.core.LinkOpened(now, id, lk.Peer, up)
+	})
+	n.goRun(func() { n.readLink(id, lk) })
+}
+
+// readLink feeds one link's frames to the core until it closes.
+// Data-channel messages are pieces of a byte stream of frames.
+func (n *Node) readLink(id core.LinkID, lk *Link) {
+	var split wire.Splitter
+	defer n.do(func(now time.Time) {
+		if n.links[id] == lk {
+			delete(n.links, id)
+			n.core.LinkClosed(now, id)
+		}
+	})
+	defer lk.Close()
+	for {
+		var piece []byte
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-lk.Done():
+			return
+		case piece = <-lk.Recv():
+		}
+		if _, err := split.Write(piece); err != nil {
+			n.do(func(now time.Time) { n.core.BadInput(now, id, err) })
+			return
+		}
+		for {
+			f, err := split.Next()
+			if err != nil {
+				n.do(func(now time.Time) { n.core.BadInput(now, id, err) })
+				return
+			}
+			if f == nil {
+				break
+			}
+			n.do(func(now time.Time) { n.core.ReceiveFrame(now, id, f) })
+		}
+	}
 }
 
 // Close leaves the swarm and stops the node.
@@ -408,217 +507,37 @@ func (n *Node) Close() {
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	s := n.stats
-	s.Peers = len(n.peers)
-	if len(n.latencies) > 0 {
-		l := slices.Clone(n.latencies)
-		slices.Sort(l)
-		s.LatencyP50, s.LatencyP95 = l[len(l)/2], l[(len(l)*95)/100]
-	}
-	s.RelayKbps = int64(n.rate * 8 / 1000)
-	gs := n.guard.Status()
-	s.Throttled, s.RTT = gs.Throttled && n.p.BudgetKbps > 0, gs.Smoothed
-	return s
+	return n.core.Stats()
 }
 
 // LatencySamples returns the delivery latencies of the last 512 chunks held
-// (ingest finished → held verified), oldest first not guaranteed.
+// (ingest finished → held verified), in no particular order.
 func (n *Node) LatencySamples() []time.Duration {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return slices.Clone(n.latencies)
+	return n.core.LatencySamples()
+}
+
+// SetBudget changes the relay budget while the node runs.
+func (n *Node) SetBudget(kbps int) {
+	n.do(func(now time.Time) { n.core.SetBudget(now, kbps) })
 }
 
 // Renditions are the renditions the node carries.
-func (n *Node) Renditions() []string { return slices.Clone(n.rends) }
+func (n *Node) Renditions() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.core.Renditions()
+}
 
 // Chunk returns a held chunk (a player reads the media from here).
-func (n *Node) Chunk(id chunker.ID) ([]byte, bool) { return n.store.Get(id) }
+func (n *Node) Chunk(id manifest.ID) ([]byte, bool) { return n.store.Get(id) }
 
-// trackerLoop follows the tracker: signaling to the linker, reassignments
-// to the substream table.
-func (n *Node) trackerLoop() {
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case ev, ok := <-n.tc.Events():
-			if !ok {
-				return
-			}
-			switch m := ev.(type) {
-			case *tracker.Signal:
-				if err := n.linker.HandleSignal(n.ctx, m); err != nil {
-					n.log.Debug("signal", "from", m.From, "err", err)
-				}
-			case *tracker.Reassign:
-				n.mu.Lock()
-				if m.Substream >= 0 && m.Substream < n.k {
-					n.upstreams[m.Substream] = m.Peer
-					delete(n.backoff, m.Peer)
-				}
-				n.stats.Depth = m.Depth
-				n.stats.Reassigned++
-				n.mu.Unlock()
-				n.log.Debug("reassigned", "substream", m.Substream, "upstream", m.Peer, "reason", m.Reason)
-				n.linkUpstreams()
-			}
-		}
-	}
-}
-
-// sourceLoop polls the origin's manifest (fast while some substream comes
-// over HTTP, slowly otherwise) and learns its batches; once per SlowPoll it
-// pings the origin for the RTT guard.
-func (n *Node) sourceLoop() {
-	var changed <-chan struct{}
-	if nt, ok := n.src.(Notifier); ok {
-		changed = nt.Changed()
-	}
-	timer := time.NewTimer(n.p.PollEvery)
-	defer timer.Stop()
-	var lastPing time.Time
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-changed:
-			changed = n.src.(Notifier).Changed()
-		case <-timer.C:
-		}
-		start := time.Now()
-		if pg, ok := n.src.(Pinger); ok && start.Sub(lastPing) >= n.p.SlowPoll {
-			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-			rtt, err := pg.Ping(ctx)
-			cancel()
-			if err == nil {
-				n.observeRTT(time.Now(), rtt)
-			}
-			lastPing = start
-		}
-		n.mu.Lock()
-		after := n.contig
-		n.mu.Unlock()
-		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-		m, err := n.src.Manifest(ctx, after)
-		cancel()
-		if err != nil {
-			if n.ctx.Err() == nil {
-				n.log.Debug("manifest", "err", err)
-			}
-		} else {
-			if err := n.learnManifest(m); err != nil {
-				n.log.Warn("manifest refused", "err", err)
-			}
-		}
-		n.mu.Lock()
-		every := n.p.SlowPoll
-		if n.p.Seed || n.httpFedLocked() {
-			every = n.p.PollEvery
-		}
-		n.mu.Unlock()
-		if changed != nil {
-			every = n.p.SlowPoll // the notification drives it
-		}
-		timer.Reset(every)
-	}
-}
-
-// learnManifest learns a manifest document from the origin.
-func (n *Node) learnManifest(m *chunker.Manifest) error {
-	batches, err := m.SignedBatches()
-	if err != nil {
-		return err
-	}
-	_, err = n.learnBatches(batches)
-	return err
-}
-
-// learnBatches verifies signed batches, from the origin or a peer, and
-// learns the entries of the new ones, up to the first that fails (counted
-// as rejected, and returned). It returns the numbers of the new batches.
-func (n *Node) learnBatches(batches []chunker.Batch) ([]uint64, error) {
-	var fresh []uint64
-	var entries []chunker.Entry
-	var err error
-	for i := range batches {
-		var es []chunker.Entry
-		if es, err = n.verify.Learn(&batches[i]); err != nil {
-			n.mu.Lock()
-			n.stats.Rejected++
-			n.mu.Unlock()
-			break
-		}
-		if es != nil {
-			fresh = append(fresh, batches[i].N)
-			entries = append(entries, es...)
-		}
-	}
-	n.learn(entries, fresh)
-	return fresh, err
-}
-
-// SelectRenditions picks the renditions a quality setting asks for, in the
-// manifest's order: see NodeParams.Quality.
-func SelectRenditions(infos []chunker.RenditionInfo, quality string) ([]string, error) {
-	var video, audio []chunker.RenditionInfo
-	for _, r := range infos {
-		if r.Kind == "audio" {
-			audio = append(audio, r)
-		} else {
-			video = append(video, r)
-		}
-	}
-	pick := map[string]bool{}
-	for _, a := range audio {
-		pick[a.Name] = true
-	}
-	best := func(maxHeight int) {
-		var b *chunker.RenditionInfo
-		for i := range video {
-			v := &video[i]
-			if maxHeight > 0 && v.Height > maxHeight {
-				continue
-			}
-			if b == nil || v.Height*v.Width > b.Height*b.Width {
-				b = v
-			}
-		}
-		if b != nil {
-			pick[b.Name] = true
-		}
-	}
-	switch q := strings.ToLower(quality); {
-	case q == "" || q == "auto":
-		best(0)
-	case q == "all":
-		for _, v := range video {
-			pick[v.Name] = true
-		}
-	case q == "audio-only" || q == "audio":
-	case strings.HasSuffix(q, "p"):
-		var h int
-		if _, err := fmt.Sscanf(q, "%dp", &h); err != nil || h <= 0 {
-			return nil, fmt.Errorf("%w: quality %q", ErrBadQuality, quality)
-		}
-		best(h)
-		if len(video) > 0 && len(pick) == len(audio) {
-			return nil, fmt.Errorf("%w: no video rendition of %s or less", ErrBadQuality, quality)
-		}
-	default:
-		return nil, fmt.Errorf("%w: quality %q (want auto, all, audio-only or a height like 720p)", ErrBadQuality, quality)
-	}
-	var out []string
-	for _, r := range infos {
-		if pick[r.Name] && len(out) < wire.MaxRenditions {
-			out = append(out, r.Name)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: the stream has no rendition for %q", ErrBadQuality, quality)
-	}
-	return out, nil
+// SelectRenditions picks the renditions a quality setting asks for
+// (core.SelectRenditions).
+func SelectRenditions(infos []manifest.RenditionInfo, quality string) ([]string, error) {
+	return core.SelectRenditions(infos, quality)
 }
 
 // ErrBadQuality is returned for a quality setting the stream cannot meet.
-var ErrBadQuality = errors.New("swarm: quality")
+var ErrBadQuality = core.ErrBadQuality

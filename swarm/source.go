@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/swarm/wire"
 )
 
@@ -24,8 +24,8 @@ var ErrSource = errors.New("swarm: origin")
 type Source interface {
 	// Manifest returns the signed manifest window; with after ≥ 0, only
 	// the chunks of batches numbered above after (and the init segments).
-	Manifest(ctx context.Context, after int64) (*chunker.Manifest, error)
-	Chunk(ctx context.Context, id chunker.ID) ([]byte, error)
+	Manifest(ctx context.Context, after int64) (*manifest.Manifest, error)
+	Chunk(ctx context.Context, id manifest.ID) ([]byte, error)
 }
 
 // Pinger is a Source that can measure its round-trip time cheaply; the
@@ -83,16 +83,16 @@ func (s *HTTPSource) get(ctx context.Context, path string, limit int64) ([]byte,
 
 // Manifest fetches the signed manifest window (GET /live/{s}/manifest, with
 // ?after=N when after ≥ 0).
-func (s *HTTPSource) Manifest(ctx context.Context, after int64) (*chunker.Manifest, error) {
+func (s *HTTPSource) Manifest(ctx context.Context, after int64) (*manifest.Manifest, error) {
 	path := "/live/" + s.Stream + "/manifest"
 	if after >= 0 {
 		path += "?after=" + strconv.FormatInt(after, 10)
 	}
-	data, err := s.get(ctx, path, chunker.MaxManifestBytes)
+	data, err := s.get(ctx, path, manifest.MaxManifestBytes)
 	if err != nil {
 		return nil, err
 	}
-	return chunker.DecodeManifest(bytes.NewReader(data))
+	return manifest.DecodeManifest(bytes.NewReader(data))
 }
 
 // Ping times GET /healthz: one round trip on a kept-alive connection,
@@ -104,6 +104,6 @@ func (s *HTTPSource) Ping(ctx context.Context) (time.Duration, error) {
 }
 
 // Chunk fetches one chunk or init segment by id.
-func (s *HTTPSource) Chunk(ctx context.Context, id chunker.ID) ([]byte, error) {
+func (s *HTTPSource) Chunk(ctx context.Context, id manifest.ID) ([]byte, error) {
 	return s.get(ctx, "/c/"+id.String(), wire.MaxChunk)
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // ErrTrackerClosed is returned once the tracker connection has ended; Err
@@ -19,8 +19,8 @@ var ErrTrackerClosed = errors.New("swarm: tracker connection closed")
 
 // TrackerParams configures a tracker connection.
 type TrackerParams struct {
-	URL  string       // ws(s)://host/tracker
-	Join tracker.Join // Type and V are filled in
+	URL  string        // ws(s)://host/tracker
+	Join protocol.Join // Type and V are filled in
 	// JoinTimeout bounds the dial and the wait for the welcome (default 10 s).
 	JoinTimeout time.Duration
 }
@@ -30,7 +30,7 @@ type TrackerParams struct {
 // node's signals and reports. Its methods are safe for concurrent use.
 type TrackerClient struct {
 	ws      *websocket.Conn
-	welcome tracker.Welcome
+	welcome protocol.Welcome
 	events  chan any
 	done    chan struct{}
 	closing chan struct{}
@@ -51,9 +51,9 @@ func DialTracker(ctx context.Context, p TrackerParams) (*TrackerClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("swarm: tracker: %w", err)
 	}
-	ws.SetReadLimit(tracker.MaxMessageBytes)
+	ws.SetReadLimit(protocol.MaxMessageBytes)
 	join := p.Join
-	join.Type, join.V = tracker.TypeJoin, tracker.ProtocolVersion
+	join.Type, join.V = protocol.TypeJoin, protocol.ProtocolVersion
 	if err := writeJSON(jctx, ws, join); err != nil {
 		ws.CloseNow()
 		return nil, fmt.Errorf("swarm: tracker join: %w", err)
@@ -63,7 +63,7 @@ func DialTracker(ctx context.Context, p TrackerParams) (*TrackerClient, error) {
 		ws.CloseNow()
 		return nil, fmt.Errorf("swarm: tracker join: %w", err)
 	}
-	w, ok := msg.(*tracker.Welcome)
+	w, ok := msg.(*protocol.Welcome)
 	if !ok {
 		ws.Close(websocket.StatusPolicyViolation, "welcome expected")
 		return nil, fmt.Errorf("swarm: tracker answered the join with %T", msg)
@@ -75,9 +75,9 @@ func DialTracker(ctx context.Context, p TrackerParams) (*TrackerClient, error) {
 
 // Welcome is what the tracker said to the join: the peer id, the stream key
 // and the initial upstreams.
-func (c *TrackerClient) Welcome() tracker.Welcome { return c.welcome }
+func (c *TrackerClient) Welcome() protocol.Welcome { return c.welcome }
 
-// Events delivers *tracker.Signal and *tracker.Reassign messages in order;
+// Events delivers *protocol.Signal and *protocol.Reassign messages in order;
 // it is closed when the connection ends.
 func (c *TrackerClient) Events() <-chan any { return c.events }
 
@@ -100,7 +100,7 @@ func (c *TrackerClient) readLoop() {
 			return
 		}
 		switch msg.(type) {
-		case *tracker.Signal, *tracker.Reassign:
+		case *protocol.Signal, *protocol.Reassign:
 			select {
 			case c.events <- msg:
 			case <-c.closing: // nobody reads any more
@@ -110,13 +110,13 @@ func (c *TrackerClient) readLoop() {
 }
 
 // Signal sends signaling to a linked peer.
-func (c *TrackerClient) Signal(ctx context.Context, to tracker.PeerID, sdp *tracker.SDP, cand *tracker.Candidate) error {
-	return c.send(ctx, tracker.Signal{Type: tracker.TypeSignal, To: to, SDP: sdp, Candidate: cand})
+func (c *TrackerClient) Signal(ctx context.Context, to protocol.PeerID, sdp *protocol.SDP, cand *protocol.Candidate) error {
+	return c.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: to, SDP: sdp, Candidate: cand})
 }
 
 // Report sends a health report.
-func (c *TrackerClient) Report(ctx context.Context, r tracker.Report) error {
-	r.Type = tracker.TypeReport
+func (c *TrackerClient) Report(ctx context.Context, r protocol.Report) error {
+	r.Type = protocol.TypeReport
 	return c.send(ctx, r)
 }
 
@@ -134,7 +134,7 @@ func (c *TrackerClient) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c.once.Do(func() { close(c.closing) })
-	_ = writeJSON(ctx, c.ws, tracker.Leave{Type: tracker.TypeLeave})
+	_ = writeJSON(ctx, c.ws, protocol.Leave{Type: protocol.TypeLeave})
 	err := c.ws.Close(websocket.StatusNormalClosure, "")
 	<-c.done
 	if websocket.CloseStatus(err) == websocket.StatusNormalClosure {
@@ -157,7 +157,7 @@ func readServer(ctx context.Context, ws *websocket.Conn) (any, error) {
 		return nil, err
 	}
 	if typ != websocket.MessageText {
-		return nil, fmt.Errorf("%w: binary message from the tracker", tracker.ErrBadMessage)
+		return nil, fmt.Errorf("%w: binary message from the tracker", protocol.ErrBadMessage)
 	}
-	return tracker.DecodeServer(data)
+	return protocol.DecodeServer(data)
 }

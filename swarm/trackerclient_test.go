@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/server"
 )
 
 func startTracker(t *testing.T) string {
 	t.Helper()
-	srv, err := tracker.NewServer(tracker.ServerParams{
-		Streams: tracker.StreamsFunc(func(name string) (tracker.StreamInfo, bool) {
-			return tracker.StreamInfo{PublicKey: strings.Repeat("ab", 32), Manifest: "/live/" + name + "/manifest", BitrateKbps: 1000}, name == "demo"
+	srv, err := server.New(server.Params{
+		Streams: server.StreamsFunc(func(name string) (server.StreamInfo, bool) {
+			return server.StreamInfo{PublicKey: strings.Repeat("ab", 32), Manifest: "/live/" + name + "/manifest", BitrateKbps: 1000}, name == "demo"
 		}),
 		Swarm: tracker.SwarmParams{Substreams: 4}, OriginSlots: 4, Seed: 1,
 	})

@@ -1,15 +1,15 @@
-package swarm
+package core
 
 import (
 	"errors"
 	"slices"
 	"testing"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 func TestSelectRenditions(t *testing.T) {
-	ladder := []chunker.RenditionInfo{
+	ladder := []manifest.RenditionInfo{
 		{Name: "v0", Kind: "video", Width: 1920, Height: 1080},
 		{Name: "v1", Kind: "video", Width: 1280, Height: 720},
 		{Name: "v2", Kind: "video", Width: 640, Height: 360},
@@ -17,7 +17,7 @@ func TestSelectRenditions(t *testing.T) {
 	}
 	tests := []struct {
 		quality string
-		infos   []chunker.RenditionInfo
+		infos   []manifest.RenditionInfo
 		want    []string
 		err     bool
 	}{

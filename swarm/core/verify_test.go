@@ -1,4 +1,4 @@
-package swarm
+package core
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
 )
 
@@ -77,7 +78,7 @@ func TestVerifierAcceptsOnlySignedChunks(t *testing.T) {
 				t.Errorf("truncated %s/%d: %v", e.Rendition, e.Seq, err)
 			}
 			// A peer's claim that tampered bytes are "chunk Sum(bad)" proves nothing.
-			if _, err := v.Check(chunker.Sum(bad), bad); !errors.Is(err, ErrUnknownChunk) {
+			if _, err := v.Check(manifest.Sum(bad), bad); !errors.Is(err, ErrUnknownChunk) {
 				t.Errorf("self-named tampered chunk: %v", err)
 			}
 		}
@@ -99,7 +100,7 @@ func TestVerifierRefusesForgedManifests(t *testing.T) {
 	}
 	genuine := demoOutputs(t, streamKey, time.Second)
 	b := genuine[len(genuine)-1].Batch
-	b.Entries = append([]chunker.Entry(nil), b.Entries...)
+	b.Entries = append([]manifest.Entry(nil), b.Entries...)
 	b.Entries[0].Size++ // one field changed after signing
 	if err := v.AddBatch(&b); !errors.Is(err, ErrForgedManifest) {
 		t.Errorf("tampered entry: %v", err)
@@ -116,19 +117,19 @@ func TestVerifierRefusesForgedManifests(t *testing.T) {
 func TestVerifierManifestKeyIgnored(t *testing.T) {
 	v := newVerifier(t)
 	forged := demoOutputs(t, attackerKey, time.Second)
-	m := chunker.Manifest{Version: 1, Stream: "demo", PublicKey: hex.EncodeToString(attackerKey.Public().(ed25519.PublicKey))}
+	m := manifest.Manifest{Version: 1, Stream: "demo", PublicKey: hex.EncodeToString(attackerKey.Public().(ed25519.PublicKey))}
 	for _, o := range forged {
 		for _, e := range o.Batch.Entries {
-			if e.Kind == chunker.KindInit {
-				m.InitSegments = append(m.InitSegments, chunker.ToJSON(e, o.Batch.N))
+			if e.Kind == manifest.KindInit {
+				m.InitSegments = append(m.InitSegments, manifest.ToJSON(e, o.Batch.N))
 			} else {
-				m.Entries = append(m.Entries, chunker.ToJSON(e, o.Batch.N))
+				m.Entries = append(m.Entries, manifest.ToJSON(e, o.Batch.N))
 			}
 		}
-		m.Batches = append(m.Batches, chunker.JSONBatch{N: o.Batch.N, Signature: hex.EncodeToString(o.Batch.Signature)})
+		m.Batches = append(m.Batches, manifest.JSONBatch{N: o.Batch.N, Signature: hex.EncodeToString(o.Batch.Signature)})
 	}
 	doc, _ := json.Marshal(m)
-	parsed, err := chunker.DecodeManifest(bytes.NewReader(doc))
+	parsed, err := manifest.DecodeManifest(bytes.NewReader(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,10 +157,10 @@ func TestVerifierWindow(t *testing.T) {
 
 func TestStoreBound(t *testing.T) {
 	s := NewStore(10_000)
-	var ids []chunker.ID
+	var ids []manifest.ID
 	for i := 0; i < 20; i++ {
 		b := bytes.Repeat([]byte{byte(i)}, 1000)
-		id := chunker.Sum(b)
+		id := manifest.Sum(b)
 		ids = append(ids, id)
 		s.Put(id, b)
 		if s.Bytes() > 10_000 {

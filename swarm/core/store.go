@@ -1,11 +1,11 @@
-package swarm
+package core
 
 import (
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // Store holds verified chunks, at most MaxBytes of them, least recently used
@@ -13,7 +13,7 @@ import (
 // concurrent use.
 type Store struct {
 	mu       sync.Mutex
-	lru      *simplelru.LRU[chunker.ID, []byte]
+	lru      *simplelru.LRU[manifest.ID, []byte]
 	bytes    int64
 	maxBytes int64
 }
@@ -24,12 +24,12 @@ func NewStore(maxBytes int64) *Store {
 		maxBytes = 64 << 20
 	}
 	s := &Store{maxBytes: maxBytes}
-	s.lru, _ = simplelru.NewLRU[chunker.ID, []byte](1<<30, func(_ chunker.ID, b []byte) { s.bytes -= int64(len(b)) })
+	s.lru, _ = simplelru.NewLRU[manifest.ID, []byte](1<<30, func(_ manifest.ID, b []byte) { s.bytes -= int64(len(b)) })
 	return s
 }
 
 // Put stores a verified chunk.
-func (s *Store) Put(id chunker.ID, data []byte) {
+func (s *Store) Put(id manifest.ID, data []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lru.Contains(id) {
@@ -43,14 +43,14 @@ func (s *Store) Put(id chunker.ID, data []byte) {
 }
 
 // Get returns a stored chunk.
-func (s *Store) Get(id chunker.ID) ([]byte, bool) {
+func (s *Store) Get(id manifest.ID) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lru.Get(id)
 }
 
 // Has reports whether id is stored, without touching its recency.
-func (s *Store) Has(id chunker.ID) bool {
+func (s *Store) Has(id manifest.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lru.Contains(id)

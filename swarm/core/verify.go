@@ -1,4 +1,4 @@
-package swarm
+package core
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/swarm/wire"
 )
 
@@ -18,6 +18,7 @@ var (
 	ErrForgedManifest = errors.New("swarm: manifest batch not signed by the stream key")
 	ErrUnknownChunk   = errors.New("swarm: chunk not in any signed manifest entry")
 	ErrBadChunk       = errors.New("swarm: chunk bytes do not match their signed entry")
+	ErrMalformedBatch = errors.New("swarm: relayed manifest batch does not decode")
 )
 
 // VerifierParams configures a Verifier.
@@ -34,14 +35,14 @@ type VerifierParams struct {
 type Verifier struct {
 	p       VerifierParams
 	mu      sync.Mutex
-	entries map[chunker.ID]chunker.Entry
-	order   []chunker.ID // insertion order, for eviction
+	entries map[manifest.ID]manifest.Entry
+	order   []manifest.ID // insertion order, for eviction
 	batches map[uint64]bool
 	// The signed batches, as relayed to peers, and which batch signed
 	// each entry; bounded like the entries.
 	signed  map[uint64]wire.SignedBatch
 	signedQ []uint64
-	batchOf map[chunker.ID]uint64
+	batchOf map[manifest.ID]uint64
 }
 
 // NewVerifier returns a verifier that knows no entries yet.
@@ -49,29 +50,29 @@ func NewVerifier(p VerifierParams) (*Verifier, error) {
 	if len(p.PublicKey) != ed25519.PublicKeySize {
 		return nil, errors.New("swarm: VerifierParams.PublicKey must be an Ed25519 public key")
 	}
-	if !chunker.ValidName(p.Stream) {
+	if !manifest.ValidName(p.Stream) {
 		return nil, fmt.Errorf("swarm: stream name %q", p.Stream)
 	}
 	if p.MaxEntries <= 0 {
 		p.MaxEntries = 4096
 	}
 	return &Verifier{
-		p: p, entries: map[chunker.ID]chunker.Entry{}, batches: map[uint64]bool{},
-		signed: map[uint64]wire.SignedBatch{}, batchOf: map[chunker.ID]uint64{},
+		p: p, entries: map[manifest.ID]manifest.Entry{}, batches: map[uint64]bool{},
+		signed: map[uint64]wire.SignedBatch{}, batchOf: map[manifest.ID]uint64{},
 	}, nil
 }
 
 // AddBatch learns the entries of a signed batch, from the origin or relayed
 // by a peer. A batch of another stream or with a bad signature is refused
 // with ErrForgedManifest and teaches nothing.
-func (v *Verifier) AddBatch(b *chunker.Batch) error {
+func (v *Verifier) AddBatch(b *manifest.Batch) error {
 	_, err := v.Learn(b)
 	return err
 }
 
 // Learn is AddBatch that also returns the batch's entries when the batch is
 // new to the verifier (nil when it was known already).
-func (v *Verifier) Learn(b *chunker.Batch) ([]chunker.Entry, error) {
+func (v *Verifier) Learn(b *manifest.Batch) ([]manifest.Entry, error) {
 	if b.Stream != v.p.Stream {
 		return nil, fmt.Errorf("%w: batch of stream %q", ErrForgedManifest, b.Stream)
 	}
@@ -123,6 +124,18 @@ func (v *Verifier) Learn(b *chunker.Batch) ([]chunker.Entry, error) {
 	return slices.Clone(b.Entries), nil
 }
 
+// LearnSigned is Learn for a batch relayed by a peer in its wire form; it
+// also returns the batch's number. A
+// batch that does not decode is refused with ErrMalformedBatch.
+func (v *Verifier) LearnSigned(sb wire.SignedBatch) (uint64, []manifest.Entry, error) {
+	b, err := sb.Batch()
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %v", ErrMalformedBatch, err)
+	}
+	es, err := v.Learn(&b)
+	return b.N, es, err
+}
+
 // Signed returns batch n as signed, for relaying to a peer.
 func (v *Verifier) Signed(n uint64) (wire.SignedBatch, bool) {
 	v.mu.Lock()
@@ -132,7 +145,7 @@ func (v *Verifier) Signed(n uint64) (wire.SignedBatch, bool) {
 }
 
 // BatchOf returns the number of the batch that signed a chunk's entry.
-func (v *Verifier) BatchOf(id chunker.ID) (uint64, bool) {
+func (v *Verifier) BatchOf(id manifest.ID) (uint64, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	n, ok := v.batchOf[id]
@@ -142,7 +155,7 @@ func (v *Verifier) BatchOf(id chunker.ID) (uint64, bool) {
 // AddManifest learns every batch of a manifest document fetched from the
 // server. The document's own publicKey field is ignored: the verifier's key
 // decides.
-func (v *Verifier) AddManifest(m *chunker.Manifest) error {
+func (v *Verifier) AddManifest(m *manifest.Manifest) error {
 	batches, err := m.SignedBatches()
 	if err != nil {
 		return err
@@ -156,7 +169,7 @@ func (v *Verifier) AddManifest(m *chunker.Manifest) error {
 }
 
 // Entry returns the signed entry of a chunk id, if known.
-func (v *Verifier) Entry(id chunker.ID) (chunker.Entry, bool) {
+func (v *Verifier) Entry(id manifest.ID) (manifest.Entry, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	e, ok := v.entries[id]
@@ -166,12 +179,12 @@ func (v *Verifier) Entry(id chunker.ID) (chunker.Entry, bool) {
 // Check accepts data as chunk (or init segment) id only when id is a signed
 // entry and data hashes to it with the signed size. The id a peer claims
 // proves nothing by itself: this is the only door into the store.
-func (v *Verifier) Check(id chunker.ID, data []byte) (chunker.Entry, error) {
+func (v *Verifier) Check(id manifest.ID, data []byte) (manifest.Entry, error) {
 	e, ok := v.Entry(id)
 	if !ok {
 		return e, fmt.Errorf("%w: %s", ErrUnknownChunk, id)
 	}
-	if len(data) != int(e.Size) || chunker.Sum(data) != id {
+	if len(data) != int(e.Size) || manifest.Sum(data) != id {
 		return e, fmt.Errorf("%w: %s/%d (%d bytes)", ErrBadChunk, e.Rendition, e.Seq, len(data))
 	}
 	return e, nil

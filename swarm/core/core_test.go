@@ -1,0 +1,187 @@
+package core
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/swarm/wire"
+	"github.com/seedcast/seedcast/tracker/protocol"
+)
+
+// TestPushedChunksArePlayed: an upstream's pushed chunk, preceded by its
+// signed batch, is verified, stored, said ready with its deadline, and
+// counted on time; the node dials its upstream and subscribes every
+// substream of every rendition.
+func TestPushedChunksArePlayed(t *testing.T) {
+	r := newRig(t, 0, "up")
+	if d := find(r.outs, OutDial); len(d) != 1 || d[0].Peer != "up" {
+		t.Fatalf("dials %+v, want one to up", d)
+	}
+	r.link(1, "up", true)
+	subs := 0
+	for _, o := range find(r.outs, OutSend) {
+		if _, ok := o.Msg.(*wire.Subscribe); ok && o.Link == 1 {
+			subs++
+		}
+	}
+	if subs != 8 {
+		t.Errorf("%d subscriptions, want 4 substreams × 2 renditions", subs)
+	}
+	b := r.slot(8)
+	outs := r.send(1, &wire.Manifest{Batches: []wire.SignedBatch{signed(t, b)}})
+	for _, e := range b.Entries {
+		outs = append(outs, r.send(1, &wire.Chunk{ID: e.Hash, Size: e.Size, Data: r.data[e.Hash]})...)
+	}
+	ready := find(outs, OutReady)
+	if len(ready) != 2 {
+		t.Fatalf("ready %+v, want the two chunks", ready)
+	}
+	for _, o := range ready {
+		if want := r.n.deadline(o.Entry); !o.Deadline.Equal(want) || !o.Deadline.After(r.now) {
+			t.Errorf("deadline %v, want %v, after now %v", o.Deadline, want, r.now)
+		}
+	}
+	s := r.n.Stats()
+	if s.Chunks != 2 || s.Pushed != 2 || s.BytesFromPeers != int64(len(r.data[b.Entries[0].Hash])+len(r.data[b.Entries[1].Hash])) || s.ChunksOnTime != 2 {
+		t.Errorf("stats %+v", s)
+	}
+	if s.BytesUploaded != 0 {
+		t.Errorf("relay off uploaded %d bytes", s.BytesUploaded)
+	}
+}
+
+// TestPoisoningUpstream: an upstream that pushes a tampered chunk, relays a
+// forged manifest batch, or sends garbage is cut off at once and reported
+// to the tracker; nothing it sent is stored or learnt, and the node goes
+// on from the origin.
+func TestPoisoningUpstream(t *testing.T) {
+	otherKey := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	attacks := []struct {
+		name     string
+		reason   protocol.ComplaintReason
+		rejected bool
+		send     func(r *rig, target manifest.Entry, b manifest.Batch)
+	}{
+		{"tampered chunk", protocol.ComplaintBadChunk, true, func(r *rig, e manifest.Entry, b manifest.Batch) {
+			r.send(1, &wire.Manifest{Batches: []wire.SignedBatch{signed(r.t, b)}})
+			r.send(1, &wire.Chunk{ID: e.Hash, Size: e.Size, Data: make([]byte, e.Size)})
+		}},
+		{"batch with an altered entry under its real signature", protocol.ComplaintForgedManifest, true, func(r *rig, _ manifest.Entry, b manifest.Batch) {
+			b.Entries = slices.Clone(b.Entries)
+			b.Entries[0].Hash = manifest.Sum([]byte("not the chunk"))
+			enc, _ := b.Encode()
+			r.send(1, &wire.Manifest{Batches: []wire.SignedBatch{{Encoded: enc, Signature: b.Signature}}})
+		}},
+		{"batch signed by another key", protocol.ComplaintForgedManifest, true, func(r *rig, _ manifest.Entry, b manifest.Batch) {
+			b.N += 1 << 40
+			if err := b.Sign(otherKey); err != nil {
+				r.t.Fatal(err)
+			}
+			r.send(1, &wire.Manifest{Batches: []wire.SignedBatch{signed(r.t, b)}})
+		}},
+		{"garbage frame", protocol.ComplaintBadMessage, false, func(r *rig, _ manifest.Entry, _ manifest.Batch) {
+			r.n.ReceiveFrame(r.now, 1, []byte{0, 0, 0, 3, byte(wire.TypeChunk), 1, 2})
+			r.drain()
+		}},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			r := newRig(t, 1000, "bad")
+			r.link(1, "bad", true)
+			r.link(2, "down", false) // a downstream that must get nothing of it
+			r.send(2, &wire.Subscribe{Rendition: "v0", K: 4, Index: 0})
+			b := r.slot(8)
+			target := b.Entries[0]
+			mark := len(r.outs)
+			a.send(r, target, b)
+			outs := r.outs[mark:]
+			closed := find(outs, OutClose)
+			if len(closed) != 1 || closed[0].Link != 1 {
+				t.Fatalf("closes %+v, want link 1 cut", closed)
+			}
+			reps := find(outs, OutReport)
+			if len(reps) != 1 || reps[0].Report.Complaint == nil || reps[0].Report.Complaint.Peer != "bad" || reps[0].Report.Complaint.Reason != a.reason {
+				t.Fatalf("reports %+v, want a %s complaint about bad", reps, a.reason)
+			}
+			if s := r.n.Stats(); a.rejected != (s.Rejected > 0) || s.Complaints != 1 {
+				t.Errorf("stats %+v", s)
+			}
+			if data, ok := r.n.store.Get(target.Hash); ok && manifest.Sum(data) != target.Hash {
+				t.Error("tampered bytes in the store")
+			}
+			if _, ok := r.n.verify.Entry(manifest.Sum([]byte("not the chunk"))); ok {
+				t.Error("the forged entry was learnt")
+			}
+			for _, o := range find(outs, OutSend) {
+				if _, media := o.Msg.(*wire.Chunk); media && o.Link == 2 {
+					t.Error("the attacker's chunk was relayed")
+				}
+			}
+			// Messages on the cut link are ignored; the node goes on from
+			// the origin.
+			if got := r.send(1, &wire.Have{Rendition: "v0", Base: 0, Bits: 8, Bitmap: []byte{0xff}}); len(got) != 0 {
+				t.Errorf("a closed link still acts: %+v", got)
+			}
+			r.publish(9)
+			outs = r.advance(3 * time.Second)
+			r.answerOrigin(outs)
+			if r.n.Stats().Chunks == 0 {
+				t.Error("nothing came from the origin after the attack")
+			}
+		})
+	}
+}
+
+// TestHostileHints: an upstream that announces absurd have windows (far
+// beyond the stream, at the top of the seq space) cannot make the node's
+// memory grow: a have set spans its lowest to its highest member, and one
+// such window used to ask for exabytes.
+func TestHostileHints(t *testing.T) {
+	r := newRig(t, 0, "bad")
+	r.link(1, "bad", true)
+	ones := bytes.Repeat([]byte{0xff}, wire.MaxHaveBits/8)
+	for _, base := range []uint64{1 << 58, math.MaxUint64 - wire.MaxHaveBits + 1, 0, 1 << 40} {
+		r.send(1, &wire.Have{Rendition: "v0", Base: base, Bits: wire.MaxHaveBits, Bitmap: ones})
+	}
+	for seq := uint64(8); seq < 40; seq++ {
+		r.publish(seq)
+		r.answerOrigin(r.advance(rigD))
+	}
+	for _, p := range r.n.plist {
+		if n := p.have.Len(); n > 2*haveSpan {
+			t.Errorf("peer %s: %d seqs recorded from haves", p.id, n)
+		}
+	}
+	if r.n.Stats().Chunks == 0 {
+		t.Error("the node stopped playing")
+	}
+}
+
+// TestRejectsBadParams: New refuses params it cannot run with.
+func TestRejectsBadParams(t *testing.T) {
+	r := newRig(t, 0, "")
+	good := Params{Stream: "demo", Renditions: []string{"v0"}, Manifest: &manifest.Manifest{}, Verifier: r.n.verify, Store: NewStore(0), Now: r.now}
+	for name, mut := range map[string]func(*Params){
+		"no verifier":   func(p *Params) { p.Verifier = nil },
+		"no renditions": func(p *Params) { p.Renditions = nil },
+		"too many renditions": func(p *Params) {
+			p.Renditions = make([]string, wire.MaxRenditions+1)
+		},
+		"too many substreams": func(p *Params) { p.Substreams = wire.MaxSubstreams + 1 },
+	} {
+		p := good
+		mut(&p)
+		if _, err := New(p); !errors.Is(err, ErrParams) {
+			t.Errorf("%s: %v, want ErrParams", name, err)
+		}
+	}
+	if _, err := New(good); err != nil {
+		t.Errorf("good params: %v", err)
+	}
+}

@@ -1,0 +1,465 @@
+package core
+
+import (
+	"slices"
+	"time"
+
+	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/scheduler"
+	"github.com/seedcast/seedcast/swarm/wire"
+	"github.com/seedcast/seedcast/tracker/protocol"
+)
+
+// originID is the planner's name for the origin over HTTP.
+const originID = "origin/http"
+
+// announce sends each linked peer what this node holds (a Have per
+// rendition over the last haveWindow seqs) when that changed, every
+// haveEvery at most, and only when it relays at all.
+const (
+	haveWindow = 128
+	haveEvery  = 250 * time.Millisecond
+)
+
+// learnManifest learns a manifest document from the origin.
+func (n *Node) learnManifest(now time.Time, m *manifest.Manifest) error {
+	batches, err := m.SignedBatches()
+	if err != nil {
+		n.stats.Rejected++
+		return err
+	}
+	var fresh []uint64
+	var entries []manifest.Entry
+	for i := range batches {
+		var es []manifest.Entry
+		if es, err = n.verify.Learn(&batches[i]); err != nil {
+			n.stats.Rejected++
+			break
+		}
+		if es != nil {
+			fresh = append(fresh, batches[i].N)
+			entries = append(entries, es...)
+		}
+	}
+	n.learn(now, entries, fresh)
+	return err
+}
+
+// learn takes newly verified entries (of the batches fresh): the chunks this
+// node needs become wants, substreams fed over HTTP are fetched at once, and
+// the batches are relayed to the downstreams.
+func (n *Node) learn(now time.Time, entries []manifest.Entry, fresh []uint64) {
+	if len(entries) == 0 {
+		return
+	}
+	for _, b := range fresh {
+		n.batches.Add(b)
+	}
+	for n.batches.Has(uint64(n.contig + 1)) {
+		n.contig++
+	}
+	n.batches.Advance(uint64(n.contig + 1))
+	for _, e := range entries {
+		ri, ok := n.ri[e.Rendition]
+		if !ok || n.store.Has(e.Hash) {
+			continue
+		}
+		if _, busy := n.fetching[e.Hash]; busy {
+			continue
+		}
+		if n.p.Seed || e.Kind == manifest.KindInit {
+			n.fetch(e)
+			continue
+		}
+		if !n.anchored {
+			n.anchorAt(now, e.MediaTime+e.Duration)
+			n.startSeq = e.Seq
+		}
+		if e.Seq < n.startSeq || n.wants[e.Hash] != nil || n.judged[e.Hash] {
+			continue
+		}
+		w := &want{e: e, key: keyOf(e.Seq, ri), sub: int(e.Seq % uint64(n.k)), since: now, deadline: n.deadline(e)}
+		if !now.Before(w.deadline) {
+			n.judge(e, false) // listed too late to make it
+			continue
+		}
+		n.wants[e.Hash], n.byKey[w.key] = w, w
+		n.listed[w.sub] = now
+		if n.httpSub(w.sub, now) {
+			n.stats.HTTPFed++
+			w.pending = append(w.pending, originID)
+			n.originIn++
+			n.fetch(e)
+		}
+	}
+	n.relayBatches(now, fresh)
+}
+
+// fetch asks the driver for a chunk from the origin over HTTP.
+func (n *Node) fetch(e manifest.Entry) {
+	n.fetching[e.Hash] = e
+	n.emit(Output{Kind: OutFetchChunk, Entry: e})
+}
+
+// relayBatches sends fresh batches to the downstream peers that have not
+// had them.
+func (n *Node) relayBatches(now time.Time, fresh []uint64) {
+	if len(fresh) == 0 || n.rate <= 0 {
+		return
+	}
+	for _, p := range n.plist {
+		if len(p.subs) == 0 || p.chokedIt {
+			continue
+		}
+		m := &wire.Manifest{}
+		var sent []uint64
+		for _, b := range fresh {
+			if p.sentBatch.Has(b) {
+				continue
+			}
+			if sb, ok := n.verify.Signed(b); ok {
+				m.Batches = append(m.Batches, sb)
+				sent = append(sent, b)
+			}
+			if len(m.Batches) == wire.MaxBatches {
+				break
+			}
+		}
+		if len(m.Batches) > 0 && n.sendCharged(now, p, m) {
+			for _, b := range sent {
+				p.noteBatchSent(b)
+			}
+		}
+	}
+}
+
+// ChunkFetched takes the answer to an OutFetchChunk: the bytes (verified
+// like any other) or the failure.
+func (n *Node) ChunkFetched(now time.Time, id manifest.ID, data []byte, err error) error {
+	e, ok := n.fetching[id]
+	if !ok {
+		return nil // not asked, or asked and answered already
+	}
+	delete(n.fetching, id)
+	if w := n.wants[id]; w != nil {
+		w.pending = remove(w.pending, originID)
+	}
+	if e.Kind == manifest.KindChunk && !n.p.Seed {
+		n.originIn--
+	}
+	if err == nil {
+		if _, err = n.verify.Check(id, data); err != nil {
+			n.stats.Rejected++
+		}
+	}
+	if err == nil {
+		n.accept(now, e, data, nil, false)
+	}
+	n.pump(now)
+	return err
+}
+
+// accept stores a verified chunk, counts it, says it is ready, and queues it
+// for the downstreams subscribed to its substream.
+func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, pushed bool) {
+	if n.store.Has(e.Hash) {
+		return
+	}
+	n.store.Put(e.Hash, data)
+	n.stats.Chunks++
+	switch {
+	case from != nil && from.remote == protocol.OriginPeer:
+		// The origin's seed over a data channel is still the origin.
+		n.stats.BytesFromOrigin += int64(len(data))
+		n.stats.BytesFromSeed += int64(len(data))
+	case from != nil:
+		n.stats.BytesFromPeers += int64(len(data))
+	default:
+		n.stats.BytesFromOrigin += int64(len(data))
+	}
+	if from != nil {
+		if pushed {
+			n.stats.Pushed++
+		} else {
+			n.stats.Pulled++
+		}
+	}
+	if e.Kind != manifest.KindChunk {
+		n.emit(Output{Kind: OutReady, Entry: e})
+		return
+	}
+	if ri, ok := n.ri[e.Rendition]; ok {
+		n.held[ri].Add(e.Seq)
+		n.newest = max(n.newest, e.Seq)
+		n.held[ri].Advance(n.newest - min(n.newest, seqMemory)) // bounded on a day-long stream
+		n.heldID[keyOf(e.Seq, ri)] = e.Hash
+		if len(n.heldID) > 4*backfill*len(n.rends) {
+			low := keyOf(n.newest+1-min(n.newest+1, backfill), 0)
+			for k := range n.heldID {
+				if k < low {
+					delete(n.heldID, k)
+				}
+			}
+		}
+	}
+	if w := n.wants[e.Hash]; w != nil {
+		n.cancel(w, from)
+		delete(n.wants, e.Hash)
+		delete(n.byKey, w.key)
+		n.judge(e, now.Before(w.deadline))
+	}
+	if !n.p.Seed {
+		n.emit(Output{Kind: OutReady, Entry: e, Deadline: n.deadline(e)})
+	}
+	lat := now.Sub(e.IngestTime)
+	if len(n.latencies) < 512 {
+		n.latencies = append(n.latencies, lat)
+	} else {
+		n.latencies[n.latNext] = lat
+		n.latNext = (n.latNext + 1) % len(n.latencies)
+	}
+	if n.rate <= 0 {
+		return
+	}
+	key := subKey{e.Rendition, int(e.Seq % uint64(n.k))}
+	for _, p := range n.plist {
+		if p.subs[key] && !p.chokedIt && p != from {
+			n.queue(&upJob{p: p, e: e, data: data, kind: scheduler.UploadPush, at: now})
+		}
+	}
+}
+
+// cancel withdraws the requests still pending for a chunk that came another
+// way.
+func (n *Node) cancel(w *want, from *peer) {
+	for _, p := range n.plist {
+		if p == from {
+			continue
+		}
+		for _, id := range sortedReqs(p.inflight) {
+			if p.inflight[id].w == w {
+				delete(p.inflight, id)
+				n.send(p, &wire.Cancel{ReqID: id, ID: w.e.Hash})
+			}
+		}
+	}
+	w.pending = w.pending[:0]
+}
+
+// judge counts a chunk on time or late, once.
+func (n *Node) judge(e manifest.Entry, onTime bool) {
+	if n.judged[e.Hash] {
+		return
+	}
+	n.judged[e.Hash] = true
+	if onTime {
+		n.stats.ChunksOnTime++
+	} else {
+		n.stats.ChunksLate++
+	}
+	if len(n.judged) > 16384 {
+		clear(n.judged) // what is judged has left the window long ago
+	}
+}
+
+// tick is one scheduling round: missed deadlines are counted, stale
+// requests cancelled, pushers that miss are found out, and the planner's
+// pulls are sent.
+func (n *Node) tick(now time.Time) {
+	var expired []*want
+	for _, w := range n.wants {
+		if !now.Before(w.deadline) {
+			expired = append(expired, w)
+		}
+	}
+	slices.SortFunc(expired, func(a, b *want) int { return cmpKey(a.key, b.key) })
+	for _, w := range expired {
+		n.judge(w.e, false)
+		n.cancel(w, nil)
+		delete(n.wants, w.e.Hash)
+		delete(n.byKey, w.key)
+	}
+	// Requests outstanding far past what the peer's pace promised.
+	for _, p := range n.plist {
+		for _, id := range sortedReqs(p.inflight) {
+			f := p.inflight[id]
+			if now.Sub(f.sent) > 4*p.rtt+500*time.Millisecond {
+				delete(p.inflight, id)
+				f.w.pending = remove(f.w.pending, p.id)
+				p.bps /= 2 // it is slower than we thought
+				n.send(p, &wire.Cancel{ReqID: id, ID: f.w.e.Hash})
+			}
+		}
+	}
+	// A stalled pusher is reported to the tracker; pulls cover it meanwhile.
+	for _, id := range sortedPeers(n.ups) {
+		p := n.ups[id]
+		u := p.push
+		for k := range p.subsTo {
+			u.LastListed = maxTime(u.LastListed, n.listed[k])
+		}
+		if !p.stalled && p.remote != protocol.OriginPeer && scheduler.Stalled(now, u, n.pushParams()) {
+			p.stalled = true
+			n.stalled = append(n.stalled, p.remote)
+			n.nextReport = now
+		}
+	}
+	n.plan(now)
+}
+
+// plan runs the pull planner: chunks still left to their pusher count as
+// pending there; the origin (its seed's link, or HTTP) is asked only near
+// deadlines.
+func (n *Node) plan(now time.Time) {
+	n.chunks = n.chunks[:0]
+	for _, w := range n.wants {
+		pending := w.pending
+		if p := n.pusher(w.sub); p != nil && scheduler.WaitForPush(now, w.since, w.deadline, p.push, n.pushParams()) {
+			pending = append(pending[:len(pending):len(pending)], p.id)
+		}
+		n.chunks = append(n.chunks, scheduler.Chunk{Seq: w.key, Deadline: w.deadline, Size: int(w.e.Size), Pending: pending})
+	}
+	slices.SortFunc(n.chunks, func(a, b scheduler.Chunk) int { return cmpKey(a.Seq, b.Seq) })
+	n.states = n.states[:0]
+	seedLink := false
+	for _, p := range n.plist {
+		st := scheduler.PeerState{
+			ID: p.id, Have: &p.have, BytesPerSec: p.bps, RTT: p.rtt, InFlight: len(p.inflight),
+			Choked: p.choked || now.Sub(p.refused) < time.Second,
+		}
+		if p.remote == protocol.OriginPeer {
+			// The origin's seed is the origin: asked only near deadlines,
+			// over its data channel rather than HTTP.
+			if st.Choked {
+				continue
+			}
+			st.IsOrigin, seedLink = true, true
+		}
+		n.states = append(n.states, st)
+	}
+	if !seedLink {
+		n.states = append(n.states, scheduler.PeerState{ID: originID, IsOrigin: true, InFlight: n.originIn, RTT: n.guard.Status().Smoothed})
+	}
+	n.reqs = n.planner.Plan(n.reqs[:0], now, n.chunks, n.states)
+	for _, r := range n.reqs {
+		w := n.byKey[r.Seq]
+		if w == nil {
+			continue
+		}
+		w.pending = append(w.pending, r.Peer)
+		if n.pusher(w.sub) == nil {
+			n.stats.PullsNoPusher++
+		} else {
+			n.stats.PullsLatePush++
+		}
+		p := n.byID[r.Peer]
+		if r.Peer == originID || p != nil && p.remote == protocol.OriginPeer {
+			n.stats.OriginPulls++
+		}
+		if r.Peer == originID {
+			if _, busy := n.fetching[w.e.Hash]; !busy {
+				n.originIn++
+				n.fetch(w.e)
+			}
+			continue
+		}
+		if p == nil {
+			continue
+		}
+		n.nextReq++
+		if n.nextReq == 0 {
+			n.nextReq = 1
+		}
+		p.inflight[n.nextReq] = &inflight{w: w, sent: now}
+		n.send(p, &wire.Request{ReqID: n.nextReq, ID: w.e.Hash, Rendition: w.e.Rendition, Seq: w.e.Seq})
+	}
+}
+
+func cmpKey(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (n *Node) pushParams() scheduler.PushParams {
+	return scheduler.PushParams{Grace: n.p.PushGrace, StallAfter: n.p.StallAfter, OriginMargin: n.pull.OriginMargin}
+}
+
+// announce sends the peers what this node holds, when that changed.
+func (n *Node) announce(now time.Time) {
+	if n.rate <= 0 || len(n.plist) == 0 || n.stats.Chunks == n.announced {
+		return
+	}
+	n.announced = n.stats.Chunks
+	base := n.newest + 1 - min(n.newest+1, haveWindow)
+	haves := make([]wire.Message, 0, len(n.rends))
+	for ri, r := range n.rends {
+		h := &wire.Have{Rendition: r, Base: base, Bits: haveWindow, Bitmap: make([]byte, haveWindow/8)}
+		for seq := base; seq < base+haveWindow; seq++ {
+			if n.held[ri].Has(seq) {
+				h.Set(seq)
+			}
+		}
+		n.held[ri].Advance(base)
+		haves = append(haves, h)
+	}
+	for _, p := range n.plist {
+		if !p.chokedIt {
+			n.sendCharged(now, p, haves...)
+		}
+	}
+}
+
+// report sends the tracker this node's health, and the upstreams found
+// stalled since the last report; the peers get this node's stats.
+func (n *Node) report(now time.Time) {
+	n.nextReport = now.Add(n.p.ReportEvery)
+	r := &protocol.Report{
+		NewestSeq: n.newest, BytesFromPeers: uint64(n.stats.BytesFromPeers), BytesFromOrigin: uint64(n.stats.BytesFromOrigin),
+		RTTms: int(n.guard.Status().Smoothed.Milliseconds()), Stalled: n.stalled,
+	}
+	n.stats.StallReports += len(n.stalled)
+	n.stalled = nil
+	if !n.lastRep.at.IsZero() {
+		if d := now.Sub(n.lastRep.at).Seconds(); d > 0 {
+			r.UploadKbps = int(float64(n.stats.BytesUploaded-n.lastRep.uploaded) * 8 / 1000 / d)
+		}
+	}
+	n.lastRep.at, n.lastRep.uploaded = now, n.stats.BytesUploaded
+	r.BufferSec = n.buffer(now).Seconds()
+	n.emit(Output{Kind: OutReport, Report: r})
+	st := &wire.Stats{BufferMs: uint32(r.BufferSec * 1000), UploadKbps: uint32(r.UploadKbps), Peers: uint16(min(len(n.plist), 65535))}
+	for _, p := range n.plist {
+		n.send(p, st)
+	}
+	n.linkUpstreams(now) // an upstream whose backoff ended is dialed again
+}
+
+// buffer is how much media ahead of the playhead is held without a gap (of
+// the first rendition).
+func (n *Node) buffer(now time.Time) time.Duration {
+	if n.p.Seed || len(n.rends) == 0 {
+		return 0
+	}
+	pos := n.playFrom + now.Sub(n.t0) // media time playing now
+	var buf time.Duration
+	d := n.chunkDur()
+	seq := uint64(max(pos, 0) / d)
+	for n.held[0].Has(seq) {
+		seq++
+		buf = time.Duration(seq)*d - pos
+	}
+	return max(buf, 0)
+}
+
+// chunkDur is the stream's chunk duration.
+func (n *Node) chunkDur() time.Duration {
+	if n.chunkD > 0 {
+		return n.chunkD
+	}
+	return manifest.DefaultChunkDuration
+}

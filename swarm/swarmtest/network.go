@@ -1,0 +1,613 @@
+package swarmtest
+
+import (
+	"container/heap"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/swarm/core"
+	"github.com/seedcast/seedcast/swarm/wire"
+	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
+)
+
+// Params configures a Network. Zero fields take the defaults shown.
+type Params struct {
+	Seed   uint64    // all randomness comes from here (1)
+	Start  time.Time // the virtual clock's start (2030-01-01 UTC)
+	Stream string    // ("demo")
+	// Renditions of the stream (v0: 500 kbit/s video, a0: 64 kbit/s audio).
+	Renditions    []Rendition
+	ChunkDuration time.Duration // (250 ms)
+	Window        int           // chunk slots the origin's manifest lists (120)
+	Substreams    int           // K (4)
+	// OriginSlots is the substream links the origin's seed serves (4);
+	// OriginKbps its egress budget (4000).
+	OriginSlots int
+	OriginKbps  int
+	// Latency is the one-way delay between two nodes (20 ms); OriginRTT the
+	// round trip to the origin over HTTP and to the tracker (40 ms).
+	Latency   func(a, b *Node) time.Duration
+	OriginRTT time.Duration
+	// RebalanceEvery is the tracker's rebalance period (2 s).
+	RebalanceEvery time.Duration
+	// Real makes chunks real bytes, checked by the production verifier
+	// (Ed25519 per batch, BLAKE3 per chunk) into the production store.
+	// Without it nodes check sizes only and keep no bytes, which is what
+	// lets thousands of nodes run.
+	Real bool
+	// Core is the template for every viewer's core params (durations,
+	// pull tuning); Stream, budgets, renditions and the tracker's answer
+	// are filled in.
+	Core core.Params
+}
+
+func (p *Params) defaults() {
+	if p.Seed == 0 {
+		p.Seed = 1
+	}
+	if p.Start.IsZero() {
+		p.Start = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	if p.Stream == "" {
+		p.Stream = "demo"
+	}
+	if len(p.Renditions) == 0 {
+		p.Renditions = []Rendition{{Name: "v0", Kind: "video", Kbps: 500}, {Name: "a0", Kind: "audio", Kbps: 64}}
+	}
+	if p.ChunkDuration <= 0 {
+		p.ChunkDuration = 250 * time.Millisecond
+	}
+	if p.Window <= 0 {
+		p.Window = 120
+	}
+	if p.Substreams <= 0 {
+		p.Substreams = 4
+	}
+	if p.OriginSlots <= 0 {
+		p.OriginSlots = 4
+	}
+	if p.OriginKbps <= 0 {
+		p.OriginKbps = 4000
+	}
+	if p.Latency == nil {
+		p.Latency = func(a, b *Node) time.Duration { return 20 * time.Millisecond }
+	}
+	if p.OriginRTT <= 0 {
+		p.OriginRTT = 40 * time.Millisecond
+	}
+	if p.RebalanceEvery <= 0 {
+		p.RebalanceEvery = 2 * time.Second
+	}
+}
+
+// Network runs a swarm on one virtual clock: the origin's modelled stream
+// and HTTP service, its seed node, the production tracker policy
+// (tracker.Swarm, with its rebalance timer) and any number of production
+// node cores. Only links, the clock and the origin's HTTP service are
+// modelled: each frame is serialized at its sender's rate and arrives one
+// latency later. Given the same Params and the same calls, a run is the
+// same, event for event.
+type Network struct {
+	p       Params
+	now     time.Time
+	rng     *rand.Rand
+	q       eventQueue
+	seq     uint64
+	stream  *stream
+	swarm   *tracker.Swarm
+	nodes   map[protocol.PeerID]*Node
+	list    []*Node
+	seed    *Node
+	nextID  int
+	linkIDs core.LinkID
+	// Events counts the inputs handed to cores.
+	Events int64
+	// OriginBytes counts the media bytes the origin sent over HTTP.
+	OriginBytes int64
+}
+
+// New starts a network at Params.Start: the stream goes live and the
+// origin's seed joins.
+func New(p Params) (*Network, error) {
+	p.defaults()
+	rng := rand.New(rand.NewPCG(p.Seed, p.Seed^0x5eedca57))
+	var seed [ed25519.SeedSize]byte
+	for i := range seed {
+		seed[i] = byte(rng.Uint32())
+	}
+	key := ed25519.NewKeyFromSeed(seed[:])
+	kbps := 0
+	for _, r := range p.Renditions {
+		kbps += r.Kbps
+	}
+	sw, err := tracker.NewSwarm(tracker.SwarmParams{Substreams: p.Substreams, BitrateKbps: kbps, Rand: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))})
+	if err != nil {
+		return nil, err
+	}
+	if err := sw.AddOrigin(protocol.OriginPeer, p.OriginSlots); err != nil {
+		return nil, err
+	}
+	n := &Network{
+		p: p, now: p.Start, rng: rng, swarm: sw, nodes: map[protocol.PeerID]*Node{},
+		stream: newStream(p.Stream, key, p.ChunkDuration, p.Renditions, p.Window, rng, p.Start, p.Real),
+	}
+	n.at(n.stream.nextAt(), n.produce)
+	n.at(p.Start.Add(p.RebalanceEvery), n.rebalance)
+	// The seed starts once the first slot is out, as seedcast serve's does.
+	n.at(n.stream.nextAt().Add(time.Millisecond), func() {
+		s, err := n.start(protocol.OriginPeer, NodeParams{BudgetKbps: p.OriginKbps}, true, nil)
+		if err != nil {
+			panic(err) // only a bug: the seed's params are ours
+		}
+		n.seed = s
+	})
+	return n, nil
+}
+
+// Now is the virtual time.
+func (n *Network) Now() time.Time { return n.now }
+
+// Swarm is the tracker policy's state (read it, do not change it).
+func (n *Network) Swarm() *tracker.Swarm { return n.swarm }
+
+// Seed is the origin's seed node (nil before the stream's first slot).
+func (n *Network) Seed() *Node { return n.seed }
+
+// Nodes returns the viewers, in the order they joined.
+func (n *Network) Nodes() []*Node { return n.list }
+
+// StreamKbps is the stream's nominal rate (all renditions).
+func (n *Network) StreamKbps() int { return n.swarm.BitrateKbps() }
+
+// PublicKey is the stream's key.
+func (n *Network) PublicKey() ed25519.PublicKey {
+	return n.stream.key.Public().(ed25519.PublicKey)
+}
+
+// At runs f at virtual time t (in order with every other event at t).
+func (n *Network) At(t time.Time, f func()) { n.at(t, f) }
+
+func (n *Network) at(t time.Time, f func()) {
+	if t.Before(n.now) {
+		t = n.now
+	}
+	n.seq++
+	heap.Push(&n.q, event{at: t, seq: n.seq, f: f})
+}
+
+// RunUntil runs every event up to t, and leaves the clock at t.
+func (n *Network) RunUntil(t time.Time) {
+	for n.q.Len() > 0 && !n.q[0].at.After(t) {
+		ev := heap.Pop(&n.q).(event)
+		n.now = ev.at
+		ev.f()
+	}
+	n.now = t
+}
+
+// Run runs the network for d of virtual time.
+func (n *Network) Run(d time.Duration) { n.RunUntil(n.now.Add(d)) }
+
+func (n *Network) produce() {
+	n.stream.produce(n.now)
+	if n.seed != nil {
+		n.seed.input(func(now time.Time) { n.seed.core.ManifestChanged(now) })
+	}
+	n.at(n.stream.nextAt(), n.produce)
+}
+
+func (n *Network) rebalance() {
+	n.reassign(n.swarm.Rebalance(n.now))
+	n.at(n.now.Add(n.p.RebalanceEvery), n.rebalance)
+}
+
+// reassign tells viewers of their new upstreams, half an RTT later.
+func (n *Network) reassign(links []tracker.Link) {
+	for _, l := range links {
+		v := n.nodes[l.Peer]
+		if v == nil || !v.alive {
+			continue
+		}
+		depth := 0
+		for k := range n.swarm.Substreams() {
+			depth = max(depth, n.swarm.Depth(l.Peer, k), 1)
+		}
+		n.at(n.now.Add(n.p.OriginRTT/2), func() {
+			v.input(func(now time.Time) { v.core.Reassign(now, l.Substream, l.Upstream, depth) })
+		})
+	}
+}
+
+// NodeParams is one viewer.
+type NodeParams struct {
+	BudgetKbps int
+	// LineKbps is the node's upload line: frames are serialized at it
+	// (default: the budget, at least 1000 kbit/s).
+	LineKbps int
+	Quality  string // (auto)
+	Loc      tracker.Location
+	// Core overrides the network's template for this node when non-nil.
+	Core *core.Params
+}
+
+// Join adds a viewer now: it joins the tracker, gets its welcome and the
+// manifest window one origin RTT later, and starts its core.
+func (n *Network) Join(p NodeParams) (*Node, error) {
+	n.nextID++
+	id := protocol.PeerID("v" + strconv.Itoa(n.nextID))
+	links, err := n.swarm.Join(n.now, tracker.PeerInfo{ID: id, Kind: protocol.KindNative, Loc: p.Loc, BudgetKbps: p.BudgetKbps * core.PushShare / 100})
+	if err != nil {
+		return nil, err
+	}
+	ups := make([]protocol.PeerID, n.swarm.Substreams())
+	depth := 0
+	for _, l := range links {
+		if l.Substream >= 0 && l.Substream < len(ups) {
+			ups[l.Substream] = l.Upstream
+		}
+		depth = max(depth, n.swarm.Depth(id, l.Substream), 1)
+	}
+	v := &Node{net: n, ID: id, p: p, links: map[core.LinkID]*link{}}
+	n.nodes[id] = v
+	n.list = append(n.list, v)
+	v.JoinedAt = n.now
+	n.at(n.now.Add(n.p.OriginRTT), func() {
+		if _, err := n.start(id, p, false, &welcome{ups: ups, depth: depth}); err != nil {
+			v.Err = err
+		}
+	})
+	return v, nil
+}
+
+type welcome struct {
+	ups   []protocol.PeerID
+	depth int
+}
+
+// start builds a node's core (the seed's, or a viewer's after its welcome).
+func (n *Network) start(id protocol.PeerID, p NodeParams, seed bool, w *welcome) (*Node, error) {
+	v := n.nodes[id]
+	if v == nil {
+		v = &Node{net: n, ID: id, p: p, links: map[core.LinkID]*link{}, JoinedAt: n.now}
+		n.nodes[id] = v
+	}
+	m := n.stream.manifest(-1)
+	quality := p.Quality
+	if seed {
+		quality = "all"
+	}
+	rends, err := core.SelectRenditions(m.Renditions, quality)
+	if err != nil {
+		return nil, err
+	}
+	cp := n.p.Core
+	if p.Core != nil {
+		cp = *p.Core
+	}
+	cp.Stream, cp.Seed, cp.BudgetKbps, cp.Renditions, cp.Manifest, cp.Now = n.p.Stream, seed, p.BudgetKbps, rends, m, n.now
+	cp.Substreams = n.swarm.Substreams()
+	if w != nil {
+		cp.Upstreams, cp.Depth = w.ups, w.depth
+	}
+	if seed {
+		cp.Notified = true
+	}
+	if n.p.Real {
+		vf, err := core.NewVerifier(core.VerifierParams{Stream: n.p.Stream, PublicKey: n.PublicKey()})
+		if err != nil {
+			return nil, err
+		}
+		cp.Verifier, cp.Store = vf, core.NewStore(64<<20)
+	} else {
+		cp.Verifier, cp.Store = newTrustVerifier(n.stream), newSizeStore(1024)
+	}
+	c, err := core.New(cp)
+	if err != nil {
+		return nil, err
+	}
+	v.core, v.alive, v.lineKbps = c, true, p.LineKbps
+	if v.lineKbps <= 0 {
+		v.lineKbps = max(p.BudgetKbps, 1000)
+	}
+	v.input(func(time.Time) {})
+	return v, nil
+}
+
+// Node is one node of the network: its production core, and the modelled
+// links and line around it.
+type Node struct {
+	net      *Network
+	ID       protocol.PeerID
+	p        NodeParams
+	core     *core.Node
+	alive    bool
+	frozen   bool
+	lineKbps int
+	lineFree time.Time // when the upload line is free
+	links    map[core.LinkID]*link
+	wake     time.Time // the tick scheduled (zero: none)
+	JoinedAt time.Time
+	// Err is why the node could not start.
+	Err error
+	// Uploads records every charged frame (time, bytes) when Meter is set.
+	Meter   bool
+	Uploads []Upload
+	// Ready counts the media chunks this node could play, and the first
+	// time one was (startup).
+	Ready      int
+	FirstReady time.Time
+}
+
+// Upload is one frame a node's budget paid for.
+type Upload struct {
+	At    time.Time
+	Bytes int
+}
+
+// link is one direction's end of a modelled data channel.
+type link struct {
+	id     core.LinkID
+	from   *Node
+	to     *Node
+	peerID core.LinkID // the same link's id at the other end
+}
+
+// Core is the node's core (read it between Run calls).
+func (v *Node) Core() *core.Node { return v.core }
+
+// Stats are the core's counters.
+func (v *Node) Stats() core.Stats {
+	if v.core == nil {
+		return core.Stats{}
+	}
+	return v.core.Stats()
+}
+
+// Alive reports whether the node runs.
+func (v *Node) Alive() bool { return v.alive }
+
+// Budget is the node's relay budget as it joined.
+func (v *Node) Budget() int { return v.p.BudgetKbps }
+
+// input runs one input on the core at the network's now, then carries out
+// its outputs and schedules its next wake.
+func (v *Node) input(f func(now time.Time)) {
+	if !v.alive {
+		return
+	}
+	n := v.net
+	n.Events++
+	f(n.now)
+	for {
+		o, ok := v.core.Poll()
+		if !ok {
+			break
+		}
+		v.carryOut(o)
+	}
+	wake := v.core.NextWake()
+	if !wake.After(n.now) {
+		wake = n.now.Add(time.Millisecond)
+	}
+	if v.wake.IsZero() || wake.Before(v.wake) {
+		v.wake = wake
+		n.at(wake, func() {
+			if !v.wake.Equal(wake) {
+				return // superseded by an earlier wake
+			}
+			v.wake = time.Time{}
+			v.input(func(now time.Time) { v.core.Tick(now) })
+		})
+	}
+}
+
+func (v *Node) carryOut(o core.Output) {
+	n := v.net
+	switch o.Kind {
+	case core.OutSend:
+		lk := v.links[o.Link]
+		if lk == nil {
+			return
+		}
+		if v.Meter && o.Charged {
+			v.Uploads = append(v.Uploads, Upload{At: n.now, Bytes: o.Bytes})
+		}
+		if v.frozen && o.Media {
+			return // a frozen node sends no media, and says nothing of it
+		}
+		// Serialized on the sender's line, then one latency to the peer.
+		start := maxTime(n.now, v.lineFree)
+		v.lineFree = start.Add(time.Duration(float64(o.Bytes*8) / float64(v.lineKbps*1000) * float64(time.Second)))
+		msg := copyMsg(o.Msg)
+		to, id := lk.to, lk.peerID
+		n.at(v.lineFree.Add(n.p.Latency(v, to)), func() {
+			if to.links[id] != nil {
+				to.input(func(now time.Time) { to.core.Receive(now, id, msg) })
+			}
+		})
+	case core.OutClose:
+		lk := v.links[o.Link]
+		delete(v.links, o.Link)
+		if lk != nil {
+			to, id := lk.to, lk.peerID
+			n.at(n.now.Add(n.p.Latency(v, to)), func() { to.closeLink(id) })
+		}
+	case core.OutDial:
+		v.dial(o.Peer)
+	case core.OutFetchChunk:
+		data, ok := n.stream.chunk(o.Entry.Hash)
+		var err error
+		if !ok {
+			err = errNotFound
+		} else {
+			n.OriginBytes += int64(len(data))
+		}
+		id := o.Entry.Hash
+		n.at(n.now.Add(n.p.OriginRTT), func() { v.input(func(now time.Time) { v.core.ChunkFetched(now, id, data, err) }) })
+	case core.OutFetchManifest:
+		delay := n.p.OriginRTT
+		if v == n.seed {
+			delay = 0 // in process
+		}
+		m := n.stream.manifest(o.After)
+		n.at(n.now.Add(delay), func() { v.input(func(now time.Time) { _ = v.core.ManifestFetched(now, m, nil) }) })
+	case core.OutPing:
+		rtt := n.p.OriginRTT
+		n.at(n.now.Add(rtt), func() { v.input(func(now time.Time) { v.core.RTT(now, rtt, nil) }) })
+	case core.OutReport:
+		r := *o.Report
+		n.at(n.now.Add(n.p.OriginRTT/2), func() { n.report(v, r) })
+	case core.OutReady:
+		if o.Entry.Kind == manifest.KindChunk {
+			v.Ready++
+			if v.FirstReady.IsZero() {
+				v.FirstReady = n.now
+			}
+		}
+	}
+}
+
+var errNotFound = errors.New("swarmtest: 404")
+
+// copyMsg gives the receiver its own message: what the sender's core keeps
+// (a chunk's bytes) must not be shared with a receiver that could alter it.
+func copyMsg(m wire.Message) wire.Message {
+	switch m := m.(type) {
+	case *wire.Chunk:
+		c := *m
+		return &c // Data aliases the sender's chunk; the reassembler copies it
+	default:
+		return m
+	}
+}
+
+// report is the tracker's handling of a report (docs/protocol.md §4).
+func (n *Network) report(v *Node, r protocol.Report) {
+	if !v.alive || v == n.seed {
+		return
+	}
+	n.swarm.Report(n.now, v.ID, tracker.Health{BufferSec: r.BufferSec, UploadKbps: r.UploadKbps, RTTms: r.RTTms})
+	var links []tracker.Link
+	if r.RelayKbps != nil {
+		links = append(links, n.swarm.SetBudget(n.now, v.ID, min(*r.RelayKbps, v.p.BudgetKbps*core.PushShare/100))...)
+	}
+	if c := r.Complaint; c != nil {
+		links = append(links, n.swarm.Complain(n.now, v.ID, c.Peer)...)
+	}
+	for _, p := range r.Stalled {
+		links = append(links, n.swarm.Complain(n.now, v.ID, p)...)
+	}
+	n.reassign(links)
+}
+
+// dial opens a link to an upstream: both ends hear of it after one round
+// trip (the offer and answer go through the tracker); a dead or unknown
+// upstream fails after a second.
+func (v *Node) dial(to protocol.PeerID) {
+	n := v.net
+	u := n.nodes[to]
+	if u == nil || !u.alive || !n.swarm.Linked(v.ID, to) && to != protocol.OriginPeer {
+		n.at(n.now.Add(time.Second), func() { v.input(func(now time.Time) { v.core.DialFailed(now, to) }) })
+		return
+	}
+	rtt := 2*n.p.Latency(v, u) + n.p.OriginRTT
+	n.at(n.now.Add(rtt), func() {
+		if !u.alive || !v.alive {
+			v.input(func(now time.Time) { v.core.DialFailed(now, to) })
+			return
+		}
+		n.linkIDs += 2
+		a := &link{id: n.linkIDs - 1, from: v, to: u, peerID: n.linkIDs}
+		b := &link{id: n.linkIDs, from: u, to: v, peerID: n.linkIDs - 1}
+		v.links[a.id], u.links[b.id] = a, b
+		u.input(func(now time.Time) { u.core.LinkOpened(now, b.id, v.ID, false) })
+		v.input(func(now time.Time) { v.core.LinkOpened(now, a.id, u.ID, true) })
+	})
+}
+
+func (v *Node) closeLink(id core.LinkID) {
+	if v.links[id] == nil {
+		return
+	}
+	delete(v.links, id)
+	v.input(func(now time.Time) { v.core.LinkClosed(now, id) })
+}
+
+// Leave makes the node leave gracefully: the tracker hears at once, its
+// links close one latency later.
+func (v *Node) Leave() { v.stop(0) }
+
+// Kill makes the node crash: its links and tracker connection drop with no
+// word (the tracker notices the connection close after closeAfter).
+func (v *Node) Kill(closeAfter time.Duration) { v.stop(closeAfter) }
+
+func (v *Node) stop(after time.Duration) {
+	n := v.net
+	if !v.alive {
+		return
+	}
+	v.alive = false
+	n.at(n.now.Add(after), func() {
+		n.reassign(n.swarm.Leave(n.now, v.ID))
+		for id, lk := range v.links {
+			to, pid := lk.to, lk.peerID
+			delete(v.links, id)
+			n.at(n.now.Add(n.p.Latency(v, to)), func() { to.closeLink(pid) })
+		}
+	})
+}
+
+// Freeze makes the node stop sending media without a word: links stay up,
+// it chokes nobody, and its core believes it sends.
+func (v *Node) Freeze() { v.frozen = true }
+
+// SetBudget changes the node's relay budget (the user moved the slider).
+func (v *Node) SetBudget(kbps int) {
+	v.input(func(now time.Time) { v.core.SetBudget(now, kbps) })
+}
+
+// SetOriginRTT changes the round trip to the origin (a congested uplink).
+func (n *Network) SetOriginRTT(d time.Duration) { n.p.OriginRTT = d }
+
+// Upstreams returns the node's upstream per substream, as its core has it.
+func (v *Node) Upstreams() []protocol.PeerID { return v.core.Upstreams() }
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// String names the node.
+func (v *Node) String() string { return fmt.Sprintf("%s(%d kbps)", v.ID, v.p.BudgetKbps) }
+
+type event struct {
+	at  time.Time
+	seq uint64
+	f   func()
+}
+
+type eventQueue []event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
