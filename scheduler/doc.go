@@ -1,8 +1,10 @@
 // Package scheduler is Seedcast's pure delivery policy: which chunk to pull
 // from which peer (sequential near the playback deadline, rarest-first further
 // out, the origin only when peers are too slow), how deep to pipeline requests
-// per peer, which upstream each substream is subscribed from, what to upload
-// first, and the budget math (relay levels, token bucket, RTT guard).
+// per peer, how long a pushed chunk is waited for and when a pusher counts as
+// stalled, what to upload first, and the budget math (relay levels, token
+// bucket, RTT guard). Which upstream serves each substream is the tracker's
+// call (tracker.Swarm), not the node's.
 //
 // It does no I/O, starts no goroutines and never reads the clock: time and
 // randomness are passed in, so the swarm node, the browser build and the

@@ -1,9 +1,13 @@
-// Package tracker runs the swarm's coordination: viewers join a stream over a
-// WebSocket (GET /tracker), get a peer id and upstream peers per substream,
-// relay WebRTC signaling to the peers they are linked with, report their
-// health, and are reassigned when an upstream leaves, stalls or misbehaves.
+// Package tracker is the swarm's assignment policy: Swarm, one stream's
+// registry of peers and of the upstream each viewer receives each substream
+// from (K trees rooted at the origin seeds), which assigns upstreams when
+// viewers join, reassigns them when an upstream leaves, is complained about
+// or cuts its relay budget, and moves relays up the trees (Rebalance); and
+// where peers are (Location, Distance), which its choices weigh.
 //
-// The assignment policy (Swarm) is pure — no I/O, clock and randomness passed
-// in — so the simulator in package bench runs the very same code. The tracker
-// never touches media bytes.
+// It is pure — no I/O, no goroutines, clock and randomness passed in — so
+// that the tracker server and a simulator run the very same code. The wire
+// protocol is package tracker/protocol; the WebSocket server, GeoIP, viewer
+// tokens and metrics are package tracker/server. The tracker never touches
+// media bytes.
 package tracker

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // Benchmarks use a 3000 kbps stream in 4 substreams (a slot is 750 kbps) and
@@ -14,7 +16,7 @@ import (
 // 4–16, 10% relay off, in 20 cities on 6 continents.
 const benchBitrate = 3000
 
-func benchSwarm(b *testing.B, n int) (*Swarm, *peerGen, []PeerID) {
+func benchSwarm(b *testing.B, n int) (*Swarm, *peerGen, []protocol.PeerID) {
 	b.Helper()
 	s, err := NewSwarm(SwarmParams{BitrateKbps: benchBitrate, Rand: rand.New(rand.NewPCG(1, 2))})
 	if err != nil {
@@ -25,7 +27,7 @@ func benchSwarm(b *testing.B, n int) (*Swarm, *peerGen, []PeerID) {
 		b.Fatal(err)
 	}
 	g := newPeerGen(s, 3)
-	ids := make([]PeerID, 0, n)
+	ids := make([]protocol.PeerID, 0, n)
 	for range n {
 		pi := g.next()
 		if _, err := s.Join(t0, pi); err != nil {
@@ -141,7 +143,7 @@ func BenchmarkMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		for i := range infos {
-			infos[i].ID = PeerID(fmt.Sprintf("%026d", i)) // allocated here, held by the swarm
+			infos[i].ID = protocol.PeerID(fmt.Sprintf("%026d", i)) // allocated here, held by the swarm
 			if _, err := s.Join(t0, infos[i]); err != nil {
 				b.Fatal(err)
 			}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // Test streams: 4000 kbps, so with K=4 one slot is 1000 kbps and a budget of
@@ -51,7 +53,7 @@ func withASN(l Location, asn uint32) Location { l.ASN = asn; return l }
 
 // force registers a viewer with the given upstream per substream, bypassing
 // the policy, so that tests can build exact trees.
-func force(t testing.TB, s *Swarm, now time.Time, pi PeerInfo, ups ...PeerID) {
+func force(t testing.TB, s *Swarm, now time.Time, pi PeerInfo, ups ...protocol.PeerID) {
 	t.Helper()
 	if len(ups) != s.k {
 		t.Fatalf("force %s: %d upstreams, want %d", pi.ID, len(ups), s.k)
@@ -61,7 +63,7 @@ func force(t testing.TB, s *Swarm, now time.Time, pi PeerInfo, ups ...PeerID) {
 	}
 	i := s.alloc(pi.ID)
 	p := &s.peers[i]
-	if pi.Kind == KindNative {
+	if pi.Kind == protocol.KindNative {
 		p.kind = kindNative
 	}
 	p.joined = now.UnixNano()
@@ -84,8 +86,8 @@ func force(t testing.TB, s *Swarm, now time.Time, pi PeerInfo, ups ...PeerID) {
 	s.index(i)
 }
 
-func repeat(id PeerID, k int) []PeerID {
-	ups := make([]PeerID, k)
+func repeat(id protocol.PeerID, k int) []protocol.PeerID {
+	ups := make([]protocol.PeerID, k)
 	for j := range ups {
 		ups[j] = id
 	}
@@ -97,7 +99,7 @@ func repeat(id PeerID, k int) []PeerID {
 // upstream on every substream. A viewer's count of distinct upstreams must be
 // within MinUpstreams..MaxUpstreams unless the policy flagged it (no
 // candidate allowed better) or exempt says so (hand-built trees).
-func checkSwarm(s *Swarm, assigned bool, exempt func(PeerID) bool) error {
+func checkSwarm(s *Swarm, assigned bool, exempt func(protocol.PeerID) bool) error {
 	var st Stats
 	alive := 0
 	for ii := range s.peers {
@@ -236,11 +238,11 @@ func mustCheck(t testing.TB, s *Swarm) {
 
 // all exempts every viewer from the distinct-upstreams check (for hand-built
 // trees); none_ exempts none.
-func all(PeerID) bool   { return true }
-func none_(PeerID) bool { return false }
+func all(protocol.PeerID) bool   { return true }
+func none_(protocol.PeerID) bool { return false }
 
-func only(ids ...PeerID) func(PeerID) bool {
-	return func(id PeerID) bool { return slices.Contains(ids, id) }
+func only(ids ...protocol.PeerID) func(protocol.PeerID) bool {
+	return func(id protocol.PeerID) bool { return slices.Contains(ids, id) }
 }
 
 func TestNewSwarmParams(t *testing.T) {
@@ -288,7 +290,7 @@ func TestErrors(t *testing.T) {
 	if err := s.AddOrigin("o", 4); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Join(t0, PeerInfo{ID: "a", Kind: KindBrowser}); err != nil {
+	if _, err := s.Join(t0, PeerInfo{ID: "a", Kind: protocol.KindBrowser}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -298,13 +300,13 @@ func TestErrors(t *testing.T) {
 	}{
 		{"origin twice", s.AddOrigin("o", 4), ErrDuplicatePeer},
 		{"origin without slots", s.AddOrigin("o2", 0), ErrBadPeer},
-		{"duplicate viewer", join(s, PeerInfo{ID: "a", Kind: KindBrowser}), ErrDuplicatePeer},
-		{"viewer named like the origin", join(s, PeerInfo{ID: "o", Kind: KindBrowser}), ErrDuplicatePeer},
-		{"empty id", join(s, PeerInfo{Kind: KindBrowser}), ErrBadPeer},
-		{"origin kind", join(s, PeerInfo{ID: "b", Kind: KindOrigin}), ErrBadPeer},
+		{"duplicate viewer", join(s, PeerInfo{ID: "a", Kind: protocol.KindBrowser}), ErrDuplicatePeer},
+		{"viewer named like the origin", join(s, PeerInfo{ID: "o", Kind: protocol.KindBrowser}), ErrDuplicatePeer},
+		{"empty id", join(s, PeerInfo{Kind: protocol.KindBrowser}), ErrBadPeer},
+		{"origin kind", join(s, PeerInfo{ID: "b", Kind: protocol.KindOrigin}), ErrBadPeer},
 		{"unknown kind", join(s, PeerInfo{ID: "b", Kind: "toaster"}), ErrBadPeer},
-		{"negative budget", join(s, PeerInfo{ID: "b", Kind: KindNative, BudgetKbps: -1}), ErrBadPeer},
-		{"bad coordinates", join(s, PeerInfo{ID: "b", Kind: KindNative, Loc: coords(91, 0, "")}), ErrBadPeer},
+		{"negative budget", join(s, PeerInfo{ID: "b", Kind: protocol.KindNative, BudgetKbps: -1}), ErrBadPeer},
+		{"bad coordinates", join(s, PeerInfo{ID: "b", Kind: protocol.KindNative, Loc: coords(91, 0, "")}), ErrBadPeer},
 	}
 	for _, tt := range tests {
 		if !errors.Is(tt.err, tt.want) {
@@ -317,7 +319,7 @@ func TestErrors(t *testing.T) {
 	mustCheck(t, s)
 	// The origin has 4 slots and "a" took them all; "a" relays nothing. A
 	// viewer still joins, on HTTP: every link without an upstream.
-	links, err := s.Join(t0, PeerInfo{ID: "c", Kind: KindBrowser})
+	links, err := s.Join(t0, PeerInfo{ID: "c", Kind: protocol.KindBrowser})
 	if err != nil || len(links) != 4 || s.Stats().Unassigned != 4 {
 		t.Fatalf("join with the origin full: %v %+v, %d unassigned", err, links, s.Stats().Unassigned)
 	}
@@ -327,7 +329,7 @@ func TestErrors(t *testing.T) {
 		}
 	}
 	// Unknown peers are ignored by the calls that return no error.
-	if s.Leave(t0, "zz") != nil || s.Stalled(t0, "zz") != nil || s.Complain(t0, "a", "zz") != nil ||
+	if s.Leave(t0, "zz") != nil || s.Complain(t0, "zz", "a") != nil || s.Complain(t0, "a", "zz") != nil ||
 		s.SetBudget(t0, "zz", 1) != nil || s.Upstreams("zz") != nil || s.Downstreams("zz") != nil ||
 		s.Linked("a", "zz") || s.Depth("zz", 0) != -1 || s.Depth("a", 4) != -1 {
 		t.Fatal("unknown peer not ignored")
@@ -345,17 +347,16 @@ func join(s *Swarm, pi PeerInfo) error {
 // slots than "a", so "a" wins only through the factor under test.
 func TestPreference(t *testing.T) {
 	type node struct {
-		id     PeerID
+		id     protocol.PeerID
 		loc    Location
 		slots  int
-		up     PeerID // "o" for the origin
-		kind   Kind
+		up     protocol.PeerID // "o" for the origin
+		kind   protocol.Kind
 		health *Health
 		pen    int // complaints against it at t0
-		stall  bool
 	}
-	a := func(loc Location, up PeerID) node { return node{id: "a", loc: loc, slots: 2, up: up} }
-	b := func(loc Location, up PeerID) node { return node{id: "b", loc: loc, slots: 4, up: up} }
+	a := func(loc Location, up protocol.PeerID) node { return node{id: "a", loc: loc, slots: 2, up: up} }
+	b := func(loc Location, up protocol.PeerID) node { return node{id: "b", loc: loc, slots: 4, up: up} }
 	prefix := func(p string) Location { return Location{Prefix: netip.MustParsePrefix(p)} }
 	tests := []struct {
 		name     string
@@ -364,7 +365,7 @@ func TestPreference(t *testing.T) {
 		nodes    []node
 		joiner   PeerInfo
 		at       time.Duration // join at t0 + at
-		want     PeerID
+		want     protocol.PeerID
 		wantPrev int // with want "o": origin links before the join (reserve tests)
 	}{
 		{name: "nearer by coordinates",
@@ -415,12 +416,12 @@ func TestPreference(t *testing.T) {
 		{name: "reliability recovers",
 			nodes:  []node{a(berlin, "o"), {id: "b", loc: berlin, slots: 4, up: "o", pen: 1}},
 			joiner: PeerInfo{Loc: berlin}, at: 2 * time.Hour, want: "b"},
-		{name: "stalled peer comes after a far one",
-			nodes:  []node{a(tokyo, "o"), {id: "b", loc: berlin, slots: 4, up: "o", stall: true}},
+		{name: "unreliable peer comes after a far one",
+			nodes:  []node{a(tokyo, "o"), {id: "b", loc: berlin, slots: 4, up: "o", pen: 2}},
 			joiner: PeerInfo{Loc: berlin}, want: "a"},
-		{name: "stalled peer before a full origin",
+		{name: "unreliable peer before a full origin",
 			origin: 3,
-			nodes:  []node{{id: "b", loc: berlin, slots: 4, up: "o", stall: true}, {id: "c", loc: tokyo, up: "o"}, {id: "d", loc: tokyo, up: "o"}},
+			nodes:  []node{{id: "b", loc: berlin, slots: 4, up: "o", pen: 2}, {id: "c", loc: tokyo, up: "o"}, {id: "d", loc: tokyo, up: "o"}},
 			joiner: PeerInfo{Loc: berlin}, want: "b"},
 		{name: "max depth",
 			p:      SwarmParams{MaxDepth: 2},
@@ -458,20 +459,17 @@ func TestPreference(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, n := range tt.nodes {
-				force(t, s, t0, PeerInfo{ID: n.id, Kind: KindNative, Loc: n.loc, BudgetKbps: budget(s, n.slots)}, n.up)
+				force(t, s, t0, PeerInfo{ID: n.id, Kind: protocol.KindNative, Loc: n.loc, BudgetKbps: budget(s, n.slots)}, n.up)
 				if n.health != nil {
 					s.Report(t0, n.id, *n.health)
 				}
 				for range n.pen {
 					s.penalise(t0, s.ids[n.id], complaintPenalty)
 				}
-				if n.stall {
-					s.Stalled(t0, n.id)
-				}
 			}
 			mustCheck(t, s)
 			j := tt.joiner
-			j.ID, j.Kind = "j", KindNative
+			j.ID, j.Kind = "j", protocol.KindNative
 			links, err := s.Join(t0.Add(tt.at), j)
 			if err != nil {
 				t.Fatal(err)
@@ -515,13 +513,13 @@ func TestDistinctUpstreams(t *testing.T) {
 				t.Fatal(err)
 			}
 			for c := range tt.candidates {
-				force(t, s, t0, PeerInfo{ID: PeerID(fmt.Sprint("c", c)), Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 3*tt.k)}, repeat("o", tt.k)...)
+				force(t, s, t0, PeerInfo{ID: protocol.PeerID(fmt.Sprint("c", c)), Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 3*tt.k)}, repeat("o", tt.k)...)
 			}
-			links, err := s.Join(t0, PeerInfo{ID: "j", Kind: KindBrowser, Loc: berlin})
+			links, err := s.Join(t0, PeerInfo{ID: "j", Kind: protocol.KindBrowser, Loc: berlin})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var set []PeerID
+			var set []protocol.PeerID
 			for _, l := range links {
 				if !slices.Contains(set, l.Upstream) {
 					set = append(set, l.Upstream)
@@ -530,7 +528,7 @@ func TestDistinctUpstreams(t *testing.T) {
 			if n := len(set); n < tt.want[0] || n > tt.want[1] || len(links) != tt.k {
 				t.Fatalf("%d links, %d distinct upstreams %v, want %d..%d", len(links), n, set, tt.want[0], tt.want[1])
 			}
-			if err := checkSwarm(s, true, func(id PeerID) bool { return id != "j" }); err != nil {
+			if err := checkSwarm(s, true, func(id protocol.PeerID) bool { return id != "j" }); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -538,14 +536,14 @@ func TestDistinctUpstreams(t *testing.T) {
 }
 
 // buildSwarm joins n viewers with the synthetic mix used by the benchmarks.
-func buildSwarm(t testing.TB, p SwarmParams, n int, seed uint64) (s *Swarm, ids []PeerID) {
+func buildSwarm(t testing.TB, p SwarmParams, n int, seed uint64) (s *Swarm, ids []protocol.PeerID) {
 	t.Helper()
 	s = newTestSwarm(t, p)
 	if err := s.AddOrigin("o", n*s.k); err != nil {
 		t.Fatal(err)
 	}
 	g := newPeerGen(s, seed)
-	ids = make([]PeerID, 0, n)
+	ids = make([]protocol.PeerID, 0, n)
 	for range n {
 		pi := g.next()
 		if _, err := s.Join(t0, pi); err != nil {
@@ -569,7 +567,7 @@ func TestLeaveReassignsEveryOrphan(t *testing.T) {
 			continue
 		}
 		// Remember each orphan's own subtree (its downstream links).
-		subtrees := map[PeerID][]Link{}
+		subtrees := map[protocol.PeerID][]Link{}
 		want := map[Link]bool{}
 		for _, d := range down {
 			subtrees[d.Peer] = s.Downstreams(d.Peer)
@@ -623,19 +621,20 @@ func sameLinks(a, b []Link) bool {
 	return slices.Equal(ka, kb)
 }
 
-// TestNoCycle: when b stalls, its downstream c (with subtree d) must not be
-// given d — the nearest and freest candidate — nor b.
+// TestNoCycle: when c complains about its upstream b (or reports it stalled),
+// c (with subtree d) must not be given d — the nearest and freest candidate —
+// nor b.
 func TestNoCycle(t *testing.T) {
 	s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1})
 	if err := s.AddOrigin("o", 10); err != nil {
 		t.Fatal(err)
 	}
-	force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, Loc: tokyo, BudgetKbps: budget(s, 2)}, "o")
-	force(t, s, t0, PeerInfo{ID: "b", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 2)}, "a")
-	force(t, s, t0, PeerInfo{ID: "c", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 1)}, "b")
-	force(t, s, t0, PeerInfo{ID: "d", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 8)}, "c")
-	links := s.Stalled(t0, "b")
-	want := []Link{{Peer: "c", Upstream: "a", Prev: "b", Reason: ReasonUpstreamStalled}}
+	force(t, s, t0, PeerInfo{ID: "a", Kind: protocol.KindNative, Loc: tokyo, BudgetKbps: budget(s, 2)}, "o")
+	force(t, s, t0, PeerInfo{ID: "b", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 2)}, "a")
+	force(t, s, t0, PeerInfo{ID: "c", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 1)}, "b")
+	force(t, s, t0, PeerInfo{ID: "d", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 8)}, "c")
+	links := s.Complain(t0, "c", "b")
+	want := []Link{{Peer: "c", Upstream: "a", Prev: "b", Reason: ReasonComplaint}}
 	if !reflect.DeepEqual(links, want) {
 		t.Fatalf("links = %+v, want %+v", links, want)
 	}
@@ -643,8 +642,8 @@ func TestNoCycle(t *testing.T) {
 		t.Fatalf("depths c %d d %d, want 2 3 (subtree shifted)", s.Depth("c", 0), s.Depth("d", 0))
 	}
 	mustCheck(t, s)
-	// The stalled peer keeps its own upstream and may serve again.
-	if ups := s.Upstreams("b"); !slices.Equal(ups, []PeerID{"a"}) {
+	// The peer complained about keeps its own upstream and may serve again.
+	if ups := s.Upstreams("b"); !slices.Equal(ups, []protocol.PeerID{"a"}) {
 		t.Fatalf("b's upstreams %v", ups)
 	}
 }
@@ -657,12 +656,12 @@ func TestCapacityNeverOversubscribed(t *testing.T) {
 	// One relay with 5 slots, then viewers without slots: the relay serves 5
 	// links, the origin its 4 and 3 more; the next viewer needs 4 links but
 	// finds 1 free slot, so it takes it and waits (HTTP) for the other 3.
-	if _, err := s.Join(t0, PeerInfo{ID: "r", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 5)}); err != nil {
+	if _, err := s.Join(t0, PeerInfo{ID: "r", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 5)}); err != nil {
 		t.Fatal(err)
 	}
 	joined := 0
 	for j := range 10 {
-		links, err := s.Join(t0, PeerInfo{ID: PeerID(fmt.Sprint("v", j)), Kind: KindBrowser, Loc: berlin})
+		links, err := s.Join(t0, PeerInfo{ID: protocol.PeerID(fmt.Sprint("v", j)), Kind: protocol.KindBrowser, Loc: berlin})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -698,16 +697,16 @@ func TestLateJoinerInBusySwarm(t *testing.T) {
 	}
 	// Fill every viewer slot: relays first, then browsers that relay nothing.
 	for j := range 20 {
-		if _, err := s.Join(t0, PeerInfo{ID: PeerID(fmt.Sprint("r", j)), Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 6)}); err != nil {
+		if _, err := s.Join(t0, PeerInfo{ID: protocol.PeerID(fmt.Sprint("r", j)), Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 6)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for j := 0; s.Stats().PeerLinks < s.Stats().PeerSlots; j++ {
-		if _, err := s.Join(t0, PeerInfo{ID: PeerID(fmt.Sprint("b", j)), Kind: KindBrowser, Loc: berlin}); err != nil {
+		if _, err := s.Join(t0, PeerInfo{ID: protocol.PeerID(fmt.Sprint("b", j)), Kind: protocol.KindBrowser, Loc: berlin}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	links, err := s.Join(t0, PeerInfo{ID: "late", Kind: KindBrowser, Loc: tokyo})
+	links, err := s.Join(t0, PeerInfo{ID: "late", Kind: protocol.KindBrowser, Loc: tokyo})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -726,9 +725,9 @@ func TestComplain(t *testing.T) {
 	if err := s.AddOrigin("o", 10); err != nil {
 		t.Fatal(err)
 	}
-	force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 4)}, "o", "o")
-	force(t, s, t0, PeerInfo{ID: "b", Kind: KindNative, Loc: madrid, BudgetKbps: budget(s, 4)}, "o", "o")
-	force(t, s, t0, PeerInfo{ID: "v", Kind: KindBrowser, Loc: berlin}, "a", "b")
+	force(t, s, t0, PeerInfo{ID: "a", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 4)}, "o", "o")
+	force(t, s, t0, PeerInfo{ID: "b", Kind: protocol.KindNative, Loc: madrid, BudgetKbps: budget(s, 4)}, "o", "o")
+	force(t, s, t0, PeerInfo{ID: "v", Kind: protocol.KindBrowser, Loc: berlin}, "a", "b")
 	if got := s.Complain(t0, "v", "o"); got != nil { // not v's upstream
 		t.Fatalf("complaint about a non-upstream: %+v", got)
 	}
@@ -754,10 +753,10 @@ func TestSetBudget(t *testing.T) {
 	if err := s.AddOrigin("o", 10); err != nil {
 		t.Fatal(err)
 	}
-	force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 3)}, "o")
-	force(t, s, t0, PeerInfo{ID: "b", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 3)}, "o")
-	for _, v := range []PeerID{"v1", "v2", "v3"} {
-		force(t, s, t0, PeerInfo{ID: v, Kind: KindBrowser, Loc: berlin}, "a")
+	force(t, s, t0, PeerInfo{ID: "a", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 3)}, "o")
+	force(t, s, t0, PeerInfo{ID: "b", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 3)}, "o")
+	for _, v := range []protocol.PeerID{"v1", "v2", "v3"} {
+		force(t, s, t0, PeerInfo{ID: v, Kind: protocol.KindBrowser, Loc: berlin}, "a")
 	}
 	links := s.SetBudget(t0, "a", budget(s, 1))
 	if len(links) != 2 || len(s.Downstreams("a")) != 1 || len(s.Downstreams("b")) != 2 {
@@ -782,11 +781,12 @@ func TestPending(t *testing.T) {
 	if err := s.AddOrigin("o", 1); err != nil {
 		t.Fatal(err)
 	}
-	force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 1)}, "o")
-	force(t, s, t0, PeerInfo{ID: "b", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 1)}, "a")
-	force(t, s, t0, PeerInfo{ID: "c", Kind: KindNative, Loc: berlin}, "b")
-	links := s.Stalled(t0, "a")
-	want := []Link{{Peer: "b", Prev: "a", Reason: ReasonUpstreamStalled}}
+	force(t, s, t0, PeerInfo{ID: "a", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 1)}, "o")
+	force(t, s, t0, PeerInfo{ID: "b", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 1)}, "a")
+	force(t, s, t0, PeerInfo{ID: "c", Kind: protocol.KindNative, Loc: berlin}, "b")
+	s.penalise(t0, s.ids["a"], complaintPenalty) // complained about before: with b's complaint, unreliable
+	links := s.Complain(t0, "b", "a")
+	want := []Link{{Peer: "b", Prev: "a", Reason: ReasonComplaint}}
 	if !reflect.DeepEqual(links, want) || s.Stats().Unassigned != 1 || s.Depth("b", 0) != -1 {
 		t.Fatalf("links %+v, stats %+v", links, s.Stats())
 	}
@@ -817,11 +817,11 @@ func TestRebalancePromotesRelays(t *testing.T) {
 			if err := s.AddOrigin("o", slots); err != nil {
 				t.Fatal(err)
 			}
-			force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 2)}, "o")
-			force(t, s, t0, PeerInfo{ID: "leaf", Kind: KindBrowser, Loc: berlin}, "o")
-			force(t, s, t0, PeerInfo{ID: "b", Kind: KindBrowser, Loc: berlin, BudgetKbps: budget(s, 1)}, "a")
-			force(t, s, t0, PeerInfo{ID: "r", Kind: KindNative, Loc: berlin, BudgetKbps: budget(s, 8)}, "b")
-			force(t, s, t0, PeerInfo{ID: "x", Kind: KindBrowser, Loc: berlin}, "r")
+			force(t, s, t0, PeerInfo{ID: "a", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 2)}, "o")
+			force(t, s, t0, PeerInfo{ID: "leaf", Kind: protocol.KindBrowser, Loc: berlin}, "o")
+			force(t, s, t0, PeerInfo{ID: "b", Kind: protocol.KindBrowser, Loc: berlin, BudgetKbps: budget(s, 1)}, "a")
+			force(t, s, t0, PeerInfo{ID: "r", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 8)}, "b")
+			force(t, s, t0, PeerInfo{ID: "x", Kind: protocol.KindBrowser, Loc: berlin}, "r")
 			if got := s.Rebalance(t0.Add(5 * time.Second)); len(got) != 0 {
 				t.Fatalf("young relay promoted: %+v", got)
 			}
@@ -842,18 +842,18 @@ func TestLinkedAndQueries(t *testing.T) {
 	if err := s.AddOrigin("o", 10); err != nil {
 		t.Fatal(err)
 	}
-	force(t, s, t0, PeerInfo{ID: "a", Kind: KindNative, BudgetKbps: budget(s, 2)}, "o", "o")
-	force(t, s, t0, PeerInfo{ID: "b", Kind: KindNative}, "a", "o")
-	force(t, s, t0, PeerInfo{ID: "c", Kind: KindNative}, "o", "a")
+	force(t, s, t0, PeerInfo{ID: "a", Kind: protocol.KindNative, BudgetKbps: budget(s, 2)}, "o", "o")
+	force(t, s, t0, PeerInfo{ID: "b", Kind: protocol.KindNative}, "a", "o")
+	force(t, s, t0, PeerInfo{ID: "c", Kind: protocol.KindNative}, "o", "a")
 	for _, tt := range []struct {
-		a, b PeerID
+		a, b protocol.PeerID
 		want bool
 	}{{"a", "b", true}, {"b", "a", true}, {"c", "a", true}, {"b", "c", false}, {"a", "a", false}, {"o", "b", true}} {
 		if got := s.Linked(tt.a, tt.b); got != tt.want {
 			t.Errorf("Linked(%s, %s) = %v", tt.a, tt.b, got)
 		}
 	}
-	if got := s.Upstreams("b"); !slices.Equal(got, []PeerID{"a", "o"}) {
+	if got := s.Upstreams("b"); !slices.Equal(got, []protocol.PeerID{"a", "o"}) {
 		t.Errorf("Upstreams(b) = %v", got)
 	}
 	if got := s.Downstreams("a"); !sameLinks(got, []Link{{Peer: "b", Substream: 0}, {Peer: "c", Substream: 1}}) {
@@ -900,13 +900,13 @@ func (g *peerGen) next() PeerInfo {
 	r := g.r
 	g.n++
 	g.buf = fmt.Appendf(g.buf[:0], "p%07d", g.n)
-	pi := PeerInfo{ID: PeerID(g.buf), Kind: KindBrowser}
+	pi := PeerInfo{ID: protocol.PeerID(g.buf), Kind: protocol.KindBrowser}
 	slot := g.s.p.BitrateKbps / g.s.k
 	switch x := r.IntN(10); {
 	case x < 6:
 		pi.BudgetKbps = r.IntN(3) * slot
 	case x < 9:
-		pi.Kind = KindNative
+		pi.Kind = protocol.KindNative
 		pi.BudgetKbps = (4 + r.IntN(13)) * slot
 	}
 	c := cities[r.IntN(len(cities))]
@@ -934,7 +934,7 @@ func churn(t *testing.T, s *Swarm, seed uint64, ops int, assigned bool, log *chu
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 99))
 	g := newPeerGen(s, seed)
-	var live []PeerID
+	var live []protocol.PeerID
 	now := t0
 	for step := range ops {
 		now = now.Add(time.Duration(r.IntN(200)) * time.Millisecond)
@@ -978,10 +978,15 @@ func churn(t *testing.T, s *Swarm, seed uint64, ops int, assigned bool, log *chu
 				links = s.Complain(now, id, ups[r.IntN(len(ups))])
 			}
 		case op < 80:
+			// A stall: every downstream reports id stalled, which the
+			// server passes on as a complaint each.
 			what = "stall"
 			id := live[r.IntN(len(live))]
 			orphans := s.Downstreams(id)
-			links = s.Stalled(now, id)
+			links = nil
+			for _, o := range orphans {
+				links = append(links, s.Complain(now, o.Peer, id)...)
+			}
 			if !coversOrphans(links, orphans) {
 				t.Fatalf("step %d: stall %s: links %+v for orphans %+v", step, id, links, orphans)
 			}
@@ -1057,7 +1062,7 @@ func TestChurnInvariants(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newTestSwarm(t, tt.p)
 			for j, n := range tt.origins {
-				if err := s.AddOrigin(PeerID(fmt.Sprint("origin", j)), n); err != nil {
+				if err := s.AddOrigin(protocol.PeerID(fmt.Sprint("origin", j)), n); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -1095,10 +1100,10 @@ func TestSwapIn(t *testing.T) {
 	if err := s.AddOrigin("o", 4); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Join(t0, PeerInfo{ID: "off", Kind: KindBrowser}); err != nil {
+	if _, err := s.Join(t0, PeerInfo{ID: "off", Kind: protocol.KindBrowser}); err != nil {
 		t.Fatal(err)
 	}
-	links, err := s.Join(t0, PeerInfo{ID: "relay", Kind: KindNative, BudgetKbps: 10_000})
+	links, err := s.Join(t0, PeerInfo{ID: "relay", Kind: protocol.KindNative, BudgetKbps: 10_000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1109,7 +1114,7 @@ func TestSwapIn(t *testing.T) {
 	}
 	links = s.Rebalance(t0.Add(2 * time.Second))
 	// Two viewers cannot have three distinct upstreams each.
-	if err := checkSwarm(s, true, func(PeerID) bool { return true }); err != nil {
+	if err := checkSwarm(s, true, func(protocol.PeerID) bool { return true }); err != nil {
 		t.Fatal(err)
 	}
 	for k, u := range s.Upstreams("relay") {
@@ -1142,9 +1147,9 @@ func TestSetBitrate(t *testing.T) {
 	if err := s.AddOrigin("o", 2); err != nil {
 		t.Fatal(err)
 	}
-	force(t, s, t0, PeerInfo{ID: "r", Kind: KindNative, BudgetKbps: 4000}, "o")
+	force(t, s, t0, PeerInfo{ID: "r", Kind: protocol.KindNative, BudgetKbps: 4000}, "o")
 	for i := range 4 {
-		force(t, s, t0, PeerInfo{ID: PeerID(fmt.Sprint("v", i)), Kind: KindBrowser}, "r")
+		force(t, s, t0, PeerInfo{ID: protocol.PeerID(fmt.Sprint("v", i)), Kind: protocol.KindBrowser}, "r")
 	}
 	if links := s.SetBitrate(t0, 500); len(links) != 0 || s.peers[s.ids["r"]].slots != 8 {
 		t.Fatalf("lighter stream: links %+v, relay slots %d, want 8", links, s.peers[s.ids["r"]].slots)
@@ -1165,7 +1170,7 @@ func TestSetBitrate(t *testing.T) {
 		t.Errorf("bitrate %d", s.BitrateKbps())
 	}
 	// One moved to the origin's last slot, one waits on HTTP.
-	if err := checkSwarm(s, false, func(PeerID) bool { return true }); err != nil {
+	if err := checkSwarm(s, false, func(protocol.PeerID) bool { return true }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -20,7 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/seedcast/seedcast/chunker"
-	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 var binary string // built once by TestMain
@@ -306,7 +306,7 @@ func TestTrackerJoin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg, _ := json.Marshal(tracker.Join{Type: tracker.TypeJoin, V: 1, Stream: stream, Token: token, Kind: tracker.KindNative, BudgetKbps: 1000})
+		msg, _ := json.Marshal(protocol.Join{Type: protocol.TypeJoin, V: 1, Stream: stream, Token: token, Kind: protocol.KindNative, BudgetKbps: 1000})
 		if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
 			t.Fatal(err)
 		}
@@ -315,8 +315,8 @@ func TestTrackerJoin(t *testing.T) {
 	}
 	ws, data, _ := join("demo", "")
 	defer ws.CloseNow()
-	m, err := tracker.DecodeServer(data)
-	w, ok := m.(*tracker.Welcome)
+	m, err := protocol.DecodeServer(data)
+	w, ok := m.(*protocol.Welcome)
 	if err != nil || !ok {
 		t.Fatalf("welcome: %v %s", err, data)
 	}
@@ -339,7 +339,7 @@ func TestTrackerJoin(t *testing.T) {
 	}
 	ok2, data, _ := join("secret", strings.TrimSpace(string(out)))
 	defer ok2.CloseNow()
-	if m, _ := tracker.DecodeServer(data); m == nil {
+	if m, _ := protocol.DecodeServer(data); m == nil {
 		t.Errorf("private stream with a token from `seedcast token`: %s", data)
 	}
 }

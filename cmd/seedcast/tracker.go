@@ -18,6 +18,8 @@ import (
 
 	"github.com/seedcast/seedcast/origin"
 	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
+	"github.com/seedcast/seedcast/tracker/server"
 )
 
 // trackerFlags configure the tracker of `seedcast serve`.
@@ -58,7 +60,7 @@ func parseProxies(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func (t *trackerFlags) tokens() (*tracker.TokenIssuer, error) {
+func (t *trackerFlags) tokens() (*server.TokenIssuer, error) {
 	if t.tokenKey == "" {
 		if len(t.private) > 0 {
 			return nil, errors.New("--private-stream needs --viewer-token-key")
@@ -69,11 +71,11 @@ func (t *trackerFlags) tokens() (*tracker.TokenIssuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--viewer-token-key: %w", err)
 	}
-	return tracker.NewTokenIssuer(key)
+	return server.NewTokenIssuer(key)
 }
 
 // server builds the tracker over the origin's streams.
-func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice []webrtc.ICEServer, originSecret string, log *slog.Logger) (*tracker.Server, func(), error) {
+func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice []webrtc.ICEServer, originSecret string, log *slog.Logger) (*server.Server, func(), error) {
 	proxies, err := parseProxies(t.trustedProxies)
 	if err != nil {
 		return nil, nil, err
@@ -82,30 +84,30 @@ func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice
 	if err != nil {
 		return nil, nil, err
 	}
-	geo, err := tracker.OpenGeo(tracker.GeoParams{CityDB: t.geoip, ASNDB: t.geoipASN})
+	geo, err := server.OpenGeo(server.GeoParams{CityDB: t.geoip, ASNDB: t.geoipASN})
 	if err != nil {
 		return nil, nil, err
 	}
-	metrics, err := tracker.NewMetrics(reg)
+	metrics, err := server.NewMetrics(reg)
 	if err != nil {
 		geo.Close()
 		return nil, nil, err
 	}
-	var servers []tracker.ICEServer
+	var servers []protocol.ICEServer
 	for _, s := range ice {
-		servers = append(servers, tracker.ICEServer{URLs: s.URLs})
+		servers = append(servers, protocol.ICEServer{URLs: s.URLs})
 	}
 	private := slices.Clone([]string(t.private))
-	trk, err := tracker.NewServer(tracker.ServerParams{
+	trk, err := server.New(server.Params{
 		Logger: log, Metrics: metrics, Geo: geo, TrustedProxies: proxies, Tokens: tokens, ICEServers: servers,
 		Swarm: tracker.SwarmParams{Substreams: t.substreams}, OriginSlots: t.originSlots, MaxConnsPerIP: t.connsPerIP,
 		OriginSecret: originSecret,
-		Streams: tracker.StreamsFunc(func(name string) (tracker.StreamInfo, bool) {
+		Streams: server.StreamsFunc(func(name string) (server.StreamInfo, bool) {
 			st, ok := srv.Stream(name)
 			if !ok {
-				return tracker.StreamInfo{}, false
+				return server.StreamInfo{}, false
 			}
-			return tracker.StreamInfo{
+			return server.StreamInfo{
 				PublicKey: hex.EncodeToString(st.PublicKey()), Manifest: "/live/" + name + "/manifest",
 				BitrateKbps: st.AverageKbps(), Private: slices.Contains(private, name),
 			}, true

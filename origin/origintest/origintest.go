@@ -18,6 +18,7 @@ import (
 	"github.com/seedcast/seedcast/media"
 	"github.com/seedcast/seedcast/origin"
 	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/server"
 )
 
 // Params configures a test origin. Zero fields take the defaults shown.
@@ -38,7 +39,7 @@ type Origin struct {
 	Secret  string // the tracker's origin secret, for the seed's join
 	Server  *origin.Server
 	Live    *origin.Stream
-	Tracker *tracker.Server
+	Tracker *server.Server
 	delay   atomic.Int64
 }
 
@@ -99,13 +100,13 @@ func Start(tb testing.TB, p Params) *Origin {
 			return nil
 		})
 	}()
-	o.Tracker, err = tracker.NewServer(tracker.ServerParams{
-		Streams: tracker.StreamsFunc(func(name string) (tracker.StreamInfo, bool) {
+	o.Tracker, err = server.New(server.Params{
+		Streams: server.StreamsFunc(func(name string) (server.StreamInfo, bool) {
 			s, ok := o.Server.Stream(name)
 			if !ok {
-				return tracker.StreamInfo{}, false
+				return server.StreamInfo{}, false
 			}
-			return tracker.StreamInfo{PublicKey: hex.EncodeToString(s.PublicKey()), Manifest: "/live/" + name + "/manifest", BitrateKbps: s.AverageKbps()}, true
+			return server.StreamInfo{PublicKey: hex.EncodeToString(s.PublicKey()), Manifest: "/live/" + name + "/manifest", BitrateKbps: s.AverageKbps()}, true
 		}),
 		Swarm: tracker.SwarmParams{Substreams: p.Substreams}, OriginSlots: p.OriginSlots, Seed: 1,
 		MaxConnsPerIP: p.MaxConnsPerIP, OriginSecret: o.Secret,

@@ -1,4 +1,4 @@
-package tracker
+package protocol
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"regexp"
 	"unicode/utf8"
 
-	"github.com/seedcast/seedcast/media"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // ProtocolVersion is the tracker protocol spoken here (docs/protocol.md §4).
@@ -20,6 +20,8 @@ const (
 	MaxSDPBytes     = 32 << 10 // an SDP in a signal
 	MaxCandidate    = 1 << 10  // an ICE candidate line
 	MaxRenditions   = 16
+	MaxBudgetKbps   = 10_000_000 // a relay budget (join, report)
+	MaxStalled      = 16         // peers named in one report's stalled list
 )
 
 // Message types.
@@ -109,21 +111,49 @@ type Signal struct {
 
 // Report is a viewer's periodic health report.
 type Report struct {
-	Type            string     `json:"type"`
-	BufferSec       float64    `json:"bufferSec"`
-	NewestSeq       uint64     `json:"newestSeq"`
-	UploadKbps      int        `json:"uploadKbps"`
-	BytesFromPeers  uint64     `json:"bytesFromPeers"`
-	BytesFromOrigin uint64     `json:"bytesFromOrigin"`
-	RTTms           int        `json:"rttMs"` // to the origin
-	Complaint       *Complaint `json:"complaint,omitempty"`
-	Stalled         []PeerID   `json:"stalled,omitempty"` // upstreams that stopped delivering
+	Type            string  `json:"type"`
+	BufferSec       float64 `json:"bufferSec"`
+	NewestSeq       uint64  `json:"newestSeq"`
+	UploadKbps      int     `json:"uploadKbps"`
+	BytesFromPeers  uint64  `json:"bytesFromPeers"`
+	BytesFromOrigin uint64  `json:"bytesFromOrigin"`
+	RTTms           int     `json:"rttMs"` // to the origin
+	// RelayKbps, when set, is the relay budget in force now: the node's RTT
+	// guard cut its relay, or restored it. The tracker takes it up to the
+	// budget the peer joined with, never above. Nil: unchanged.
+	RelayKbps *int       `json:"relayKbps,omitempty"`
+	Complaint *Complaint `json:"complaint,omitempty"`
+	Stalled   []PeerID   `json:"stalled,omitempty"` // upstreams that stopped delivering
 }
 
-// Complaint reports a peer that sent a bad chunk or a forged manifest.
+// Complaint reports a peer the sender cut off for what it sent.
 type Complaint struct {
-	Peer   PeerID `json:"peer"`
-	Reason string `json:"reason"`
+	Peer   PeerID          `json:"peer"`
+	Reason ComplaintReason `json:"reason"`
+}
+
+// ComplaintReason says what a complained-about peer sent.
+type ComplaintReason string
+
+// Complaint reasons.
+const (
+	// ComplaintBadMessage: a data-channel message that does not decode or
+	// breaks the peer wire protocol.
+	ComplaintBadMessage ComplaintReason = "bad-message"
+	// ComplaintBadChunk: a chunk that fails verification against the
+	// signed manifest.
+	ComplaintBadChunk ComplaintReason = "bad-chunk"
+	// ComplaintForgedManifest: a manifest batch whose signature fails.
+	ComplaintForgedManifest ComplaintReason = "forged-manifest"
+)
+
+// Valid reports whether r is one of the complaint reasons above.
+func (r ComplaintReason) Valid() bool {
+	switch r {
+	case ComplaintBadMessage, ComplaintBadChunk, ComplaintForgedManifest:
+		return true
+	}
+	return false
 }
 
 // Reassign gives a viewer a new upstream for a substream.
@@ -147,16 +177,7 @@ type Error struct {
 	Message string `json:"message"`
 }
 
-var (
-	peerIDRE = regexp.MustCompile(`^[a-z2-7]{26}$`)
-	regionRE = regexp.MustCompile(`^[a-z0-9-]{0,32}$`)
-)
-
-// ValidPeerID reports whether s has the form of a peer id.
-func ValidPeerID(s PeerID) bool { return peerIDRE.MatchString(string(s)) || s == OriginPeer }
-
-// OriginPeer is the peer id of a stream's origin seed node.
-const OriginPeer PeerID = "origin"
+var regionRE = regexp.MustCompile(`^[a-z0-9-]{0,32}$`)
 
 // DecodeClient decodes one message a client sent: *Join, *Signal, *Report or
 // *Leave. It checks sizes and fields; an unknown type is an error (the
@@ -203,13 +224,13 @@ func (j *Join) check() error {
 	switch {
 	case j.V != ProtocolVersion:
 		return fmt.Errorf("protocol version %d, want %d", j.V, ProtocolVersion)
-	case !media.ValidName(j.Stream):
+	case !manifest.ValidName(j.Stream):
 		return fmt.Errorf("stream name %q", j.Stream)
 	case len(j.Token) > 512:
 		return errors.New("token too long")
 	case len(j.Renditions) > MaxRenditions:
 		return fmt.Errorf("%d renditions", len(j.Renditions))
-	case j.BudgetKbps < 0 || j.BudgetKbps > 10_000_000:
+	case j.BudgetKbps < 0 || j.BudgetKbps > MaxBudgetKbps:
 		return fmt.Errorf("budget %d kbps", j.BudgetKbps)
 	case j.Kind != KindBrowser && j.Kind != KindNative && j.Kind != KindOrigin:
 		return fmt.Errorf("kind %q", j.Kind)
@@ -217,7 +238,7 @@ func (j *Join) check() error {
 		return fmt.Errorf("region %q", j.Region)
 	}
 	for _, r := range j.Renditions {
-		if !media.ValidName(r) {
+		if !manifest.ValidName(r) {
 			return fmt.Errorf("rendition %q", r)
 		}
 	}
@@ -250,10 +271,14 @@ func (r *Report) check() error {
 		return fmt.Errorf("buffer %v s", r.BufferSec)
 	case r.UploadKbps < 0 || r.RTTms < 0 || r.RTTms > 600_000:
 		return errors.New("negative or absurd figures")
-	case len(r.Stalled) > 16:
+	case r.RelayKbps != nil && (*r.RelayKbps < 0 || *r.RelayKbps > MaxBudgetKbps):
+		return fmt.Errorf("relay budget %d kbps", *r.RelayKbps)
+	case len(r.Stalled) > MaxStalled:
 		return fmt.Errorf("%d stalled peers", len(r.Stalled))
-	case r.Complaint != nil && (!ValidPeerID(r.Complaint.Peer) || len(r.Complaint.Reason) > 64):
-		return errors.New("bad complaint")
+	case r.Complaint != nil && !ValidPeerID(r.Complaint.Peer):
+		return fmt.Errorf("complaint about peer %q", r.Complaint.Peer)
+	case r.Complaint != nil && !r.Complaint.Reason.Valid():
+		return fmt.Errorf("unknown complaint reason %.64q", r.Complaint.Reason)
 	}
 	for _, p := range r.Stalled {
 		if !ValidPeerID(p) {

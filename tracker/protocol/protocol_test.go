@@ -1,4 +1,4 @@
-package tracker
+package protocol
 
 import (
 	"encoding/json"
@@ -33,6 +33,14 @@ func TestDecodeClient(t *testing.T) {
 		{"report", `{"type":"report","bufferSec":3.5,"newestSeq":9,"uploadKbps":100,"rttMs":40,"complaint":{"peer":"` + peer + `","reason":"bad-chunk"},"stalled":["origin"]}`, true},
 		{"report negative", `{"type":"report","bufferSec":-1}`, false},
 		{"report bad complaint", `{"type":"report","complaint":{"peer":"x"}}`, false},
+		{"report, complaint forged-manifest", `{"type":"report","complaint":{"peer":"` + peer + `","reason":"forged-manifest"}}`, true},
+		{"report, complaint bad-message", `{"type":"report","complaint":{"peer":"` + peer + `","reason":"bad-message"}}`, true},
+		{"report, complaint unknown reason", `{"type":"report","complaint":{"peer":"` + peer + `","reason":"rude"}}`, false},
+		{"report, complaint no reason", `{"type":"report","complaint":{"peer":"` + peer + `"}}`, false},
+		{"report, relay cut", `{"type":"report","relayKbps":0}`, true},
+		{"report, relay restored", `{"type":"report","relayKbps":2500}`, true},
+		{"report, negative relay", `{"type":"report","relayKbps":-1}`, false},
+		{"report, absurd relay", `{"type":"report","relayKbps":10000001}`, false},
 		{"leave", `{"type":"leave"}`, true},
 		{"trailing", `{"type":"leave"} {}`, false},
 		{"unknown field", `{"type":"leave","x":1}`, false},
@@ -51,14 +59,35 @@ func TestDecodeClient(t *testing.T) {
 	}
 }
 
-func TestPeerIDs(t *testing.T) {
-	seen := map[PeerID]bool{}
-	for i := 0; i < 1000; i++ {
-		id := newPeerID()
-		if !ValidPeerID(id) || seen[id] {
-			t.Fatalf("peer id %q", id)
+func TestComplaintReasonError(t *testing.T) {
+	_, err := DecodeClient([]byte(`{"type":"report","complaint":{"peer":"origin","reason":"rude"}}`))
+	if !errors.Is(err, ErrBadMessage) || !strings.Contains(err.Error(), `unknown complaint reason "rude"`) {
+		t.Errorf("err = %v, want ErrBadMessage naming the reason", err)
+	}
+	for _, r := range []ComplaintReason{ComplaintBadMessage, ComplaintBadChunk, ComplaintForgedManifest} {
+		if !r.Valid() {
+			t.Errorf("%q not valid", r)
 		}
-		seen[id] = true
+	}
+}
+
+func TestValidPeerID(t *testing.T) {
+	for _, tc := range []struct {
+		id PeerID
+		ok bool
+	}{
+		{"abcdefghijklmnopqrstuvwxyz", true},
+		{"a234567a234567a234567a2345", true},
+		{OriginPeer, true},
+		{"", false},
+		{"abcdefghijklmnopqrstuvwxy", false},
+		{"abcdefghijklmnopqrstuvwxyz2", false},
+		{"ABCDEFGHIJKLMNOPQRSTUVWXYZ", false},
+		{"abcdefghijklmnopqrstuvwxy1", false},
+	} {
+		if got := ValidPeerID(tc.id); got != tc.ok {
+			t.Errorf("ValidPeerID(%q) = %v", tc.id, got)
+		}
 	}
 }
 
@@ -67,6 +96,7 @@ func FuzzDecodeClient(f *testing.F) {
 		`{"type":"join","v":1,"stream":"demo","kind":"browser","budgetKbps":10}`,
 		`{"type":"signal","to":"origin","sdp":{"type":"offer","sdp":"v=0"}}`,
 		`{"type":"report","bufferSec":1,"stalled":["origin"]}`, `{"type":"leave"}`, `{`, ``,
+		`{"type":"report","relayKbps":500,"complaint":{"peer":"origin","reason":"bad-chunk"}}`,
 	} {
 		f.Add([]byte(s))
 	}

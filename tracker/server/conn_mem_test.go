@@ -1,4 +1,4 @@
-package tracker
+package server
 
 import (
 	"bufio"
@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // BenchmarkConnectionMemory holds 2,000 joined WebSocket connections open
@@ -24,11 +27,11 @@ import (
 func BenchmarkConnectionMemory(b *testing.B) {
 	const n = 2000
 	for i := 0; i < b.N; i++ {
-		srv, _ := NewServer(ServerParams{
+		srv, _ := New(Params{
 			Streams: StreamsFunc(func(string) (StreamInfo, bool) {
 				return StreamInfo{PublicKey: testPub, Manifest: "/m", BitrateKbps: 1000}, true
 			}),
-			Swarm: SwarmParams{Substreams: 4}, OriginSlots: 1 << 20, MaxConnsPerIP: 1 << 20, Seed: 1,
+			Swarm: tracker.SwarmParams{Substreams: 4}, OriginSlots: 1 << 20, MaxConnsPerIP: 1 << 20, Seed: 1,
 		})
 		hs := httptest.NewServer(srv)
 		var before, after runtime.MemStats
@@ -76,7 +79,7 @@ func TestConnectionHolder(t *testing.T) {
 	n, _ := strconv.Atoi(ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	msg, _ := json.Marshal(Join{Type: TypeJoin, V: 1, Stream: "demo", Kind: KindNative, BudgetKbps: 2000})
+	msg, _ := json.Marshal(protocol.Join{Type: protocol.TypeJoin, V: 1, Stream: "demo", Kind: protocol.KindNative, BudgetKbps: 2000})
 	conns := make([]*websocket.Conn, 0, n)
 	for range n {
 		ws, _, err := websocket.Dial(ctx, url, nil)

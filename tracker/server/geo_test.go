@@ -1,9 +1,8 @@
-package tracker
+package server
 
 import (
 	"errors"
 	"io/fs"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
+
+	"github.com/seedcast/seedcast/tracker"
 )
 
 // writeDB builds a MaxMind DB of type dbType holding records and returns its
@@ -63,11 +64,13 @@ func cityRecord(name, country string, lat, lon float64) mmdbtype.Map {
 	}
 }
 
-// testCityDB is a GeoLite2-City-like database of documentation networks.
-func testCityDB(t testing.TB) string {
+// testCityDB is a GeoLite2-City-like database of documentation networks,
+// of type dbType (e.g. GeoLite2-City, or GeoIP2-Enterprise to have the ASNs
+// in its traits read).
+func testCityDB(t testing.TB, dbType string) string {
 	tokyo := cityRecord("Tokyo", "JP", 35.6895, 139.6917)
 	tokyo["traits"] = mmdbtype.Map{"autonomous_system_number": mmdbtype.Uint32(64501)}
-	return writeDB(t, "GeoLite2-City", 6, map[string]mmdbtype.Map{
+	return writeDB(t, dbType, 6, map[string]mmdbtype.Map{
 		"192.0.2.0/24":    cityRecord("Paris", "FR", 48.8566, 2.3522),
 		"198.51.100.0/24": tokyo,
 		"2001:db8::/32":   cityRecord("Sydney", "AU", -33.8688, 151.2093),
@@ -119,43 +122,48 @@ func openTestGeo(t testing.TB, p GeoParams) *Geo {
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
 func TestLocate(t *testing.T) {
-	city, asn := testCityDB(t), testASNDB(t)
+	city, asn := testCityDB(t, "GeoIP2-Enterprise"), testASNDB(t)
 	both := openTestGeo(t, GeoParams{CityDB: city, ASNDB: asn})
 	cityOnly := openTestGeo(t, GeoParams{CityDB: city})
+	plainCity := openTestGeo(t, GeoParams{CityDB: testCityDB(t, "GeoLite2-City")})
 	asnOnly := openTestGeo(t, GeoParams{ASNDB: asn})
 	none := openTestGeo(t, GeoParams{})
 
-	paris := Location{Lat: 48.8566, Lon: 2.3522, HasCoords: true, Country: "FR", ASN: 64496, Prefix: pfx("192.0.2.0/24")}
+	paris := tracker.Location{Lat: 48.8566, Lon: 2.3522, HasCoords: true, Country: "FR", ASN: 64496, Prefix: pfx("192.0.2.0/24")}
 	tests := []struct {
 		name   string
 		g      *Geo
 		ip     string // "" for the zero Addr
 		region string
-		want   Location
+		want   tracker.Location
 	}{
-		{"v4", both, "192.0.2.77", "eu-west", func() Location { l := paris; l.Region = "eu-west"; return l }()},
+		{"v4", both, "192.0.2.77", "eu-west", func() tracker.Location { l := paris; l.Region = "eu-west"; return l }()},
 		{"v4-mapped v6", both, "::ffff:192.0.2.77", "", paris},
 		{"asn db wins over city traits", both, "198.51.100.5", "",
-			Location{Lat: 35.6895, Lon: 139.6917, HasCoords: true, Country: "JP", ASN: 64502, Prefix: pfx("198.51.100.0/24")}},
+			tracker.Location{Lat: 35.6895, Lon: 139.6917, HasCoords: true, Country: "JP", ASN: 64502, Prefix: pfx("198.51.100.0/24")}},
 		{"asn from city traits", cityOnly, "198.51.100.5", "",
-			Location{Lat: 35.6895, Lon: 139.6917, HasCoords: true, Country: "JP", ASN: 64501, Prefix: pfx("198.51.100.0/24")}},
+			tracker.Location{Lat: 35.6895, Lon: 139.6917, HasCoords: true, Country: "JP", ASN: 64501, Prefix: pfx("198.51.100.0/24")}},
+		{"no asn from a plain city db", plainCity, "198.51.100.5", "",
+			tracker.Location{Lat: 35.6895, Lon: 139.6917, HasCoords: true, Country: "JP", Prefix: pfx("198.51.100.0/24")}},
+		{"plain city db, registered country", plainCity, "203.0.113.9", "",
+			tracker.Location{Country: "NZ", Prefix: pfx("203.0.113.0/24")}},
 		{"v6", both, "2001:db8:1234:5678::1", "ap-southeast",
-			Location{Lat: -33.8688, Lon: 151.2093, HasCoords: true, Country: "AU", ASN: 64497, Region: "ap-southeast", Prefix: pfx("2001:db8:1234::/48")}},
+			tracker.Location{Lat: -33.8688, Lon: 151.2093, HasCoords: true, Country: "AU", ASN: 64497, Region: "ap-southeast", Prefix: pfx("2001:db8:1234::/48")}},
 		{"v6 with zone", both, "2001:db8:1::1%eth0", "",
-			Location{Lat: -33.8688, Lon: 151.2093, HasCoords: true, Country: "AU", ASN: 64497, Prefix: pfx("2001:db8:1::/48")}},
+			tracker.Location{Lat: -33.8688, Lon: 151.2093, HasCoords: true, Country: "AU", ASN: 64497, Prefix: pfx("2001:db8:1::/48")}},
 		{"registered country, city asn", both, "203.0.113.9", "",
-			Location{Country: "NZ", ASN: 64500, Prefix: pfx("203.0.113.0/24")}},
-		{"bad coords and country", both, "100.64.0.1", "", Location{Prefix: pfx("100.64.0.0/24")}},
-		{"corrupt record", both, "203.0.113.200", "", Location{Prefix: pfx("203.0.113.0/24")}},
-		{"unknown v4", both, "8.8.8.8", "x", Location{Region: "x", Prefix: pfx("8.8.8.0/24")}},
-		{"unknown v6", both, "2a00:1450:4007:80e::200e", "", Location{Prefix: pfx("2a00:1450:4007::/48")}},
-		{"link-local v6 with zone", both, "fe80::1%en0", "", Location{Prefix: pfx("fe80::/48")}},
-		{"asn only", asnOnly, "192.0.2.1", "", Location{ASN: 64496, Prefix: pfx("192.0.2.0/24")}},
-		{"no db", none, "192.0.2.1", "EU-West", Location{Region: "eu-west", Prefix: pfx("192.0.2.0/24")}},
-		{"no db v6", none, "2001:db8::1", "", Location{Prefix: pfx("2001:db8::/48")}},
-		{"nil geo", nil, "::ffff:198.51.100.200", "us-east-1", Location{Region: "us-east-1", Prefix: pfx("198.51.100.0/24")}},
-		{"invalid addr", both, "", "eu", Location{Region: "eu"}},
-		{"invalid addr nil geo", nil, "", "bad region!", Location{}},
+			tracker.Location{Country: "NZ", ASN: 64500, Prefix: pfx("203.0.113.0/24")}},
+		{"bad coords and country", both, "100.64.0.1", "", tracker.Location{Prefix: pfx("100.64.0.0/24")}},
+		{"corrupt record", both, "203.0.113.200", "", tracker.Location{Prefix: pfx("203.0.113.0/24")}},
+		{"unknown v4", both, "8.8.8.8", "x", tracker.Location{Region: "x", Prefix: pfx("8.8.8.0/24")}},
+		{"unknown v6", both, "2a00:1450:4007:80e::200e", "", tracker.Location{Prefix: pfx("2a00:1450:4007::/48")}},
+		{"link-local v6 with zone", both, "fe80::1%en0", "", tracker.Location{Prefix: pfx("fe80::/48")}},
+		{"asn only", asnOnly, "192.0.2.1", "", tracker.Location{ASN: 64496, Prefix: pfx("192.0.2.0/24")}},
+		{"no db", none, "192.0.2.1", "EU-West", tracker.Location{Region: "eu-west", Prefix: pfx("192.0.2.0/24")}},
+		{"no db v6", none, "2001:db8::1", "", tracker.Location{Prefix: pfx("2001:db8::/48")}},
+		{"nil geo", nil, "::ffff:198.51.100.200", "us-east-1", tracker.Location{Region: "us-east-1", Prefix: pfx("198.51.100.0/24")}},
+		{"invalid addr", both, "", "eu", tracker.Location{Region: "eu"}},
+		{"invalid addr nil geo", nil, "", "bad region!", tracker.Location{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,7 +179,7 @@ func TestLocate(t *testing.T) {
 }
 
 func TestLocateLookupErrors(t *testing.T) {
-	g := openTestGeo(t, GeoParams{CityDB: testCityDB(t)})
+	g := openTestGeo(t, GeoParams{CityDB: testCityDB(t, "GeoLite2-City")})
 	if n := g.LookupErrors(); n != 0 {
 		t.Fatalf("LookupErrors = %d before any lookup", n)
 	}
@@ -198,7 +206,7 @@ func TestLocateIPv4OnlyDB(t *testing.T) {
 	if got := g.Locate(netip.MustParseAddr("::ffff:192.0.2.9"), ""); got.Country != "FR" || !got.HasCoords {
 		t.Errorf("mapped v4 in a v4 db: %+v", got)
 	}
-	want := Location{Prefix: pfx("2001:db8::/48")}
+	want := tracker.Location{Prefix: pfx("2001:db8::/48")}
 	if got := g.Locate(netip.MustParseAddr("2001:db8::1"), ""); got != want {
 		t.Errorf("v6 in a v4 db: got %+v, want %+v", got, want)
 	}
@@ -213,7 +221,8 @@ func TestOpenGeoErrors(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("not a maxmind database"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	city := testCityDB(t)
+	city := testCityDB(t, "GeoLite2-City")
+	unknownType := writeDB(t, "Example-Geo", 6, map[string]mmdbtype.Map{"192.0.2.0/24": cityRecord("Paris", "FR", 48.8566, 2.3522)})
 	for _, tc := range []struct {
 		name     string
 		p        GeoParams
@@ -223,6 +232,9 @@ func TestOpenGeoErrors(t *testing.T) {
 		{"missing asn", GeoParams{CityDB: city, ASNDB: filepath.Join(dir, "none.mmdb")}, true},
 		{"garbage city", GeoParams{CityDB: garbage}, false},
 		{"garbage asn", GeoParams{ASNDB: garbage}, false},
+		{"unknown database type", GeoParams{CityDB: unknownType}, false},
+		{"asn db as city", GeoParams{CityDB: testASNDB(t)}, false},
+		{"city db as asn", GeoParams{ASNDB: city}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, err := OpenGeo(tc.p)
@@ -248,7 +260,7 @@ func TestGeoClose(t *testing.T) {
 	if err := nilGeo.Close(); err != nil {
 		t.Errorf("nil Close: %v", err)
 	}
-	g, err := OpenGeo(GeoParams{CityDB: testCityDB(t), ASNDB: testASNDB(t)})
+	g, err := OpenGeo(GeoParams{CityDB: testCityDB(t, "GeoIP2-Enterprise"), ASNDB: testASNDB(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +281,7 @@ func TestGeoClose(t *testing.T) {
 	}
 	wg.Wait()
 
-	want := Location{Region: "eu", Prefix: pfx("192.0.2.0/24")}
+	want := tracker.Location{Region: "eu", Prefix: pfx("192.0.2.0/24")}
 	if got := g.Locate(ip, "eu"); got != want {
 		t.Errorf("Locate after Close = %+v, want %+v", got, want)
 	}
@@ -458,45 +470,4 @@ func FuzzClientIP(f *testing.F) {
 		}
 		t.Fatalf("result %v is in neither remote %q nor xff %q", got, remote, xff)
 	})
-}
-
-func TestDistance(t *testing.T) {
-	at := func(lat, lon float64) Location { return Location{Lat: lat, Lon: lon, HasCoords: true} }
-	paris, tokyo, sydney := at(48.85, 2.35), at(35.68, 139.69), at(-33.87, 151.21)
-	for _, tc := range []struct {
-		name   string
-		a, b   Location
-		wantKm float64
-		tol    float64 // relative
-	}{
-		{"paris-tokyo", paris, tokyo, 9700, 0.01},
-		{"tokyo-paris", tokyo, paris, 9700, 0.01},
-		{"paris-sydney", paris, sydney, 16960, 0.01},
-		{"same place", paris, paris, 0, 0},
-		{"antipodes", at(0, 0), at(0, 180), math.Pi * 6371.0088, 1e-9},
-		{"poles", at(90, 0), at(-90, 0), math.Pi * 6371.0088, 1e-9},
-		{"across the date line", at(0, 179.5), at(0, -179.5), 111.2, 0.01},
-	} {
-		km, ok := Distance(tc.a, tc.b)
-		if !ok {
-			t.Errorf("%s: not ok", tc.name)
-			continue
-		}
-		if math.Abs(km-tc.wantKm) > tc.tol*tc.wantKm+1e-9 {
-			t.Errorf("%s: %.1f km, want %.1f ± %.1f%%", tc.name, km, tc.wantKm, tc.tol*100)
-		}
-	}
-	for _, tc := range []struct {
-		name string
-		a, b Location
-	}{
-		{"no coords", Location{Lat: 1, Lon: 1}, paris},
-		{"no coords b", paris, Location{}},
-		{"NaN", at(math.NaN(), 0), paris},
-		{"out of range", paris, at(0, 200)},
-	} {
-		if km, ok := Distance(tc.a, tc.b); ok {
-			t.Errorf("%s: got %v km, want not ok", tc.name, km)
-		}
-	}
 }

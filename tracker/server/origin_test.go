@@ -1,4 +1,4 @@
-package tracker
+package server
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 const testOriginSecret = "origin-secret-for-tests"
@@ -17,15 +19,15 @@ const testOriginSecret = "origin-secret-for-tests"
 func (tt *testTracker) joinOrigin(ctx context.Context, t *testing.T, stream, token string) *client {
 	t.Helper()
 	c := tt.dial(ctx, t)
-	c.send(ctx, Join{Type: TypeJoin, V: 1, Stream: stream, Token: token, Kind: KindOrigin})
+	c.send(ctx, protocol.Join{Type: protocol.TypeJoin, V: 1, Stream: stream, Token: token, Kind: protocol.KindOrigin})
 	return c
 }
 
 // originWelcome joins as the origin and returns its welcome.
-func (tt *testTracker) originWelcome(ctx context.Context, t *testing.T) (*client, *Welcome) {
+func (tt *testTracker) originWelcome(ctx context.Context, t *testing.T) (*client, *protocol.Welcome) {
 	t.Helper()
 	c := tt.joinOrigin(ctx, t, "demo", testOriginSecret)
-	w, ok := c.recv(ctx).(*Welcome)
+	w, ok := c.recv(ctx).(*protocol.Welcome)
 	if !ok {
 		t.Fatal("origin got no welcome")
 	}
@@ -42,24 +44,26 @@ func (tt *testTracker) waitRejected(ctx context.Context, t *testing.T, reason st
 	waitFor(ctx, t, func() bool { return tt.rejected(reason) == want })
 }
 
-// upstreams reads a viewer's upstreams from the stream's swarm.
-func (tt *testTracker) upstreams(stream string, id PeerID) []PeerID {
+// locked calls f with the stream's lock held.
+func (tt *testTracker) locked(name string, f func(st *stream)) {
 	tt.srv.mu.Lock()
-	st := tt.srv.streams[stream]
+	st := tt.srv.streams[name]
 	tt.srv.mu.Unlock()
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.swarm.Upstreams(id)
+	f(st)
+}
+
+// upstreams reads a viewer's upstreams from the stream's swarm.
+func (tt *testTracker) upstreams(name string, id protocol.PeerID) (ups []protocol.PeerID) {
+	tt.locked(name, func(st *stream) { ups = st.swarm.Upstreams(id) })
+	return ups
 }
 
 // originBound reports whether the stream has an origin seed bound.
-func (tt *testTracker) originBound(stream string) bool {
-	tt.srv.mu.Lock()
-	st := tt.srv.streams[stream]
-	tt.srv.mu.Unlock()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.origin != nil
+func (tt *testTracker) originBound(name string) (bound bool) {
+	tt.locked(name, func(st *stream) { bound = st.origin != nil })
+	return bound
 }
 
 // silent checks that c receives nothing for a moment. It ends c's
@@ -81,7 +85,7 @@ func TestOriginJoinRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	off := newTestTracker(t, nil) // no OriginSecret: origin joins are off
-	on := newTestTracker(t, func(p *ServerParams) { p.OriginSecret = testOriginSecret })
+	on := newTestTracker(t, func(p *Params) { p.OriginSecret = testOriginSecret })
 	cases := []struct {
 		name  string
 		tt    *testTracker
@@ -111,7 +115,7 @@ func TestOriginJoinRefused(t *testing.T) {
 	}
 	// It does open a private stream, without a viewer token.
 	cl = on.joinOrigin(ctx, t, "private", testOriginSecret)
-	if w, ok := cl.recv(ctx).(*Welcome); !ok || w.Peer != OriginPeer || w.Manifest != "/live/private/manifest" {
+	if w, ok := cl.recv(ctx).(*protocol.Welcome); !ok || w.Peer != protocol.OriginPeer || w.Manifest != "/live/private/manifest" {
 		t.Errorf("origin join of a private stream: %+v", w)
 	}
 }
@@ -122,28 +126,28 @@ func TestOriginJoinRefused(t *testing.T) {
 func TestOriginSeed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ice := []ICEServer{{URLs: []string{"stun:stun.example.net:3478"}}}
-	tt := newTestTracker(t, func(p *ServerParams) {
+	ice := []protocol.ICEServer{{URLs: []string{"stun:stun.example.net:3478"}}}
+	tt := newTestTracker(t, func(p *Params) {
 		p.OriginSecret = testOriginSecret
 		p.OriginSlots = 4 // one viewer's 4 substreams
 		p.ICEServers = ice
 	})
-	offer := &SDP{Type: "offer", SDP: "v=0\r\no=offer\r\n"}
-	answer := &SDP{Type: "answer", SDP: "v=0\r\no=answer\r\n"}
+	offer := &protocol.SDP{Type: "offer", SDP: "v=0\r\no=offer\r\n"}
+	answer := &protocol.SDP{Type: "answer", SDP: "v=0\r\no=answer\r\n"}
 
 	a, aw := tt.join(ctx, t, 0)
 	for _, u := range aw.Upstreams {
-		if u.Peer != OriginPeer {
+		if u.Peer != protocol.OriginPeer {
 			t.Fatalf("first viewer's upstreams %+v, want the origin", aw.Upstreams)
 		}
 	}
 	// No origin seed bound yet: a's signal to it goes nowhere.
 	before := tt.rejected("signal_unroutable")
-	a.send(ctx, Signal{Type: TypeSignal, To: OriginPeer, SDP: offer})
+	a.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: protocol.OriginPeer, SDP: offer})
 	tt.waitRejected(ctx, t, "signal_unroutable", before+1)
 
 	o, ow := tt.originWelcome(ctx, t)
-	if ow.Peer != OriginPeer || ow.V != ProtocolVersion || ow.PublicKey != testPub || ow.Manifest != "/live/demo/manifest" ||
+	if ow.Peer != protocol.OriginPeer || ow.V != protocol.ProtocolVersion || ow.PublicKey != testPub || ow.Manifest != "/live/demo/manifest" ||
 		ow.Substreams != 4 || ow.Upstreams == nil || len(ow.Upstreams) != 0 || ow.Depth != 0 ||
 		len(ow.ICEServers) != 1 || !slices.Equal(ow.ICEServers[0].URLs, ice[0].URLs) {
 		t.Errorf("origin welcome %+v", ow)
@@ -154,19 +158,19 @@ func TestOriginSeed(t *testing.T) {
 	}
 
 	// a, fed by the origin, offers; the seed answers.
-	a.send(ctx, Signal{Type: TypeSignal, To: OriginPeer, SDP: offer})
-	got, ok := o.recv(ctx).(*Signal)
+	a.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: protocol.OriginPeer, SDP: offer})
+	got, ok := o.recv(ctx).(*protocol.Signal)
 	if !ok || got.From != aw.Peer || got.To != "" || got.SDP == nil || *got.SDP != *offer {
 		t.Fatalf("origin received %+v", got)
 	}
-	o.send(ctx, Signal{Type: TypeSignal, To: aw.Peer, SDP: answer})
-	got, ok = a.recv(ctx).(*Signal)
-	if !ok || got.From != OriginPeer || got.SDP == nil || *got.SDP != *answer {
+	o.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: aw.Peer, SDP: answer})
+	got, ok = a.recv(ctx).(*protocol.Signal)
+	if !ok || got.From != protocol.OriginPeer || got.SDP == nil || *got.SDP != *answer {
 		t.Fatalf("viewer received %+v", got)
 	}
 	mid := "0"
-	o.send(ctx, Signal{Type: TypeSignal, To: aw.Peer, Candidate: &Candidate{Candidate: "candidate:1 1 udp 1 192.0.2.1 9 typ host", SDPMid: &mid}})
-	if got, ok := a.recv(ctx).(*Signal); !ok || got.From != OriginPeer || got.Candidate == nil {
+	o.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: aw.Peer, Candidate: &protocol.Candidate{Candidate: "candidate:1 1 udp 1 192.0.2.1 9 typ host", SDPMid: &mid}})
+	if got, ok := a.recv(ctx).(*protocol.Signal); !ok || got.From != protocol.OriginPeer || got.Candidate == nil {
 		t.Fatalf("viewer received %+v", got)
 	}
 
@@ -179,16 +183,16 @@ func TestOriginSeed(t *testing.T) {
 		}
 	}
 	before = tt.rejected("signal_unlinked")
-	o.send(ctx, Signal{Type: TypeSignal, To: bw.Peer, SDP: offer})
+	o.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: bw.Peer, SDP: offer})
 	tt.waitRejected(ctx, t, "signal_unlinked", before+1)
-	b.send(ctx, Signal{Type: TypeSignal, To: OriginPeer, SDP: offer})
+	b.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: protocol.OriginPeer, SDP: offer})
 	tt.waitRejected(ctx, t, "signal_unlinked", before+2)
 
 	// A report from the seed is allowed (and ignored); a signal behind it
 	// still goes through, so the connection is open.
-	o.send(ctx, Report{Type: TypeReport, BufferSec: 1})
-	o.send(ctx, Signal{Type: TypeSignal, To: aw.Peer, SDP: answer})
-	if got, ok := a.recv(ctx).(*Signal); !ok || got.From != OriginPeer {
+	o.send(ctx, protocol.Report{Type: protocol.TypeReport, BufferSec: 1})
+	o.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: aw.Peer, SDP: answer})
+	if got, ok := a.recv(ctx).(*protocol.Signal); !ok || got.From != protocol.OriginPeer {
 		t.Fatalf("viewer received %+v", got)
 	}
 	if got := tt.rejected("signal_unlinked"); got != before+2 {
@@ -198,16 +202,16 @@ func TestOriginSeed(t *testing.T) {
 
 	// The seed leaves: it is unbound, a keeps the origin as its upstream
 	// (no reassign) and its signals to it are dropped again.
-	o.send(ctx, Leave{Type: TypeLeave})
+	o.send(ctx, protocol.Leave{Type: protocol.TypeLeave})
 	if code, reason := o.closed(ctx); code != websocket.StatusNormalClosure || reason != "bye" {
 		t.Errorf("origin leave: closed with %d %q", code, reason)
 	}
 	waitFor(ctx, t, func() bool { return !tt.originBound("demo") })
-	if ups := tt.upstreams("demo", aw.Peer); !slices.Equal(ups, []PeerID{OriginPeer, OriginPeer, OriginPeer, OriginPeer}) {
+	if ups := tt.upstreams("demo", aw.Peer); !slices.Equal(ups, []protocol.PeerID{protocol.OriginPeer, protocol.OriginPeer, protocol.OriginPeer, protocol.OriginPeer}) {
 		t.Errorf("after the seed left, a's upstreams are %v", ups)
 	}
 	before = tt.rejected("signal_unroutable")
-	a.send(ctx, Signal{Type: TypeSignal, To: OriginPeer, SDP: offer})
+	a.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: protocol.OriginPeer, SDP: offer})
 	tt.waitRejected(ctx, t, "signal_unroutable", before+1)
 	a.silent(ctx)
 }
@@ -217,10 +221,10 @@ func TestOriginSeed(t *testing.T) {
 func TestOriginReplaced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tt := newTestTracker(t, func(p *ServerParams) { p.OriginSecret = testOriginSecret })
+	tt := newTestTracker(t, func(p *Params) { p.OriginSecret = testOriginSecret })
 	first, _ := tt.originWelcome(ctx, t)
 	second, w := tt.originWelcome(ctx, t)
-	if w.Peer != OriginPeer {
+	if w.Peer != protocol.OriginPeer {
 		t.Fatalf("second origin welcome %+v", w)
 	}
 	if code, reason := first.closed(ctx); code != websocket.StatusPolicyViolation || reason != closeReplaced {
@@ -235,9 +239,9 @@ func TestOriginReplaced(t *testing.T) {
 		t.Fatal("the first seed's end unbound the second")
 	}
 	v, vw := tt.join(ctx, t, 0)
-	offer := &SDP{Type: "offer", SDP: "v=0\r\n"}
-	v.send(ctx, Signal{Type: TypeSignal, To: OriginPeer, SDP: offer})
-	if got, ok := second.recv(ctx).(*Signal); !ok || got.From != vw.Peer || got.SDP == nil || *got.SDP != *offer {
+	offer := &protocol.SDP{Type: "offer", SDP: "v=0\r\n"}
+	v.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: protocol.OriginPeer, SDP: offer})
+	if got, ok := second.recv(ctx).(*protocol.Signal); !ok || got.From != vw.Peer || got.SDP == nil || *got.SDP != *offer {
 		t.Fatalf("second origin received %+v", got)
 	}
 }
@@ -246,8 +250,8 @@ func TestOriginReplaced(t *testing.T) {
 func TestDepth(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tt := newTestTracker(t, func(p *ServerParams) { p.OriginSlots = 4 }) // one viewer's 4 substreams
-	relay, rw := tt.join(ctx, t, 10_000)                                 // fed by the origin
+	tt := newTestTracker(t, func(p *Params) { p.OriginSlots = 4 }) // one viewer's 4 substreams
+	relay, rw := tt.join(ctx, t, 10_000)                           // fed by the origin
 	if rw.Depth != 1 {
 		t.Errorf("first viewer's depth %d, want 1", rw.Depth)
 	}
@@ -261,10 +265,10 @@ func TestDepth(t *testing.T) {
 		t.Errorf("second viewer's depth %d, want 2", dw.Depth)
 	}
 	// The relay goes: down moves to the origin, at depth 1.
-	relay.send(ctx, Leave{Type: TypeLeave})
+	relay.send(ctx, protocol.Leave{Type: protocol.TypeLeave})
 	for range dw.Upstreams {
-		r, ok := down.recv(ctx).(*Reassign)
-		if !ok || r.Peer != OriginPeer || r.Depth != 1 {
+		r, ok := down.recv(ctx).(*protocol.Reassign)
+		if !ok || r.Peer != protocol.OriginPeer || r.Depth != 1 {
 			t.Fatalf("reassign %+v, want the origin at depth 1", r)
 		}
 	}
@@ -274,7 +278,7 @@ func TestDepth(t *testing.T) {
 func TestDepthHTTP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tt := newTestTracker(t, func(p *ServerParams) { p.OriginSlots = 4 })
+	tt := newTestTracker(t, func(p *Params) { p.OriginSlots = 4 })
 	tt.join(ctx, t, 0)
 	_, w := tt.join(ctx, t, 0)
 	if w.Depth != 1 || w.Upstreams[0].Peer != "" {

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package tracker
+package server
 
 // poller, where there is no epoll, runs one reader goroutine per connection.
 type poller struct {

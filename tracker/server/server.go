@@ -1,4 +1,4 @@
-package tracker
+package server
 
 import (
 	"crypto/rand"
@@ -21,6 +21,9 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	"golang.org/x/time/rate"
+
+	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // StreamInfo is what the tracker needs to know of a stream.
@@ -44,16 +47,16 @@ type StreamsFunc func(name string) (StreamInfo, bool)
 func (f StreamsFunc) TrackerStream(name string) (StreamInfo, bool) { return f(name) }
 
 // ServerParams configures a Server.
-type ServerParams struct {
+type Params struct {
 	Logger         *slog.Logger
 	Metrics        *Metrics // nil disables metrics
 	Streams        Streams
 	Geo            *Geo           // nil: declared regions and IP prefixes only
 	TrustedProxies []netip.Prefix // whose X-Forwarded-For is believed
 	Tokens         *TokenIssuer   // nil: private streams cannot be joined
-	ICEServers     []ICEServer
-	Swarm          SwarmParams // per-stream policy settings (Rand is set per stream)
-	OriginSlots    int         // links the origin seed serves per stream (default 64)
+	ICEServers     []protocol.ICEServer
+	Swarm          tracker.SwarmParams // per-stream policy settings (Rand is set per stream)
+	OriginSlots    int                 // links the origin seed serves per stream (default 64)
 	// OriginSecret is what the origin's seed node sends as the token of a
 	// join of kind origin (docs/protocol.md §4.6). Empty: every origin join is
 	// refused, and the origin seed stays virtual (signals to it are dropped).
@@ -87,7 +90,7 @@ const (
 
 // Server is the tracker's WebSocket endpoint (GET /tracker).
 type Server struct {
-	p   ServerParams
+	p   Params
 	log *slog.Logger
 	// originKey is the SHA-256 of OriginSecret, compared in constant time
 	// with that of an origin join's token; nil when origin joins are off.
@@ -108,19 +111,23 @@ type stream struct {
 	name   string
 	info   StreamInfo
 	mu     sync.Mutex
-	swarm  *Swarm
-	peers  map[PeerID]*peerConn // viewers
-	origin *peerConn            // the bound origin seed (peer OriginPeer); nil when none
+	swarm  *tracker.Swarm
+	peers  map[protocol.PeerID]*peerConn // viewers
+	origin *peerConn                     // the bound origin seed (peer protocol.OriginPeer); nil when none
 }
 
 type peerConn struct {
-	id      PeerID
+	id      protocol.PeerID
 	ip      netip.Addr
 	nc      net.Conn
 	fd      int // watched by the poller
 	st      *stream
-	origin  bool // the stream's origin seed (id OriginPeer), not a viewer
+	origin  bool // the stream's origin seed (id protocol.OriginPeer), not a viewer
 	limiter *rate.Limiter
+	// joinKbps is the relay budget the viewer joined with; relayKbps the
+	// one in force, which reports may lower and restore up to joinKbps.
+	// Both are guarded by st.mu.
+	joinKbps, relayKbps int
 
 	wmu sync.Mutex // one frame at a time on nc: messages, pongs, the close
 
@@ -155,9 +162,9 @@ func (pc *peerConn) writeFrame(f ws.Frame, timeout time.Duration) error {
 }
 
 // NewServer returns a tracker with no peers.
-func NewServer(p ServerParams) (*Server, error) {
+func New(p Params) (*Server, error) {
 	if p.Streams == nil {
-		return nil, errors.New("tracker: ServerParams.Streams is required")
+		return nil, errors.New("tracker: server.Params.Streams is required")
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
@@ -236,7 +243,7 @@ func (s *Server) maintain() {
 			// once it moved by more than a fifth.
 			info, ok := s.p.Streams.TrackerStream(st.name)
 			st.mu.Lock()
-			var links []Link
+			var links []tracker.Link
 			if cur := st.swarm.BitrateKbps(); ok && info.BitrateKbps > 0 && (info.BitrateKbps*5 < cur*4 || info.BitrateKbps*4 > cur*5) {
 				links = st.swarm.SetBitrate(s.p.Now(), info.BitrateKbps)
 			}
@@ -269,10 +276,10 @@ func (s *Server) originAllowed(token string) bool {
 var peerIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // newPeerID returns 128 random bits as 26 lower-case base32 characters.
-func newPeerID() PeerID {
+func newPeerID() protocol.PeerID {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return PeerID(strings.ToLower(peerIDEncoding.EncodeToString(b[:])))
+	return protocol.PeerID(strings.ToLower(peerIDEncoding.EncodeToString(b[:])))
 }
 
 // Connection timing.
@@ -328,7 +335,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(pc, err)
 		return
 	}
-	join, ok := msg.(*Join)
+	join, ok := msg.(*protocol.Join)
 	if !ok {
 		s.p.Metrics.reject("join_first")
 		s.close(pc, ws.StatusPolicyViolation, closeJoinFirst)
@@ -391,15 +398,15 @@ func (s *Server) dispatch(pc *peerConn, msg any) bool {
 		return false
 	}
 	switch m := msg.(type) {
-	case *Join:
+	case *protocol.Join:
 		s.p.Metrics.reject("join_twice")
 		s.close(pc, ws.StatusPolicyViolation, "joined already")
 		return false
-	case *Signal:
+	case *protocol.Signal:
 		s.signal(pc, m)
-	case *Report:
+	case *protocol.Report:
 		s.report(pc, m)
-	case *Leave:
+	case *protocol.Leave:
 		s.close(pc, ws.StatusNormalClosure, "bye")
 		return false
 	}
@@ -414,7 +421,7 @@ func (e readError) Error() string { return e.err.Error() }
 // readMessage reads one whole message from src (answering pings on the
 // way) and decodes it.
 func (s *Server) readMessage(pc *peerConn, src io.Reader) (any, error) {
-	rd := wsutil.Reader{Source: src, State: ws.StateServerSide, MaxFrameSize: MaxMessageBytes, MaxMessageSize: MaxMessageBytes}
+	rd := wsutil.Reader{Source: src, State: ws.StateServerSide, MaxFrameSize: protocol.MaxMessageBytes, MaxMessageSize: protocol.MaxMessageBytes}
 	control := func(h ws.Header, r io.Reader) error { return s.control(pc, h, r) }
 	rd.OnIntermediate = control
 	for {
@@ -429,13 +436,13 @@ func (s *Server) readMessage(pc *peerConn, src io.Reader) (any, error) {
 			continue
 		}
 		if hdr.OpCode != ws.OpText {
-			return nil, readError{fmt.Errorf("%w: binary message", ErrBadMessage)}
+			return nil, readError{fmt.Errorf("%w: binary message", protocol.ErrBadMessage)}
 		}
 		data, err := io.ReadAll(&rd)
 		if err != nil {
 			return nil, err
 		}
-		msg, err := DecodeClient(data)
+		msg, err := protocol.DecodeClient(data)
 		if err != nil {
 			return nil, readError{err}
 		}
@@ -525,7 +532,7 @@ func (s *Server) close(pc *peerConn, code ws.StatusCode, reason string) {
 				_ = tc.CloseWrite()
 			}
 			_ = pc.nc.SetReadDeadline(time.Now().Add(closeLinger))
-			_, _ = io.Copy(io.Discard, io.LimitReader(pc.nc, MaxMessageBytes))
+			_, _ = io.Copy(io.Discard, io.LimitReader(pc.nc, protocol.MaxMessageBytes))
 		}
 		_ = pc.nc.Close()
 		pc.writer.Wait()
@@ -568,24 +575,24 @@ func (s *Server) streamFor(name string) (*stream, StreamInfo, bool) {
 		}
 		sp.MaxDepth = info.MaxDepth
 		sp.Rand = mrand.New(mrand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
-		sw, err := NewSwarm(sp)
+		sw, err := tracker.NewSwarm(sp)
 		if err != nil {
 			s.log.Error("swarm", "stream", name, "err", err)
 			return nil, info, false
 		}
-		if err := sw.AddOrigin(OriginPeer, s.p.OriginSlots); err != nil {
+		if err := sw.AddOrigin(protocol.OriginPeer, s.p.OriginSlots); err != nil {
 			s.log.Error("swarm origin", "stream", name, "err", err)
 			return nil, info, false
 		}
-		st = &stream{name: name, info: info, swarm: sw, peers: map[PeerID]*peerConn{}}
+		st = &stream{name: name, info: info, swarm: sw, peers: map[protocol.PeerID]*peerConn{}}
 		s.streams[name] = st
 	}
 	return st, info, true
 }
 
 // join registers the peer and sends its welcome; false when refused.
-func (s *Server) join(pc *peerConn, j *Join) bool {
-	if j.Kind == KindOrigin && !s.originAllowed(j.Token) {
+func (s *Server) join(pc *peerConn, j *protocol.Join) bool {
+	if j.Kind == protocol.KindOrigin && !s.originAllowed(j.Token) {
 		s.p.Metrics.reject("origin")
 		s.log.Warn("origin join refused", "stream", j.Stream, "ip", pc.ip)
 		s.close(pc, ws.StatusPolicyViolation, closeOrigin)
@@ -597,7 +604,7 @@ func (s *Server) join(pc *peerConn, j *Join) bool {
 		s.close(pc, ws.StatusPolicyViolation, closeUnknown)
 		return false
 	}
-	if j.Kind == KindOrigin {
+	if j.Kind == protocol.KindOrigin {
 		s.bindOrigin(pc, st, info)
 		return true
 	}
@@ -609,11 +616,12 @@ func (s *Server) join(pc *peerConn, j *Join) bool {
 		}
 	}
 	pc.id, pc.st = newPeerID(), st
+	pc.joinKbps, pc.relayKbps = j.BudgetKbps, j.BudgetKbps
 	pc.limiter = rate.NewLimiter(rate.Limit(s.p.MessageRate), s.p.MessageBurst)
 	loc := s.p.Geo.Locate(pc.ip, j.Region)
 	now := s.p.Now()
 	st.mu.Lock()
-	links, err := st.swarm.Join(now, PeerInfo{ID: pc.id, Kind: j.Kind, Loc: loc, BudgetKbps: j.BudgetKbps})
+	links, err := st.swarm.Join(now, tracker.PeerInfo{ID: pc.id, Kind: j.Kind, Loc: loc, BudgetKbps: j.BudgetKbps})
 	depth := 0
 	if err == nil {
 		st.peers[pc.id] = pc
@@ -631,15 +639,15 @@ func (s *Server) join(pc *peerConn, j *Join) bool {
 		return false
 	}
 	s.p.Metrics.joined(st.name, peers)
-	w := Welcome{
-		Type: TypeWelcome, V: ProtocolVersion, Peer: pc.id, PublicKey: info.PublicKey, Manifest: info.Manifest,
-		ICEServers: s.p.ICEServers, Substreams: len(links), Upstreams: make([]Upstream, len(links)), Depth: depth,
+	w := protocol.Welcome{
+		Type: protocol.TypeWelcome, V: protocol.ProtocolVersion, Peer: pc.id, PublicKey: info.PublicKey, Manifest: info.Manifest,
+		ICEServers: s.p.ICEServers, Substreams: len(links), Upstreams: make([]protocol.Upstream, len(links)), Depth: depth,
 	}
 	if w.ICEServers == nil {
-		w.ICEServers = []ICEServer{}
+		w.ICEServers = []protocol.ICEServer{}
 	}
 	for i, l := range links {
-		w.Upstreams[i] = Upstream{Substream: l.Substream, Peer: l.Upstream}
+		w.Upstreams[i] = protocol.Upstream{Substream: l.Substream, Peer: l.Upstream}
 		s.p.Metrics.assigned(string(l.Reason), st.depth(l))
 	}
 	s.send(pc, w)
@@ -652,7 +660,7 @@ func (s *Server) join(pc *peerConn, j *Join) bool {
 // the start (AddOrigin): binding changes no assignment, it only gives the
 // signals addressed to OriginPeer somewhere to go.
 func (s *Server) bindOrigin(pc *peerConn, st *stream, info StreamInfo) {
-	pc.id, pc.st, pc.origin = OriginPeer, st, true
+	pc.id, pc.st, pc.origin = protocol.OriginPeer, st, true
 	// The seed answers every viewer the origin feeds (up to OriginSlots at
 	// once when a stream starts): it proved the secret, and is not held
 	// to a viewer's message rate.
@@ -663,23 +671,23 @@ func (s *Server) bindOrigin(pc *peerConn, st *stream, info StreamInfo) {
 	pc.mu.Lock()
 	pc.joined = true
 	pc.mu.Unlock()
-	k := st.swarm.k
+	k := st.swarm.Substreams()
 	st.mu.Unlock()
 	if old != nil {
 		s.close(old, ws.StatusPolicyViolation, closeReplaced)
 	}
-	w := Welcome{
-		Type: TypeWelcome, V: ProtocolVersion, Peer: OriginPeer, PublicKey: info.PublicKey, Manifest: info.Manifest,
-		ICEServers: s.p.ICEServers, Substreams: k, Upstreams: []Upstream{}, Depth: 0,
+	w := protocol.Welcome{
+		Type: protocol.TypeWelcome, V: protocol.ProtocolVersion, Peer: protocol.OriginPeer, PublicKey: info.PublicKey, Manifest: info.Manifest,
+		ICEServers: s.p.ICEServers, Substreams: k, Upstreams: []protocol.Upstream{}, Depth: 0,
 	}
 	if w.ICEServers == nil {
-		w.ICEServers = []ICEServer{}
+		w.ICEServers = []protocol.ICEServer{}
 	}
 	s.send(pc, w)
 	s.log.Info("origin seed bound", "stream", st.name, "ip", pc.ip, "replaced", old != nil)
 }
 
-func (st *stream) depth(l Link) int {
+func (st *stream) depth(l tracker.Link) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.swarm.Depth(l.Peer, l.Substream)
@@ -688,9 +696,9 @@ func (st *stream) depth(l Link) int {
 // viewerDepth is the viewer's deepest hop count from the origin over all its
 // substreams; a substream without an upstream comes from the origin over
 // HTTP and counts as depth 1. The caller holds st.mu.
-func (st *stream) viewerDepth(id PeerID) int {
+func (st *stream) viewerDepth(id protocol.PeerID) int {
 	depth := 0
-	for k := range st.swarm.k {
+	for k := range st.swarm.Substreams() {
 		depth = max(depth, st.swarm.Depth(id, k), 1)
 	}
 	return depth
@@ -723,7 +731,7 @@ func (s *Server) leave(pc *peerConn) {
 }
 
 // reassign tells peers of their new upstreams, and of their depth now.
-func (s *Server) reassign(st *stream, links []Link) {
+func (s *Server) reassign(st *stream, links []tracker.Link) {
 	for _, l := range links {
 		st.mu.Lock()
 		linkDepth := st.swarm.Depth(l.Peer, l.Substream)
@@ -732,7 +740,7 @@ func (s *Server) reassign(st *stream, links []Link) {
 		st.mu.Unlock()
 		s.p.Metrics.assigned(string(l.Reason), linkDepth)
 		if target != nil {
-			s.send(target, Reassign{Type: TypeReassign, Substream: l.Substream, Peer: l.Upstream, Reason: string(l.Reason), Depth: depth})
+			s.send(target, protocol.Reassign{Type: protocol.TypeReassign, Substream: l.Substream, Peer: l.Upstream, Reason: string(l.Reason), Depth: depth})
 		}
 	}
 }
@@ -741,11 +749,11 @@ func (s *Server) reassign(st *stream, links []Link) {
 // origin seed (OriginPeer) when one is bound; anything else is refused (and
 // counted), but does not end the sender's connection: a link may have just
 // been reassigned.
-func (s *Server) signal(pc *peerConn, m *Signal) {
+func (s *Server) signal(pc *peerConn, m *protocol.Signal) {
 	st := pc.st
 	st.mu.Lock()
 	target := st.peers[m.To]
-	if m.To == OriginPeer {
+	if m.To == protocol.OriginPeer {
 		target = st.origin
 	}
 	linked := st.swarm.Linked(pc.id, m.To)
@@ -767,15 +775,24 @@ func (s *Server) signal(pc *peerConn, m *Signal) {
 	s.send(target, m)
 }
 
-func (s *Server) report(pc *peerConn, m *Report) {
+func (s *Server) report(pc *peerConn, m *protocol.Report) {
 	if pc.origin {
 		return // the origin seed reports nothing the swarm uses
 	}
 	st := pc.st
 	now := s.p.Now()
-	var links []Link
+	var links []tracker.Link
 	st.mu.Lock()
-	st.swarm.Report(now, pc.id, Health{BufferSec: m.BufferSec, UploadKbps: m.UploadKbps, RTTms: m.RTTms})
+	st.swarm.Report(now, pc.id, tracker.Health{BufferSec: m.BufferSec, UploadKbps: m.UploadKbps, RTTms: m.RTTms})
+	if m.RelayKbps != nil {
+		// The node's RTT guard cut its relay or restored it. A report
+		// may lower the budget the viewer joined with, and restore it,
+		// but never raise it above that.
+		if kbps := min(*m.RelayKbps, pc.joinKbps); kbps != pc.relayKbps {
+			pc.relayKbps = kbps
+			links = append(links, st.swarm.SetBudget(now, pc.id, kbps)...)
+		}
+	}
 	if c := m.Complaint; c != nil {
 		links = append(links, st.swarm.Complain(now, pc.id, c.Peer)...)
 	}

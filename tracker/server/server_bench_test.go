@@ -1,4 +1,4 @@
-package tracker
+package server
 
 import (
 	"context"
@@ -11,17 +11,20 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // BenchmarkWebSocketJoin measures whole joins through the server on loopback:
 // dial, join, welcome, leave, from 8 concurrent clients (the policy's own
 // cost at scale is BenchmarkJoin's).
 func BenchmarkWebSocketJoin(b *testing.B) {
-	srv, err := NewServer(ServerParams{
+	srv, err := New(Params{
 		Streams: StreamsFunc(func(string) (StreamInfo, bool) {
 			return StreamInfo{PublicKey: testPub, Manifest: "/m", BitrateKbps: 1000}, true
 		}),
-		Swarm: SwarmParams{Substreams: 4}, OriginSlots: 1 << 20, MaxConnsPerIP: 1 << 20, Seed: 1,
+		Swarm: tracker.SwarmParams{Substreams: 4}, OriginSlots: 1 << 20, MaxConnsPerIP: 1 << 20, Seed: 1,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -30,7 +33,7 @@ func BenchmarkWebSocketJoin(b *testing.B) {
 	defer hs.Close()
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(hs.URL, "http")
-	msg, _ := json.Marshal(Join{Type: TypeJoin, V: 1, Stream: "demo", Kind: KindNative, BudgetKbps: 2000})
+	msg, _ := json.Marshal(protocol.Join{Type: protocol.TypeJoin, V: 1, Stream: "demo", Kind: protocol.KindNative, BudgetKbps: 2000})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 

@@ -1,4 +1,4 @@
-package tracker
+package server
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 const testPub = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -26,7 +29,7 @@ type testTracker struct {
 	now     time.Time
 }
 
-func newTestTracker(t *testing.T, mod func(*ServerParams)) *testTracker {
+func newTestTracker(t *testing.T, mod func(*Params)) *testTracker {
 	t.Helper()
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -37,7 +40,7 @@ func newTestTracker(t *testing.T, mod func(*ServerParams)) *testTracker {
 		t.Fatal(err)
 	}
 	tt := &testTracker{metrics: m, tokens: tokens, now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	p := ServerParams{
+	p := Params{
 		Metrics: m, Tokens: tokens, Seed: 1,
 		Streams: StreamsFunc(func(name string) (StreamInfo, bool) {
 			switch name {
@@ -48,14 +51,14 @@ func newTestTracker(t *testing.T, mod func(*ServerParams)) *testTracker {
 			}
 			return StreamInfo{}, false
 		}),
-		Swarm:       SwarmParams{Substreams: 4},
+		Swarm:       tracker.SwarmParams{Substreams: 4},
 		OriginSlots: 8,
 		Now:         func() time.Time { return tt.now },
 	}
 	if mod != nil {
 		mod(&p)
 	}
-	srv, err := NewServer(p)
+	srv, err := New(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +102,7 @@ func (c *client) recv(ctx context.Context) any {
 	if err != nil {
 		c.t.Fatalf("read: %v", err)
 	}
-	m, err := DecodeServer(data)
+	m, err := protocol.DecodeServer(data)
 	if err != nil {
 		c.t.Fatalf("decode %s: %v", data, err)
 	}
@@ -123,11 +126,11 @@ func (c *client) closed(ctx context.Context) (websocket.StatusCode, string) {
 	}
 }
 
-func (tt *testTracker) join(ctx context.Context, t *testing.T, budget int) (*client, *Welcome) {
+func (tt *testTracker) join(ctx context.Context, t *testing.T, budget int) (*client, *protocol.Welcome) {
 	t.Helper()
 	c := tt.dial(ctx, t)
-	c.send(ctx, Join{Type: TypeJoin, V: 1, Stream: "demo", BudgetKbps: budget, Kind: KindNative})
-	w, ok := c.recv(ctx).(*Welcome)
+	c.send(ctx, protocol.Join{Type: protocol.TypeJoin, V: 1, Stream: "demo", BudgetKbps: budget, Kind: protocol.KindNative})
+	w, ok := c.recv(ctx).(*protocol.Welcome)
 	if !ok {
 		t.Fatal("no welcome")
 	}
@@ -139,11 +142,11 @@ func TestJoinWelcome(t *testing.T) {
 	defer cancel()
 	tt := newTestTracker(t, nil)
 	_, w := tt.join(ctx, t, 0)
-	if !peerIDRE.MatchString(string(w.Peer)) || w.PublicKey != testPub || w.Manifest != "/live/demo/manifest" || w.Substreams != 4 {
+	if !protocol.ValidPeerID(w.Peer) || w.Peer == protocol.OriginPeer || w.PublicKey != testPub || w.Manifest != "/live/demo/manifest" || w.Substreams != 4 {
 		t.Errorf("welcome %+v", w)
 	}
 	for i, u := range w.Upstreams {
-		if u.Substream != i || u.Peer != OriginPeer {
+		if u.Substream != i || u.Peer != protocol.OriginPeer {
 			t.Errorf("first viewer's upstream %d: %+v, want the origin", i, u)
 		}
 	}
@@ -161,9 +164,9 @@ func TestJoinWelcome(t *testing.T) {
 func TestSignalingAndReassign(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tt := newTestTracker(t, func(p *ServerParams) { p.OriginSlots = 4 }) // the origin serves one viewer's 4 substreams
-	up, upW := tt.join(ctx, t, 10_000)                                   // a strong relay, fed by the origin
-	down, downW := tt.join(ctx, t, 0)                                    // the origin is full: fed by up
+	tt := newTestTracker(t, func(p *Params) { p.OriginSlots = 4 }) // the origin serves one viewer's 4 substreams
+	up, upW := tt.join(ctx, t, 10_000)                             // a strong relay, fed by the origin
+	down, downW := tt.join(ctx, t, 0)                              // the origin is full: fed by up
 	other, otherW := tt.join(ctx, t, 0)
 	linked := false
 	for _, u := range downW.Upstreams {
@@ -172,9 +175,9 @@ func TestSignalingAndReassign(t *testing.T) {
 	if !linked {
 		t.Fatalf("second viewer not fed by the relay: %+v", downW.Upstreams)
 	}
-	offer := &SDP{Type: "offer", SDP: "v=0\r\n"}
-	down.send(ctx, Signal{Type: TypeSignal, To: upW.Peer, SDP: offer})
-	got, ok := up.recv(ctx).(*Signal)
+	offer := &protocol.SDP{Type: "offer", SDP: "v=0\r\n"}
+	down.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: upW.Peer, SDP: offer})
+	got, ok := up.recv(ctx).(*protocol.Signal)
 	if !ok || got.From != downW.Peer || got.SDP == nil || got.SDP.SDP != offer.SDP {
 		t.Fatalf("relayed signal %+v", got)
 	}
@@ -187,13 +190,13 @@ func TestSignalingAndReassign(t *testing.T) {
 		}
 	}
 	before := testutil.ToFloat64(tt.metrics.rejected.WithLabelValues("signal_unlinked"))
-	other.send(ctx, Signal{Type: TypeSignal, To: target, SDP: offer})
-	other.send(ctx, Report{Type: TypeReport}) // a round trip through other's loop
+	other.send(ctx, protocol.Signal{Type: protocol.TypeSignal, To: target, SDP: offer})
+	other.send(ctx, protocol.Report{Type: protocol.TypeReport}) // a round trip through other's loop
 	waitFor(ctx, t, func() bool {
 		return testutil.ToFloat64(tt.metrics.rejected.WithLabelValues("signal_unlinked")) == before+1
 	})
 	// up leaves: down is reassigned on every substream up served it.
-	up.send(ctx, Leave{Type: TypeLeave})
+	up.send(ctx, protocol.Leave{Type: protocol.TypeLeave})
 	want := 0
 	for _, u := range downW.Upstreams {
 		if u.Peer == upW.Peer {
@@ -201,7 +204,7 @@ func TestSignalingAndReassign(t *testing.T) {
 		}
 	}
 	for i := 0; i < want; i++ {
-		r, ok := down.recv(ctx).(*Reassign)
+		r, ok := down.recv(ctx).(*protocol.Reassign)
 		if !ok || r.Peer == upW.Peer || r.Peer == downW.Peer || r.Reason != "upstream-left" {
 			t.Fatalf("reassign %+v", r)
 		}
@@ -223,12 +226,12 @@ func waitFor(ctx context.Context, t *testing.T, cond func() bool) {
 func TestRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tt := newTestTracker(t, func(p *ServerParams) { p.MessageRate, p.MessageBurst = 1, 5 })
+	tt := newTestTracker(t, func(p *Params) { p.MessageRate, p.MessageBurst = 1, 5 })
 	expired := tt.tokens.Issue("private", tt.now.Add(-time.Second))
 	valid := tt.tokens.Issue("private", tt.now.Add(time.Hour))
 	otherStream := tt.tokens.Issue("demo", tt.now.Add(time.Hour))
 	join := func(stream, token string) string {
-		b, _ := json.Marshal(Join{Type: TypeJoin, V: 1, Stream: stream, Token: token, Kind: KindBrowser})
+		b, _ := json.Marshal(protocol.Join{Type: protocol.TypeJoin, V: 1, Stream: stream, Token: token, Kind: protocol.KindBrowser})
 		return string(b)
 	}
 	cases := []struct {
@@ -245,13 +248,15 @@ func TestRefusals(t *testing.T) {
 		{"old version", []string{`{"type":"join","v":0,"stream":"demo","kind":"native"}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
 		{"binary", []string{"\x00\x01"}, true, websocket.StatusPolicyViolation, "bad message", "bad_message"},
 		{"signal before join", []string{`{"type":"signal","to":"origin","candidate":{"candidate":"x"}}`}, false, websocket.StatusPolicyViolation, "join first", "join_first"},
-		{"oversized", []string{`{"type":"join","region":"` + strings.Repeat("a", MaxMessageBytes) + `"}`}, false, websocket.StatusMessageTooBig, "", "too_big"},
+		{"oversized", []string{`{"type":"join","region":"` + strings.Repeat("a", protocol.MaxMessageBytes) + `"}`}, false, websocket.StatusMessageTooBig, "", "too_big"},
 		{"unknown stream", []string{join("nope", "")}, false, websocket.StatusPolicyViolation, "unknown stream", "unknown_stream"},
 		{"private, no token", []string{join("private", "")}, false, websocket.StatusPolicyViolation, "viewer token refused", "token"},
 		{"private, expired token", []string{join("private", expired)}, false, websocket.StatusPolicyViolation, "viewer token refused", "token"},
 		{"private, other stream's token", []string{join("private", otherStream)}, false, websocket.StatusPolicyViolation, "viewer token refused", "token"},
 		{"join twice", []string{join("demo", ""), join("demo", "")}, false, websocket.StatusPolicyViolation, "joined already", "join_twice"},
 		{"signal with from", []string{join("demo", ""), `{"type":"signal","to":"origin","from":"origin","candidate":{"candidate":"x"}}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
+		{"unknown complaint reason", []string{join("demo", ""), `{"type":"report","complaint":{"peer":"origin","reason":"rude"}}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
+		{"relay budget above the limit", []string{join("demo", ""), `{"type":"report","relayKbps":10000001}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
 		{"rate", []string{join("demo", ""), `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`}, false, websocket.StatusPolicyViolation, "too many messages", "rate"},
 	}
 	for _, c := range cases {
@@ -281,7 +286,7 @@ func TestRefusals(t *testing.T) {
 	// A valid token lets the viewer in.
 	cl := tt.dial(ctx, t)
 	cl.sendRaw(ctx, join("private", valid))
-	if _, ok := cl.recv(ctx).(*Welcome); !ok {
+	if _, ok := cl.recv(ctx).(*protocol.Welcome); !ok {
 		t.Error("valid token refused")
 	}
 }
@@ -289,7 +294,7 @@ func TestRefusals(t *testing.T) {
 func TestJoinTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tt := newTestTracker(t, func(p *ServerParams) { p.JoinTimeout = 100 * time.Millisecond })
+	tt := newTestTracker(t, func(p *Params) { p.JoinTimeout = 100 * time.Millisecond })
 	cl := tt.dial(ctx, t)
 	if code, reason := cl.closed(ctx); code != websocket.StatusPolicyViolation || reason != "join first" {
 		t.Errorf("closed with %d %q", code, reason)
@@ -299,7 +304,7 @@ func TestJoinTimeout(t *testing.T) {
 func TestConnectionsPerIP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tt := newTestTracker(t, func(p *ServerParams) { p.MaxConnsPerIP = 2 })
+	tt := newTestTracker(t, func(p *Params) { p.MaxConnsPerIP = 2 })
 	tt.join(ctx, t, 0)
 	tt.join(ctx, t, 0)
 	_, resp, err := websocket.Dial(ctx, tt.url, nil)
@@ -314,22 +319,22 @@ func TestConnectionsPerIP(t *testing.T) {
 func TestGeoAssignment(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	geo := openTestGeo(t, GeoParams{CityDB: testCityDB(t)})
-	tt := newTestTracker(t, func(p *ServerParams) {
+	geo := openTestGeo(t, GeoParams{CityDB: testCityDB(t, "GeoLite2-City")})
+	tt := newTestTracker(t, func(p *Params) {
 		p.Geo = geo
 		p.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-		p.Swarm = SwarmParams{Substreams: 4, MinUpstreams: 1, MaxUpstreams: 1} // proximity alone decides
+		p.Swarm = tracker.SwarmParams{Substreams: 4, MinUpstreams: 1, MaxUpstreams: 1} // proximity alone decides
 		p.OriginSlots = 8
 	})
-	joinFrom := func(ip string, budget int) *Welcome {
+	joinFrom := func(ip string, budget int) *protocol.Welcome {
 		ws, _, err := websocket.Dial(ctx, tt.url, &websocket.DialOptions{HTTPHeader: http.Header{"X-Forwarded-For": {ip}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ws.CloseNow() })
 		c := &client{t: t, ws: ws}
-		c.send(ctx, Join{Type: TypeJoin, V: 1, Stream: "demo", BudgetKbps: budget, Kind: KindNative})
-		w, ok := c.recv(ctx).(*Welcome)
+		c.send(ctx, protocol.Join{Type: protocol.TypeJoin, V: 1, Stream: "demo", BudgetKbps: budget, Kind: protocol.KindNative})
+		w, ok := c.recv(ctx).(*protocol.Welcome)
 		if !ok {
 			t.Fatal("no welcome")
 		}
@@ -339,7 +344,7 @@ func TestGeoAssignment(t *testing.T) {
 	tokyo := joinFrom("198.51.100.10", 10_000)
 	for _, v := range []struct {
 		ip   string
-		want PeerID
+		want protocol.PeerID
 	}{{"198.51.100.20", tokyo.Peer}, {"192.0.2.20", paris.Peer}, {"198.51.100.30", tokyo.Peer}} {
 		w := joinFrom(v.ip, 0)
 		for _, u := range w.Upstreams {
@@ -356,7 +361,7 @@ func TestGeoAssignment(t *testing.T) {
 func TestPendingToHTTPAndBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tt := newTestTracker(t, func(p *ServerParams) {
+	tt := newTestTracker(t, func(p *Params) {
 		p.OriginSlots = 4 // one viewer's worth
 		p.RebalanceEvery = 10 * time.Millisecond
 	})
@@ -367,13 +372,79 @@ func TestPendingToHTTPAndBack(t *testing.T) {
 			t.Fatalf("second viewer got %+v with the origin full; want HTTP (empty peer)", u)
 		}
 	}
-	a.send(ctx, Leave{Type: TypeLeave})
+	a.send(ctx, protocol.Leave{Type: protocol.TypeLeave})
 	got := map[int]bool{}
 	for len(got) < 4 {
-		r, ok := b.recv(ctx).(*Reassign)
-		if !ok || r.Peer != OriginPeer || r.Reason != "pending" {
+		r, ok := b.recv(ctx).(*protocol.Reassign)
+		if !ok || r.Peer != protocol.OriginPeer || r.Reason != "pending" {
 			t.Fatalf("reassign %+v", r)
 		}
 		got[r.Substream] = true
 	}
+}
+
+func TestPeerIDs(t *testing.T) {
+	seen := map[protocol.PeerID]bool{}
+	for i := 0; i < 1000; i++ {
+		id := newPeerID()
+		if !protocol.ValidPeerID(id) || id == protocol.OriginPeer || seen[id] {
+			t.Fatalf("peer id %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+// peerSlots reads the relay slots the stream's viewers offer.
+func (tt *testTracker) peerSlots(name string) (n int) {
+	tt.locked(name, func(st *stream) { n = st.swarm.Stats().PeerSlots })
+	return n
+}
+
+// A report's relayKbps sets the relay budget in force: it may cut the budget
+// the viewer joined with and restore it, never raise it above that.
+func TestReportRelayKbps(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// 1000 kbps in 4 substreams: a slot is 250 kbps.
+	tt := newTestTracker(t, func(p *Params) { p.OriginSlots = 4; p.RebalanceEvery = time.Hour })
+	up, upW := tt.join(ctx, t, 1000) // 4 slots, fed by the origin
+	down, downW := tt.join(ctx, t, 0)
+	served := 0
+	for _, u := range downW.Upstreams {
+		if u.Peer == upW.Peer {
+			served++
+		}
+	}
+	if served == 0 || tt.peerSlots("demo") != 4 {
+		t.Fatalf("down not fed by up (%+v), or %d slots", downW.Upstreams, tt.peerSlots("demo"))
+	}
+	relay := func(kbps int) { up.send(ctx, protocol.Report{Type: protocol.TypeReport, RelayKbps: &kbps}) }
+
+	// The RTT guard cuts relay: down moves off up, to HTTP (the origin is full).
+	relay(0)
+	for range served {
+		r, ok := down.recv(ctx).(*protocol.Reassign)
+		if !ok || r.Reason != string(tracker.ReasonBudget) || r.Peer != "" {
+			t.Fatalf("reassign %+v, want one to HTTP for the budget", r)
+		}
+	}
+	if n := tt.peerSlots("demo"); n != 0 {
+		t.Fatalf("%d slots after the cut", n)
+	}
+
+	// A report above the join budget restores the join budget, no more.
+	relay(100_000)
+	r, ok := down.recv(ctx).(*protocol.Reassign)
+	if !ok || r.Reason != string(tracker.ReasonPending) || r.Peer != upW.Peer {
+		t.Fatalf("reassign %+v, want up again", r)
+	}
+	waitFor(ctx, t, func() bool { return tt.peerSlots("demo") != 0 })
+	if n := tt.peerSlots("demo"); n != 4 {
+		t.Fatalf("%d slots after a report of 100000 kbps, want the join budget's 4", n)
+	}
+
+	// Reports without relayKbps leave the budget alone; a lower one cuts part.
+	up.send(ctx, protocol.Report{Type: protocol.TypeReport, BufferSec: 3})
+	relay(500)
+	waitFor(ctx, t, func() bool { return tt.peerSlots("demo") == 2 })
 }

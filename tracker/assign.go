@@ -1,0 +1,386 @@
+package tracker
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/seedcast/seedcast/tracker/protocol"
+)
+
+// Assignment: finding upstreams for orphans and waiting substreams (pick,
+// with the distinct-upstreams rule and the origins' reserve), and the moves
+// Rebalance and drain make (demote, swapIn).
+
+// reassign finds new upstreams for orphaned (peer, substream) pairs, whose
+// upstream links were already removed. Orphans with more slots go first, so
+// that relays take the shallow slots just freed.
+func (s *Swarm) reassign(now time.Time, orphans []downLink, why Reason, prev protocol.PeerID, exclude int32, extras []int32) []Link {
+	if len(orphans) == 0 {
+		return nil
+	}
+	slices.SortFunc(orphans, func(a, b downLink) int {
+		return cmp.Or(
+			cmp.Compare(s.peers[b.peer].slots, s.peers[a.peer].slots),
+			cmp.Compare(a.peer, b.peer),
+			cmp.Compare(a.sub, b.sub))
+	})
+	links := make([]Link, 0, len(orphans))
+	for j, o := range orphans {
+		if j == 0 || orphans[j-1].peer != o.peer {
+			s.gather(now, o.peer, extras)
+			s.relaxed = false
+		}
+		l := Link{Peer: s.peers[o.peer].id, Substream: int(o.sub), Prev: prev, Reason: why}
+		if u := s.pick(now, o.peer, int(o.sub), exclude, true); u != none {
+			s.link(o.peer, int(o.sub), u)
+			l.Upstream = s.peers[u].id
+		} else {
+			s.pending = append(s.pending, pend(o))
+		}
+		links = append(links, l)
+		if j == len(orphans)-1 || orphans[j+1].peer != o.peer {
+			s.settle(o.peer)
+		}
+	}
+	return links
+}
+
+// drain retries a bounded number of substreams among the first upTo that
+// wait for an upstream (so that one call gives an orphan one link).
+func (s *Swarm) drain(now time.Time, upTo int) []Link {
+	if upTo == 0 {
+		return nil
+	}
+	var links []Link
+	keep := s.pending[:0]
+	for j, e := range s.pending {
+		if j >= min(drainBatch, upTo) {
+			keep = append(keep, s.pending[j:]...)
+			break
+		}
+		p := &s.peers[e.peer]
+		if !p.alive() || p.isOrigin() || s.subs[s.at(e.peer, int(e.sub))].up != none {
+			continue // stale: left, or already assigned
+		}
+		s.gather(now, e.peer, nil)
+		s.relaxed = false
+		u := s.pick(now, e.peer, int(e.sub), none, true)
+		if u == none {
+			if ls := s.swapIn(e.peer, int(e.sub)); ls != nil {
+				links = append(links, ls...)
+				continue
+			}
+			keep = append(keep, e)
+			continue
+		}
+		s.link(e.peer, int(e.sub), u)
+		s.settle(e.peer)
+		links = append(links, Link{Peer: p.id, Substream: int(e.sub), Upstream: s.peers[u].id, Reason: ReasonPending})
+	}
+	clear(s.pending[len(keep):])
+	s.pending = keep
+	return links
+}
+
+// pick chooses v's upstream on substream k from s.cands and the origins;
+// none when even the origins are full. exclude is never chosen. When no
+// sampled peer fits, the sample is widened once before an origin is used as
+// last resort or the distinct-upstreams rule is relaxed.
+func (s *Swarm) pick(now time.Time, v int32, k int, exclude int32, lastResort bool) int32 {
+	for pass := range 2 {
+		strict := pass == 0
+		b, tier := s.pickPeer(v, k, exclude, strict)
+		if b == none && !s.wide {
+			s.widen(now, v)
+			b, tier = s.pickPeer(v, k, exclude, strict)
+		}
+		s.relaxed = s.relaxed || !strict
+		if b != none {
+			useOrigin := tier > 0 || (s.relay(v) && s.subs[s.at(b, k)].depth >= relayDepth)
+			if useOrigin {
+				if o := s.originStrict(false, v, k, exclude, strict); o != none {
+					return o
+				}
+			}
+			return b
+		}
+		if lastResort {
+			if o := s.originStrict(true, v, k, exclude, strict); o != none {
+				return o
+			}
+		}
+	}
+	return none
+}
+
+// settle updates v's undiverse flag after its picks: set when a pick had to
+// relax the rule and the count is out of bounds, cleared once it is back in.
+func (s *Swarm) settle(v int32) {
+	p := &s.peers[v]
+	was := p.flags&flagUndiverse != 0
+	if !was && !s.relaxed {
+		return
+	}
+	n, open := s.distinct(v, -1, none), 0
+	for k := range s.k {
+		if s.subs[s.at(v, k)].up == none {
+			open++
+		}
+	}
+	out := n > s.maxUp || n+open < s.minUp
+	switch {
+	case out && !was && s.relaxed:
+		p.flags |= flagUndiverse
+		s.stats.Undiverse++
+	case !out && was:
+		p.flags &^= flagUndiverse
+		s.stats.Undiverse--
+	}
+	s.relaxed = false
+}
+
+// diversity returns the rule for v's upstream on k: while v has fewer than
+// MinUpstreams distinct upstreams on its other substreams it must be a new
+// one (mustNew); once it has MaxUpstreams, one of those (mustOld). v's
+// current upstreams are left in s.distS.
+func (s *Swarm) diversity(v int32, k int) (mustNew, mustOld bool) {
+	set := s.distS[:0]
+	for j := range s.k {
+		if u := s.subs[s.at(v, j)].up; j != k && u != none && !slices.Contains(set, u) {
+			set = append(set, u)
+		}
+	}
+	s.distS = set
+	return len(set) < s.minUp, len(set) >= s.maxUp
+}
+
+func (s *Swarm) allowed(u int32, mustNew, mustOld bool) bool {
+	if !mustNew && !mustOld {
+		return true
+	}
+	in := slices.Contains(s.distS, u)
+	return !(mustNew && in) && !(mustOld && !in)
+}
+
+// pickPeer returns the best peer candidate for v on k and its tier (0 good,
+// 1 degraded or much deeper than the best), or none.
+func (s *Swarm) pickPeer(v int32, k int, exclude int32, strict bool) (int32, int8) {
+	mustNew, mustOld := false, false
+	if strict {
+		mustNew, mustOld = s.diversity(v, k)
+	}
+	dv := s.subs[s.at(v, k)].depth
+	hasSub := s.hasDown(v, k)
+	var h int32
+	if hasSub && s.p.MaxDepth > 0 {
+		h = s.height(v, k)
+	}
+	minD := int32(math.MaxInt32)
+	for _, c := range s.cands {
+		if d, ok := s.eligible(v, c.i, k, dv, h, hasSub, exclude); ok && s.allowed(c.i, mustNew, mustOld) {
+			minD = min(minD, d)
+		}
+	}
+	if minD == math.MaxInt32 {
+		return none, 0
+	}
+	var best *cand
+	var bestD, bestFree int32
+	var bestTier int8
+	for j := range s.cands {
+		c := &s.cands[j]
+		d, ok := s.eligible(v, c.i, k, dv, h, hasSub, exclude)
+		if !ok || !s.allowed(c.i, mustNew, mustOld) {
+			continue
+		}
+		var tier int8
+		if c.bad || d > minD+depthSlack {
+			tier = 1
+		}
+		free := s.peers[c.i].slots - s.peers[c.i].used
+		if best == nil || cmp.Or(
+			cmp.Compare(tier, bestTier),
+			cmp.Compare(c.prox, best.prox),
+			cmp.Compare(c.net, best.net),
+			cmp.Compare(d, bestD),
+			cmp.Compare(c.health, best.health),
+			cmp.Compare(c.rel, best.rel),
+			cmp.Compare(bestFree, free),
+		) < 0 {
+			best, bestD, bestFree, bestTier = c, d, free, tier
+		}
+	}
+	return best.i, bestTier
+}
+
+// eligible reports whether u may serve v on k, and u's depth there.
+func (s *Swarm) eligible(v, u int32, k int, dv, h int32, hasSub bool, exclude int32) (int32, bool) {
+	if u == v || u == exclude {
+		return 0, false
+	}
+	pu := &s.peers[u]
+	if !pu.alive() || pu.used >= pu.slots {
+		return 0, false
+	}
+	su := s.subs[s.at(u, k)]
+	if su.up == none { // u does not receive k itself
+		return 0, false
+	}
+	d := su.depth
+	if s.p.MaxDepth > 0 && int(d+1+h) > s.p.MaxDepth {
+		return 0, false
+	}
+	if hasSub && d > dv && s.under(u, v, k, dv) {
+		return 0, false // u is in v's subtree: a cycle
+	}
+	return d, true
+}
+
+// under reports whether u is in v's subtree on k (v's depth is dv). Depths
+// strictly grow down the tree, so the walk stops at v's level.
+func (s *Swarm) under(u, v int32, k int, dv int32) bool {
+	x := u
+	for s.subs[s.at(x, k)].depth > dv {
+		x = s.subs[s.at(x, k)].up
+		if x == none {
+			return false
+		}
+	}
+	return x == v
+}
+
+// origin returns the origin with the most free slots usable for v on k, or
+// none. Only last-resort use may take an origin's reserved slots.
+func (s *Swarm) origin(lastResort bool, v int32, k int) int32 {
+	return s.originStrict(lastResort, v, k, none, false)
+}
+
+func (s *Swarm) originStrict(lastResort bool, v int32, k int, exclude int32, strict bool) int32 {
+	mustNew, mustOld := false, false
+	if strict {
+		mustNew, mustOld = s.diversity(v, k)
+	}
+	best, bestFree := none, int32(0)
+	for _, o := range s.origins {
+		po := &s.peers[o]
+		free := po.slots - po.used
+		if !lastResort {
+			free -= s.reserved(po)
+		}
+		// exclude does not bind the last resort: a viewer that complained
+		// about its origin gets it again if nothing else is left.
+		if (o != exclude || lastResort) && free > bestFree && s.allowed(o, mustNew, mustOld) {
+			best, bestFree = o, free
+		}
+	}
+	return best
+}
+
+func (s *Swarm) reserved(po *peer) int32 {
+	return int32(math.Ceil(s.p.Reserve * float64(po.slots)))
+}
+
+// relay reports whether v has enough slots to belong near the root.
+func (s *Swarm) relay(v int32) bool {
+	p := &s.peers[v]
+	return !p.isOrigin() && int(p.slots) >= 2*s.k
+}
+
+// demote frees an origin slot for h's substream k by moving one of the
+// origins' leaf viewers with few slots to a healthy peer upstream.
+func (s *Swarm) demote(now time.Time, h int32, k int) (int32, Link) {
+	for _, o := range s.origins {
+		po := &s.peers[o]
+		for range 8 {
+			if len(po.down) == 0 {
+				break
+			}
+			d := po.down[s.rng.IntN(len(po.down))]
+			c := d.peer
+			if c == h || s.relay(c) || s.hasDown(c, int(d.sub)) || !s.diverseAfter(h, k, o) {
+				continue
+			}
+			s.gather(now, c, nil)
+			u, tier := s.pickPeer(c, int(d.sub), o, true)
+			if u == none || tier > 0 {
+				continue
+			}
+			s.unlink(c, int(d.sub))
+			s.link(c, int(d.sub), u)
+			s.relaxed = false
+			s.settle(c)
+			return o, Link{Peer: s.peers[c].id, Substream: int(d.sub), Upstream: s.peers[u].id, Prev: po.id, Reason: ReasonRebalance}
+		}
+	}
+	return none, Link{}
+}
+
+// swapIn gives v — waiting for an upstream on k while the origins are full,
+// or a relay sitting deep — the origin slot of a leaf viewer c with fewer
+// slots than v that relays nothing on k, and puts c under v. The origin still sends one copy of k,
+// and now v can relay it: otherwise early viewers with little or no relay
+// budget hold the origin's slots and the relays behind them sit deep, or
+// never receive anything to relay. Streams with a depth cap are left
+// alone. It returns the links made, or nil.
+func (s *Swarm) swapIn(v int32, k int) []Link {
+	pv := &s.peers[v]
+	if pv.used >= pv.slots || s.p.MaxDepth > 0 {
+		return nil
+	}
+	for _, o := range s.origins {
+		po := &s.peers[o]
+		for j := 0; j < len(po.down) && j < 64; j++ {
+			d := po.down[j]
+			c := d.peer
+			if int(d.sub) != k || c == v || s.peers[c].slots >= pv.slots || s.hasDown(c, k) {
+				continue
+			}
+			// Too few peers may leave either with fewer distinct upstreams
+			// than the rule wants: the move is worth it, and flagged.
+			okV, okC := s.diverseAfter(v, k, o), s.diverseAfter(c, k, v)
+			s.unlink(c, k)
+			prev, why := s.unlink(v, k), ReasonRebalance
+			if prev == none {
+				why = ReasonPending
+			}
+			s.link(v, k, o)
+			s.link(c, k, v)
+			s.relaxed = !okV
+			s.settle(v)
+			s.relaxed = !okC
+			s.settle(c)
+			lv := Link{Peer: pv.id, Substream: k, Upstream: po.id, Reason: why}
+			if prev != none {
+				lv.Prev = s.peers[prev].id
+			}
+			return []Link{lv, {Peer: s.peers[c].id, Substream: k, Upstream: pv.id, Prev: po.id, Reason: ReasonRebalance}}
+		}
+	}
+	return nil
+}
+
+// diverseAfter reports whether moving v's substream k to u keeps v's count
+// of distinct upstreams within bounds (or no worse than now).
+func (s *Swarm) diverseAfter(v int32, k int, u int32) bool {
+	before, after := s.distinct(v, -1, none), s.distinct(v, k, u)
+	lo, hi := min(s.minUp, before), max(s.maxUp, before)
+	return after >= lo && after <= hi
+}
+
+// distinct counts v's distinct upstreams, with substream k (if ≥ 0) set to u.
+func (s *Swarm) distinct(v int32, k int, u int32) int {
+	set := s.distS[:0]
+	for j := range s.k {
+		w := s.subs[s.at(v, j)].up
+		if j == k {
+			w = u
+		}
+		if w != none && !slices.Contains(set, w) {
+			set = append(set, w)
+		}
+	}
+	s.distS = set
+	return len(set)
+}
