@@ -12,14 +12,8 @@ import (
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/mp4"
 
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
-)
-
-// Chunk duration bounds and default.
-const (
-	MinChunkDuration     = 100 * time.Millisecond
-	MaxChunkDuration     = 500 * time.Millisecond
-	DefaultChunkDuration = 250 * time.Millisecond
 )
 
 // Timescales of the CMAF tracks.
@@ -44,11 +38,11 @@ var (
 // Output is what the chunker publishes: one signed batch and the bytes of each
 // of its entries.
 type Output struct {
-	Batch Batch
+	Batch manifest.Batch
 	Data  [][]byte // Data[i] is the chunk or init segment Batch.Entries[i] names
 	// Renditions is set whenever a batch carries an init segment: the current
 	// description of every rendition.
-	Renditions []RenditionInfo
+	Renditions []manifest.RenditionInfo
 }
 
 // Params configures a Chunker.
@@ -84,24 +78,24 @@ type Chunker struct {
 }
 
 type pendingChunk struct {
-	entry Entry
+	entry manifest.Entry
 	data  []byte
 	order int // rendition index, to sort batches deterministically
 }
 
 // New returns a Chunker with no renditions.
 func New(p Params) (*Chunker, error) {
-	if err := checkName(p.Stream); err != nil {
-		return nil, fmt.Errorf("stream: %w", err)
+	if !manifest.ValidName(p.Stream) {
+		return nil, fmt.Errorf("chunker: stream: %w: name %q", manifest.ErrBadManifest, p.Stream)
 	}
 	if len(p.Key) != ed25519.PrivateKeySize {
 		return nil, errors.New("chunker: Params.Key must be an Ed25519 private key")
 	}
 	if p.ChunkDuration == 0 {
-		p.ChunkDuration = DefaultChunkDuration
+		p.ChunkDuration = manifest.DefaultChunkDuration
 	}
-	if p.ChunkDuration < MinChunkDuration || p.ChunkDuration > MaxChunkDuration {
-		return nil, fmt.Errorf("chunker: chunk duration %v outside %v–%v", p.ChunkDuration, MinChunkDuration, MaxChunkDuration)
+	if p.ChunkDuration < manifest.MinChunkDuration || p.ChunkDuration > manifest.MaxChunkDuration {
+		return nil, fmt.Errorf("chunker: chunk duration %v outside %v–%v", p.ChunkDuration, manifest.MinChunkDuration, manifest.MaxChunkDuration)
 	}
 	if p.Now == nil {
 		p.Now = time.Now
@@ -120,8 +114,8 @@ func (c *Chunker) ChunkDuration() time.Duration { return c.p.ChunkDuration }
 
 // AddRendition declares a rendition (one CMAF track) fed with Push(name, ...).
 func (c *Chunker) AddRendition(name string, t media.Track) error {
-	if err := checkName(name); err != nil {
-		return fmt.Errorf("rendition: %w", err)
+	if !manifest.ValidName(name) {
+		return fmt.Errorf("chunker: rendition: %w: name %q", manifest.ErrBadManifest, name)
 	}
 	if _, dup := c.byName[name]; dup {
 		return fmt.Errorf("%w: %q", ErrDuplicate, name)
@@ -147,8 +141,8 @@ func (c *Chunker) AddRendition(name string, t media.Track) error {
 }
 
 // Renditions describes the renditions that have an init segment.
-func (c *Chunker) Renditions() []RenditionInfo {
-	var out []RenditionInfo
+func (c *Chunker) Renditions() []manifest.RenditionInfo {
+	var out []manifest.RenditionInfo
 	for _, r := range c.renditions {
 		if r.info.Name != "" {
 			out = append(out, r.info)
@@ -307,11 +301,11 @@ func (c *Chunker) closeOpen(r *rendition) {
 		r.info.FrameRate = math.Round(float64(len(r.open))/dur.Seconds()*1000) / 1000
 		c.infoDirty = true
 	}
-	e := Entry{
-		Kind: KindChunk, Rendition: r.name, Seq: r.openSeq,
+	e := manifest.Entry{
+		Kind: manifest.KindChunk, Rendition: r.name, Seq: r.openSeq,
 		MediaTime: first.dts, Duration: dur, IngestTime: c.p.Now(),
 		Size: uint32(len(data)), Independent: first.keyframe,
-		Discontinuity: r.openDiscontinuity, Hash: Sum(data),
+		Discontinuity: r.openDiscontinuity, Hash: manifest.Sum(data),
 	}
 	r.open = r.open[:0]
 	r.closed = e.Seq
@@ -320,9 +314,9 @@ func (c *Chunker) closeOpen(r *rendition) {
 }
 
 func (c *Chunker) publishInit(r *rendition, data []byte, seq uint64) {
-	e := Entry{
-		Kind: KindInit, Rendition: r.name, Seq: seq, IngestTime: c.p.Now(),
-		Size: uint32(len(data)), Independent: true, Hash: Sum(data),
+	e := manifest.Entry{
+		Kind: manifest.KindInit, Rendition: r.name, Seq: seq, IngestTime: c.p.Now(),
+		Size: uint32(len(data)), Independent: true, Hash: manifest.Sum(data),
 	}
 	// Chunks already waiting were cut against the previous init: sign them first.
 	c.sign(c.pending)
@@ -395,8 +389,8 @@ func (c *Chunker) sign(ps []pendingChunk) {
 		return a.order - b.order
 	})
 	for len(ps) > 0 {
-		n := min(len(ps), MaxBatchEntries)
-		out := Output{Batch: Batch{Stream: c.p.Stream, N: c.nextBatch}}
+		n := min(len(ps), manifest.MaxBatchEntries)
+		out := Output{Batch: manifest.Batch{Stream: c.p.Stream, N: c.nextBatch}}
 		for _, p := range ps[:n] {
 			out.Batch.Entries = append(out.Batch.Entries, p.entry)
 			out.Data = append(out.Data, p.data)
@@ -420,7 +414,7 @@ type rendition struct {
 	track     media.Track
 	order     int
 	timescale uint32
-	info      RenditionInfo
+	info      manifest.RenditionInfo
 
 	sps, pps  [][]byte // current H.264 parameter sets
 	initDone  bool
@@ -577,7 +571,7 @@ func (r *rendition) avcInit() (data []byte, err error) {
 	if err := trak.SetAVCDescriptor("avc1", r.sps, r.pps, true); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadUnit, err)
 	}
-	r.info = RenditionInfo{
+	r.info = manifest.RenditionInfo{
 		Name: r.name, Kind: string(media.KindVideo), Codec: avc.CodecString("avc1", sps),
 		Width: int(sps.Width), Height: int(sps.Height),
 	}
@@ -597,7 +591,7 @@ func (r *rendition) opusInit() ([]byte, error) {
 	dops := &mp4.DopsBox{OutputChannelCount: byte(ch), PreSkip: r.track.PreSkip, InputSampleRate: 48000}
 	entry := mp4.CreateAudioSampleEntryBox("Opus", uint16(ch), 16, 48000, dops)
 	trak.Mdia.Minf.Stbl.Stsd.AddChild(entry)
-	r.info = RenditionInfo{Name: r.name, Kind: string(media.KindAudio), Codec: "opus", SampleRate: 48000, Channels: ch}
+	r.info = manifest.RenditionInfo{Name: r.name, Kind: string(media.KindAudio), Codec: "opus", SampleRate: 48000, Channels: ch}
 	return r.finishInit(init)
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/mp4"
 
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
 )
 
@@ -53,8 +54,8 @@ func demoUnits(t testing.TB, loops int) (*media.Clip, []unit) {
 type run struct {
 	outs  []Output
 	inits map[string][]byte
-	data  map[ID][]byte
-	byR   map[string][]Entry // chunk entries per rendition, in publish order
+	data  map[manifest.ID][]byte
+	byR   map[string][]manifest.Entry // chunk entries per rendition, in publish order
 }
 
 // chunkDemo chunks loops of the demo clip. edit may change or drop units
@@ -63,7 +64,7 @@ type run struct {
 func chunkDemo(t testing.TB, loops int, d time.Duration, edit func(*unit) bool, annexB bool) *run {
 	t.Helper()
 	clip, units := demoUnits(t, loops)
-	r := &run{inits: map[string][]byte{}, data: map[ID][]byte{}, byR: map[string][]Entry{}}
+	r := &run{inits: map[string][]byte{}, data: map[manifest.ID][]byte{}, byR: map[string][]manifest.Entry{}}
 	c, err := New(Params{
 		Stream: "demo", Key: testKey, ChunkDuration: d, Now: fixedClock(),
 		Publish: func(o Output) { r.outs = append(r.outs, o) },
@@ -93,7 +94,7 @@ func chunkDemo(t testing.TB, loops int, d time.Duration, edit func(*unit) bool, 
 	for _, o := range r.outs {
 		for i, e := range o.Batch.Entries {
 			r.data[e.Hash] = o.Data[i]
-			if e.Kind == KindInit {
+			if e.Kind == manifest.KindInit {
 				r.inits[e.Rendition] = o.Data[i]
 			} else {
 				r.byR[e.Rendition] = append(r.byR[e.Rendition], e)
@@ -121,7 +122,7 @@ func samples(t testing.TB, init, chunk []byte) []mp4.FullSample {
 }
 
 func TestDemoChunks(t *testing.T) {
-	const d = DefaultChunkDuration
+	const d = manifest.DefaultChunkDuration
 	clip, units := demoUnits(t, 2)
 	r := chunkDemo(t, 2, d, nil, false)
 
@@ -134,7 +135,7 @@ func TestDemoChunks(t *testing.T) {
 		nSamples := 0
 		for i, e := range entries {
 			data := r.data[e.Hash]
-			if Sum(data) != e.Hash || int(e.Size) != len(data) {
+			if manifest.Sum(data) != e.Hash || int(e.Size) != len(data) {
 				t.Fatalf("%s/%d: hash or size does not match the bytes", rend, e.Seq)
 			}
 			if e.Seq != uint64(i) {
@@ -230,7 +231,7 @@ func TestBatchesVerify(t *testing.T) {
 		}
 	}
 	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32)).Public().(ed25519.PublicKey)
-	if err := r.outs[0].Batch.Verify(other); !errors.Is(err, ErrBadSignature) {
+	if err := r.outs[0].Batch.Verify(other); !errors.Is(err, manifest.ErrBadSignature) {
 		t.Errorf("wrong key: %v", err)
 	}
 }
@@ -241,7 +242,7 @@ func TestChunkDurationBounds(t *testing.T) {
 			t.Errorf("chunk duration %v accepted", d)
 		}
 	}
-	for _, d := range []time.Duration{MinChunkDuration, MaxChunkDuration} {
+	for _, d := range []time.Duration{manifest.MinChunkDuration, manifest.MaxChunkDuration} {
 		r := chunkDemo(t, 1, d, nil, false)
 		for _, e := range r.byR["v0"][:len(r.byR["v0"])-1] {
 			if diff := e.Duration - d; diff < -time.Second/30 || diff > time.Second/30 {
@@ -327,7 +328,7 @@ func TestBadUnits(t *testing.T) {
 	var chunks int
 	for _, o := range outs {
 		for _, e := range o.Batch.Entries {
-			if e.Kind == KindChunk {
+			if e.Kind == manifest.KindChunk {
 				chunks++
 				if e.Seq != 4 || !e.Independent {
 					t.Errorf("chunk %+v", e)
@@ -385,7 +386,7 @@ func BenchmarkChunker(b *testing.B) {
 // Keyframes that arrive shortly before a slot boundary (as keyframes
 // requested over RTCP do) still start an independent chunk of the next slot.
 func TestKeyframeSnap(t *testing.T) {
-	const d = DefaultChunkDuration
+	const d = manifest.DefaultChunkDuration
 	const early = 40 * time.Millisecond // more than a frame before the boundary, within the snap
 	r := chunkDemo(t, 1, 0, func(u *unit) bool {
 		u.au.DTS += d - early // keyframes now at k s + 210 ms
@@ -413,7 +414,7 @@ func TestKeyframeSnap(t *testing.T) {
 // boundary still opens that slot's chunk: the chunk before takes the frames
 // up to it.
 func TestExpectKeyframe(t *testing.T) {
-	const d = DefaultChunkDuration
+	const d = manifest.DefaultChunkDuration
 	const late = 80 * time.Millisecond // keyframes 80 ms after the boundary
 	clip, units := demoUnits(t, 1)
 	var outs []Output
@@ -434,10 +435,10 @@ func TestExpectKeyframe(t *testing.T) {
 		}
 	}
 	c.Flush()
-	var chunks []Entry
+	var chunks []manifest.Entry
 	for _, o := range outs {
 		for _, e := range o.Batch.Entries {
-			if e.Kind == KindChunk {
+			if e.Kind == manifest.KindChunk {
 				chunks = append(chunks, e)
 			}
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/Eyevinn/mp4ff/mp4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
 	"github.com/seedcast/seedcast/origin"
 	"github.com/seedcast/seedcast/publish"
@@ -66,11 +66,11 @@ func startLive(t *testing.T, ctx context.Context) *liveServer {
 }
 
 // waitChunks waits until the stream's manifest holds n chunks of rendition.
-func waitChunks(t *testing.T, ctx context.Context, st *origin.Stream, rendition string, n int) *chunker.Manifest {
+func waitChunks(t *testing.T, ctx context.Context, st *origin.Stream, rendition string, n int) *manifest.Manifest {
 	t.Helper()
 	for {
 		changed := st.Changed()
-		m, err := chunker.DecodeManifest(bytes.NewReader(st.Manifest()))
+		m, err := manifest.DecodeManifest(bytes.NewReader(st.Manifest()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,10 +130,10 @@ func TestWHIPToChunks(t *testing.T) {
 	inits := map[string][]byte{}
 	for _, e := range entries {
 		data, ok := live.origin.Store().Get(e.Hash)
-		if !ok || chunker.Sum(data) != e.Hash {
+		if !ok || manifest.Sum(data) != e.Hash {
 			t.Fatalf("%s/%d not in the store or wrong bytes", e.Rendition, e.Seq)
 		}
-		if e.Kind == chunker.KindInit {
+		if e.Kind == manifest.KindInit {
 			inits[e.Rendition] = data
 			continue
 		}
@@ -220,7 +220,7 @@ func TestPublisherReconnect(t *testing.T) {
 			t.Fatalf("round %d: publisher: %v", round, err)
 		}
 	}
-	m, err := chunker.DecodeManifest(bytes.NewReader(live.stream.Manifest()))
+	m, err := manifest.DecodeManifest(bytes.NewReader(live.stream.Manifest()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestPublisherReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rend := range []string{"v0", "a0"} {
-		var prev *chunker.JSONEntry
+		var prev *manifest.JSONEntry
 		discont := 0
 		for i := range m.Entries {
 			e := &m.Entries[i]

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/origin"
 	"github.com/seedcast/seedcast/sfu"
 )
@@ -59,7 +59,7 @@ func (m *Manager) AddStream(ctx context.Context, name string) (*origin.Stream, e
 	}
 	d := m.p.ChunkDuration
 	if d == 0 {
-		d = chunker.DefaultChunkDuration
+		d = manifest.DefaultChunkDuration
 	}
 	st, err := m.p.Origin.AddStream(name, pub, d)
 	if err != nil {

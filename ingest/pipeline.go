@@ -18,7 +18,7 @@ import (
 type PipelineParams struct {
 	Stream        string
 	Key           ed25519.PrivateKey
-	ChunkDuration time.Duration // 0 means chunker.DefaultChunkDuration
+	ChunkDuration time.Duration // 0 means manifest.DefaultChunkDuration
 	// Publish receives every signed batch (origin.Stream.Publish).
 	Publish func(chunker.Output)
 	Now     func() time.Time // ingest wall clock; nil means time.Now

@@ -1,10 +1,12 @@
 // Package origin is the server side of distribution: it holds each live
-// stream's signed manifest window and LL-HLS playlists, keeps chunk and init
-// bytes in a byte- and time-bounded store, and serves them over HTTP —
+// stream's signed manifest window and renders its LL-HLS playlists
+// (Playlist: segments of whole chunks, every chunk a part), keeps chunk and
+// init bytes in a byte- and time-bounded store, and serves them over HTTP —
 // /c/{hash} (immutable), /live/{stream}/manifest, /live/{stream}/index.m3u8
 // and its media playlists and segments — with /healthz and /metrics.
 //
 // DESIGN.md has no room for this job: chunker must not do network I/O and
 // swarm is a peer node, so the origin's HTTP publication lives here. It takes
-// chunker.Output from ingest and never looks inside media bytes.
+// chunker.Output from ingest and never looks inside media bytes; the
+// manifest types it serves are package manifest's.
 package origin

@@ -3,7 +3,7 @@ package origin
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 type metrics struct {
@@ -45,8 +45,8 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 	return m
 }
 
-func (m *metrics) observe(stream string, e chunker.Entry, kind string) {
-	if e.Kind == chunker.KindInit {
+func (m *metrics) observe(stream string, e manifest.Entry, kind string) {
+	if e.Kind == manifest.KindInit {
 		m.inits.WithLabelValues(stream, e.Rendition).Inc()
 		return
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // Params configures a Server.
@@ -102,7 +102,7 @@ func (s *Server) route(pattern, route string, h http.HandlerFunc) {
 // AddStream registers a stream whose manifest pub signs; chunkDuration is its
 // chunker's target.
 func (s *Server) AddStream(name string, pub ed25519.PublicKey, chunkDuration time.Duration) (*Stream, error) {
-	if !chunker.ValidName(name) {
+	if !manifest.ValidName(name) {
 		return nil, fmt.Errorf("%w: %q", ErrBadStream, name)
 	}
 	s.mu.Lock()
@@ -112,9 +112,9 @@ func (s *Server) AddStream(name string, pub ed25519.PublicKey, chunkDuration tim
 	}
 	st := &Stream{
 		name: name, pub: pub, srv: s, window: s.p.Window, chunk: chunkDuration,
-		inits: map[string][]chunker.Entry{}, initBatch: map[chunker.ID]uint64{},
+		inits: map[string][]manifest.Entry{}, initBatch: map[manifest.ID]uint64{},
 		initSigs: map[uint64][]byte{},
-		playlist: chunker.NewPlaylist(chunker.PlaylistParams{
+		playlist: NewPlaylist(PlaylistParams{
 			ChunkDuration: chunkDuration, SegmentTarget: s.p.SegmentTarget, Window: s.p.Window,
 		}),
 		changed: make(chan struct{}),
@@ -161,7 +161,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) (*Stream, bool) 
 const immutable = "public, max-age=31536000, immutable"
 
 func (s *Server) serveChunk(w http.ResponseWriter, r *http.Request) {
-	id, err := chunker.ParseID(r.PathValue("hash"))
+	id, err := manifest.ParseID(r.PathValue("hash"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
 )
 
@@ -41,7 +42,7 @@ func newDemoFeed(t testing.TB, window time.Duration) *demoFeed {
 	f.srv = New(Params{Registry: prometheus.NewRegistry(), Window: window, Now: clock})
 	pub, key, _ := ed25519.GenerateKey(nil)
 	f.pub = pub
-	if f.st, err = f.srv.AddStream("demo", pub, chunker.DefaultChunkDuration); err != nil {
+	if f.st, err = f.srv.AddStream("demo", pub, manifest.DefaultChunkDuration); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.srv.AddStream("demo", pub, 0); err == nil {
@@ -81,7 +82,7 @@ func TestManifestWindow(t *testing.T) {
 	f := newDemoFeed(t, 10*time.Second)
 	f.feed(t, 30*time.Second)
 	st, pub := f.st, f.pub
-	m, err := chunker.DecodeManifest(bytes.NewReader(st.Manifest()))
+	m, err := manifest.DecodeManifest(bytes.NewReader(st.Manifest()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +96,11 @@ func TestManifestWindow(t *testing.T) {
 	}
 	var first, last uint64 = 1 << 62, 0
 	for _, e := range entries {
-		if e.Kind == chunker.KindChunk {
+		if e.Kind == manifest.KindChunk {
 			first, last = min(first, e.Seq), max(last, e.Seq)
 		}
 	}
-	if span := time.Duration(last-first+1) * chunker.DefaultChunkDuration; span < 10*time.Second || span > 11*time.Second {
+	if span := time.Duration(last-first+1) * manifest.DefaultChunkDuration; span < 10*time.Second || span > 11*time.Second {
 		t.Errorf("manifest spans slots %d–%d (%v), window 10 s", first, last, span)
 	}
 }
@@ -109,14 +110,14 @@ func TestManifestWindow(t *testing.T) {
 func TestManifestAfter(t *testing.T) {
 	f := newDemoFeed(t, 10*time.Second)
 	f.feed(t, 5*time.Second)
-	full, err := chunker.DecodeManifest(bytes.NewReader(f.st.Manifest()))
+	full, err := manifest.DecodeManifest(bytes.NewReader(f.st.Manifest()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mid := full.Entries[len(full.Entries)/2].Batch
 	rec := httptest.NewRecorder()
 	f.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/live/demo/manifest?after="+strconv.FormatUint(mid, 10), nil))
-	part, err := chunker.DecodeManifest(rec.Body)
+	part, err := manifest.DecodeManifest(rec.Body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // ErrNotHeld is returned by Source.Chunk for a chunk the store does not hold.
@@ -26,15 +26,15 @@ func (s *Server) Source(st *Stream) *Source { return &Source{srv: s, st: st} }
 
 // Manifest decodes the stream's current manifest window, or only its
 // batches above after when after ≥ 0.
-func (s *Source) Manifest(_ context.Context, after int64) (*chunker.Manifest, error) {
+func (s *Source) Manifest(_ context.Context, after int64) (*manifest.Manifest, error) {
 	if after >= 0 {
-		return chunker.DecodeManifest(bytes.NewReader(s.st.ManifestAfter(uint64(after))))
+		return manifest.DecodeManifest(bytes.NewReader(s.st.ManifestAfter(uint64(after))))
 	}
-	return chunker.DecodeManifest(bytes.NewReader(s.st.Manifest()))
+	return manifest.DecodeManifest(bytes.NewReader(s.st.Manifest()))
 }
 
 // Chunk returns a stored chunk or init segment.
-func (s *Source) Chunk(_ context.Context, id chunker.ID) ([]byte, error) {
+func (s *Source) Chunk(_ context.Context, id manifest.ID) ([]byte, error) {
 	data, ok := s.srv.store.Get(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotHeld, id)

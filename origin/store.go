@@ -6,7 +6,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // Store keeps chunk and init bytes by ID. It holds what arrived within the
@@ -15,12 +15,12 @@ import (
 // It is safe for concurrent use.
 type Store struct {
 	mu       sync.Mutex
-	lru      *simplelru.LRU[chunker.ID, storeItem]
+	lru      *simplelru.LRU[manifest.ID, storeItem]
 	fifo     []fifoItem // insertion order, for expiry by age
 	bytes    int64
 	maxBytes int64
 	window   time.Duration
-	pinned   map[chunker.ID]storeItem
+	pinned   map[manifest.ID]storeItem
 }
 
 type storeItem struct {
@@ -29,7 +29,7 @@ type storeItem struct {
 }
 
 type fifoItem struct {
-	id    chunker.ID
+	id    manifest.ID
 	added time.Time
 }
 
@@ -47,9 +47,9 @@ func NewStore(p StoreParams) *Store {
 	if p.Window <= 0 {
 		p.Window = time.Minute
 	}
-	s := &Store{maxBytes: p.MaxBytes, window: p.Window, pinned: map[chunker.ID]storeItem{}}
+	s := &Store{maxBytes: p.MaxBytes, window: p.Window, pinned: map[manifest.ID]storeItem{}}
 	// The LRU's count bound is never the binding one; bytes and age are.
-	s.lru, _ = simplelru.NewLRU[chunker.ID, storeItem](1<<30, func(_ chunker.ID, it storeItem) {
+	s.lru, _ = simplelru.NewLRU[manifest.ID, storeItem](1<<30, func(_ manifest.ID, it storeItem) {
 		s.bytes -= int64(len(it.data))
 	})
 	return s
@@ -57,7 +57,7 @@ func NewStore(p StoreParams) *Store {
 
 // Put stores data under id, dropping the oldest entries past the bounds.
 // now is the insertion time (the clock is the caller's).
-func (s *Store) Put(id chunker.ID, data []byte, now time.Time) {
+func (s *Store) Put(id manifest.ID, data []byte, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lru.Contains(id) {
@@ -87,21 +87,21 @@ func (s *Store) expire(now time.Time) {
 }
 
 // Pin keeps data under id regardless of the bounds until Unpin.
-func (s *Store) Pin(id chunker.ID, data []byte, now time.Time) {
+func (s *Store) Pin(id manifest.ID, data []byte, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pinned[id] = storeItem{data: data, added: now}
 }
 
 // Unpin lets id's entry go (it stays as an ordinary entry if it was also Put).
-func (s *Store) Unpin(id chunker.ID) {
+func (s *Store) Unpin(id manifest.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.pinned, id)
 }
 
 // Get returns the bytes stored under id.
-func (s *Store) Get(id chunker.ID) ([]byte, bool) {
+func (s *Store) Get(id manifest.ID) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if it, ok := s.pinned[id]; ok {

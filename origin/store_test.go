@@ -5,18 +5,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
-func blob(i, size int) (chunker.ID, []byte) {
+func blob(i, size int) (manifest.ID, []byte) {
 	b := bytes.Repeat([]byte{byte(i), byte(i >> 8)}, size/2)
-	return chunker.Sum(b), b
+	return manifest.Sum(b), b
 }
 
 func TestStoreByteBound(t *testing.T) {
 	s := NewStore(StoreParams{MaxBytes: 10_000, Window: time.Hour})
 	t0 := time.Unix(1000, 0)
-	var ids []chunker.ID
+	var ids []manifest.ID
 	for i := 0; i < 30; i++ {
 		id, b := blob(i, 1000)
 		ids = append(ids, id)
@@ -49,7 +49,7 @@ func TestStoreWindow(t *testing.T) {
 	if _, ok := s.Get(old); ok {
 		t.Error("chunk older than the window still held")
 	}
-	for _, id := range []chunker.ID{pin, young, late} {
+	for _, id := range []manifest.ID{pin, young, late} {
 		if _, ok := s.Get(id); !ok {
 			t.Errorf("%s lost", id)
 		}

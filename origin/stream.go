@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // Stream is one live stream as the origin serves it: the signed manifest
@@ -28,11 +29,11 @@ type Stream struct {
 
 	mu         sync.Mutex
 	batches    []signedBatch // oldest first, within the window
-	inits      map[string][]chunker.Entry
-	initBatch  map[chunker.ID]uint64 // init hash → batch that signed it
-	initSigs   map[uint64][]byte     // signatures of batches holding init segments
-	renditions []chunker.RenditionInfo
-	playlist   *chunker.Playlist
+	inits      map[string][]manifest.Entry
+	initBatch  map[manifest.ID]uint64 // init hash → batch that signed it
+	initSigs   map[uint64][]byte      // signatures of batches holding init segments
+	renditions []manifest.RenditionInfo
+	playlist   *Playlist
 	changed    chan struct{} // closed and replaced at every Publish
 	manifest   []byte        // rendered on demand, dropped at every Publish
 }
@@ -40,7 +41,7 @@ type Stream struct {
 type signedBatch struct {
 	n         uint64
 	signature []byte
-	entries   []chunker.Entry
+	entries   []manifest.Entry
 	newest    time.Time
 }
 
@@ -56,7 +57,7 @@ func (st *Stream) PublicKey() ed25519.PublicKey { return st.pub }
 func (st *Stream) Publish(o chunker.Output) {
 	now := st.srv.p.Now()
 	for i, e := range o.Batch.Entries {
-		if e.Kind == chunker.KindInit {
+		if e.Kind == manifest.KindInit {
 			st.srv.store.Pin(e.Hash, o.Data[i], now)
 		} else {
 			st.srv.store.Put(e.Hash, o.Data[i], now)
@@ -76,7 +77,7 @@ func (st *Stream) Publish(o chunker.Output) {
 		if e.IngestTime.After(b.newest) {
 			b.newest = e.IngestTime
 		}
-		if e.Kind == chunker.KindInit {
+		if e.Kind == manifest.KindInit {
 			st.inits[e.Rendition] = append(st.inits[e.Rendition], e)
 			st.initBatch[e.Hash] = o.Batch.N
 			st.initSigs[o.Batch.N] = o.Batch.Signature
@@ -94,7 +95,7 @@ func (st *Stream) Publish(o chunker.Output) {
 	st.changed = make(chan struct{})
 }
 
-func (st *Stream) kindOf(rendition string, fresh []chunker.RenditionInfo) string {
+func (st *Stream) kindOf(rendition string, fresh []manifest.RenditionInfo) string {
 	if fresh == nil {
 		st.mu.Lock()
 		defer st.mu.Unlock()
@@ -120,7 +121,7 @@ func (st *Stream) pruneLocked(newest time.Time) {
 	found := false
 	for _, b := range st.batches {
 		for _, e := range b.entries {
-			if e.Kind == chunker.KindChunk && (!found || e.Seq < oldest) {
+			if e.Kind == manifest.KindChunk && (!found || e.Seq < oldest) {
 				oldest, found = e.Seq, true
 			}
 		}
@@ -171,19 +172,19 @@ func (st *Stream) ManifestAfter(n uint64) []byte {
 }
 
 func (st *Stream) renderLocked(after uint64, partial bool) []byte {
-	m := chunker.Manifest{
+	m := manifest.Manifest{
 		Version: 1, Stream: st.name, PublicKey: hex.EncodeToString(st.pub),
 		ChunkDurationMs: float64(st.chunk.Microseconds()) / 1000,
 		Renditions:      st.renditions,
-		InitSegments:    []chunker.JSONEntry{},
-		Entries:         []chunker.JSONEntry{},
-		Batches:         []chunker.JSONBatch{},
+		InitSegments:    []manifest.JSONEntry{},
+		Entries:         []manifest.JSONEntry{},
+		Batches:         []manifest.JSONBatch{},
 	}
 	sigs := map[uint64][]byte{}
 	for _, list := range st.inits {
 		for _, e := range list {
 			n := st.initBatch[e.Hash]
-			m.InitSegments = append(m.InitSegments, chunker.ToJSON(e, n))
+			m.InitSegments = append(m.InitSegments, manifest.ToJSON(e, n))
 			sigs[n] = st.initSigs[n]
 		}
 	}
@@ -192,14 +193,14 @@ func (st *Stream) renderLocked(after uint64, partial bool) []byte {
 			continue
 		}
 		for _, e := range b.entries {
-			m.Entries = append(m.Entries, chunker.ToJSON(e, b.n))
+			m.Entries = append(m.Entries, manifest.ToJSON(e, b.n))
 		}
 		sigs[b.n] = b.signature
 	}
 	for _, n := range slices.Sorted(maps.Keys(sigs)) {
-		m.Batches = append(m.Batches, chunker.JSONBatch{N: n, Signature: hex.EncodeToString(sigs[n])})
+		m.Batches = append(m.Batches, manifest.JSONBatch{N: n, Signature: hex.EncodeToString(sigs[n])})
 	}
-	slices.SortFunc(m.InitSegments, func(a, b chunker.JSONEntry) int { return cmp.Compare(a.Batch, b.Batch) })
+	slices.SortFunc(m.InitSegments, func(a, b manifest.JSONEntry) int { return cmp.Compare(a.Batch, b.Batch) })
 	out, _ := json.Marshal(m)
 	return out
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // chromium starts Debian's headless Chromium with fake camera and microphone
@@ -97,7 +97,7 @@ func browserWHIP(t *testing.T, simulcast bool) {
 		}
 	}
 	_, body := get(t, base+"/live/cam/manifest")
-	m, err := chunker.DecodeManifest(bytes.NewReader(body))
+	m, err := manifest.DecodeManifest(bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/seedcast/seedcast/chunker"
 	"github.com/seedcast/seedcast/ingest"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
 	"github.com/seedcast/seedcast/origin"
 	"github.com/seedcast/seedcast/publish"
@@ -56,7 +56,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.Var(&cfg.streamKey, "stream-key", "NAME=KEY: a stream that may be published with this key (repeatable; keys ≥ 16 characters)")
 	fs.StringVar(&cfg.streamKeys, "stream-keys", "", "NAME=KEY,NAME=KEY,... (the form of SEEDCAST_STREAM_KEYS)")
 	fs.StringVar(&cfg.keysFile, "stream-keys-file", "", "file of NAME=KEY lines")
-	fs.DurationVar(&cfg.chunkDuration, "chunk-duration", chunker.DefaultChunkDuration, "target chunk duration, 100ms–500ms")
+	fs.DurationVar(&cfg.chunkDuration, "chunk-duration", manifest.DefaultChunkDuration, "target chunk duration, 100ms–500ms")
 	fs.DurationVar(&cfg.segment, "hls-segment", time.Second, "target HLS segment duration (segments start on keyframes)")
 	fs.DurationVar(&cfg.window, "window", time.Minute, "how much media the origin keeps and lists")
 	fs.DurationVar(&cfg.gop, "gop", 2*time.Second, "ask publishers for a keyframe at least this often")
@@ -109,8 +109,8 @@ func (cfg *serveConfig) keys() (sfu.StreamKeys, error) {
 }
 
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
-	if cfg.chunkDuration < chunker.MinChunkDuration || cfg.chunkDuration > chunker.MaxChunkDuration {
-		return fmt.Errorf("--chunk-duration %v: want %v–%v", cfg.chunkDuration, chunker.MinChunkDuration, chunker.MaxChunkDuration)
+	if cfg.chunkDuration < manifest.MinChunkDuration || cfg.chunkDuration > manifest.MaxChunkDuration {
+		return fmt.Errorf("--chunk-duration %v: want %v–%v", cfg.chunkDuration, manifest.MinChunkDuration, manifest.MaxChunkDuration)
 	}
 	keys, err := cfg.keys()
 	if err != nil {

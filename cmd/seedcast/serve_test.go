@@ -19,7 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
@@ -163,7 +163,7 @@ func TestServeDemo(t *testing.T) {
 	// Every chunk and init segment of the manifest hashes to its name, and
 	// every batch verifies with the stream's key.
 	_, body := get(t, base+"/live/demo/manifest")
-	m, err := chunker.DecodeManifest(bytes.NewReader(body))
+	m, err := manifest.DecodeManifest(bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +177,8 @@ func TestServeDemo(t *testing.T) {
 	}
 	for _, e := range entries {
 		resp, data := get(t, base+"/c/"+e.Hash.String())
-		if resp.StatusCode != 200 || chunker.Sum(data) != e.Hash || len(data) != int(e.Size) {
-			t.Fatalf("/c/%s: status %d, %d bytes, hash mismatch=%v", e.Hash, resp.StatusCode, len(data), chunker.Sum(data) != e.Hash)
+		if resp.StatusCode != 200 || manifest.Sum(data) != e.Hash || len(data) != int(e.Size) {
+			t.Fatalf("/c/%s: status %d, %d bytes, hash mismatch=%v", e.Hash, resp.StatusCode, len(data), manifest.Sum(data) != e.Hash)
 		}
 		if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=31536000, immutable" {
 			t.Errorf("Cache-Control %q", cc)
@@ -321,10 +321,10 @@ func TestTrackerJoin(t *testing.T) {
 		t.Fatalf("welcome: %v %s", err, data)
 	}
 	_, body := get(t, base+"/live/demo/manifest")
-	var manifest struct{ PublicKey string }
-	_ = json.Unmarshal(body, &manifest)
-	if w.PublicKey == "" || w.PublicKey != manifest.PublicKey || w.Manifest != "/live/demo/manifest" || len(w.Upstreams) != 4 {
-		t.Errorf("welcome %+v, manifest key %s", w, manifest.PublicKey)
+	var served struct{ PublicKey string }
+	_ = json.Unmarshal(body, &served)
+	if w.PublicKey == "" || w.PublicKey != served.PublicKey || w.Manifest != "/live/demo/manifest" || len(w.Upstreams) != 4 {
+		t.Errorf("welcome %+v, manifest key %s", w, served.PublicKey)
 	}
 
 	refused, data, err := join("secret", "")

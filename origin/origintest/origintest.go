@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
 	"github.com/seedcast/seedcast/origin"
 	"github.com/seedcast/seedcast/tracker"
@@ -26,7 +27,7 @@ type Params struct {
 	Stream      string // "demo"
 	Substreams  int    // 4
 	OriginSlots int    // substream links the seed serves (4)
-	// ChunkDuration of the chunker (chunker.DefaultChunkDuration).
+	// ChunkDuration of the chunker (manifest.DefaultChunkDuration).
 	ChunkDuration time.Duration
 	// MaxConnsPerIP of the tracker (every test node is 127.0.0.1): 1024.
 	MaxConnsPerIP int
@@ -56,7 +57,7 @@ func Start(tb testing.TB, p Params) *Origin {
 		p.OriginSlots = 4
 	}
 	if p.ChunkDuration == 0 {
-		p.ChunkDuration = chunker.DefaultChunkDuration
+		p.ChunkDuration = manifest.DefaultChunkDuration
 	}
 	if p.MaxConnsPerIP == 0 {
 		p.MaxConnsPerIP = 1024

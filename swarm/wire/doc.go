@@ -4,9 +4,10 @@
 //
 // It owns framing (Reader, Splitter), the message types and their byte layouts
 // (Hello, Have, Subscribe, Unsubscribe, Request, Cancel, Chunk, Manifest, Choke,
-// Unchoke, Reject, Stats; Append to encode, Decode to decode), the reassembly of
-// chunks sent in fragments (Reassembler) and a decoder of the signed manifest
-// batch encoding (DecodeBatch). Every length is checked against a limit before
+// Unchoke, Reject, Stats; Append to encode, Decode to decode) and the reassembly
+// of chunks sent in fragments (Reassembler). A Manifest message carries signed
+// batches as package manifest encodes them (manifest.SignedBatch), checked
+// with manifest.DecodeBatch. Every length is checked against a limit before
 // anything is allocated. Decode returns ErrUnknownType for a frame of a type it
 // does not know (skip it) and an error wrapping ErrMalformed for anything else
 // it refuses (close that connection).

@@ -7,7 +7,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // addFrames seeds f with every sample message and every vector.
@@ -131,7 +131,7 @@ func FuzzReassembler(f *testing.F) {
 		r := NewReassembler(ReassemblerParams{MaxInProgress: 3, MaxBytes: 600, MaxGaps: 4})
 		// Each 5 bytes: id (0…3), size (u16, ≤ 300), offset (u8), length (u8).
 		for ; len(in) >= 5; in = in[5:] {
-			id := chunker.ID{in[0] % 4}
+			id := manifest.ID{in[0] % 4}
 			size := uint32(binary.BigEndian.Uint16(in[1:]))%300 + 1
 			off, n := uint32(in[3]), int(in[4])
 			data := make([]byte, n)
@@ -160,15 +160,5 @@ func FuzzReassembler(f *testing.F) {
 				t.Fatalf("in progress: %d chunks, %d bytes", n, b)
 			}
 		}
-	})
-}
-
-// FuzzDecodeBatch: DecodeBatch never panics, and whatever it accepts
-// chunker encodes back to the same bytes.
-func FuzzDecodeBatch(f *testing.F) {
-	f.Add(vectorSignedBatch(f).Encoded)
-	f.Add([]byte(batchMagic))
-	f.Fuzz(func(t *testing.T, enc []byte) {
-		checkBatchRoundTrip(t, enc)
 	})
 }

@@ -1,12 +1,10 @@
 package wire
 
 import (
-	"crypto/ed25519"
 	"testing"
-	"time"
 
-	"github.com/seedcast/seedcast/chunker"
 	"github.com/seedcast/seedcast/internal/docvectors"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // protocolDoc is the specification whose test vectors TestProtocolVectors checks.
@@ -20,52 +18,15 @@ func docHex(t testing.TB, vectors map[string]string, name string) []byte {
 	return docvectors.Hex(t, vectors, name)
 }
 
-// vectorKey is the key of docs/protocol.md §2.5 (seed 0x00…0x1f).
-func vectorKey() ed25519.PrivateKey {
-	seed := make([]byte, ed25519.SeedSize)
-	for i := range seed {
-		seed[i] = byte(i)
-	}
-	return ed25519.NewKeyFromSeed(seed)
-}
-
-// vectorBatch is the signed batch of docs/protocol.md §2.5.
-func vectorBatch(t testing.TB) chunker.Batch {
-	base := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	b := chunker.Batch{Stream: "demo", N: 42, Entries: []chunker.Entry{
-		{
-			Kind: chunker.KindInit, Rendition: "v0", Seq: 1200,
-			IngestTime: base.Add(123456 * time.Microsecond), Size: 812, Independent: true,
-			Hash: chunker.Sum([]byte("seedcast test init v0")),
-		},
-		{
-			Kind: chunker.KindChunk, Rendition: "v0", Seq: 1200, MediaTime: 300 * time.Second, Duration: 266667 * time.Microsecond,
-			IngestTime: base.Add(400 * time.Millisecond), Size: 48213, Independent: true,
-			Hash: chunker.Sum([]byte("seedcast test chunk 1")),
-		},
-		{
-			Kind: chunker.KindChunk, Rendition: "a0", Seq: 1200, MediaTime: 300*time.Second + 20*time.Millisecond, Duration: 240 * time.Millisecond,
-			IngestTime: base.Add(410 * time.Millisecond), Size: 4120, Independent: true, Discontinuity: true,
-			Hash: chunker.Sum([]byte("seedcast test chunk 2")),
-		},
-	}}
-	if err := b.Sign(vectorKey()); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func vectorSignedBatch(t testing.TB) SignedBatch {
-	b := vectorBatch(t)
-	sb, err := NewSignedBatch(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sb
+// vectorSignedBatch is the signed batch of docs/protocol.md §2.5, as
+// documented (package manifest checks it against its encoder).
+func vectorSignedBatch(t testing.TB) manifest.SignedBatch {
+	v := docVectors(t)
+	return manifest.SignedBatch{Encoded: docHex(t, v, "encoded"), Signature: docHex(t, v, "signature")}
 }
 
 // vectorID is the id used by the wire vectors: BLAKE3 of "seedcast test chunk 1".
-func vectorID() chunker.ID { return chunker.Sum([]byte("seedcast test chunk 1")) }
+func vectorID() manifest.ID { return manifest.Sum([]byte("seedcast test chunk 1")) }
 
 // fragment is a deterministic test payload.
 func fragment(n int) []byte {
@@ -95,12 +56,10 @@ func sampleMessages(t testing.TB) map[string]Message {
 		"cancel":         &Cancel{ReqID: 7, ID: vectorID()},
 		"chunk":          &Chunk{ReqID: 7, ID: vectorID(), Size: 48213, Offset: 48200, Data: fragment(13)},
 		"chunk-max":      &Chunk{ID: vectorID(), Size: MaxChunk, Offset: MaxChunk - MaxFragment, Data: fragment(MaxFragment)},
-		"manifest":       &Manifest{Batches: []SignedBatch{vectorSignedBatch(t)}},
+		"manifest":       &Manifest{Batches: []manifest.SignedBatch{vectorSignedBatch(t)}},
 		"choke":          &Choke{Reason: ChokeCongested},
 		"unchoke":        &Unchoke{},
 		"reject":         &Reject{ReqID: 7, Reason: RejectNotHeld},
 		"stats":          &Stats{BufferMs: 3200, UploadKbps: 800, Peers: 5},
 	}
 }
-
-type ed25519PublicKey = ed25519.PublicKey

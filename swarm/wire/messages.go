@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // Hello opens a connection: each side sends one as its first message.
@@ -211,7 +211,7 @@ func (m *Subscribe) decode(d *decoder) {
 // with the chunk (as Chunk messages carrying ReqID) or a Reject.
 type Request struct {
 	ReqID uint32 // chosen by the requester, not 0
-	ID    chunker.ID
+	ID    manifest.ID
 	// Rendition and Seq are a hint (where the chunk sits in the manifest);
 	// Rendition "" means no hint, and Seq is then 0.
 	Rendition string
@@ -254,7 +254,7 @@ func decodeRequest(d *decoder) *Request {
 // Cancel withdraws a Request; fragments already in flight may still arrive.
 type Cancel struct {
 	ReqID uint32
-	ID    chunker.ID
+	ID    manifest.ID
 }
 
 func (*Cancel) Type() Type { return TypeCancel }
@@ -277,7 +277,7 @@ func (m *Cancel) Validate() error {
 // a chunk of Size bytes. Reassembler puts the fragments back together.
 type Chunk struct {
 	ReqID  uint32 // the Request answered, or 0 for a push (subscription)
-	ID     chunker.ID
+	ID     manifest.ID
 	Size   uint32 // whole chunk, 1 … MaxChunk
 	Offset uint32
 	// Data is the fragment, 1 … MaxFragment bytes. It aliases the frame
@@ -321,7 +321,7 @@ func decodeChunk(d *decoder) *Chunk {
 
 // Fragments appends to dst the Chunk messages that carry data whole, in
 // order, each with at most MaxFragment bytes; the messages alias data.
-func Fragments(dst []Chunk, reqID uint32, id chunker.ID, data []byte) []Chunk {
+func Fragments(dst []Chunk, reqID uint32, id manifest.ID, data []byte) []Chunk {
 	for off := 0; off < len(data); off += MaxFragment {
 		end := min(off+MaxFragment, len(data))
 		dst = append(dst, Chunk{ReqID: reqID, ID: id, Size: uint32(len(data)), Offset: uint32(off), Data: data[off:end]})

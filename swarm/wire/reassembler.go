@@ -3,7 +3,7 @@ package wire
 import (
 	"sort"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // ReassemblerParams bounds the memory of a Reassembler (one per peer
@@ -30,7 +30,7 @@ type ReassemblerParams struct {
 // Reassembler is not safe for concurrent use.
 type Reassembler struct {
 	p       ReassemblerParams
-	pending map[chunker.ID]*partial
+	pending map[manifest.ID]*partial
 	bytes   int
 }
 
@@ -54,7 +54,7 @@ func NewReassembler(p ReassemblerParams) *Reassembler {
 	if p.MaxGaps <= 0 {
 		p.MaxGaps = 32
 	}
-	return &Reassembler{p: p, pending: map[chunker.ID]*partial{}}
+	return &Reassembler{p: p, pending: map[manifest.ID]*partial{}}
 }
 
 // Add adds one fragment (which must have passed Decode or Validate; its Data
@@ -127,14 +127,14 @@ func (r *Reassembler) Add(c *Chunk) ([]byte, error) {
 	return p.data, nil
 }
 
-func (r *Reassembler) drop(id chunker.ID, p *partial) {
+func (r *Reassembler) drop(id manifest.ID, p *partial) {
 	delete(r.pending, id)
 	r.bytes -= len(p.data)
 }
 
 // Drop forgets a chunk in progress (after a Cancel, a Reject or a timeout)
 // and reports whether there was one.
-func (r *Reassembler) Drop(id chunker.ID) bool {
+func (r *Reassembler) Drop(id manifest.ID) bool {
 	p := r.pending[id]
 	if p != nil {
 		r.drop(id, p)

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 func TestReassembler(t *testing.T) {
 	data := fragment(100)
-	id := chunker.Sum(data)
+	id := manifest.Sum(data)
 	frag := func(off, end int) *Chunk {
 		return &Chunk{ReqID: 3, ID: id, Size: uint32(len(data)), Offset: uint32(off), Data: data[off:end]}
 	}
@@ -70,7 +70,7 @@ func TestReassembler(t *testing.T) {
 
 func TestReassemblerLimits(t *testing.T) {
 	start := func(i byte, size uint32) *Chunk {
-		return &Chunk{ID: chunker.ID{i}, Size: size, Data: []byte{1}}
+		return &Chunk{ID: manifest.ID{i}, Size: size, Data: []byte{1}}
 	}
 	r := NewReassembler(ReassemblerParams{MaxInProgress: 2, MaxBytes: 1000})
 	for i := range byte(2) {
@@ -82,10 +82,10 @@ func TestReassemblerLimits(t *testing.T) {
 		t.Fatalf("third chunk: %v, want ErrTooManyChunks", err)
 	}
 	// A whole chunk in one fragment needs no buffer and is not limited.
-	if out, err := r.Add(&Chunk{ID: chunker.ID{9}, Size: 1, Data: []byte{7}}); err != nil || !bytes.Equal(out, []byte{7}) {
+	if out, err := r.Add(&Chunk{ID: manifest.ID{9}, Size: 1, Data: []byte{7}}); err != nil || !bytes.Equal(out, []byte{7}) {
 		t.Fatalf("single-fragment chunk: %v %v", out, err)
 	}
-	if !r.Drop(chunker.ID{0}) || r.Drop(chunker.ID{0}) {
+	if !r.Drop(manifest.ID{0}) || r.Drop(manifest.ID{0}) {
 		t.Fatal("Drop")
 	}
 	if _, err := r.Add(start(3, 901)); !errors.Is(err, ErrTooManyChunks) {
@@ -98,7 +98,7 @@ func TestReassemblerLimits(t *testing.T) {
 		t.Fatalf("in progress %d chunks, %d bytes", n, b)
 	}
 	// An invalid fragment is refused before anything is allocated.
-	if _, err := r.Add(&Chunk{ID: chunker.ID{5}, Size: MaxChunk + 1, Data: []byte{1}}); !errors.Is(err, ErrMalformed) {
+	if _, err := r.Add(&Chunk{ID: manifest.ID{5}, Size: MaxChunk + 1, Data: []byte{1}}); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("oversize chunk: %v", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // wireVectors are the messages of the test vectors of docs/protocol.md §5.
@@ -18,7 +20,7 @@ func wireVectors(t testing.TB) map[string]Message {
 		"wire-request":   &Request{ReqID: 7, ID: vectorID(), Rendition: "v0", Seq: 1200},
 		"wire-cancel":    &Cancel{ReqID: 7, ID: vectorID()},
 		"wire-chunk":     &Chunk{ReqID: 7, ID: vectorID(), Size: 48213, Offset: 48200, Data: []byte("seedcast-wire")},
-		"wire-manifest":  &Manifest{Batches: []SignedBatch{vectorSignedBatch(t)}},
+		"wire-manifest":  &Manifest{Batches: []manifest.SignedBatch{vectorSignedBatch(t)}},
 		"wire-choke":     &Choke{Reason: ChokeBudget},
 		"wire-unchoke":   &Unchoke{},
 		"wire-reject":    &Reject{ReqID: 7, Reason: RejectNotHeld},

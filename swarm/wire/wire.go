@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // Protocol constants. See docs/protocol.md, section 5.
@@ -27,7 +29,7 @@ const (
 	// MaxRenditions bounds the renditions listed in a Hello.
 	MaxRenditions = 32
 	// MaxNameLen bounds a rendition name (as in signed manifest batches).
-	MaxNameLen = 64
+	MaxNameLen = manifest.MaxNameLen
 	// MaxHaveBits bounds the bitmap window of a Have.
 	MaxHaveBits = 4096
 	// MaxSubstreams bounds K, the number of substreams of a rendition.
@@ -273,16 +275,11 @@ func appendName(buf []byte, s string) []byte {
 	return append(buf, s...)
 }
 
-// checkName accepts 1–64 bytes of [A-Za-z0-9._-] (docs/protocol.md §2.1).
+// checkName applies the name rule of docs/protocol.md §2.1: package
+// manifest's (manifest.ValidName), the one every package checks.
 func checkName(what, s string) error {
-	if len(s) == 0 || len(s) > MaxNameLen {
-		return malformed("%s name of %d bytes", what, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return malformed("%s name %q has character %q", what, s, c)
-		}
+	if !manifest.ValidName(s) {
+		return malformed("%s name %q (1–%d bytes of A–Z a–z 0–9 . _ -, not . or ..)", what, s, MaxNameLen)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 )
 
 func sortedNames(m map[string]Message) []string {
@@ -300,7 +300,7 @@ func TestHaveBits(t *testing.T) {
 
 func TestFragments(t *testing.T) {
 	data := fragment(2*MaxFragment + 5)
-	id := chunker.Sum(data)
+	id := manifest.Sum(data)
 	fs := Fragments(nil, 9, id, data)
 	if len(fs) != 3 || len(fs[2].Data) != 5 || fs[1].Offset != MaxFragment {
 		t.Fatalf("fragments %d", len(fs))
@@ -321,104 +321,5 @@ func TestFragments(t *testing.T) {
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatal("reassembled bytes differ")
-	}
-}
-
-func TestDecodeBatch(t *testing.T) {
-	v := docVectors(t)
-	enc := docHex(t, v, "encoded")
-	sig := docHex(t, v, "signature")
-	b, err := DecodeBatch(enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := vectorBatch(t)
-	if !reflect.DeepEqual(b.Entries, want.Entries) || b.Stream != want.Stream || b.N != want.N {
-		t.Fatalf("decoded %+v\nwant %+v", b, want)
-	}
-	re, err := b.Encode()
-	if err != nil || !bytes.Equal(re, enc) {
-		t.Fatalf("chunker re-encoding differs (%v)", err)
-	}
-	b, err = SignedBatch{Encoded: enc, Signature: sig}.Batch()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Verify(vectorKey().Public().(ed25519PublicKey)); err != nil {
-		t.Fatalf("vector batch does not verify after DecodeBatch: %v", err)
-	}
-
-	// Every truncation and every single-byte change that chunker's encoder
-	// would not produce is refused; whatever decodes re-encodes identically.
-	for n := range len(enc) {
-		if _, err := DecodeBatch(enc[:n]); !errors.Is(err, ErrMalformed) {
-			t.Fatalf("cut at %d: %v", n, err)
-		}
-	}
-	if _, err := DecodeBatch(append(bytes.Clone(enc), 0)); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("trailing byte: %v", err)
-	}
-	for i := range enc {
-		for _, x := range []byte{0x01, 0x80, 0xff} {
-			mut := bytes.Clone(enc)
-			mut[i] ^= x
-			checkBatchRoundTrip(t, mut)
-		}
-	}
-}
-
-func TestDecodeBatchLimits(t *testing.T) {
-	enc := vectorSignedBatch(t).Encoded
-	set := func(off int, b ...byte) []byte {
-		m := bytes.Clone(enc)
-		copy(m[off:], b)
-		return m
-	}
-	tests := map[string][]byte{
-		"bad magic":        set(0, 'S'),
-		"stream length 0":  set(21, 0),
-		"stream bad char":  set(22, '/'),
-		"0 entries":        set(34, 0, 0),
-		"1025 entries":     set(34, 0x04, 0x01),
-		"entries past end": set(34, 0, 4),
-		"kind 2":           set(36, 2),
-		"rendition len 0":  set(37, 0),
-		"rendition len 65": set(37, 65),
-		"rendition char":   set(38, ' '),
-		"media time > max": set(48, 0x00, 0x20, 0xc4, 0x9b, 0xa5, 0xe3, 0x53, 0xf8),
-		"media time neg":   set(48, 0x80),
-		"flags bit 2":      set(72, 0x05),
-		"flags bit 7":      set(72, 0x81),
-	}
-	for name, b := range tests {
-		if _, err := DecodeBatch(b); !errors.Is(err, ErrMalformed) {
-			t.Errorf("%s: %v, want ErrMalformed", name, err)
-		}
-	}
-	// The largest media time chunker can express round-trips.
-	ok := set(48, 0x00, 0x20, 0xc4, 0x9b, 0xa5, 0xe3, 0x53, 0xf7) // MaxInt64/1000
-	checkBatchRoundTrip(t, ok)
-	if _, err := DecodeBatch(ok); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// checkBatchRoundTrip asserts that enc is refused as malformed or re-encodes,
-// through chunker's encoder, to exactly enc.
-func checkBatchRoundTrip(t testing.TB, enc []byte) {
-	t.Helper()
-	b, err := DecodeBatch(enc)
-	if err != nil {
-		if !errors.Is(err, ErrMalformed) {
-			t.Fatalf("DecodeBatch(%x): error %v does not wrap ErrMalformed", enc, err)
-		}
-		return
-	}
-	re, err := b.Encode()
-	if err != nil {
-		t.Fatalf("DecodeBatch accepted what chunker refuses to encode: %v\n%x", err, enc)
-	}
-	if !bytes.Equal(re, enc) {
-		t.Fatalf("round trip differs:\n in  %x\n out %x", enc, re)
 	}
 }

@@ -1,4 +1,4 @@
-package chunker
+package manifest
 
 import (
 	"encoding/hex"
@@ -13,7 +13,7 @@ import (
 type ID [32]byte
 
 // ErrBadID is returned for a string that is not 64 hexadecimal digits.
-var ErrBadID = errors.New("chunker: malformed chunk id")
+var ErrBadID = errors.New("manifest: malformed chunk id")
 
 // Sum returns the ID of b.
 func Sum(b []byte) ID { return blake3.Sum256(b) }

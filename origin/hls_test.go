@@ -1,13 +1,18 @@
-package chunker
+package origin
 
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/media"
 )
 
 // mediaLines is a parsed media playlist: its tags in order.
@@ -70,21 +75,73 @@ func attrList(s string) map[string]string {
 	return out
 }
 
-func demoPlaylist(t *testing.T, loops int, p PlaylistParams) (*Playlist, *run) {
+// demoOutputs chunks loops of the demo clip (renditions v0 and a0) as ingest
+// would, with a clock that advances one millisecond per call.
+func demoOutputs(t *testing.T, loops int) []chunker.Output {
 	t.Helper()
-	r := chunkDemo(t, loops, 0, nil, false)
+	clip, err := media.DemoClip()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	var outs []chunker.Output
+	c, err := chunker.New(chunker.Params{
+		Stream: "demo", Key: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)),
+		Now:     func() time.Time { now = now.Add(time.Millisecond); return now },
+		Publish: func(o chunker.Output) { outs = append(outs, o) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddRendition("v0", *clip.Video); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddRendition("a0", *clip.Audio); err != nil {
+		t.Fatal(err)
+	}
+	clip.Each(loops, func(k media.Kind, au media.AccessUnit) bool {
+		name := "a0"
+		if k == media.KindVideo {
+			name = "v0"
+		}
+		if err := c.Push(name, au); err != nil {
+			t.Fatalf("push %s %v: %v", name, au.DTS, err)
+		}
+		return true
+	})
+	c.Flush()
+	return outs
+}
+
+// demoPlaylist is a playlist of loops of the demo clip, and the chunker's
+// outputs it was fed.
+func demoPlaylist(t *testing.T, loops int, p PlaylistParams) (*Playlist, []chunker.Output) {
+	t.Helper()
+	outs := demoOutputs(t, loops)
 	pl := NewPlaylist(p)
-	for _, o := range r.outs {
+	for _, o := range outs {
 		if o.Renditions != nil {
 			pl.SetRenditions(o.Renditions)
 		}
 		pl.Add(o.Batch.Entries)
 	}
-	return pl, r
+	return pl, outs
+}
+
+// firstInit is the id of rendition's first init segment in outs.
+func firstInit(outs []chunker.Output, rendition string) manifest.ID {
+	for _, o := range outs {
+		for _, e := range o.Batch.Entries {
+			if e.Kind == manifest.KindInit && e.Rendition == rendition {
+				return e.Hash
+			}
+		}
+	}
+	return manifest.ID{}
 }
 
 func TestMediaPlaylistLayout(t *testing.T) {
-	pl, r := demoPlaylist(t, 1, PlaylistParams{})
+	pl, outs := demoPlaylist(t, 1, PlaylistParams{})
 	v, err := pl.Media("v0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +165,7 @@ func TestMediaPlaylistLayout(t *testing.T) {
 			t.Errorf("segment %d: %+v", i, s)
 		}
 	}
-	if len(m.maps) != 1 || m.maps[0] != "../../../c/"+Sum(r.inits["v0"]).String() {
+	if len(m.maps) != 1 || m.maps[0] != "../../../c/"+firstInit(outs, "v0").String() {
 		t.Errorf("maps %v", m.maps)
 	}
 	// Parts: the last three target durations, each ≤ PART-TARGET, ≥ 85% of it
@@ -176,14 +233,13 @@ func TestPlaylistReady(t *testing.T) {
 	if pl.Ready("v0", 0, 0) {
 		t.Error("empty playlist ready")
 	}
-	full, r := demoPlaylist(t, 1, PlaylistParams{})
-	_ = full
-	pl.SetRenditions([]RenditionInfo{{Name: "v0", Kind: "video"}, {Name: "a0", Kind: "audio"}})
+	_, outs := demoPlaylist(t, 1, PlaylistParams{})
+	pl.SetRenditions([]manifest.RenditionInfo{{Name: "v0", Kind: "video"}, {Name: "a0", Kind: "audio"}})
 	var added int
-	for _, o := range r.outs {
+	for _, o := range outs {
 		pl.Add(o.Batch.Entries)
 		for _, e := range o.Batch.Entries {
-			if e.Rendition == "v0" && e.Kind == KindChunk {
+			if e.Rendition == "v0" && e.Kind == manifest.KindChunk {
 				added++
 			}
 		}
@@ -227,23 +283,23 @@ func TestPlaylistWindow(t *testing.T) {
 // discontinuity and a new map.
 func TestPlaylistInitChange(t *testing.T) {
 	pl := NewPlaylist(PlaylistParams{})
-	pl.SetRenditions([]RenditionInfo{{Name: "v0", Kind: "video"}})
+	pl.SetRenditions([]manifest.RenditionInfo{{Name: "v0", Kind: "video"}})
 	at := time.Unix(0, 0)
-	d := DefaultChunkDuration
-	chunk := func(seq uint64, indep bool) Entry {
-		return Entry{Kind: KindChunk, Rendition: "v0", Seq: seq, MediaTime: time.Duration(seq) * d, Duration: d,
-			IngestTime: at.Add(time.Duration(seq) * d), Size: 1000, Independent: indep, Hash: Sum([]byte{byte(seq)})}
+	d := manifest.DefaultChunkDuration
+	chunk := func(seq uint64, indep bool) manifest.Entry {
+		return manifest.Entry{Kind: manifest.KindChunk, Rendition: "v0", Seq: seq, MediaTime: time.Duration(seq) * d, Duration: d,
+			IngestTime: at.Add(time.Duration(seq) * d), Size: 1000, Independent: indep, Hash: manifest.Sum([]byte{byte(seq)})}
 	}
-	pl.Add([]Entry{{Kind: KindInit, Rendition: "v0", Seq: 0, Hash: Sum([]byte("init1"))}})
+	pl.Add([]manifest.Entry{{Kind: manifest.KindInit, Rendition: "v0", Seq: 0, Hash: manifest.Sum([]byte("init1"))}})
 	for seq := uint64(0); seq < 6; seq++ {
-		pl.Add([]Entry{chunk(seq, seq%4 == 0)})
+		pl.Add([]manifest.Entry{chunk(seq, seq%4 == 0)})
 	}
-	pl.Add([]Entry{{Kind: KindInit, Rendition: "v0", Seq: 6, Hash: Sum([]byte("init2"))}})
+	pl.Add([]manifest.Entry{{Kind: manifest.KindInit, Rendition: "v0", Seq: 6, Hash: manifest.Sum([]byte("init2"))}})
 	for seq := uint64(6); seq < 12; seq++ {
-		pl.Add([]Entry{chunk(seq, seq == 6 || seq == 10)})
+		pl.Add([]manifest.Entry{chunk(seq, seq == 6 || seq == 10)})
 	}
 	m := parseMedia(t, must(pl.Media("v0")))
-	if m.discont != 1 || len(m.maps) != 2 || m.maps[1] != "../../../c/"+Sum([]byte("init2")).String() {
+	if m.discont != 1 || len(m.maps) != 2 || m.maps[1] != "../../../c/"+manifest.Sum([]byte("init2")).String() {
 		t.Errorf("discontinuities %d, maps %v", m.discont, m.maps)
 	}
 	// Segments: [0,4) [4,6) (cut by the new init) [6,10) and the open [10,12).

@@ -1,174 +1,15 @@
-package chunker
+package manifest
 
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"time"
-
-	"github.com/seedcast/seedcast/media"
 )
-
-// EntryKind says what an entry names.
-type EntryKind uint8
-
-// Entry kinds.
-const (
-	KindChunk EntryKind = 0 // a CMAF chunk (moof+mdat)
-	KindInit  EntryKind = 1 // an init segment (ftyp+moov)
-)
-
-// Entry describes one chunk or init segment. Every field is covered by the
-// batch signature.
-type Entry struct {
-	Kind      EntryKind
-	Rendition string
-	// Seq is the chunk's slot: chunk Seq of every rendition covers the same
-	// media time. For an init segment, the first slot it applies to.
-	Seq uint64
-	// MediaTime is the decode time of the chunk's first sample, from stream start.
-	MediaTime time.Duration
-	Duration  time.Duration
-	// IngestTime is the wall-clock time the chunker finished the chunk.
-	IngestTime time.Time
-	Size       uint32
-	// Independent is true when the chunk starts with a keyframe (always for
-	// audio and init segments).
-	Independent bool
-	// Discontinuity marks the first chunk after media the source lost.
-	Discontinuity bool
-	Hash          ID
-}
-
-// Batch is a run of entries signed together with the stream's key.
-type Batch struct {
-	Stream    string
-	N         uint64 // batch number, counting from 0 for the stream
-	Entries   []Entry
-	Signature []byte // Ed25519 over Encode()
-}
-
-// Limits on signed batches, checked when encoding and decoding.
-const (
-	MaxNameLen      = 64   // stream and rendition names, bytes
-	MaxBatchEntries = 1024 // entries per batch
-)
-
-// Errors of manifest handling.
-var (
-	ErrBadSignature = errors.New("chunker: bad manifest signature")
-	ErrBadManifest  = errors.New("chunker: malformed manifest")
-	ErrTooLarge     = errors.New("chunker: manifest too large")
-)
-
-// batchMagic starts every signed batch encoding (domain separation).
-const batchMagic = "seedcast-manifest-v1\n"
-
-const (
-	flagIndependent   = 1 << 0
-	flagDiscontinuity = 1 << 1
-)
-
-// Encode returns the exact bytes the batch signature covers, as specified in
-// docs/protocol.md ("Signed manifest batches").
-func (b *Batch) Encode() ([]byte, error) {
-	if err := checkName(b.Stream); err != nil {
-		return nil, fmt.Errorf("stream: %w", err)
-	}
-	if len(b.Entries) == 0 || len(b.Entries) > MaxBatchEntries {
-		return nil, fmt.Errorf("%w: batch of %d entries", ErrBadManifest, len(b.Entries))
-	}
-	buf := make([]byte, 0, len(batchMagic)+1+len(b.Stream)+10+len(b.Entries)*80)
-	buf = append(buf, batchMagic...)
-	buf = appendName(buf, b.Stream)
-	buf = binary.BigEndian.AppendUint64(buf, b.N)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(b.Entries)))
-	for i := range b.Entries {
-		e := &b.Entries[i]
-		if err := e.check(); err != nil {
-			return nil, fmt.Errorf("entry %d: %w", i, err)
-		}
-		buf = append(buf, byte(e.Kind))
-		buf = appendName(buf, e.Rendition)
-		buf = binary.BigEndian.AppendUint64(buf, e.Seq)
-		buf = binary.BigEndian.AppendUint64(buf, uint64(e.MediaTime.Microseconds()))
-		buf = binary.BigEndian.AppendUint32(buf, uint32(e.Duration.Microseconds()))
-		buf = binary.BigEndian.AppendUint64(buf, uint64(e.IngestTime.UnixMicro()))
-		buf = binary.BigEndian.AppendUint32(buf, e.Size)
-		var flags byte
-		if e.Independent {
-			flags |= flagIndependent
-		}
-		if e.Discontinuity {
-			flags |= flagDiscontinuity
-		}
-		buf = append(buf, flags)
-		buf = append(buf, e.Hash[:]...)
-	}
-	return buf, nil
-}
-
-// Sign fills in b.Signature.
-func (b *Batch) Sign(key ed25519.PrivateKey) error {
-	msg, err := b.Encode()
-	if err != nil {
-		return err
-	}
-	b.Signature = ed25519.Sign(key, msg)
-	return nil
-}
-
-// Verify checks b.Signature against the stream's public key. The key must come
-// from the server, never from a peer.
-func (b *Batch) Verify(pub ed25519.PublicKey) error {
-	if len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("%w: public key of %d bytes", ErrBadSignature, len(pub))
-	}
-	msg, err := b.Encode()
-	if err != nil {
-		return err
-	}
-	if len(b.Signature) != ed25519.SignatureSize || !ed25519.Verify(pub, msg, b.Signature) {
-		return fmt.Errorf("%w: batch %d of stream %q", ErrBadSignature, b.N, b.Stream)
-	}
-	return nil
-}
-
-func appendName(buf []byte, s string) []byte {
-	buf = append(buf, byte(len(s)))
-	return append(buf, s...)
-}
-
-// checkName accepts the names media.ValidName does: they appear in URLs and
-// playlists unescaped.
-func checkName(s string) error {
-	if !media.ValidName(s) {
-		return fmt.Errorf("%w: name %q", ErrBadManifest, s)
-	}
-	return nil
-}
-
-// ValidName reports whether s can name a stream or a rendition.
-func ValidName(s string) bool { return checkName(s) == nil }
-
-func (e *Entry) check() error {
-	if e.Kind != KindChunk && e.Kind != KindInit {
-		return fmt.Errorf("%w: entry kind %d", ErrBadManifest, e.Kind)
-	}
-	if err := checkName(e.Rendition); err != nil {
-		return err
-	}
-	if e.MediaTime < 0 || e.Duration < 0 || e.Duration.Microseconds() > math.MaxUint32 {
-		return fmt.Errorf("%w: media time %v duration %v", ErrBadManifest, e.MediaTime, e.Duration)
-	}
-	return nil
-}
 
 // Manifest is the JSON document served at /live/{stream}/manifest: the signed
 // window of a stream. Entries and init segments name the batch that signs them;
@@ -283,7 +124,7 @@ func (m *Manifest) Key() (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(k), nil
 }
 
-// Batches regroups the manifest's entries into the batches that signed them,
+// SignedBatches regroups the manifest's entries into the batches that signed them,
 // in the order of m.Batches. An entry naming an unlisted batch is an error.
 func (m *Manifest) SignedBatches() ([]Batch, error) {
 	index := make(map[uint64]int, len(m.Batches))

@@ -1,4 +1,4 @@
-package chunker
+package manifest
 
 import (
 	"bytes"
@@ -7,11 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/seedcast/seedcast/internal/docvectors"
 	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seedcast/seedcast/internal/docvectors"
 )
 
 // protocolDoc is the protocol specification whose test vectors

@@ -1,12 +1,15 @@
-package chunker
+package origin
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/seedcast/seedcast/manifest"
 )
 
 // LL-HLS layout. A segment is a run of whole chunks that starts with an
@@ -30,13 +33,13 @@ type PlaylistParams struct {
 
 // ErrNoSuchSegment is returned for a rendition or segment the playlist does
 // not hold.
-var ErrNoSuchSegment = errors.New("chunker: no such rendition or segment")
+var ErrNoSuchSegment = errors.New("origin: no such rendition or segment")
 
 // Playlist keeps the signed window of one stream and renders its LL-HLS
 // playlists. It is pure (no I/O, no clock) and not safe for concurrent use.
 type Playlist struct {
 	p          PlaylistParams
-	infos      []RenditionInfo
+	infos      []manifest.RenditionInfo
 	rends      map[string]*hlsRendition
 	primary    string
 	segs       []segment // oldest first; the last one is open
@@ -57,14 +60,14 @@ type segment struct {
 }
 
 type hlsRendition struct {
-	chunks map[uint64]Entry
-	inits  []Entry // sorted by Seq
+	chunks map[uint64]manifest.Entry
+	inits  []manifest.Entry // sorted by Seq
 }
 
 // NewPlaylist returns an empty playlist.
 func NewPlaylist(p PlaylistParams) *Playlist {
 	if p.ChunkDuration == 0 {
-		p.ChunkDuration = DefaultChunkDuration
+		p.ChunkDuration = manifest.DefaultChunkDuration
 	}
 	if p.SegmentTarget == 0 {
 		p.SegmentTarget = time.Second
@@ -85,26 +88,26 @@ func NewPlaylist(p PlaylistParams) *Playlist {
 }
 
 // SetRenditions records the renditions' descriptions (Output.Renditions).
-func (pl *Playlist) SetRenditions(infos []RenditionInfo) {
+func (pl *Playlist) SetRenditions(infos []manifest.RenditionInfo) {
 	pl.infos = slices.Clone(infos)
 	for _, in := range infos {
 		if pl.rends[in.Name] == nil {
-			pl.rends[in.Name] = &hlsRendition{chunks: map[uint64]Entry{}}
+			pl.rends[in.Name] = &hlsRendition{chunks: map[uint64]manifest.Entry{}}
 		}
 	}
 }
 
 // Add records the entries of a signed batch.
-func (pl *Playlist) Add(entries []Entry) {
+func (pl *Playlist) Add(entries []manifest.Entry) {
 	for _, e := range entries {
 		r := pl.rends[e.Rendition]
 		if r == nil {
-			r = &hlsRendition{chunks: map[uint64]Entry{}}
+			r = &hlsRendition{chunks: map[uint64]manifest.Entry{}}
 			pl.rends[e.Rendition] = r
 		}
-		if e.Kind == KindInit {
+		if e.Kind == manifest.KindInit {
 			r.inits = append(r.inits, e)
-			slices.SortStableFunc(r.inits, func(a, b Entry) int { return cmpU64(a.Seq, b.Seq) })
+			slices.SortStableFunc(r.inits, func(a, b manifest.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 			if e.Rendition == pl.primary && len(pl.segs) > 0 {
 				pl.cut(e.Seq, true)
 			}
@@ -136,7 +139,7 @@ func (pl *Playlist) pickPrimary(fallback string) string {
 	return fallback
 }
 
-func (pl *Playlist) addPrimary(e Entry) {
+func (pl *Playlist) addPrimary(e manifest.Entry) {
 	if !pl.hasEdge || e.Seq > pl.edge {
 		pl.edge, pl.hasEdge = e.Seq, true
 	}
@@ -215,12 +218,12 @@ func (pl *Playlist) Primary() string { return pl.primary }
 // parts lists rendition r's chunks in segment s, in slot order. Chunks of
 // other renditions past the primary's newest slot are held back so that every
 // rendition's open segment grows in step.
-func (pl *Playlist) parts(r *hlsRendition, s *segment) []Entry {
+func (pl *Playlist) parts(r *hlsRendition, s *segment) []manifest.Entry {
 	end := s.end
 	if !s.closed {
 		end = pl.edge + 1
 	}
-	var out []Entry
+	var out []manifest.Entry
 	for seq := s.first; seq < end; seq++ {
 		if e, ok := r.chunks[seq]; ok {
 			out = append(out, e)
@@ -229,8 +232,8 @@ func (pl *Playlist) parts(r *hlsRendition, s *segment) []Entry {
 	return out
 }
 
-func (pl *Playlist) initFor(r *hlsRendition, seq uint64) (Entry, bool) {
-	var in Entry
+func (pl *Playlist) initFor(r *hlsRendition, seq uint64) (manifest.Entry, bool) {
+	var in manifest.Entry
 	found := false
 	for _, e := range r.inits {
 		if e.Seq <= seq || !found {
@@ -266,7 +269,7 @@ func (pl *Playlist) NextMSN() uint64 {
 }
 
 // SegmentChunks returns, in order, the chunks of rendition's closed segment msn.
-func (pl *Playlist) SegmentChunks(rendition string, msn uint64) ([]Entry, error) {
+func (pl *Playlist) SegmentChunks(rendition string, msn uint64) ([]manifest.Entry, error) {
 	r := pl.rends[rendition]
 	if r == nil || len(pl.segs) == 0 || msn < pl.segs[0].msn {
 		return nil, ErrNoSuchSegment
@@ -310,7 +313,7 @@ func (pl *Playlist) Media(rendition string) ([]byte, error) {
 			break
 		}
 	}
-	var curInit ID
+	var curInit manifest.ID
 	for i := range pl.segs {
 		s := &pl.segs[i]
 		parts := pl.parts(r, s)
@@ -354,7 +357,7 @@ func (pl *Playlist) Media(rendition string) ([]byte, error) {
 // Multivariant renders the multivariant playlist: each video rendition as a
 // variant, audio as one EXT-X-MEDIA group (demuxed renditions).
 func (pl *Playlist) Multivariant() ([]byte, error) {
-	var video, audio []RenditionInfo
+	var video, audio []manifest.RenditionInfo
 	for _, in := range pl.infos {
 		if in.Kind == "video" {
 			video = append(video, in)
@@ -475,14 +478,4 @@ func (pl *Playlist) peakBandwidth(rendition string) int {
 		}
 	}
 	return int(math.Ceil(peak))
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
