@@ -7,33 +7,11 @@ import "github.com/seedcast/seedcast/tracker/protocol"
 // removes this file then; nothing new should use these names.
 
 type (
-	PeerID    = protocol.PeerID
-	Kind      = protocol.Kind
-	Join      = protocol.Join
-	Welcome   = protocol.Welcome
-	ICEServer = protocol.ICEServer
-	Signal    = protocol.Signal
-	SDP       = protocol.SDP
-	Candidate = protocol.Candidate
-	Report    = protocol.Report
-	Complaint = protocol.Complaint
-	Reassign  = protocol.Reassign
-	Leave     = protocol.Leave
+	Join     = protocol.Join
+	Signal   = protocol.Signal
+	SDP      = protocol.SDP
+	Report   = protocol.Report
+	Reassign = protocol.Reassign
 )
 
-const (
-	ProtocolVersion = protocol.ProtocolVersion
-	MaxMessageBytes = protocol.MaxMessageBytes
-	KindNative      = protocol.KindNative
-	KindOrigin      = protocol.KindOrigin
-	OriginPeer      = protocol.OriginPeer
-	TypeJoin        = protocol.TypeJoin
-	TypeSignal      = protocol.TypeSignal
-	TypeReport      = protocol.TypeReport
-	TypeLeave       = protocol.TypeLeave
-)
-
-var (
-	ErrBadMessage = protocol.ErrBadMessage
-	DecodeServer  = protocol.DecodeServer
-)
+const KindNative = protocol.KindNative
