@@ -46,7 +46,7 @@ type SwarmParams struct {
 	Settle time.Duration
 	// Window is the measurement window (20 s).
 	Window time.Duration
-	// API is the pion API every node uses (nil: LoopbackAPI()).
+	// API is the pion API every node uses (nil: swarm.LoopbackAPI()).
 	API *webrtc.API
 	// Guard tunes the viewers' RTT guard (zero: production defaults).
 	Guard scheduler.RTTGuardParams
@@ -86,22 +86,12 @@ func (p *SwarmParams) defaults() error {
 		p.Window = 20 * time.Second
 	}
 	if p.API == nil {
-		p.API = LoopbackAPI()
+		p.API = swarm.LoopbackAPI()
 	}
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return nil
-}
-
-// LoopbackAPI is a pion API whose ICE gathers only UDP4 candidates on the
-// loopback interface, so in-process peers connect over 127.0.0.1.
-func LoopbackAPI() *webrtc.API {
-	var se webrtc.SettingEngine
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
 }
 
 // AudienceUploadKbps and AudienceReserveKbps are the upload line the audience mix
