@@ -14,8 +14,8 @@ var ErrNotHeld = errors.New("origin: chunk not held")
 
 // Source gives the origin's own seed node the stream in-process: the
 // manifest as the HTTP route serves it, chunks from the store, and a
-// notification at every publish. It has the methods of swarm.Source and
-// swarm.Notifier.
+// notification at every publish. It has the methods of swarm.SeedSource
+// (swarm.Source and swarm.Notifier).
 type Source struct {
 	srv *Server
 	st  *Stream

@@ -28,6 +28,7 @@ import (
 	"github.com/seedcast/seedcast/publish"
 	"github.com/seedcast/seedcast/scheduler"
 	"github.com/seedcast/seedcast/sfu"
+	"github.com/seedcast/seedcast/swarm"
 )
 
 type serveConfig struct {
@@ -172,7 +173,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	srv.Handle("/whip/", "whip", sfuSrv.Handler())
 	srv.Handle("/whep/", "whep", sfuSrv.Handler())
-	secret := newOriginSecret()
+	secret := rand.Text() // the tracker's origin secret, for the seeds' joins
 	trk, closeTracker, err := cfg.tracker.server(srv, reg, iceServers, secret, log)
 	if err != nil {
 		return err
@@ -184,18 +185,29 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	sd, err := swarm.NewSeeds(swarm.SeedsParams{
+		Server: "http://" + ln.Addr().String(), Secret: secret, EgressKbps: int(seedKbps), Logger: log,
+		API: webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())),
+		Source: func(name string) (swarm.SeedSource, bool) {
+			st, ok := srv.Stream(name)
+			if !ok {
+				return nil, false
+			}
+			return srv.Source(st), true
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	hs := origin.NewHTTPServer(srv.Handler(), log)
 	log.Info("listening", "addr", ln.Addr().String(), "streams", names)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 
 	seedCtx, stopSeeds := context.WithCancel(ctx)
-	sd := &seeds{
-		srv: srv, server: "http://" + ln.Addr().String(), secret: secret, kbps: int(seedKbps), log: log,
-		api: webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())), restart: 2 * time.Second,
-	}
 	for _, name := range names {
-		sd.run(seedCtx, name)
+		sd.Run(seedCtx, name)
 	}
 
 	demoCtx, stopDemo := context.WithCancel(ctx)
@@ -215,7 +227,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	log.Info("shutting down")
 	stopSeeds()
-	sd.wg.Wait()
+	sd.Wait()
 	stopDemo()
 	wg.Wait()
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
