@@ -35,7 +35,7 @@ func swarmParams(o *origintest.Origin, n int) SwarmParams {
 		SeedKbps: 8000, Nodes: n, PeakKbps: o.Live.BitrateKbps,
 		// Many pion nodes in one process load the CPU enough to multiply
 		// the origin's RTT; that is not the uplink congestion the guard
-		// is for (as in swarm's TestTwentyNodeSwarm).
+		// is for.
 		Guard: scheduler.RTTGuardParams{Slack: 5 * time.Second},
 	}
 }

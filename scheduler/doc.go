@@ -7,7 +7,9 @@
 // call (tracker.Swarm), not the node's.
 //
 // It does no I/O, starts no goroutines and never reads the clock: time and
-// randomness are passed in, so the swarm node, the browser build and the
-// simulator in package bench make identical decisions from identical inputs.
+// randomness are passed in, so the swarm node core (swarm/core) makes
+// identical decisions from identical inputs whichever driver runs it: the
+// native node, the browser build, or the virtual-clock network of
+// swarm/swarmtest.
 // Types here are not safe for concurrent use; the caller owns them.
 package scheduler

@@ -1,10 +1,15 @@
-// Package swarm is a viewer node of the peer-assisted network: its
-// connections to upstream and downstream peers, the chunk store, the
-// verification of every chunk against the stream's signed manifest, and the
-// enforcement of the user's upload budget. What to fetch from whom is
-// decided by package scheduler; the wire format is package swarm/wire.
+// Package swarm is the native driver of a swarm node around its I/O-free
+// core (package swarm/core, where every decision is made: what to send,
+// pull, relay, verify, report). Node runs a core on real networks: the
+// tracker client (TrackerClient, WebSocket), peer links over WebRTC data
+// channels (Linker, Link: pion), the origin over HTTP (HTTPSource, or any
+// Source in-process), and the timers and goroutines that feed the core its
+// inputs with the time and carry out its outputs. Seeds keeps the origin's
+// seed node of each stream running (seedcast serve); LoopbackAPI is a pion
+// API for peers on one machine.
 //
-// Nothing a peer sends is trusted: a chunk is stored, played or relayed only
-// when its BLAKE3 hash and size match an entry of a manifest batch signed by
-// the stream key, and that key comes from the server, never from a peer.
+// What to fetch from whom is package scheduler's policy; the wire format
+// is package swarm/wire. Nothing a peer sends is trusted: the core checks
+// every chunk against the stream's signed manifest, whose key comes from
+// the server, never from a peer.
 package swarm

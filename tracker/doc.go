@@ -6,7 +6,8 @@
 // where peers are (Location, Distance), which its choices weigh.
 //
 // It is pure — no I/O, no goroutines, clock and randomness passed in — so
-// that the tracker server and a simulator run the very same code. The wire
+// that the tracker server (tracker/server) and the virtual-clock network
+// of swarm/swarmtest run the very same code. The wire
 // protocol is package tracker/protocol; the WebSocket server, GeoIP, viewer
 // tokens and metrics are package tracker/server. The tracker never touches
 // media bytes.
