@@ -136,6 +136,27 @@ func TestSeedsRestart(t *testing.T) {
 			t.Fatalf("seed node not closed %s", what)
 		}
 	}
+	// change publishes new renditions and returns the start that follows
+	// the running node's close; that start must have seen them.
+	change := func(running seedStart, rends ...string) seedStart {
+		t.Helper()
+		src.set(rends...)
+		waitClosed(running, "after its renditions changed")
+		gen, _ := src.state()
+		st := next("after the renditions changed")
+		if st.gen != gen {
+			t.Fatalf("restart saw source generation %d, want %d", st.gen, gen)
+		}
+		return st
+	}
+	noStart := func(why string) {
+		t.Helper()
+		select {
+		case st := <-starts:
+			t.Fatalf("seed started (generation %d) %s", st.gen, why)
+		default:
+		}
+	}
 	// waitReads returns once the source has been read n times in all.
 	waitReads := func(n int) {
 		t.Helper()
@@ -168,30 +189,17 @@ func TestSeedsRestart(t *testing.T) {
 
 	_, reads := src.state()
 	waitReads(reads + 5) // five checks of unchanged renditions: no restart
-	select {
-	case st := <-starts:
-		t.Fatalf("seed restarted (generation %d) with unchanged renditions", st.gen)
-	default:
-	}
+	noStart("with unchanged renditions")
 
-	src.set("video_hi", "video_lo", "audio") // another simulcast layout
-	waitClosed(first, "after its renditions changed")
-	second := next("after the renditions changed")
-	if second.gen != 2 {
-		t.Fatalf("restart saw source generation %d, want 2", second.gen)
-	}
+	second := change(first, "video_hi", "video_lo", "audio") // another simulcast layout
 
 	mu.Lock()
 	fail = true
 	mu.Unlock()
-	src.set("video") // restart, and that start fails
-	waitClosed(second, "after its renditions changed")
-	if st := next("after the second change"); st.gen != 3 {
-		t.Fatalf("restart saw source generation %d, want 3", st.gen)
-	}
+	failed := change(second, "video") // that start fails, and is retried
 	third := next("after a failed start")
-	if third.gen != 3 {
-		t.Fatalf("retry saw source generation %d, want 3", third.gen)
+	if third.gen != failed.gen {
+		t.Fatalf("retry saw source generation %d, want %d", third.gen, failed.gen)
 	}
 
 	mu.Lock()
@@ -206,11 +214,7 @@ func TestSeedsRestart(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the seed did not stop when its stream was gone")
 	}
-	select {
-	case st := <-starts:
-		t.Fatalf("seed started (generation %d) for a stream that is gone", st.gen)
-	default:
-	}
+	noStart("for a stream that is gone")
 }
 
 // TestSeedsStopWithContext: ending ctx closes the running seed node and
