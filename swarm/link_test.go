@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/swarm/wire"
-	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 var loopbackAPI = LoopbackAPI
@@ -22,7 +22,7 @@ func pump(ctx context.Context, t *testing.T, c *TrackerClient, l *Linker, done c
 			if !ok {
 				return
 			}
-			if s, ok := ev.(*tracker.Signal); ok {
+			if s, ok := ev.(*protocol.Signal); ok {
 				if err := l.HandleSignal(ctx, s); err != nil {
 					t.Errorf("signal: %v", err)
 				}

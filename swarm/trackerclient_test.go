@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
 	"github.com/seedcast/seedcast/tracker/server"
 )
 
@@ -28,8 +29,8 @@ func startTracker(t *testing.T) string {
 	return "ws" + strings.TrimPrefix(hs.URL, "http")
 }
 
-func join(budget int) tracker.Join {
-	return tracker.Join{Stream: "demo", Kind: tracker.KindNative, BudgetKbps: budget}
+func join(budget int) protocol.Join {
+	return protocol.Join{Stream: "demo", Kind: protocol.KindNative, BudgetKbps: budget}
 }
 
 // Two nodes through a real tracker: the second is fed by the first, they
@@ -57,19 +58,19 @@ func TestTrackerClient(t *testing.T) {
 			t.Fatalf("viewer's upstream %+v; the origin is full, want the relay %s", u, relayID)
 		}
 	}
-	if err := viewer.Signal(ctx, relayID, &tracker.SDP{Type: "offer", SDP: "v=0\r\n"}, nil); err != nil {
+	if err := viewer.Signal(ctx, relayID, &protocol.SDP{Type: "offer", SDP: "v=0\r\n"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case ev := <-relay.Events():
-		s, ok := ev.(*tracker.Signal)
+		s, ok := ev.(*protocol.Signal)
 		if !ok || s.From != w.Peer || s.SDP == nil || s.SDP.Type != "offer" {
 			t.Fatalf("relay got %+v", ev)
 		}
 	case <-ctx.Done():
 		t.Fatal("no signal")
 	}
-	if err := relay.Report(ctx, tracker.Report{BufferSec: 2, UploadKbps: 800}); err != nil {
+	if err := relay.Report(ctx, protocol.Report{BufferSec: 2, UploadKbps: 800}); err != nil {
 		t.Fatal(err)
 	}
 	if err := relay.Close(); err != nil {
@@ -78,7 +79,7 @@ func TestTrackerClient(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		select {
 		case ev := <-viewer.Events():
-			r, ok := ev.(*tracker.Reassign)
+			r, ok := ev.(*protocol.Reassign)
 			if !ok || r.Reason != "upstream-left" || r.Peer == relayID {
 				t.Fatalf("after the relay left: %+v", ev)
 			}
@@ -86,7 +87,7 @@ func TestTrackerClient(t *testing.T) {
 			t.Fatal("no reassign")
 		}
 	}
-	if err := relay.Report(ctx, tracker.Report{}); !errors.Is(err, ErrTrackerClosed) {
+	if err := relay.Report(ctx, protocol.Report{}); !errors.Is(err, ErrTrackerClosed) {
 		t.Errorf("report after close: %v", err)
 	}
 }

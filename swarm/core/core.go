@@ -26,12 +26,12 @@ type ChunkVerifier interface {
 	Learn(b *manifest.Batch) ([]manifest.Entry, error)
 	// LearnSigned is Learn for a batch a peer relayed in its wire form.
 	// It also returns the batch's number.
-	LearnSigned(sb wire.SignedBatch) (uint64, []manifest.Entry, error)
+	LearnSigned(sb manifest.SignedBatch) (uint64, []manifest.Entry, error)
 	// Check accepts data as chunk id only if it matches a signed entry.
 	Check(id manifest.ID, data []byte) (manifest.Entry, error)
 	Entry(id manifest.ID) (manifest.Entry, bool)
 	BatchOf(id manifest.ID) (uint64, bool)
-	Signed(n uint64) (wire.SignedBatch, bool)
+	Signed(n uint64) (manifest.SignedBatch, bool)
 }
 
 // ChunkStore holds verified chunks (*Store: a byte-bounded LRU). A
@@ -72,6 +72,10 @@ type Params struct {
 	// polls run at SlowPoll. PingEvery is the RTT probe period (1 s).
 	PollEvery, SlowPoll, PingEvery time.Duration
 	Notified                       bool
+	// OwnedFrames says the messages handed to Receive are the core's to
+	// keep (a simulator's in-memory messages): whole chunks are stored
+	// without a copy. Drivers that decode from a reused buffer leave it off.
+	OwnedFrames bool
 	// TickEvery is the scheduler's tick (50 ms).
 	TickEvery time.Duration
 	// PushGrace is how long a chunk is left to its substream's pusher
@@ -190,6 +194,7 @@ type Node struct {
 	listed    []time.Time                   // per substream: when a wanted chunk was last listed
 
 	wants    map[manifest.ID]*want
+	wantList []*want // the same, in key order
 	byKey    map[uint64]*want
 	held     []scheduler.SeqSet     // per rendition index: seqs held
 	heldID   map[uint64]manifest.ID // key → id of the chunks held, for backfills
@@ -214,7 +219,7 @@ type Node struct {
 	cur       *upJob    // the job being sent
 	upWake    time.Time // when the bucket holds the next frame (zero: not waiting)
 	lastUp    string    // round-robin cursor of OrderUploads
-	lastRelay int       // relay kbps last told to the tracker
+	toldRelay int       // relay kbps the tracker was last told (at join: the push share of the budget)
 
 	// Timers.
 	nextTick, nextHave, nextReport, nextPoll, nextPing time.Time
@@ -283,7 +288,7 @@ func New(p Params) (*Node, error) {
 	}
 	copy(n.upstreams, p.Upstreams)
 	n.setRate(now)
-	n.lastRelay = n.relayKbps()
+	n.toldRelay = n.budget * PushShare / 100
 	m := p.Manifest
 	n.anchor(now, m)
 	for _, b := range m.Batches {

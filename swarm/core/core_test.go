@@ -34,7 +34,7 @@ func TestPushedChunksArePlayed(t *testing.T) {
 		t.Errorf("%d subscriptions, want 4 substreams × 2 renditions", subs)
 	}
 	b := r.slot(8)
-	outs := r.send(1, &wire.Manifest{Batches: []wire.SignedBatch{signed(t, b)}})
+	outs := r.send(1, &wire.Manifest{Batches: []manifest.SignedBatch{signed(t, b)}})
 	for _, e := range b.Entries {
 		outs = append(outs, r.send(1, &wire.Chunk{ID: e.Hash, Size: e.Size, Data: r.data[e.Hash]})...)
 	}
@@ -69,21 +69,21 @@ func TestPoisoningUpstream(t *testing.T) {
 		send     func(r *rig, target manifest.Entry, b manifest.Batch)
 	}{
 		{"tampered chunk", protocol.ComplaintBadChunk, true, func(r *rig, e manifest.Entry, b manifest.Batch) {
-			r.send(1, &wire.Manifest{Batches: []wire.SignedBatch{signed(r.t, b)}})
+			r.send(1, &wire.Manifest{Batches: []manifest.SignedBatch{signed(r.t, b)}})
 			r.send(1, &wire.Chunk{ID: e.Hash, Size: e.Size, Data: make([]byte, e.Size)})
 		}},
 		{"batch with an altered entry under its real signature", protocol.ComplaintForgedManifest, true, func(r *rig, _ manifest.Entry, b manifest.Batch) {
 			b.Entries = slices.Clone(b.Entries)
 			b.Entries[0].Hash = manifest.Sum([]byte("not the chunk"))
 			enc, _ := b.Encode()
-			r.send(1, &wire.Manifest{Batches: []wire.SignedBatch{{Encoded: enc, Signature: b.Signature}}})
+			r.send(1, &wire.Manifest{Batches: []manifest.SignedBatch{{Encoded: enc, Signature: b.Signature}}})
 		}},
 		{"batch signed by another key", protocol.ComplaintForgedManifest, true, func(r *rig, _ manifest.Entry, b manifest.Batch) {
 			b.N += 1 << 40
 			if err := b.Sign(otherKey); err != nil {
 				r.t.Fatal(err)
 			}
-			r.send(1, &wire.Manifest{Batches: []wire.SignedBatch{signed(r.t, b)}})
+			r.send(1, &wire.Manifest{Batches: []manifest.SignedBatch{signed(r.t, b)}})
 		}},
 		{"garbage frame", protocol.ComplaintBadMessage, false, func(r *rig, _ manifest.Entry, _ manifest.Batch) {
 			r.n.ReceiveFrame(r.now, 1, []byte{0, 0, 0, 3, byte(wire.TypeChunk), 1, 2})

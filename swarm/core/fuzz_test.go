@@ -29,7 +29,7 @@ func FuzzCore(f *testing.F) {
 		}
 		return out
 	}
-	genuine := frames(&wire.Manifest{Batches: []wire.SignedBatch{sb}},
+	genuine := frames(&wire.Manifest{Batches: []manifest.SignedBatch{sb}},
 		&wire.Chunk{ID: b.Entries[0].Hash, Size: b.Entries[0].Size, Data: data[0]},
 		&wire.Chunk{ID: b.Entries[1].Hash, Size: b.Entries[1].Size, Offset: 0, Data: data[1][:10]},
 		&wire.Chunk{ID: b.Entries[1].Hash, Size: b.Entries[1].Size, Offset: 10, Data: data[1][10:]})

@@ -81,7 +81,7 @@ func (n *Node) LinkOpened(now time.Time, id LinkID, remote protocol.PeerID, up b
 		dir = "/u"
 	}
 	p := &peer{
-		link: id, remote: remote, id: string(remote) + dir, up: up, re: wire.NewReassembler(wire.ReassemblerParams{}),
+		link: id, remote: remote, id: string(remote) + dir, up: up, re: wire.NewReassembler(wire.ReassemblerParams{Owned: n.p.OwnedFrames}),
 		subsTo: map[int]bool{}, subAt: map[int]time.Time{}, inflight: map[uint32]*inflight{}, subs: map[subKey]bool{},
 	}
 	if prev := n.byID[p.id]; prev != nil { // the same peer again: the old link is gone
@@ -400,11 +400,13 @@ func (n *Node) takeHave(now time.Time, p *peer, m *wire.Have) {
 	}
 	ref := max(n.newest, n.startSeq)
 	lo, hi := ref-min(ref, haveSpan), ref+haveSpan
-	for i := range m.Bits {
-		seq := m.Base + uint64(i)
-		if seq < lo || seq > hi {
-			continue
-		}
+	// Only the part of the window near ref counts (a far-off window is
+	// skipped whole, without walking its bits).
+	from, to := max(m.Base, lo), min(m.Base+uint64(m.Bits)-1, hi)
+	if m.Bits == 0 || m.Base+uint64(m.Bits)-1 < m.Base {
+		to = min(hi, ^uint64(0))
+	}
+	for seq := from; seq <= to && seq >= from; seq++ {
 		if !m.Has(seq) {
 			p.have.Remove(keyOf(seq, ri))
 			continue
@@ -412,8 +414,14 @@ func (n *Node) takeHave(now time.Time, p *peer, m *wire.Have) {
 		p.have.Add(keyOf(seq, ri))
 		// Our pusher of this substream holds a chunk we still want, well
 		// after it was listed: it is not pushing.
+		if !p.up {
+			continue
+		}
 		k := int(seq % uint64(n.k))
-		if w := n.byKey[keyOf(seq, ri)]; w != nil && p.up && p.subsTo[k] && now.Sub(w.since) > n.p.PushGrace && now.Sub(p.subAt[k]) > n.p.PushGrace {
+		if !p.subsTo[k] || now.Sub(p.subAt[k]) <= n.p.PushGrace {
+			continue
+		}
+		if w := n.byKey[keyOf(seq, ri)]; w != nil && now.Sub(w.since) > n.p.PushGrace {
 			p.push.LastHeldWanted = now
 		}
 	}

@@ -102,16 +102,5 @@ func (n *Node) sendCharged(now time.Time, p *peer, ms ...wire.Message) bool {
 	return true
 }
 
-// frameSize is the encoded size of a message, frame header included,
-// computed without encoding the bytes of a chunk fragment.
-func frameSize(m wire.Message) int {
-	if c, ok := m.(*wire.Chunk); ok {
-		return wire.HeaderSize + wire.ChunkHeaderSize + len(c.Data)
-	}
-	var scratch [512]byte
-	f, err := wire.AppendFrame(scratch[:0], m)
-	if err != nil {
-		return 0
-	}
-	return len(f)
-}
+// frameSize is the encoded size of a message, frame header included.
+func frameSize(m wire.Message) int { return wire.FrameSize(m) }

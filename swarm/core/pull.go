@@ -84,6 +84,7 @@ func (n *Node) learn(now time.Time, entries []manifest.Entry, fresh []uint64) {
 			continue
 		}
 		n.wants[e.Hash], n.byKey[w.key] = w, w
+		n.addWant(w)
 		n.listed[w.sub] = now
 		if n.httpSub(w.sub, now) {
 			n.stats.HTTPFed++
@@ -204,8 +205,7 @@ func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, 
 	}
 	if w := n.wants[e.Hash]; w != nil {
 		n.cancel(w, from)
-		delete(n.wants, e.Hash)
-		delete(n.byKey, w.key)
+		n.dropWant(w)
 		n.judge(e, now.Before(w.deadline))
 	}
 	if !n.p.Seed {
@@ -232,8 +232,9 @@ func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, 
 // cancel withdraws the requests still pending for a chunk that came another
 // way.
 func (n *Node) cancel(w *want, from *peer) {
-	for _, p := range n.plist {
-		if p == from {
+	for _, pid := range w.pending { // the peers asked, in the order they were
+		p := n.byID[pid]
+		if p == nil || p == from {
 			continue
 		}
 		for _, id := range sortedReqs(p.inflight) {
@@ -244,6 +245,25 @@ func (n *Node) cancel(w *want, from *peer) {
 		}
 	}
 	w.pending = w.pending[:0]
+}
+
+// addWant lists a want in key order (nearly always at the end: entries
+// come in seq order).
+func (n *Node) addWant(w *want) {
+	i := len(n.wantList)
+	for i > 0 && n.wantList[i-1].key > w.key {
+		i--
+	}
+	n.wantList = slices.Insert(n.wantList, i, w)
+}
+
+// dropWant forgets a want.
+func (n *Node) dropWant(w *want) {
+	delete(n.wants, w.e.Hash)
+	delete(n.byKey, w.key)
+	if i := slices.Index(n.wantList, w); i >= 0 {
+		n.wantList = slices.Delete(n.wantList, i, i+1)
+	}
 }
 
 // judge counts a chunk on time or late, once.
@@ -267,20 +287,21 @@ func (n *Node) judge(e manifest.Entry, onTime bool) {
 // pulls are sent.
 func (n *Node) tick(now time.Time) {
 	var expired []*want
-	for _, w := range n.wants {
+	for _, w := range n.wantList {
 		if !now.Before(w.deadline) {
 			expired = append(expired, w)
 		}
 	}
-	slices.SortFunc(expired, func(a, b *want) int { return cmpKey(a.key, b.key) })
 	for _, w := range expired {
 		n.judge(w.e, false)
 		n.cancel(w, nil)
-		delete(n.wants, w.e.Hash)
-		delete(n.byKey, w.key)
+		n.dropWant(w)
 	}
 	// Requests outstanding far past what the peer's pace promised.
 	for _, p := range n.plist {
+		if len(p.inflight) == 0 {
+			continue
+		}
 		for _, id := range sortedReqs(p.inflight) {
 			f := p.inflight[id]
 			if now.Sub(f.sent) > 4*p.rtt+500*time.Millisecond {
@@ -292,8 +313,10 @@ func (n *Node) tick(now time.Time) {
 		}
 	}
 	// A stalled pusher is reported to the tracker; pulls cover it meanwhile.
-	for _, id := range sortedPeers(n.ups) {
-		p := n.ups[id]
+	for _, p := range n.plist {
+		if !p.up || n.ups[p.remote] != p {
+			continue
+		}
 		u := p.push
 		for k := range p.subsTo {
 			u.LastListed = maxTime(u.LastListed, n.listed[k])
@@ -304,7 +327,9 @@ func (n *Node) tick(now time.Time) {
 			n.nextReport = now
 		}
 	}
-	n.plan(now)
+	if len(n.wants) > 0 {
+		n.plan(now)
+	}
 }
 
 // plan runs the pull planner: chunks still left to their pusher count as
@@ -312,14 +337,16 @@ func (n *Node) tick(now time.Time) {
 // deadlines.
 func (n *Node) plan(now time.Time) {
 	n.chunks = n.chunks[:0]
-	for _, w := range n.wants {
+	for _, w := range n.wantList { // in key order
 		pending := w.pending
 		if p := n.pusher(w.sub); p != nil && scheduler.WaitForPush(now, w.since, w.deadline, p.push, n.pushParams()) {
 			pending = append(pending[:len(pending):len(pending)], p.id)
 		}
 		n.chunks = append(n.chunks, scheduler.Chunk{Seq: w.key, Deadline: w.deadline, Size: int(w.e.Size), Pending: pending})
 	}
-	slices.SortFunc(n.chunks, func(a, b scheduler.Chunk) int { return cmpKey(a.Seq, b.Seq) })
+	if !n.plannable(now) {
+		return
+	}
 	n.states = n.states[:0]
 	seedLink := false
 	for _, p := range n.plist {
@@ -373,6 +400,20 @@ func (n *Node) plan(now time.Time) {
 		p.inflight[n.nextReq] = &inflight{w: w, sent: now}
 		n.send(p, &wire.Request{ReqID: n.nextReq, ID: w.e.Hash, Rendition: w.e.Rendition, Seq: w.e.Seq})
 	}
+}
+
+// plannable reports whether the planner could ask for anything now: some
+// chunk is pending nowhere, or near enough its deadline for a duplicate
+// request (scheduler.PullParams.DuplicateWindow, at most two asked). When
+// none is, Plan would return no request, and is skipped.
+func (n *Node) plannable(now time.Time) bool {
+	for i := range n.chunks {
+		c := &n.chunks[i]
+		if len(c.Pending) == 0 || len(c.Pending) < 2 && c.Deadline.Sub(now) < n.pull.DuplicateWindow {
+			return true
+		}
+	}
+	return false
 }
 
 func cmpKey(a, b uint64) int {
@@ -431,6 +472,12 @@ func (n *Node) report(now time.Time) {
 	}
 	n.lastRep.at, n.lastRep.uploaded = now, n.stats.BytesUploaded
 	r.BufferSec = n.buffer(now).Seconds()
+	if kbps := n.relayKbps(); kbps != n.toldRelay {
+		// The RTT guard or the user moved the relay budget: the tracker
+		// sizes this node's slots from what it is told.
+		n.toldRelay = kbps
+		r.RelayKbps = &kbps
+	}
 	n.emit(Output{Kind: OutReport, Report: r})
 	st := &wire.Stats{BufferMs: uint32(r.BufferSec * 1000), UploadKbps: uint32(r.UploadKbps), Peers: uint16(min(len(n.plist), 65535))}
 	for _, p := range n.plist {

@@ -165,7 +165,7 @@ func (r *rig) send(id LinkID, ms ...wire.Message) []Output {
 }
 
 // signed is a batch in its wire form.
-func signed(t testing.TB, b manifest.Batch) wire.SignedBatch {
+func signed(t testing.TB, b manifest.Batch) manifest.SignedBatch {
 	sb, err := manifest.NewSignedBatch(&b)
 	if err != nil {
 		t.Fatal(err)

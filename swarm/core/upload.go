@@ -213,7 +213,7 @@ func (n *Node) frames(j *upJob) (msgs []wire.Message, batch uint64) {
 	if j.off == 0 {
 		if b, ok := n.verify.BatchOf(j.e.Hash); ok && !j.p.sentBatch.Has(b) {
 			if sb, ok := n.verify.Signed(b); ok {
-				m := &wire.Manifest{Batches: []wire.SignedBatch{sb}}
+				m := &wire.Manifest{Batches: []manifest.SignedBatch{sb}}
 				msgs, batch = append(msgs, m), b
 				room = min(room, n.burst-frameSize(m)-wire.HeaderSize-wire.ChunkHeaderSize)
 				if room < 256 {
@@ -256,9 +256,8 @@ func (n *Node) applyRate(now time.Time) {
 			n.send(p, &wire.Unchoke{})
 		}
 	}
-	if r := n.relayKbps(); r != n.lastRelay {
-		n.lastRelay = r
-		n.nextReport = now
+	if n.relayKbps() != n.toldRelay {
+		n.nextReport = now // the tracker hears of it at once
 	}
 }
 
@@ -269,8 +268,12 @@ func chokeReason(budget int) wire.ChokeReason {
 	return wire.ChokeCongested
 }
 
-// relayKbps is the relay budget in force as told to the tracker: the push
-// share of the rate.
+// relayKbps is the relay budget in force as the tracker is told it: the
+// push share of the budget the RTT guard leaves.
 func (n *Node) relayKbps() int {
-	return int(n.rate*8/1000) * PushShare / 100
+	kbps := int64(n.budget)
+	if !n.p.Seed {
+		kbps = n.guard.Apply(kbps)
+	}
+	return int(kbps) * PushShare / 100
 }

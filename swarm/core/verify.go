@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/seedcast/seedcast/manifest"
-	"github.com/seedcast/seedcast/swarm/wire"
 )
 
 // Verification errors. ErrForgedManifest and ErrBadChunk mean the peer that
@@ -40,7 +39,7 @@ type Verifier struct {
 	batches map[uint64]bool
 	// The signed batches, as relayed to peers, and which batch signed
 	// each entry; bounded like the entries.
-	signed  map[uint64]wire.SignedBatch
+	signed  map[uint64]manifest.SignedBatch
 	signedQ []uint64
 	batchOf map[manifest.ID]uint64
 }
@@ -58,7 +57,7 @@ func NewVerifier(p VerifierParams) (*Verifier, error) {
 	}
 	return &Verifier{
 		p: p, entries: map[manifest.ID]manifest.Entry{}, batches: map[uint64]bool{},
-		signed: map[uint64]wire.SignedBatch{}, batchOf: map[manifest.ID]uint64{},
+		signed: map[uint64]manifest.SignedBatch{}, batchOf: map[manifest.ID]uint64{},
 	}, nil
 }
 
@@ -90,7 +89,7 @@ func (v *Verifier) Learn(b *manifest.Batch) ([]manifest.Entry, error) {
 	if err := b.Verify(v.p.PublicKey); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrForgedManifest, err)
 	}
-	sb, err := wire.NewSignedBatch(b)
+	sb, err := manifest.NewSignedBatch(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrForgedManifest, err)
 	}
@@ -127,7 +126,7 @@ func (v *Verifier) Learn(b *manifest.Batch) ([]manifest.Entry, error) {
 // LearnSigned is Learn for a batch relayed by a peer in its wire form; it
 // also returns the batch's number. A
 // batch that does not decode is refused with ErrMalformedBatch.
-func (v *Verifier) LearnSigned(sb wire.SignedBatch) (uint64, []manifest.Entry, error) {
+func (v *Verifier) LearnSigned(sb manifest.SignedBatch) (uint64, []manifest.Entry, error) {
 	b, err := sb.Batch()
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: %v", ErrMalformedBatch, err)
@@ -137,7 +136,7 @@ func (v *Verifier) LearnSigned(sb wire.SignedBatch) (uint64, []manifest.Entry, e
 }
 
 // Signed returns batch n as signed, for relaying to a peer.
-func (v *Verifier) Signed(n uint64) (wire.SignedBatch, bool) {
+func (v *Verifier) Signed(n uint64) (manifest.SignedBatch, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	sb, ok := v.signed[n]

@@ -292,6 +292,7 @@ func (n *Network) start(id protocol.PeerID, p NodeParams, seed bool, w *welcome)
 	}
 	cp.Stream, cp.Seed, cp.BudgetKbps, cp.Renditions, cp.Manifest, cp.Now = n.p.Stream, seed, p.BudgetKbps, rends, m, n.now
 	cp.Substreams = n.swarm.Substreams()
+	cp.OwnedFrames = true // messages are delivered in memory, never reused
 	if w != nil {
 		cp.Upstreams, cp.Depth = w.ups, w.depth
 	}
@@ -335,9 +336,16 @@ type Node struct {
 	JoinedAt time.Time
 	// Err is why the node could not start.
 	Err error
-	// Uploads records every charged frame (time, bytes) when Meter is set.
-	Meter   bool
-	Uploads []Upload
+	// Charged counts the bytes the node's budget paid for; PeakWindow is
+	// the most of them in any window of MeterWindow (default 1 s).
+	Charged     int64
+	PeakWindow  int64
+	MeterWindow time.Duration
+	window      []Upload
+	windowSum   int64
+	// OriginRTT, when set, is this node's round trip to the origin instead
+	// of the network's (a congested uplink).
+	OriginRTT time.Duration
 	// Ready counts the media chunks this node could play, and the first
 	// time one was (startup).
 	Ready      int
@@ -348,6 +356,33 @@ type Node struct {
 type Upload struct {
 	At    time.Time
 	Bytes int
+}
+
+// meter counts a charged frame and keeps the peak over any window.
+func (v *Node) meter(b int) {
+	now := v.net.now
+	w := v.MeterWindow
+	if w <= 0 {
+		w = time.Second
+	}
+	v.Charged += int64(b)
+	v.window = append(v.window, Upload{At: now, Bytes: b})
+	v.windowSum += int64(b)
+	i := 0
+	for now.Sub(v.window[i].At) >= w {
+		v.windowSum -= int64(v.window[i].Bytes)
+		i++
+	}
+	v.window = v.window[i:]
+	v.PeakWindow = max(v.PeakWindow, v.windowSum)
+}
+
+// originRTT is the node's round trip to the origin.
+func (v *Node) originRTT() time.Duration {
+	if v.OriginRTT > 0 {
+		return v.OriginRTT
+	}
+	return v.net.p.OriginRTT
 }
 
 // link is one direction's end of a modelled data channel.
@@ -415,8 +450,8 @@ func (v *Node) carryOut(o core.Output) {
 		if lk == nil {
 			return
 		}
-		if v.Meter && o.Charged {
-			v.Uploads = append(v.Uploads, Upload{At: n.now, Bytes: o.Bytes})
+		if o.Charged {
+			v.meter(o.Bytes)
 		}
 		if v.frozen && o.Media {
 			return // a frozen node sends no media, and says nothing of it
@@ -425,6 +460,21 @@ func (v *Node) carryOut(o core.Output) {
 		start := maxTime(n.now, v.lineFree)
 		v.lineFree = start.Add(time.Duration(float64(o.Bytes*8) / float64(v.lineKbps*1000) * float64(time.Second)))
 		msg := copyMsg(o.Msg)
+		if c, ok := msg.(*wire.Chunk); ok {
+			// Fragments travel as sent, but only the last is delivered,
+			// as the whole chunk: what the receiver does with a part is
+			// only to keep it, and this way the network keeps no copies.
+			if int(c.Offset)+len(c.Data) < int(c.Size) {
+				return
+			}
+			if c.Offset > 0 {
+				data, ok := n.stream.chunk(c.ID)
+				if !ok || len(data) != int(c.Size) {
+					return // left the window: the receiver would drop it too
+				}
+				c.Offset, c.Data = 0, data
+			}
+		}
 		to, id := lk.to, lk.peerID
 		n.at(v.lineFree.Add(n.p.Latency(v, to)), func() {
 			if to.links[id] != nil {
@@ -449,16 +499,16 @@ func (v *Node) carryOut(o core.Output) {
 			n.OriginBytes += int64(len(data))
 		}
 		id := o.Entry.Hash
-		n.at(n.now.Add(n.p.OriginRTT), func() { v.input(func(now time.Time) { v.core.ChunkFetched(now, id, data, err) }) })
+		n.at(n.now.Add(v.originRTT()), func() { v.input(func(now time.Time) { v.core.ChunkFetched(now, id, data, err) }) })
 	case core.OutFetchManifest:
-		delay := n.p.OriginRTT
+		delay := v.originRTT()
 		if v == n.seed {
 			delay = 0 // in process
 		}
 		m := n.stream.manifest(o.After)
 		n.at(n.now.Add(delay), func() { v.input(func(now time.Time) { _ = v.core.ManifestFetched(now, m, nil) }) })
 	case core.OutPing:
-		rtt := n.p.OriginRTT
+		rtt := v.originRTT()
 		n.at(n.now.Add(rtt), func() { v.input(func(now time.Time) { v.core.RTT(now, rtt, nil) }) })
 	case core.OutReport:
 		r := *o.Report
@@ -571,9 +621,6 @@ func (v *Node) Freeze() { v.frozen = true }
 func (v *Node) SetBudget(kbps int) {
 	v.input(func(now time.Time) { v.core.SetBudget(now, kbps) })
 }
-
-// SetOriginRTT changes the round trip to the origin (a congested uplink).
-func (n *Network) SetOriginRTT(d time.Duration) { n.p.OriginRTT = d }
 
 // Upstreams returns the node's upstream per substream, as its core has it.
 func (v *Node) Upstreams() []protocol.PeerID { return v.core.Upstreams() }

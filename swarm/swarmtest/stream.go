@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/manifest"
-	"github.com/seedcast/seedcast/swarm/wire"
 )
 
 // Rendition is one rendition of the modelled stream.
@@ -35,19 +34,19 @@ type stream struct {
 	init    *batch
 	data    map[manifest.ID][]byte
 	entries map[manifest.ID]manifest.Entry
-	signed  map[uint64]wire.SignedBatch
+	signed  map[uint64]manifest.SignedBatch
 	next    uint64 // next slot
 }
 
 type batch struct {
 	b      manifest.Batch
-	signed wire.SignedBatch
+	signed manifest.SignedBatch
 }
 
 func newStream(name string, key ed25519.PrivateKey, d time.Duration, rends []Rendition, window int, rng *rand.Rand, start time.Time, real bool) *stream {
 	s := &stream{
 		name: name, key: key, d: d, rends: rends, window: window, rng: rng, start: start, real: real,
-		data: map[manifest.ID][]byte{}, entries: map[manifest.ID]manifest.Entry{}, signed: map[uint64]wire.SignedBatch{},
+		data: map[manifest.ID][]byte{}, entries: map[manifest.ID]manifest.Entry{}, signed: map[uint64]manifest.SignedBatch{},
 	}
 	b := manifest.Batch{Stream: name, N: 0}
 	for _, r := range rends {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/swarm/core"
-	"github.com/seedcast/seedcast/swarm/wire"
 )
 
 // trustVerifier is the sizes-only network's verifier: a batch is genuine
@@ -19,12 +18,12 @@ type trustVerifier struct {
 	entries map[manifest.ID]manifest.Entry
 	batchOf map[manifest.ID]uint64
 	order   []manifest.ID
-	signed  map[uint64]wire.SignedBatch
+	signed  map[uint64]manifest.SignedBatch
 	signedQ []uint64
 }
 
 func newTrustVerifier(s *stream) *trustVerifier {
-	return &trustVerifier{s: s, max: 1024, entries: map[manifest.ID]manifest.Entry{}, batchOf: map[manifest.ID]uint64{}, signed: map[uint64]wire.SignedBatch{}}
+	return &trustVerifier{s: s, max: 1024, entries: map[manifest.ID]manifest.Entry{}, batchOf: map[manifest.ID]uint64{}, signed: map[uint64]manifest.SignedBatch{}}
 }
 
 func (v *trustVerifier) learn(n uint64, sig []byte) ([]manifest.Entry, error) {
@@ -73,7 +72,7 @@ func (v *trustVerifier) Learn(b *manifest.Batch) ([]manifest.Entry, error) {
 	return v.learn(b.N, b.Signature)
 }
 
-func (v *trustVerifier) LearnSigned(sb wire.SignedBatch) (uint64, []manifest.Entry, error) {
+func (v *trustVerifier) LearnSigned(sb manifest.SignedBatch) (uint64, []manifest.Entry, error) {
 	b, err := sb.Batch()
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: %v", core.ErrMalformedBatch, err)
@@ -103,7 +102,7 @@ func (v *trustVerifier) BatchOf(id manifest.ID) (uint64, bool) {
 	return n, ok
 }
 
-func (v *trustVerifier) Signed(n uint64) (wire.SignedBatch, bool) {
+func (v *trustVerifier) Signed(n uint64) (manifest.SignedBatch, bool) {
 	sb, ok := v.signed[n]
 	return sb, ok
 }

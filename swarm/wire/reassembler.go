@@ -17,6 +17,11 @@ type ReassemblerParams struct {
 	// MaxGaps bounds the holes one chunk in progress may have, so the
 	// bookkeeping of out-of-order fragments stays small (default 32).
 	MaxGaps int
+	// Owned says the fragments' Data is the caller's to give away (nothing
+	// reuses or alters it): a whole chunk in one fragment is then returned
+	// as is, without a copy. A simulator passing messages in memory sets it;
+	// a reader of a byte stream, whose buffer is reused, must not.
+	Owned bool
 }
 
 // Reassembler collects the fragments of chunks sent by one peer and returns
@@ -69,6 +74,9 @@ func (r *Reassembler) Add(c *Chunk) ([]byte, error) {
 	p := r.pending[c.ID]
 	if p == nil {
 		if int(c.Size) == len(c.Data) { // whole chunk in one fragment
+			if r.p.Owned {
+				return c.Data, nil
+			}
 			return append([]byte(nil), c.Data...), nil
 		}
 		if len(r.pending) >= r.p.MaxInProgress {

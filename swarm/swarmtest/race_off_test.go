@@ -1,0 +1,5 @@
+//go:build !race
+
+package swarmtest
+
+const raceEnabled = false
