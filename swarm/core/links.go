@@ -103,7 +103,7 @@ func (n *Node) LinkOpened(now time.Time, id LinkID, remote protocol.PeerID, up b
 		n.linkUpstreams(now)
 	} else if n.rate <= 0 {
 		p.chokedIt = true
-		n.send(p, &wire.Choke{Reason: wire.ChokeBudget})
+		n.send(p, &wire.Choke{Reason: chokeReason(n.budget)})
 	}
 	n.pump(now)
 }
