@@ -34,6 +34,8 @@ type stream struct {
 	init    *batch
 	data    map[manifest.ID][]byte
 	entries map[manifest.ID]manifest.Entry
+	batchOf map[manifest.ID]uint64
+	byN     map[uint64][]manifest.Entry
 	signed  map[uint64]manifest.SignedBatch
 	next    uint64 // next slot
 }
@@ -46,7 +48,8 @@ type batch struct {
 func newStream(name string, key ed25519.PrivateKey, d time.Duration, rends []Rendition, window int, rng *rand.Rand, start time.Time, real bool) *stream {
 	s := &stream{
 		name: name, key: key, d: d, rends: rends, window: window, rng: rng, start: start, real: real,
-		data: map[manifest.ID][]byte{}, entries: map[manifest.ID]manifest.Entry{}, signed: map[uint64]manifest.SignedBatch{},
+		data: map[manifest.ID][]byte{}, entries: map[manifest.ID]manifest.Entry{},
+		batchOf: map[manifest.ID]uint64{}, byN: map[uint64][]manifest.Entry{}, signed: map[uint64]manifest.SignedBatch{},
 	}
 	b := manifest.Batch{Stream: name, N: 0}
 	for _, r := range rends {
@@ -100,6 +103,10 @@ func (s *stream) sign(b manifest.Batch) *batch {
 		panic(err)
 	}
 	s.signed[b.N] = sb
+	s.byN[b.N] = b.Entries
+	for _, e := range b.Entries {
+		s.batchOf[e.Hash] = b.N
+	}
 	return &batch{b: b, signed: sb}
 }
 
@@ -142,8 +149,10 @@ func (s *stream) produce(now time.Time) {
 		for _, e := range old.b.Entries {
 			delete(s.data, e.Hash)
 			delete(s.entries, e.Hash)
+			delete(s.batchOf, e.Hash)
 		}
 		delete(s.signed, old.b.N)
+		delete(s.byN, old.b.N)
 	}
 }
 

@@ -5,31 +5,24 @@ import (
 	"fmt"
 
 	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/scheduler"
 	"github.com/seedcast/seedcast/swarm/core"
 )
 
 // trustVerifier is the sizes-only network's verifier: a batch is genuine
 // when its signature is the one the modelled origin made for that number
 // (no Ed25519 per node), and a chunk when its size matches its entry (no
-// BLAKE3). It forgets like core.Verifier: oldest entries first.
+// BLAKE3). Each node keeps only the numbers of the batches it learnt; the
+// entries are the stream's, shared. Like core.Verifier it forgets what
+// left the window: here, what left the origin's.
 type trustVerifier struct {
-	s       *stream
-	max     int
-	entries map[manifest.ID]manifest.Entry
-	batchOf map[manifest.ID]uint64
-	order   []manifest.ID
-	signed  map[uint64]manifest.SignedBatch
-	signedQ []uint64
+	s     *stream
+	known scheduler.SeqSet // batch numbers learnt
 }
 
-func newTrustVerifier(s *stream) *trustVerifier {
-	return &trustVerifier{s: s, max: 1024, entries: map[manifest.ID]manifest.Entry{}, batchOf: map[manifest.ID]uint64{}, signed: map[uint64]manifest.SignedBatch{}}
-}
+func newTrustVerifier(s *stream) *trustVerifier { return &trustVerifier{s: s} }
 
 func (v *trustVerifier) learn(n uint64, sig []byte) ([]manifest.Entry, error) {
-	if _, known := v.signed[n]; known {
-		return nil, nil
-	}
 	genuine, ok := v.s.signed[n]
 	if !ok {
 		return nil, nil // left the origin's window: nothing to learn
@@ -37,35 +30,14 @@ func (v *trustVerifier) learn(n uint64, sig []byte) ([]manifest.Entry, error) {
 	if !bytes.Equal(genuine.Signature, sig) {
 		return nil, fmt.Errorf("%w: batch %d", core.ErrForgedManifest, n)
 	}
-	var es []manifest.Entry
-	if n == 0 {
-		es = v.s.init.b.Entries
-	} else {
-		for _, b := range v.s.batches {
-			if b.b.N == n {
-				es = b.b.Entries
-			}
-		}
+	if v.known.Has(n) {
+		return nil, nil
 	}
-	v.signed[n] = genuine
-	v.signedQ = append(v.signedQ, n)
-	for _, e := range es {
-		if _, known := v.entries[e.Hash]; !known {
-			v.order = append(v.order, e.Hash)
-		}
-		v.entries[e.Hash] = e
-		v.batchOf[e.Hash] = n
+	v.known.Add(n)
+	if n > 1024 {
+		v.known.Advance(n - 1024)
 	}
-	for len(v.order) > v.max {
-		delete(v.entries, v.order[0])
-		delete(v.batchOf, v.order[0])
-		v.order = v.order[1:]
-	}
-	for len(v.signedQ) > v.max {
-		delete(v.signed, v.signedQ[0])
-		v.signedQ = v.signedQ[1:]
-	}
-	return es, nil
+	return v.s.byN[n], nil
 }
 
 func (v *trustVerifier) Learn(b *manifest.Batch) ([]manifest.Entry, error) {
@@ -81,8 +53,16 @@ func (v *trustVerifier) LearnSigned(sb manifest.SignedBatch) (uint64, []manifest
 	return b.N, es, err
 }
 
+func (v *trustVerifier) Entry(id manifest.ID) (manifest.Entry, bool) {
+	n, ok := v.s.batchOf[id]
+	if !ok || !v.known.Has(n) {
+		return manifest.Entry{}, false
+	}
+	return v.s.entries[id], true
+}
+
 func (v *trustVerifier) Check(id manifest.ID, data []byte) (manifest.Entry, error) {
-	e, ok := v.entries[id]
+	e, ok := v.Entry(id)
 	if !ok {
 		return e, fmt.Errorf("%w: %s", core.ErrUnknownChunk, id)
 	}
@@ -92,18 +72,16 @@ func (v *trustVerifier) Check(id manifest.ID, data []byte) (manifest.Entry, erro
 	return e, nil
 }
 
-func (v *trustVerifier) Entry(id manifest.ID) (manifest.Entry, bool) {
-	e, ok := v.entries[id]
-	return e, ok
-}
-
 func (v *trustVerifier) BatchOf(id manifest.ID) (uint64, bool) {
-	n, ok := v.batchOf[id]
-	return n, ok
+	n, ok := v.s.batchOf[id]
+	return n, ok && v.known.Has(n)
 }
 
 func (v *trustVerifier) Signed(n uint64) (manifest.SignedBatch, bool) {
-	sb, ok := v.signed[n]
+	if !v.known.Has(n) {
+		return manifest.SignedBatch{}, false
+	}
+	sb, ok := v.s.signed[n]
 	return sb, ok
 }
 
