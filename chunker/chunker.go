@@ -2,7 +2,6 @@ package chunker
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math"
@@ -35,8 +34,9 @@ var (
 	ErrBadUnit          = errors.New("chunker: malformed access unit")
 )
 
-// Output is what the chunker publishes: one signed batch and the bytes of each
-// of its entries.
+// Output is what the chunker publishes: one batch, not yet signed
+// (Batch.Signature is nil), and the bytes of each of its entries. Whoever
+// holds the stream's key signs the batch before the origin publishes it.
 type Output struct {
 	Batch manifest.Batch
 	Data  [][]byte // Data[i] is the chunk or init segment Batch.Entries[i] names
@@ -48,16 +48,16 @@ type Output struct {
 // Params configures a Chunker.
 type Params struct {
 	Stream        string
-	Key           ed25519.PrivateKey // signs manifest batches
-	ChunkDuration time.Duration      // 100–500 ms; 0 means 250 ms
-	Now           func() time.Time   // ingest wall clock; nil means time.Now
-	// Publish receives every signed batch, in order. It is called synchronously
-	// from Push and Flush and must not call back into the Chunker.
+	ChunkDuration time.Duration    // 100–500 ms; 0 means 250 ms
+	Now           func() time.Time // ingest wall clock; nil means time.Now
+	// Publish receives every batch, unsigned, in order. It is called
+	// synchronously from Push and Flush and must not call back into the
+	// Chunker.
 	Publish func(Output)
 	// FirstSeq is the slot number of media time 0. Ingest sets it when a stream
 	// resumes after a restart so that sequence numbers keep increasing.
 	FirstSeq uint64
-	// FirstBatch numbers the first batch signed (continuing a resumed stream).
+	// FirstBatch numbers the first batch published (continuing a resumed stream).
 	FirstBatch uint64
 	// KeyframeSnap: a keyframe this close before a slot boundary starts the
 	// next slot's chunk early, so that the chunk is independent even though
@@ -66,8 +66,9 @@ type Params struct {
 	KeyframeSnap time.Duration
 }
 
-// Chunker cuts the renditions of one stream into aligned CMAF chunks and signs
-// their manifest entries. It is not safe for concurrent use.
+// Chunker cuts the renditions of one stream into aligned CMAF chunks and
+// groups their manifest entries into numbered batches. It is not safe for
+// concurrent use.
 type Chunker struct {
 	p          Params
 	renditions []*rendition
@@ -87,9 +88,6 @@ type pendingChunk struct {
 func New(p Params) (*Chunker, error) {
 	if !manifest.ValidName(p.Stream) {
 		return nil, fmt.Errorf("chunker: stream: %w: name %q", manifest.ErrBadManifest, p.Stream)
-	}
-	if len(p.Key) != ed25519.PrivateKeySize {
-		return nil, errors.New("chunker: Params.Key must be an Ed25519 private key")
 	}
 	if p.ChunkDuration == 0 {
 		p.ChunkDuration = manifest.DefaultChunkDuration
@@ -185,12 +183,12 @@ func (c *Chunker) Push(name string, au media.AccessUnit) error {
 		c.publishInit(r, s.newInit, seq)
 	}
 	r.last = s
-	c.signReady()
+	c.publishReady()
 	return nil
 }
 
-// Flush closes every open chunk (end of stream or publisher gone) and signs
-// all pending entries. The last sample of each rendition gets the duration of
+// Flush closes every open chunk (end of stream or publisher gone) and
+// publishes all pending entries. The last sample of each rendition gets the duration of
 // the one before it.
 func (c *Chunker) Flush() {
 	for _, r := range c.renditions {
@@ -201,7 +199,7 @@ func (c *Chunker) Flush() {
 		r.last = nil
 		c.closeOpen(r)
 	}
-	c.sign(c.pending)
+	c.publish(c.pending)
 	c.pending = c.pending[:0]
 }
 
@@ -280,7 +278,7 @@ func (c *Chunker) complete(r *rendition, next time.Duration) (gap bool) {
 	return gap
 }
 
-// closeOpen muxes r's open chunk and queues its entry for signing.
+// closeOpen muxes r's open chunk and queues its entry for a batch.
 func (c *Chunker) closeOpen(r *rendition) {
 	if len(r.open) == 0 {
 		return
@@ -318,16 +316,17 @@ func (c *Chunker) publishInit(r *rendition, data []byte, seq uint64) {
 		Kind: manifest.KindInit, Rendition: r.name, Seq: seq, IngestTime: c.p.Now(),
 		Size: uint32(len(data)), Independent: true, Hash: manifest.Sum(data),
 	}
-	// Chunks already waiting were cut against the previous init: sign them first.
-	c.sign(c.pending)
+	// Chunks already waiting were cut against the previous init: publish them
+	// first. The init segment goes in a batch of its own.
+	c.publish(c.pending)
 	c.pending = c.pending[:0]
 	c.infoDirty = true
-	c.sign([]pendingChunk{{entry: e, data: data, order: r.order}})
+	c.publish([]pendingChunk{{entry: e, data: data, order: r.order}})
 }
 
-// signReady signs the pending chunks of every slot that all renditions have
-// closed, and of slots a lagging rendition holds back by two or more.
-func (c *Chunker) signReady() {
+// publishReady publishes the pending chunks of every slot that all renditions
+// have closed, and of slots a lagging rendition holds back by two or more.
+func (c *Chunker) publishReady() {
 	if len(c.pending) == 0 {
 		return
 	}
@@ -360,7 +359,7 @@ func (c *Chunker) signReady() {
 	if len(ready) == 0 {
 		return
 	}
-	c.sign(ready)
+	c.publish(ready)
 	c.pending = append(c.pending[:0], rest...)
 }
 
@@ -375,7 +374,9 @@ func (c *Chunker) allStartedOrLate(seq, maxClosed uint64) bool {
 	return true
 }
 
-func (c *Chunker) sign(ps []pendingChunk) {
+// publish hands ps to Params.Publish in unsigned batches of at most
+// manifest.MaxBatchEntries, in slot and rendition order.
+func (c *Chunker) publish(ps []pendingChunk) {
 	if len(ps) == 0 {
 		return
 	}
@@ -396,9 +397,6 @@ func (c *Chunker) sign(ps []pendingChunk) {
 			out.Data = append(out.Data, p.data)
 		}
 		ps = ps[n:]
-		if err := out.Batch.Sign(c.p.Key); err != nil {
-			continue // names were checked on the way in; cannot happen
-		}
 		c.nextBatch++
 		if c.infoDirty {
 			out.Renditions = c.Renditions()

@@ -5,11 +5,14 @@
 // rounded to frame boundaries, so renditions stay aligned for players and
 // peers alike.
 //
-// It describes every chunk and init segment in a manifest.Entry and signs
-// them in small batches (manifest.Batch) with the stream's key; the ids, the
-// entries and the signed encoding belong to package manifest. Serving them,
-// LL-HLS playlists included, is package origin's job.
+// It describes every chunk and init segment in a manifest.Entry and decides
+// what goes in each batch (manifest.Batch): one slot of every rendition per
+// batch, init segments in a batch of their own. It does not sign: batches
+// come out unsigned, and whoever holds the stream's key signs them (package
+// ingest) before the origin publishes them. The ids, the entries and the
+// signed encoding belong to package manifest; serving them, LL-HLS
+// playlists included, is package origin's job.
 //
 // The package does no I/O of its own: callers push access units in and get
-// signed batches out through a callback, with the wall clock injected.
+// batches out through a callback, with the wall clock injected.
 package chunker

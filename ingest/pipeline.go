@@ -16,19 +16,23 @@ import (
 
 // PipelineParams configures a Pipeline.
 type PipelineParams struct {
-	Stream        string
+	Stream string
+	// Key is the stream's Ed25519 key: the pipeline signs every batch the
+	// chunker hands out with it.
 	Key           ed25519.PrivateKey
 	ChunkDuration time.Duration // 0 means manifest.DefaultChunkDuration
-	// Publish receives every signed batch (origin.Stream.Publish).
-	Publish func(chunker.Output)
+	// Publish receives every batch once signed (origin.Stream.Publish). It is
+	// called under the pipeline's lock, from Push and Close. An error is
+	// logged (the origin counts what it refuses), and the stream goes on.
+	Publish func(chunker.Output) error
 	Now     func() time.Time // ingest wall clock; nil means time.Now
 	Logger  *slog.Logger
 	Metrics *Metrics // shared by the pipelines of a server; nil disables them
 }
 
-// Pipeline feeds one stream's access units into its chunker. It is safe for
-// concurrent use: sources of different renditions may push from their own
-// goroutines.
+// Pipeline feeds one stream's access units into its chunker and signs the
+// batches the chunker cuts before handing them on. It is safe for concurrent
+// use: sources of different renditions may push from their own goroutines.
 type Pipeline struct {
 	p   PipelineParams
 	log *slog.Logger
@@ -39,16 +43,36 @@ type Pipeline struct {
 
 // NewPipeline returns a pipeline with no renditions.
 func NewPipeline(p PipelineParams) (*Pipeline, error) {
+	if len(p.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("ingest: PipelineParams.Key must be an Ed25519 private key")
+	}
+	if p.Publish == nil {
+		return nil, errors.New("ingest: PipelineParams.Publish is required")
+	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
+	pipe := &Pipeline{p: p, log: p.Logger.With("stream", p.Stream)}
 	c, err := chunker.New(chunker.Params{
-		Stream: p.Stream, Key: p.Key, ChunkDuration: p.ChunkDuration, Now: p.Now, Publish: p.Publish,
+		Stream: p.Stream, ChunkDuration: p.ChunkDuration, Now: p.Now, Publish: pipe.publish,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{p: p, c: c, log: p.Logger.With("stream", p.Stream)}, nil
+	pipe.c = c
+	return pipe, nil
+}
+
+// publish signs one batch of the chunker with the stream's key and hands it
+// on. The chunker calls it from Push and Flush, under p.mu.
+func (p *Pipeline) publish(o chunker.Output) {
+	err := o.Batch.Sign(p.p.Key)
+	if err == nil {
+		err = p.p.Publish(o)
+	}
+	if err != nil {
+		p.log.Error("batch not published", "batch", o.Batch.N, "entries", len(o.Batch.Entries), "err", err)
+	}
 }
 
 // ChunkDuration is the chunk duration in use.

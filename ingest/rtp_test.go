@@ -205,7 +205,7 @@ func TestClockMapIgnoresJitter(t *testing.T) {
 // A layer of a codec ingest does not take (VP8 in a call room, say) is
 // remembered and ignored: no panic on its packets or sender reports.
 func TestBroadcastIgnoresOtherCodecs(t *testing.T) {
-	pipe, err := NewPipeline(PipelineParams{Stream: "s", Key: ed25519.NewKeyFromSeed(make([]byte, 32)), Publish: func(chunker.Output) {}})
+	pipe, err := NewPipeline(PipelineParams{Stream: "s", Key: ed25519.NewKeyFromSeed(make([]byte, 32)), Publish: func(chunker.Output) error { return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

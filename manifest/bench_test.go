@@ -36,8 +36,8 @@ func itoa(n int) string {
 // benchKey signs the benchmark batches.
 var benchKey = ed25519.NewKeyFromSeed(vectorSeed())
 
-// benchBatch is a batch as the chunker signs it: one slot of a video and an
-// audio rendition.
+// benchBatch is a batch as the chunker cuts it and ingest signs it: one slot
+// of a video and an audio rendition.
 func benchBatch() *Batch {
 	t := time.Unix(1_800_000_000, 0)
 	return &Batch{Stream: "demo", N: 1234, Entries: []Entry{

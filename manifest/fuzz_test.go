@@ -237,7 +237,7 @@ func FuzzBatchEncodeVerify(f *testing.F) {
 		}
 
 		// Through the manifest JSON and back (one kind per batch, as the
-		// chunker signs them, so the regrouped order is the signed order).
+		// chunker cuts them, so the regrouped order is the signed order).
 		m := Manifest{Version: 1, Stream: stream, PublicKey: hex.EncodeToString(pub),
 			Batches: []JSONBatch{{N: b.N, Signature: hex.EncodeToString(b.Signature)}}}
 		for _, e := range b.Entries {

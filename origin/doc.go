@@ -7,6 +7,8 @@
 //
 // DESIGN.md has no room for this job: chunker must not do network I/O and
 // swarm is a peer node, so the origin's HTTP publication lives here. It takes
-// chunker.Output from ingest and never looks inside media bytes; the
-// manifest types it serves are package manifest's.
+// chunker.Output from ingest, signed there with the stream's key, and holds
+// only the public key: Stream.Publish verifies every batch and refuses an
+// unsigned one (ErrUnsigned). It never looks inside media bytes; the manifest
+// types it serves are package manifest's.
 package origin

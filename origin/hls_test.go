@@ -3,7 +3,6 @@ package origin
 import (
 	"bufio"
 	"bytes"
-	"crypto/ed25519"
 	"fmt"
 	"strconv"
 	"strings"
@@ -86,7 +85,7 @@ func demoOutputs(t *testing.T, loops int) []chunker.Output {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	var outs []chunker.Output
 	c, err := chunker.New(chunker.Params{
-		Stream: "demo", Key: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)),
+		Stream:  "demo",
 		Now:     func() time.Time { now = now.Add(time.Millisecond); return now },
 		Publish: func(o chunker.Output) { outs = append(outs, o) },
 	})

@@ -11,6 +11,7 @@ type metrics struct {
 	chunkBytes    *prometheus.CounterVec
 	chunkDuration *prometheus.HistogramVec
 	inits         *prometheus.CounterVec
+	rejected      *prometheus.CounterVec
 	requests      *prometheus.CounterVec
 	storeBytes    prometheus.GaugeFunc
 	storeItems    prometheus.GaugeFunc
@@ -31,6 +32,9 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		inits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "seedcast_init_segments_total", Help: "Init segments produced.",
 		}, []string{"stream", "rendition"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seedcast_batches_rejected_total", Help: "Batches the origin refused to publish, by reason (unsigned, bad_signature, malformed).",
+		}, []string{"stream", "reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "seedcast_http_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
@@ -41,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 			Name: "seedcast_store_items", Help: "Chunks held by the origin store.",
 		}, func() float64 { n, _ := store.Stats(); return float64(n) }),
 	}
-	reg.MustRegister(m.chunks, m.chunkBytes, m.chunkDuration, m.inits, m.requests, m.storeBytes, m.storeItems)
+	reg.MustRegister(m.chunks, m.chunkBytes, m.chunkDuration, m.inits, m.rejected, m.requests, m.storeBytes, m.storeItems)
 	return m
 }
 

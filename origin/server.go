@@ -37,6 +37,9 @@ type Params struct {
 var (
 	ErrStreamExists = errors.New("origin: stream already registered")
 	ErrBadStream    = errors.New("origin: invalid stream name")
+	// ErrUnsigned is Stream.Publish's answer to a batch without a signature:
+	// the origin publishes only batches signed with the stream's key.
+	ErrUnsigned = errors.New("origin: batch not signed")
 )
 
 // Server holds the live streams and serves them over HTTP.

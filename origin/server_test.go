@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/seedcast/seedcast/chunker"
 	"github.com/seedcast/seedcast/manifest"
@@ -25,6 +27,7 @@ type demoFeed struct {
 	srv  *Server
 	st   *Stream
 	pub  ed25519.PublicKey
+	key  ed25519.PrivateKey
 	c    *chunker.Chunker
 	clip *media.Clip
 	now  time.Time
@@ -41,14 +44,22 @@ func newDemoFeed(t testing.TB, window time.Duration) *demoFeed {
 	clock := func() time.Time { return f.now }
 	f.srv = New(Params{Registry: prometheus.NewRegistry(), Window: window, Now: clock})
 	pub, key, _ := ed25519.GenerateKey(nil)
-	f.pub = pub
+	f.pub, f.key = pub, key
 	if f.st, err = f.srv.AddStream("demo", pub, manifest.DefaultChunkDuration); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.srv.AddStream("demo", pub, 0); err == nil {
 		t.Error("stream registered twice")
 	}
-	f.c, _ = chunker.New(chunker.Params{Stream: "demo", Key: key, Now: clock, Publish: f.st.Publish})
+	// Signed here as ingest.Pipeline signs (this package cannot import ingest).
+	f.c, _ = chunker.New(chunker.Params{Stream: "demo", Now: clock, Publish: func(o chunker.Output) {
+		if err := o.Batch.Sign(key); err != nil {
+			t.Error(err)
+		}
+		if err := f.st.Publish(o); err != nil {
+			t.Error(err)
+		}
+	}})
 	_ = f.c.AddRendition("v0", *clip.Video)
 	_ = f.c.AddRendition("a0", *clip.Audio)
 	return f
@@ -193,3 +204,82 @@ func TestBlockingReload(t *testing.T) {
 }
 
 func waiting(st *Stream) bool { return st.waiters.Load() > 0 }
+
+// TestPublishRefuses: the origin publishes only batches signed with the
+// stream's key, whole and of that stream; what it refuses is counted and
+// leaves the store, the manifest and the playlists as they were.
+func TestPublishRefuses(t *testing.T) {
+	f := newDemoFeed(t, time.Minute)
+	f.feed(t, 2*time.Second)
+	_, other, _ := ed25519.GenerateKey(nil)
+	data := []byte("not a chunk")
+	output := func(stream string) chunker.Output {
+		return chunker.Output{
+			Batch: manifest.Batch{Stream: stream, N: 1000, Entries: []manifest.Entry{{
+				Kind: manifest.KindChunk, Rendition: "v0", Seq: 8, MediaTime: 2 * time.Second,
+				Duration: manifest.DefaultChunkDuration, IngestTime: f.now, Size: uint32(len(data)),
+				Independent: true, Hash: manifest.Sum(data),
+			}}},
+			Data: [][]byte{data},
+		}
+	}
+	signed := func(o chunker.Output, key ed25519.PrivateKey) chunker.Output {
+		if err := o.Batch.Sign(key); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	short := signed(output("demo"), f.key)
+	short.Data = nil
+	cases := []struct {
+		name   string
+		out    chunker.Output
+		want   error
+		reason string
+	}{
+		{"unsigned", output("demo"), ErrUnsigned, "unsigned"},
+		{"other key", signed(output("demo"), other), manifest.ErrBadSignature, "bad_signature"},
+		{"tampered", func() chunker.Output { o := signed(output("demo"), f.key); o.Batch.Entries[0].Seq++; return o }(), manifest.ErrBadSignature, "bad_signature"},
+		{"other stream", signed(output("other"), f.key), manifest.ErrBadManifest, "malformed"},
+		{"data missing", short, manifest.ErrBadManifest, "malformed"},
+	}
+	before := string(f.st.Manifest())
+	f.st.mu.Lock()
+	playlist, _ := f.st.playlist.Media("v0")
+	f.st.mu.Unlock()
+	for _, tc := range cases {
+		changed := f.st.Changed()
+		rejected := f.srv.metrics.rejected.WithLabelValues("demo", tc.reason)
+		n := testutil.ToFloat64(rejected)
+		if err := f.st.Publish(tc.out); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		if got := testutil.ToFloat64(rejected); got != n+1 {
+			t.Errorf("%s: rejected{reason=%q} went from %v to %v", tc.name, tc.reason, n, got)
+		}
+		select {
+		case <-changed:
+			t.Errorf("%s: waiters woken", tc.name)
+		default:
+		}
+	}
+	if _, ok := f.srv.Store().Get(manifest.Sum(data)); ok {
+		t.Error("a refused chunk is in the store")
+	}
+	if string(f.st.Manifest()) != before {
+		t.Error("a refused batch changed the manifest")
+	}
+	f.st.mu.Lock()
+	after, _ := f.st.playlist.Media("v0")
+	f.st.mu.Unlock()
+	if !bytes.Equal(after, playlist) {
+		t.Error("a refused batch changed the playlist")
+	}
+	// The same batch signed with the stream's key goes out.
+	if err := f.st.Publish(signed(output("demo"), f.key)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.srv.Store().Get(manifest.Sum(data)); !ok {
+		t.Error("the signed chunk is not in the store")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -51,10 +53,25 @@ func (st *Stream) Name() string { return st.name }
 // PublicKey returns the key that signs the stream's manifest.
 func (st *Stream) PublicKey() ed25519.PublicKey { return st.pub }
 
-// Publish takes one output of the stream's chunker: stores its bytes, then
-// makes its entries visible in the manifest and playlists. It is meant to be
-// chunker.Params.Publish.
-func (st *Stream) Publish(o chunker.Output) {
+// Publish takes one output of the stream's chunker, signed by the holder of
+// the stream's key (ingest.Pipeline): stores its bytes, then makes its
+// entries visible in the manifest and playlists. It refuses, counts
+// (seedcast_batches_rejected_total) and otherwise ignores a batch without a
+// signature (ErrUnsigned), one whose signature does not verify against the
+// stream's public key (manifest.ErrBadSignature), and one that is malformed
+// or names another stream (manifest.ErrBadManifest).
+func (st *Stream) Publish(o chunker.Output) error {
+	if err := st.check(o); err != nil {
+		reason := "malformed"
+		switch {
+		case errors.Is(err, ErrUnsigned):
+			reason = "unsigned"
+		case errors.Is(err, manifest.ErrBadSignature):
+			reason = "bad_signature"
+		}
+		st.srv.metrics.rejected.WithLabelValues(st.name, reason).Inc()
+		return err
+	}
 	now := st.srv.p.Now()
 	for i, e := range o.Batch.Entries {
 		if e.Kind == manifest.KindInit {
@@ -93,6 +110,24 @@ func (st *Stream) Publish(o chunker.Output) {
 	st.manifest = nil
 	close(st.changed)
 	st.changed = make(chan struct{})
+	return nil
+}
+
+// check refuses an output the stream's viewers would reject, before any of
+// it is stored.
+func (st *Stream) check(o chunker.Output) error {
+	b := &o.Batch
+	if len(b.Signature) == 0 {
+		return fmt.Errorf("%w: stream %q batch %d", ErrUnsigned, st.name, b.N)
+	}
+	if b.Stream != st.name || len(o.Data) != len(b.Entries) {
+		return fmt.Errorf("%w: batch %d of stream %q with %d entries and %d data, published to %q",
+			manifest.ErrBadManifest, b.N, b.Stream, len(b.Entries), len(o.Data), st.name)
+	}
+	if err := b.Verify(st.pub); err != nil {
+		return fmt.Errorf("origin: stream %q: %w", st.name, err)
+	}
+	return nil
 }
 
 func (st *Stream) kindOf(rendition string, fresh []manifest.RenditionInfo) string {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/ingest"
 	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
 	"github.com/seedcast/seedcast/origin"
@@ -73,7 +73,8 @@ func Start(tb testing.TB, p Params) *Origin {
 		tb.Fatal(err)
 	}
 	o.Live = st
-	c, err := chunker.New(chunker.Params{Stream: p.Stream, Key: key, Publish: st.Publish, ChunkDuration: p.ChunkDuration})
+	// The ingest pipeline chunks and signs, as in seedcast serve.
+	c, err := ingest.NewPipeline(ingest.PipelineParams{Stream: p.Stream, Key: key, Publish: st.Publish, ChunkDuration: p.ChunkDuration})
 	if err != nil {
 		tb.Fatal(err)
 	}

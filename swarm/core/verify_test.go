@@ -27,8 +27,12 @@ func demoOutputs(t *testing.T, key ed25519.PrivateKey, seconds time.Duration) []
 		t.Fatal(err)
 	}
 	var outs []chunker.Output
-	c, _ := chunker.New(chunker.Params{Stream: "demo", Key: key, Publish: func(o chunker.Output) { outs = append(outs, o) },
-		Now: func() time.Time { return time.Unix(1_800_000_000, 0) }})
+	c, _ := chunker.New(chunker.Params{Stream: "demo", Publish: func(o chunker.Output) {
+		if err := o.Batch.Sign(key); err != nil { // as ingest signs
+			t.Fatal(err)
+		}
+		outs = append(outs, o)
+	}, Now: func() time.Time { return time.Unix(1_800_000_000, 0) }})
 	_ = c.AddRendition("v0", *clip.Video)
 	_ = c.AddRendition("a0", *clip.Audio)
 	clip.Each(1, func(k media.Kind, au media.AccessUnit) bool {
