@@ -17,9 +17,9 @@ type Rendition struct {
 }
 
 // stream is the modelled live stream at the origin: every chunk duration
-// one chunk per rendition, signed in one batch, exactly as the chunker
-// signs (one slot of every rendition per batch; init segments in a batch of
-// their own).
+// one chunk per rendition, in one signed batch, as the chunker batches and
+// ingest signs (one slot of every rendition per batch; init segments in a
+// batch of their own).
 type stream struct {
 	name    string
 	key     ed25519.PrivateKey
