@@ -292,3 +292,25 @@ func TestDeterministic(t *testing.T) {
 	}
 	t.Logf("seed 7: %d events twice; seed 8: %d", ea, ec)
 }
+
+// TestRealBytes: with real chunk bytes, every node checks Ed25519
+// signatures and BLAKE3 ids with the production verifier and store, and a
+// small swarm plays as the sizes-only one does.
+func TestRealBytes(t *testing.T) {
+	n := newNet(t, Params{Real: true})
+	for range 5 {
+		join(t, n, NodeParams{BudgetKbps: 1250})
+		n.Run(200 * time.Millisecond)
+	}
+	n.Run(6 * time.Second)
+	before := sum(n.Nodes())
+	n.Run(6 * time.Second)
+	d := sum(n.Nodes()).minus(before)
+	t.Logf("5 nodes, real bytes: offload %.3f, continuity %.4f", d.offload(), d.continuity())
+	if d.onTime < 5*2*20 || d.late > 0 || d.rejected > 0 {
+		t.Errorf("%d on time, %d late, %d rejected", d.onTime, d.late, d.rejected)
+	}
+	if d.offload() < 0.5 {
+		t.Errorf("offload %.3f", d.offload())
+	}
+}
