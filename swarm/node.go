@@ -523,6 +523,22 @@ func (n *Node) SetBudget(kbps int) {
 	n.do(func(now time.Time) { n.core.SetBudget(now, kbps) })
 }
 
+// SetQuality changes the renditions the node plays and carries while it
+// runs (see NodeParams.Quality), from the stream's current manifest.
+func (n *Node) SetQuality(ctx context.Context, quality string) error {
+	m, err := n.src.Manifest(ctx, -1)
+	if err != nil {
+		return err
+	}
+	rends, err := core.SelectRenditions(m.Renditions, quality)
+	if err != nil {
+		return err
+	}
+	var setErr error
+	n.do(func(now time.Time) { setErr = n.core.SetRenditions(now, rends) })
+	return setErr
+}
+
 // Renditions are the renditions the node carries.
 func (n *Node) Renditions() []string {
 	n.mu.Lock()

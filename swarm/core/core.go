@@ -169,9 +169,12 @@ type Node struct {
 	out    []Output
 	outHd  int
 
-	// Renditions this node plays and carries, and their index in keys.
+	// Renditions this node plays and carries, and their index in keys (ri);
+	// slot remembers the index of every rendition ever carried, so that
+	// keys stay stable when the quality changes.
 	rends []string
 	ri    map[string]int
+	slot  map[string]int
 	// The playback clock: chunk media time playFrom plays at t0, and the
 	// node wants chunks from startSeq on.
 	t0       time.Time
@@ -270,11 +273,11 @@ func New(p Params) (*Node, error) {
 	g.Now = now
 	n := &Node{
 		p: p, verify: p.Verifier, store: p.Store, k: p.Substreams,
-		rends: slices.Clone(p.Renditions), ri: map[string]int{}, contig: -1,
+		rends: slices.Clone(p.Renditions), ri: map[string]int{}, slot: map[string]int{}, contig: -1,
 		upstreams: make([]protocol.PeerID, p.Substreams), listed: make([]time.Time, p.Substreams),
 		ups: map[protocol.PeerID]*peer{}, dialing: map[protocol.PeerID]bool{}, backoff: map[protocol.PeerID]time.Time{},
 		peers: map[LinkID]*peer{}, byID: map[string]*peer{},
-		wants: map[manifest.ID]*want{}, byKey: map[uint64]*want{}, held: make([]scheduler.SeqSet, len(p.Renditions)),
+		wants: map[manifest.ID]*want{}, byKey: map[uint64]*want{}, held: make([]scheduler.SeqSet, wire.MaxRenditions),
 		fetching: map[manifest.ID]manifest.Entry{}, judged: map[manifest.ID]bool{}, heldID: map[uint64]manifest.ID{},
 		planner: scheduler.NewPlanner(pull), pull: pull,
 		bucket: scheduler.NewTokenBucket(scheduler.TokenBucketParams{Now: now}),
@@ -284,7 +287,7 @@ func New(p Params) (*Node, error) {
 	}
 	n.stats.Depth = p.Depth
 	for i, r := range n.rends {
-		n.ri[r] = i
+		n.ri[r], n.slot[r] = i, i
 	}
 	copy(n.upstreams, p.Upstreams)
 	n.setRate(now)
@@ -477,6 +480,73 @@ func (n *Node) SetBudget(now time.Time, kbps int) {
 	n.budget = max(kbps, 0)
 	n.applyRate(now)
 	n.pump(now)
+}
+
+// ErrRenditions is returned by SetRenditions for a list the node cannot
+// carry.
+var ErrRenditions = errors.New("swarm/core: renditions")
+
+// SetRenditions changes the renditions the node plays and carries while it
+// runs (the user picked another quality): upstreams are subscribed to the
+// new ones and unsubscribed from the dropped ones, whose wants are
+// forgotten (not counted late). At most wire.MaxRenditions distinct names
+// over the node's life.
+func (n *Node) SetRenditions(now time.Time, rends []string) error {
+	if len(rends) == 0 {
+		return fmt.Errorf("%w: none", ErrRenditions)
+	}
+	next := map[string]bool{}
+	for _, r := range rends {
+		if next[r] || !manifest.ValidName(r) {
+			return fmt.Errorf("%w: %q twice or not a name", ErrRenditions, r)
+		}
+		next[r] = true
+		if _, ok := n.slot[r]; !ok && len(n.slot) >= wire.MaxRenditions {
+			return fmt.Errorf("%w: more than %d over the node's life", ErrRenditions, wire.MaxRenditions)
+		}
+	}
+	var added, dropped []string
+	for _, r := range rends {
+		if _, ok := n.ri[r]; !ok {
+			added = append(added, r)
+		}
+	}
+	for _, r := range n.rends {
+		if !next[r] {
+			dropped = append(dropped, r)
+		}
+	}
+	for _, r := range added {
+		if _, ok := n.slot[r]; !ok {
+			n.slot[r] = len(n.slot)
+		}
+		n.ri[r] = n.slot[r]
+	}
+	for _, r := range dropped {
+		delete(n.ri, r)
+		for _, w := range slices.Clone(n.wantList) {
+			if w.e.Rendition == r {
+				n.cancel(w, nil)
+				n.dropWant(w)
+			}
+		}
+	}
+	n.rends = slices.Clone(rends)
+	for _, p := range n.plist {
+		if !p.up || n.ups[p.remote] != p {
+			continue
+		}
+		for _, k := range sortedInts(p.subsTo) {
+			for _, r := range dropped {
+				n.send(p, &wire.Unsubscribe{Rendition: r, K: uint16(n.k), Index: uint16(k)})
+			}
+			for _, r := range added {
+				n.send(p, &wire.Subscribe{Rendition: r, K: uint16(n.k), Index: uint16(k)})
+			}
+		}
+	}
+	n.pump(now)
+	return nil
 }
 
 // Reassign takes the tracker's new upstream for a substream.

@@ -185,3 +185,60 @@ func TestRejectsBadParams(t *testing.T) {
 		t.Errorf("good params: %v", err)
 	}
 }
+
+// TestSetRenditions: changing the quality while running unsubscribes the
+// upstream from the dropped rendition on every substream, forgets its
+// wants, stops playing it, and subscribes again when it comes back.
+func TestSetRenditions(t *testing.T) {
+	r := newRig(t, 0, "up")
+	r.link(1, "up", true)
+	subs := func(outs []Output) (sub, unsub int) {
+		for _, o := range find(outs, OutSend) {
+			switch m := o.Msg.(type) {
+			case *wire.Subscribe:
+				if m.Rendition == "v0" {
+					sub++
+				}
+			case *wire.Unsubscribe:
+				if m.Rendition == "v0" {
+					unsub++
+				}
+			}
+		}
+		return sub, unsub
+	}
+	mark := len(r.outs)
+	if err := r.n.SetRenditions(r.now, []string{"a0"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, u := subs(r.drain()); s != 0 || u != 4 {
+		t.Errorf("dropping v0: %d subscribes, %d unsubscribes; want 0 and 4", s, u)
+	}
+	for _, w := range r.n.wantList {
+		if w.e.Rendition == "v0" {
+			t.Errorf("still wants v0/%d", w.e.Seq)
+		}
+	}
+	b := r.slot(8)
+	outs := r.send(1, &wire.Manifest{Batches: []manifest.SignedBatch{signed(t, b)}})
+	for _, e := range b.Entries {
+		outs = append(outs, r.send(1, &wire.Chunk{ID: e.Hash, Size: e.Size, Data: r.data[e.Hash]})...)
+	}
+	for _, o := range find(outs, OutReady) {
+		if o.Entry.Rendition != "a0" {
+			t.Errorf("played %s/%d after dropping it", o.Entry.Rendition, o.Entry.Seq)
+		}
+	}
+	if err := r.n.SetRenditions(r.now, []string{"v0", "a0"}); err != nil {
+		t.Fatal(err)
+	}
+	r.drain()
+	if s, u := subs(r.outs[mark:]); s != 4 || u != 4 {
+		t.Errorf("v0 back: %d subscribes, %d unsubscribes in all; want 4 and 4", s, u)
+	}
+	for _, bad := range [][]string{nil, {"a0", "a0"}, {"../x"}} {
+		if err := r.n.SetRenditions(r.now, bad); !errors.Is(err, ErrRenditions) {
+			t.Errorf("SetRenditions(%q): %v, want ErrRenditions", bad, err)
+		}
+	}
+}

@@ -163,8 +163,8 @@ func (n *Node) ChunkFetched(now time.Time, id manifest.ID, data []byte, err erro
 // accept stores a verified chunk, counts it, says it is ready, and queues it
 // for the downstreams subscribed to its substream.
 func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, pushed bool) {
-	if n.store.Has(e.Hash) {
-		return
+	if _, carried := n.ri[e.Rendition]; !carried || n.store.Has(e.Hash) {
+		return // a rendition dropped since it was asked for, or a duplicate
 	}
 	n.store.Put(e.Hash, data)
 	n.stats.Chunks++
@@ -438,7 +438,8 @@ func (n *Node) announce(now time.Time) {
 	n.announced = n.stats.Chunks
 	base := n.newest + 1 - min(n.newest+1, haveWindow)
 	haves := make([]wire.Message, 0, len(n.rends))
-	for ri, r := range n.rends {
+	for _, r := range n.rends {
+		ri := n.ri[r]
 		h := &wire.Have{Rendition: r, Base: base, Bits: haveWindow, Bitmap: make([]byte, haveWindow/8)}
 		for seq := base; seq < base+haveWindow; seq++ {
 			if n.held[ri].Has(seq) {
@@ -496,7 +497,8 @@ func (n *Node) buffer(now time.Time) time.Duration {
 	var buf time.Duration
 	d := n.chunkDur()
 	seq := uint64(max(pos, 0) / d)
-	for n.held[0].Has(seq) {
+	first := n.held[n.ri[n.rends[0]]]
+	for first.Has(seq) {
 		seq++
 		buf = time.Duration(seq)*d - pos
 	}
