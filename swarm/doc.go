@@ -2,11 +2,12 @@
 // core (package swarm/core, where every decision is made: what to send,
 // pull, relay, verify, report). Node runs a core on real networks: the
 // tracker client (TrackerClient, WebSocket), peer links over WebRTC data
-// channels (Linker, Link: pion), the origin over HTTP (HTTPSource, or any
-// Source in-process), and the timers and goroutines that feed the core its
-// inputs with the time and carry out its outputs. Seeds keeps the origin's
-// seed node of each stream running (seedcast serve); LoopbackAPI is a pion
-// API for peers on one machine.
+// channels (Linker, Link: pion, package swarm/peerlink), the origin over
+// HTTP (HTTPSource, or any Source in-process), handed with the core to the
+// event loop the browser's driver runs too (package swarm/driver), which
+// feeds the core its inputs with the time and carries out its outputs.
+// Seeds keeps the origin's seed node of each stream running (seedcast
+// serve); LoopbackAPI is a pion API for peers on one machine.
 //
 // What to fetch from whom is package scheduler's policy; the wire format
 // is package swarm/wire. Nothing a peer sends is trusted: the core checks

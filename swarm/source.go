@@ -12,33 +12,25 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/swarm/driver"
 	"github.com/seedcast/seedcast/swarm/wire"
 )
 
 // ErrSource is returned when the origin cannot give a manifest or a chunk.
 var ErrSource = errors.New("swarm: origin")
 
-// Source is the origin as a node sees it: where the signed manifest comes
-// from, and the chunks no peer can deliver in time. What it returns is
-// verified like anything else.
-type Source interface {
-	// Manifest returns the signed manifest window; with after ≥ 0, only
-	// the chunks of batches numbered above after (and the init segments).
-	Manifest(ctx context.Context, after int64) (*manifest.Manifest, error)
-	Chunk(ctx context.Context, id manifest.ID) ([]byte, error)
-}
-
-// Pinger is a Source that can measure its round-trip time cheaply; the
-// node's RTT guard feeds on it. Without it, manifest fetches are timed.
-type Pinger interface {
-	Ping(ctx context.Context) (time.Duration, error)
-}
-
-// Notifier is a Source that can say when its manifest changed (the origin's
-// own seed node uses it instead of polling).
-type Notifier interface {
-	Changed() <-chan struct{}
-}
+type (
+	// Source is the origin as a node sees it: where the signed manifest
+	// comes from, and the chunks no peer can deliver in time
+	// (driver.Origin). What it returns is verified like anything else.
+	Source = driver.Origin
+	// Pinger is a Source that can measure its round-trip time cheaply; the
+	// node's RTT guard feeds on it (driver.Pinger).
+	Pinger = driver.Pinger
+	// Notifier is a Source that can say when its manifest changed (the
+	// origin's own seed node uses it instead of polling; driver.Notifier).
+	Notifier = driver.Notifier
+)
 
 // HTTPSource reads the origin over HTTP: GET /live/{stream}/manifest and
 // GET /c/{hash}.

@@ -45,7 +45,8 @@ var forbidden = []string{
 }
 
 // ours are the only packages of this module the browser build may import
-// (DESIGN.md: the node core, its js driver, the wire codec, the manifest
+// (DESIGN.md: the node core, its js driver with the driver glue and peer
+// links it shares with the native driver, the wire codec, the manifest
 // package, scheduler and the tracker's protocol types).
 var ours = map[string]bool{
 	module + "/manifest":         true,
@@ -53,6 +54,8 @@ var ours = map[string]bool{
 	module + "/swarm/core":       true,
 	module + "/swarm/wire":       true,
 	module + "/swarm/browser":    true,
+	module + "/swarm/driver":     true,
+	module + "/swarm/peerlink":   true,
 	module + "/tracker/protocol": true,
 	module + "/player/wasm":      true,
 }

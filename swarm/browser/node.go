@@ -4,8 +4,6 @@ package browser
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,11 +12,10 @@ import (
 	"syscall/js"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/swarm/core"
-	"github.com/seedcast/seedcast/swarm/wire"
+	"github.com/seedcast/seedcast/swarm/driver"
+	"github.com/seedcast/seedcast/swarm/peerlink"
 	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
@@ -85,41 +82,22 @@ func (p *Params) defaults() error {
 // Stats counts what a node received and sent (core.Stats).
 type Stats = core.Stats
 
+// ErrLinkClosed is returned by a closed peer link (peerlink.ErrLinkClosed).
+var ErrLinkClosed = peerlink.ErrLinkClosed
+
 // Node is a swarm node in a browser: the driver around the I/O-free core.
-// It joins the stream's swarm through the tracker, links to peers over
-// WebRTC data channels, fetches from the origin with fetch, and feeds the
-// core every event with the time; the core decides everything and the
-// driver does what it outputs. Its methods are safe for concurrent use but
-// block, so JavaScript callbacks must call them from a new goroutine.
-//
-// One goroutine runs the timers; each link has a reader; dials, fetches and
-// answers to offers run apart. Every call into the core holds mu; the
-// outputs it produced are carried out in order under sendMu.
+// It joins the stream's swarm through the tracker (the browser's
+// WebSocket), links to peers over WebRTC data channels (package peerlink,
+// through pion's js build), fetches from the origin with fetch, and hands
+// them with the core to the event loop the native driver runs too
+// (driver.Loop), which feeds the core every event with the time and does
+// what it outputs. Its methods are safe for concurrent use but block, so
+// JavaScript callbacks must call them from a new goroutine.
 type Node struct {
-	p      Params
-	log    *slog.Logger
 	src    *origin
-	tc     *tracker
-	linker *linker
-	store  *core.Store
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	kick   chan struct{} // an input may have moved NextWake earlier
-	offers chan struct{} // bounds the offers answered at once
+	loop   *driver.Loop
 	closed sync.Once
-
-	mu     sync.Mutex
-	core   *core.Node
-	links  map[core.LinkID]*link
-	nextID core.LinkID
-
-	sendMu sync.Mutex
-	buf    []byte
 }
-
-// maxOffers bounds the downstream offers a node answers at once.
-const maxOffers = 8
 
 // Start fetches the manifest, joins the swarm and starts the node. A
 // stream that is not live yet (its manifest names no rendition) is waited
@@ -129,7 +107,7 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 		return nil, err
 	}
 	src := &origin{server: p.Server, stream: p.Stream}
-	m, err := waitRenditions(ctx, src, p.PollEvery)
+	m, err := driver.WaitLive(ctx, src, p.PollEvery)
 	if err != nil {
 		return nil, err
 	}
@@ -156,19 +134,9 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 
 func start(p Params, src *origin, tc *tracker, m *manifest.Manifest, rends []string) (*Node, error) {
 	w := tc.Welcome()
-	key, err := hex.DecodeString(w.PublicKey) // from the tracker: the server's word
-	if err != nil || len(key) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("%w: the welcome carries no valid stream key", ErrTracker)
-	}
-	verify, err := core.NewVerifier(core.VerifierParams{Stream: p.Stream, PublicKey: key})
+	verify, ups, err := driver.FromWelcome(p.Stream, w)
 	if err != nil {
-		return nil, err
-	}
-	ups := make([]protocol.PeerID, max(w.Substreams, 1))
-	for _, u := range w.Upstreams {
-		if u.Substream >= 0 && u.Substream < len(ups) {
-			ups[u.Substream] = u.Peer
-		}
+		return nil, fmt.Errorf("%w: %w", ErrTracker, err)
 	}
 	store := core.NewStore(p.StoreBytes)
 	c, err := core.New(core.Params{
@@ -180,320 +148,35 @@ func start(p Params, src *origin, tc *tracker, m *manifest.Manifest, rends []str
 	if err != nil {
 		return nil, err
 	}
-	ice := make([]webrtc.ICEServer, 0, len(w.ICEServers))
-	for _, s := range w.ICEServers {
-		ice = append(ice, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
-	}
-	n := &Node{
-		p: p, log: p.Logger.With("stream", p.Stream, "peer", w.Peer), src: src, tc: tc, store: store,
-		linker: newLinker(linkerParams{Signaler: tc, ICEServers: ice}),
-		kick:   make(chan struct{}, 1), offers: make(chan struct{}, maxOffers),
-		core: c, links: map[core.LinkID]*link{},
-	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.goRun(n.timerLoop)
-	n.goRun(n.trackerLoop)
-	n.goRun(n.acceptLoop)
-	n.do(func(time.Time) {}) // carry out what New decided
-	return n, nil
-}
-
-func waitRenditions(ctx context.Context, src *origin, every time.Duration) (*manifest.Manifest, error) {
-	for {
-		m, err := src.Manifest(ctx, -1)
-		if err != nil || len(m.Renditions) > 0 {
-			return m, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("swarm/browser: waiting for the stream to go live: %w", ctx.Err())
-		case <-time.After(every):
-		}
-	}
-}
-
-func (n *Node) goRun(f func()) {
-	n.wg.Add(1)
-	go func() { defer n.wg.Done(); f() }()
-}
-
-// do feeds the core one input (f, called with the time) and carries out
-// what it outputs.
-func (n *Node) do(f func(now time.Time)) {
-	n.mu.Lock()
-	now := time.Now()
-	f(now)
-	var outs []core.Output
-	for {
-		o, ok := n.core.Poll()
-		if !ok {
-			break
-		}
-		outs = append(outs, o)
-	}
-	links := make(map[core.LinkID]*link, len(outs))
-	for _, o := range outs {
-		if o.Kind == core.OutSend || o.Kind == core.OutClose {
-			links[o.Link] = n.links[o.Link]
-			if o.Kind == core.OutClose {
-				delete(n.links, o.Link)
-			}
-		}
-	}
-	n.sendMu.Lock()
-	n.mu.Unlock()
-	defer n.sendMu.Unlock()
-	select {
-	case n.kick <- struct{}{}:
-	default:
-	}
-	for _, o := range outs {
-		n.carryOut(o, links[o.Link])
-	}
-}
-
-// carryOut does one output of the core. It runs under sendMu, in order.
-func (n *Node) carryOut(o core.Output, lk *link) {
-	switch o.Kind {
-	case core.OutSend:
-		if lk == nil {
-			return
-		}
-		var err error
-		n.buf, err = wire.AppendFrame(n.buf[:0], o.Msg)
-		if err != nil {
-			n.log.Error("encoding a wire message", "type", o.Msg.Type(), "err", err)
-			return
-		}
-		_ = lk.send(n.buf) // a closed link is reported by its reader
-	case core.OutClose:
-		if lk != nil {
-			if o.Err != nil {
-				n.log.Debug("link closed", "remote", o.Peer, "why", o.Err)
-			}
-			lk.Close()
-		}
-	case core.OutDial:
-		n.goRun(func() { n.dial(o.Peer) })
-	case core.OutFetchChunk:
-		n.goRun(func() {
-			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-			data, err := n.src.Chunk(ctx, o.Entry.Hash)
-			cancel()
-			n.do(func(now time.Time) {
-				if err := n.core.ChunkFetched(now, o.Entry.Hash, data, err); err != nil && n.ctx.Err() == nil {
-					n.log.Debug("origin fetch", "chunk", o.Entry.Hash, "err", err)
-				}
-			})
-		})
-	case core.OutFetchManifest:
-		n.goRun(func() {
-			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-			m, err := n.src.Manifest(ctx, o.After)
-			cancel()
-			n.do(func(now time.Time) {
-				if err := n.core.ManifestFetched(now, m, err); err != nil && n.ctx.Err() == nil {
-					n.log.Warn("manifest", "err", err)
-				}
-			})
-		})
-	case core.OutPing:
-		n.goRun(func() {
-			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-			rtt, err := n.src.Ping(ctx)
-			cancel()
-			n.do(func(now time.Time) { n.core.RTT(now, rtt, err) })
-		})
-	case core.OutReport:
-		if o.Report.Complaint != nil {
-			n.log.Warn("peer cut off", "remote", o.Peer, "reason", o.Report.Complaint.Reason, "err", o.Err)
-		}
-		// The browser queues WebSocket writes: sending does not block.
-		if err := n.tc.Report(*o.Report); err != nil && n.ctx.Err() == nil {
-			n.log.Debug("report", "err", err)
-		}
-	case core.OutReady:
-		if n.p.OnReady == nil {
-			return
-		}
-		data, ok := n.store.Get(o.Entry.Hash)
-		if !ok {
-			n.log.Warn("a ready chunk left the store before it was played", "chunk", o.Entry.Hash)
-			return
-		}
-		n.p.OnReady(o.Entry, o.Deadline, data)
-	}
-}
-
-// timerLoop calls the core's Tick when its NextWake comes, after telling it
-// each link's send backlog.
-func (n *Node) timerLoop() {
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
-	for {
-		n.mu.Lock()
-		wake := n.core.NextWake()
-		n.mu.Unlock()
-		t.Reset(max(time.Until(wake), 0))
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-n.kick:
-			continue
-		case <-t.C:
-		}
-		n.do(func(now time.Time) {
-			for id, lk := range n.links {
-				n.core.LinkBacklog(now, id, lk.buffered())
-			}
-			n.core.Tick(now)
-		})
-	}
-}
-
-// trackerLoop follows the tracker: signaling to the linker (each offer
-// answered on its own goroutine), reassignments to the core.
-func (n *Node) trackerLoop() {
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case ev, ok := <-n.tc.Events():
-			if !ok {
-				if n.ctx.Err() == nil {
-					n.log.Warn("tracker connection lost; peers stay linked", "err", n.tc.Err())
-				}
-				return
-			}
-			switch m := ev.(type) {
-			case *protocol.Signal:
-				select {
-				case n.offers <- struct{}{}:
-				default:
-					n.log.Debug("signal dropped: too many offers at once", "from", m.From)
-					continue
-				}
-				n.goRun(func() {
-					defer func() { <-n.offers }()
-					ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-					defer cancel()
-					if err := n.linker.HandleSignal(ctx, m); err != nil {
-						n.log.Debug("signal", "from", m.From, "err", err)
-					}
-				})
-			case *protocol.Reassign:
-				n.log.Debug("reassigned", "substream", m.Substream, "upstream", m.Peer, "reason", m.Reason)
-				n.do(func(now time.Time) { n.core.Reassign(now, m.Substream, m.Peer, m.Depth) })
-			}
-		}
-	}
-}
-
-// dial links to an upstream.
-func (n *Node) dial(id protocol.PeerID) {
-	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-	lk, err := n.linker.Dial(ctx, id)
-	cancel()
+	linker := peerlink.NewLinker(peerlink.LinkerParams{Signaler: tc, ICEServers: peerlink.ICEServers(w.ICEServers)})
+	loop, err := driver.Start(driver.Params{
+		Core: c, Store: store, Linker: linker.Driver(), Tracker: tc, Origin: src,
+		Leave:   func() { _ = tc.Close(); linker.Close() },
+		OnReady: p.OnReady, Logger: p.Logger.With("stream", p.Stream, "peer", w.Peer),
+	})
 	if err != nil {
-		if n.ctx.Err() == nil {
-			n.log.Debug("dial upstream", "remote", id, "err", err)
-		}
-		n.do(func(now time.Time) { n.core.DialFailed(now, id) })
-		return
+		return nil, err
 	}
-	n.open(lk, true)
-}
-
-// acceptLoop takes the links downstream peers open.
-func (n *Node) acceptLoop() {
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case lk := <-n.linker.Accepted():
-			n.open(lk, false)
-		}
-	}
-}
-
-// open gives a new link an id, tells the core, and starts its reader.
-func (n *Node) open(lk *link, up bool) {
-	var id core.LinkID
-	n.do(func(now time.Time) {
-		n.nextID++
-		id = n.nextID
-		n.links[id] = lk
-		n.core.LinkOpened(now, id, lk.Peer, up)
-	})
-	n.goRun(func() { n.readLink(id, lk) })
-}
-
-// readLink feeds one link's frames to the core until it closes.
-func (n *Node) readLink(id core.LinkID, lk *link) {
-	var split wire.Splitter
-	defer n.do(func(now time.Time) {
-		if n.links[id] == lk {
-			delete(n.links, id)
-			n.core.LinkClosed(now, id)
-		}
-	})
-	defer lk.Close()
-	for {
-		var piece []byte
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-lk.done:
-			return
-		case piece = <-lk.recv:
-		}
-		if _, err := split.Write(piece); err != nil {
-			n.do(func(now time.Time) { n.core.BadInput(now, id, err) })
-			return
-		}
-		for {
-			f, err := split.Next()
-			if err != nil {
-				n.do(func(now time.Time) { n.core.BadInput(now, id, err) })
-				return
-			}
-			if f == nil {
-				break
-			}
-			n.do(func(now time.Time) { n.core.ReceiveFrame(now, id, f) })
-		}
-	}
+	return &Node{src: src, loop: loop}, nil
 }
 
 // Close leaves the swarm and stops the node. It waits for the node's
 // goroutines, so it must not run on a JavaScript callback's goroutine.
 func (n *Node) Close() {
 	n.closed.Do(func() {
-		n.cancel()
-		_ = n.tc.Close()
-		n.linker.Close()
-		n.wg.Wait()
+		n.loop.Close()
 		n.src.close()
 	})
 }
 
 // Stats returns the node's counters.
-func (n *Node) Stats() Stats {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.core.Stats()
-}
+func (n *Node) Stats() Stats { return n.loop.Stats() }
 
 // SetBudget changes the relay budget while the node runs (0: relay off; at
 // most protocol.MaxBudgetKbps).
 func (n *Node) SetBudget(kbps int) {
-	kbps = min(max(kbps, 0), protocol.MaxBudgetKbps)
-	n.do(func(now time.Time) { n.core.SetBudget(now, kbps) })
+	n.loop.SetBudget(min(max(kbps, 0), protocol.MaxBudgetKbps))
 }
 
 // Renditions are the renditions the node carries, in the manifest's order.
-func (n *Node) Renditions() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.core.Renditions()
-}
+func (n *Node) Renditions() []string { return n.loop.Renditions() }

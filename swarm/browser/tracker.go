@@ -81,34 +81,38 @@ func dialTracker(ctx context.Context, p trackerParams) (*tracker, error) {
 		t.release()
 		return nil, fmt.Errorf("%w: %s: %w", ErrTracker, p.URL, err)
 	}
-	fail := func(err error) (*tracker, error) {
+	if err := t.join(ctx, p.Join); err != nil {
 		_ = t.Close()
 		return nil, fmt.Errorf("%w: join: %w", ErrTracker, err)
 	}
+	return t, nil
+}
+
+// join sends the join once the socket is open and waits for the welcome.
+func (t *tracker) join(ctx context.Context, join protocol.Join) error {
 	select {
 	case <-t.opened:
 	case <-t.done:
-		return fail(t.Err())
+		return t.Err()
 	case <-ctx.Done():
-		return fail(ctx.Err())
+		return ctx.Err()
 	}
-	join := p.Join
 	join.Type, join.V = protocol.TypeJoin, protocol.ProtocolVersion
 	if err := t.send(join); err != nil {
-		return fail(err)
+		return err
 	}
 	select {
 	case msg := <-t.first:
 		w, ok := msg.(*protocol.Welcome)
 		if !ok {
-			return fail(fmt.Errorf("%w: the join was answered with %T", protocol.ErrBadMessage, msg))
+			return fmt.Errorf("%w: the join was answered with %T", protocol.ErrBadMessage, msg)
 		}
 		t.welcome = *w
-		return t, nil
+		return nil
 	case <-t.done:
-		return fail(t.Err())
+		return t.Err()
 	case <-ctx.Done():
-		return fail(ctx.Err())
+		return ctx.Err()
 	}
 }
 
@@ -227,8 +231,8 @@ func (t *tracker) Signal(_ context.Context, to protocol.PeerID, sdp *protocol.SD
 	return t.send(protocol.Signal{Type: protocol.TypeSignal, To: to, SDP: sdp, Candidate: cand})
 }
 
-// Report sends a health report.
-func (t *tracker) Report(r protocol.Report) error {
+// Report sends a health report. The browser queues it: ctx is not needed.
+func (t *tracker) Report(_ context.Context, r protocol.Report) error {
 	r.Type = protocol.TypeReport
 	return t.send(r)
 }
@@ -256,19 +260,23 @@ func (t *tracker) send(v any) error {
 // Close leaves the swarm, closes the socket and waits (at most 5 s) for
 // the browser to say it is closed. It must not run on a js.Func callback.
 func (t *tracker) Close() error {
-	t.closing.Do(func() {
-		var open bool
-		_ = try(func() { open = t.ws.Get("readyState").Int() == 1 })
-		if open {
-			_ = t.send(protocol.Leave{Type: protocol.TypeLeave})
-		}
-		t.closeSocket()
-		select {
-		case <-t.done:
-		case <-time.After(5 * time.Second):
-			t.end(fmt.Errorf("%w: closed without an answer", ErrTrackerClosed))
-		}
-		t.release()
-	})
+	t.closing.Do(t.leave)
 	return nil
+}
+
+// leave is Close's work, once. (A method, not a closure in Close: Close is
+// inlined, and a closure would be copied into each caller.)
+func (t *tracker) leave() {
+	var open bool
+	_ = try(func() { open = t.ws.Get("readyState").Int() == 1 })
+	if open {
+		_ = t.send(protocol.Leave{Type: protocol.TypeLeave})
+	}
+	t.closeSocket()
+	select {
+	case <-t.done:
+	case <-time.After(5 * time.Second):
+		t.end(fmt.Errorf("%w: closed without an answer", ErrTrackerClosed))
+	}
+	t.release()
 }

@@ -1,0 +1,8 @@
+//go:build !(js && wasm)
+
+package peerlink
+
+import "github.com/pion/webrtc/v4"
+
+// prepare does nothing natively: pion delivers binary messages as bytes.
+func prepare(*webrtc.DataChannel) {}
