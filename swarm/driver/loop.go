@@ -60,8 +60,9 @@ type Params struct {
 // Loop runs a core on real links, a real tracker and a real origin. One
 // goroutine runs the timers; each link has a reader; dials, fetches, pings,
 // manifest polls, offers and tracker writes run apart, so none blocks
-// another. Every call into the core holds mu; the outputs it produced are
-// carried out in order under sendMu. Its methods are safe for concurrent
+// another. Every call into the core holds mu, briefly; the outputs it
+// produced are encoded without a lock and carried out in the order the
+// core made them (a ticket per call). Its methods are safe for concurrent
 // use.
 type Loop struct {
 	p       Params
@@ -79,8 +80,12 @@ type Loop struct {
 	links  map[core.LinkID]Link
 	nextID core.LinkID
 
-	sendMu sync.Mutex
-	buf    []byte
+	// sendMu and turn order the carrying out of outputs: each do takes a
+	// ticket under mu and carries out its outputs when serving reaches it.
+	sendMu  sync.Mutex
+	turn    *sync.Cond
+	tickets uint64
+	serving uint64
 }
 
 // Start starts the loop around p.Core and carries out what the core
@@ -96,6 +101,7 @@ func Start(p Params) (*Loop, error) {
 		p: p, log: p.Logger, core: p.Core, links: map[core.LinkID]Link{},
 		kick: make(chan struct{}, 1), reports: make(chan *protocol.Report, MaxReports), offers: make(chan struct{}, MaxOffers),
 	}
+	l.turn = sync.NewCond(&l.sendMu)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.goRun(l.timerLoop)
 	l.goRun(l.trackerLoop)
@@ -189,35 +195,48 @@ func (l *Loop) do(f func(now time.Time)) {
 		}
 		outs, links = append(outs, o), append(links, lk)
 	}
-	l.sendMu.Lock()
+	// Outputs are carried out in the order the core made them, but the
+	// core is free again at once: frames are encoded outside both locks,
+	// and each batch of outputs waits only for the batches before it.
+	ticket := l.tickets
+	l.tickets++
 	l.mu.Unlock()
-	defer l.sendMu.Unlock()
 	select {
 	case l.kick <- struct{}{}:
 	default:
 	}
+	frames := make([][]byte, len(outs))
 	for i, o := range outs {
-		l.carryOut(now, o, links[i])
+		if o.Kind == core.OutSend && links[i] != nil {
+			// The core makes only valid messages (FuzzCore checks it):
+			// Append, not AppendFrame, which would validate (and decode
+			// every relayed batch) again.
+			frames[i] = o.Msg.Append(make([]byte, 0, o.Bytes))
+		}
 	}
+	l.sendMu.Lock()
+	for l.serving != ticket {
+		l.turn.Wait()
+	}
+	for i, o := range outs {
+		l.carryOut(now, o, links[i], frames[i])
+	}
+	l.serving++
+	l.turn.Broadcast()
+	l.sendMu.Unlock()
 }
 
 // carryOut does one output of the core. It runs under sendMu, in order.
-func (l *Loop) carryOut(now time.Time, o core.Output, lk Link) {
+func (l *Loop) carryOut(now time.Time, o core.Output, lk Link, frame []byte) {
 	switch o.Kind {
 	case core.OutSend:
 		if lk == nil {
 			return
 		}
-		var err error
-		l.buf, err = wire.AppendFrame(l.buf[:0], o.Msg)
-		if err != nil {
-			l.log.Error("encoding a wire message", "type", o.Msg.Type(), "err", err)
-			return
-		}
 		if o.Charged && l.p.OnUpload != nil {
 			l.p.OnUpload(now, o.Bytes)
 		}
-		_ = lk.SendFrame(l.buf) // a closed link is reported by its reader
+		_ = lk.SendFrame(frame) // a closed link is reported by its reader
 	case core.OutClose:
 		if lk != nil {
 			if o.Err != nil {
