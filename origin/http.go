@@ -10,18 +10,40 @@ import (
 const (
 	MaxHeaderBytes    = 16 << 10
 	ReadHeaderTimeout = 10 * time.Second
-	IdleTimeout       = 2 * time.Minute
+	// BodyTimeout bounds the time to read a request's body, from the end
+	// of its headers: a client that trickles a body (a slow-body attack)
+	// is cut off then, on every route, whether the handler reads the body
+	// or answers without it.
+	BodyTimeout = 10 * time.Second
+	IdleTimeout = 2 * time.Minute
 )
 
 // NewHTTPServer returns an http.Server for h with the origin's limits: small
-// headers, bounded header read time, no unbounded idle connections. Bodies are
-// bounded by the handlers that read them.
+// headers, bounded header and body read times, no unbounded idle
+// connections. Body sizes are bounded by the handlers that read them.
 func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return newHTTPServer(h, log, BodyTimeout)
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger, bodyTimeout time.Duration) *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           bodyDeadline(h, bodyTimeout),
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		IdleTimeout:       IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// bodyDeadline sets a read deadline on requests that carry a body. It is
+// not a server-wide ReadTimeout, which would also cut the long-lived
+// connections hijacked for WebSockets and the blocking playlist reloads;
+// requests without a body keep no deadline past their headers.
+func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		h.ServeHTTP(w, r)
+	})
 }

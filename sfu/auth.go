@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 )
@@ -19,7 +20,10 @@ type PlayAuthorizer interface {
 }
 
 // StreamKeys is a PublishAuthorizer holding one key per stream name. Keys are
-// compared in constant time. Streams absent from the map cannot be published.
+// compared in constant time, as SHA-256 digests: subtle.ConstantTimeCompare
+// returns at once on a length mismatch, so comparing the keys themselves
+// would tell a prober the key's length. Streams absent from the map cannot
+// be published.
 type StreamKeys map[string]string
 
 // CheckPublish implements PublishAuthorizer.
@@ -29,7 +33,8 @@ func (k StreamKeys) CheckPublish(stream, token string) error {
 		// Compare anyway so unknown streams take as long as wrong keys.
 		key = "\x00unknown-stream\x00"
 	}
-	if token == "" || subtle.ConstantTimeCompare([]byte(key), []byte(token)) != 1 || !ok {
+	want, got := sha256.Sum256([]byte(key)), sha256.Sum256([]byte(token))
+	if token == "" || subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !ok {
 		return fmt.Errorf("%w: bad stream key for %q", ErrUnauthorized, stream)
 	}
 	return nil
