@@ -330,7 +330,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// The join, read from the upgrade's buffered reader within the join timeout.
 	_ = nc.SetReadDeadline(time.Now().Add(s.p.JoinTimeout))
-	msg, err := s.readMessage(pc, rw.Reader)
+	msg, err := s.readMessageMode(pc, rw.Reader, true)
 	if err != nil {
 		s.fail(pc, err)
 		return
@@ -381,7 +381,16 @@ func (s *Server) handleOne(pc *peerConn) {
 		s.fail(pc, err)
 		return
 	}
-	if !s.dispatch(pc, msg) {
+	if msg == nil {
+		// A ping (or pong) between messages: answered, and the connection
+		// waits for its next frame with no deadline, as an idle one does.
+		// Control frames count against the message rate.
+		if !pc.limiter.AllowN(s.p.Now(), 1) {
+			s.p.Metrics.reject("rate")
+			s.close(pc, ws.StatusPolicyViolation, closeRateLimited)
+			return
+		}
+	} else if !s.dispatch(pc, msg) {
 		return
 	}
 	if err := s.poll.rearm(pc); err != nil {
@@ -419,8 +428,17 @@ type readError struct{ err error }
 func (e readError) Error() string { return e.err.Error() }
 
 // readMessage reads one whole message from src (answering pings on the
-// way) and decodes it.
+// way) and decodes it. A control frame between messages is answered and
+// returns a nil message, so that a client that only pings is not held to
+// the deadline of a message it never began.
 func (s *Server) readMessage(pc *peerConn, src io.Reader) (any, error) {
+	return s.readMessageMode(pc, src, false)
+}
+
+// readMessageMode is readMessage; with whole set, control frames are
+// answered and reading goes on until a data message (the join, read under
+// its own deadline).
+func (s *Server) readMessageMode(pc *peerConn, src io.Reader, whole bool) (any, error) {
 	rd := wsutil.Reader{Source: src, State: ws.StateServerSide, MaxFrameSize: protocol.MaxMessageBytes, MaxMessageSize: protocol.MaxMessageBytes}
 	control := func(h ws.Header, r io.Reader) error { return s.control(pc, h, r) }
 	rd.OnIntermediate = control
@@ -432,6 +450,9 @@ func (s *Server) readMessage(pc *peerConn, src io.Reader) (any, error) {
 		if hdr.OpCode.IsControl() {
 			if err := control(hdr, &rd); err != nil {
 				return nil, err
+			}
+			if !whole {
+				return nil, nil
 			}
 			continue
 		}

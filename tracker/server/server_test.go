@@ -448,3 +448,44 @@ func TestReportRelayKbps(t *testing.T) {
 	relay(500)
 	waitFor(ctx, t, func() bool { return tt.peerSlots("demo") == 2 })
 }
+
+// TestPingOnlyClient: a joined client that only pings (standard WebSocket
+// keepalive) stays connected past the 10 s message deadline and gets every
+// pong; one that floods pings is closed for its rate.
+func TestPingOnlyClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("14 s of pings")
+	}
+	tt := newTestTracker(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _ := tt.join(ctx, t, 0)
+	rctx := c.ws.CloseRead(ctx) // reads control frames (pongs) in the background
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for i := range 14 {
+		<-tick.C
+		pctx, pcancel := context.WithTimeout(rctx, 3*time.Second)
+		err := c.ws.Ping(pctx)
+		pcancel()
+		if err != nil {
+			t.Fatalf("ping %d (after %d s): %v", i, i+1, err)
+		}
+	}
+
+	flood, _ := tt.join(ctx, t, 0)
+	fctx := flood.ws.CloseRead(ctx)
+	for range 200 {
+		pctx, pcancel := context.WithTimeout(fctx, time.Second)
+		err := flood.ws.Ping(pctx)
+		pcancel()
+		if err != nil {
+			break
+		}
+	}
+	select {
+	case <-fctx.Done(): // the tracker closed it
+	case <-time.After(3 * time.Second):
+		t.Error("200 pings at once: still connected")
+	}
+}
