@@ -432,6 +432,31 @@ func (s *Swarm) Report(now time.Time, id protocol.PeerID, h Health) {
 	p.rtt = int32(min(max(h.RTTms, 0), math.MaxInt32))
 }
 
+// TakeReport applies a viewer's whole report (docs/protocol.md §4): its
+// health; the relay budget in force, when it says one (a report may lower
+// the budget the viewer joined with, joinKbps, and restore it, never raise
+// it above); its complaint and the upstreams it found stalled. It returns
+// the links that changed. The tracker server and the simulator both take
+// reports through here.
+func (s *Swarm) TakeReport(now time.Time, id protocol.PeerID, r *protocol.Report, joinKbps int) []Link {
+	s.Report(now, id, Health{BufferSec: r.BufferSec, UploadKbps: r.UploadKbps, RTTms: r.RTTms})
+	var links []Link
+	if r.RelayKbps != nil {
+		if i, ok := s.ids[id]; ok {
+			if kbps := min(*r.RelayKbps, joinKbps); int32(kbps) != s.peers[i].budget {
+				links = append(links, s.SetBudget(now, id, kbps)...)
+			}
+		}
+	}
+	if c := r.Complaint; c != nil {
+		links = append(links, s.Complain(now, id, c.Peer)...)
+	}
+	for _, p := range r.Stalled {
+		links = append(links, s.Complain(now, id, p)...)
+	}
+	return links
+}
+
 // Complain records that from no longer uses about: every substream from
 // receives from about is reassigned, and about's reliability is penalised.
 // A complaint about a peer that is not from's upstream is ignored.

@@ -531,28 +531,19 @@ func copyMsg(m wire.Message) wire.Message {
 	switch m := m.(type) {
 	case *wire.Chunk:
 		c := *m
-		return &c // Data aliases the sender's chunk; the reassembler copies it
+		return &c // Data aliases the stream's bytes, which nobody alters
 	default:
 		return m
 	}
 }
 
-// report is the tracker's handling of a report (docs/protocol.md §4).
+// report is the tracker's handling of a report: the production policy's,
+// as the server calls it.
 func (n *Network) report(v *Node, r protocol.Report) {
 	if !v.alive || v == n.seed {
 		return
 	}
-	n.swarm.Report(n.now, v.ID, tracker.Health{BufferSec: r.BufferSec, UploadKbps: r.UploadKbps, RTTms: r.RTTms})
-	var links []tracker.Link
-	if r.RelayKbps != nil {
-		links = append(links, n.swarm.SetBudget(n.now, v.ID, min(*r.RelayKbps, v.p.BudgetKbps*core.PushShare/100))...)
-	}
-	if c := r.Complaint; c != nil {
-		links = append(links, n.swarm.Complain(n.now, v.ID, c.Peer)...)
-	}
-	for _, p := range r.Stalled {
-		links = append(links, n.swarm.Complain(n.now, v.ID, p)...)
-	}
+	links := n.swarm.TakeReport(n.now, v.ID, &r, v.p.BudgetKbps*core.PushShare/100)
 	n.reassign(links)
 }
 

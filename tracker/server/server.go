@@ -124,10 +124,10 @@ type peerConn struct {
 	st      *stream
 	origin  bool // the stream's origin seed (id protocol.OriginPeer), not a viewer
 	limiter *rate.Limiter
-	// joinKbps is the relay budget the viewer joined with; relayKbps the
-	// one in force, which reports may lower and restore up to joinKbps.
-	// Both are guarded by st.mu.
-	joinKbps, relayKbps int
+	// joinKbps is the relay budget the viewer joined with: reports may
+	// lower the one in force and restore it up to this (Swarm.TakeReport).
+	// Guarded by st.mu.
+	joinKbps int
 
 	wmu sync.Mutex // one frame at a time on nc: messages, pongs, the close
 
@@ -637,7 +637,7 @@ func (s *Server) join(pc *peerConn, j *protocol.Join) bool {
 		}
 	}
 	pc.id, pc.st = newPeerID(), st
-	pc.joinKbps, pc.relayKbps = j.BudgetKbps, j.BudgetKbps
+	pc.joinKbps = j.BudgetKbps
 	pc.limiter = rate.NewLimiter(rate.Limit(s.p.MessageRate), s.p.MessageBurst)
 	loc := s.p.Geo.Locate(pc.ip, j.Region)
 	now := s.p.Now()
@@ -802,24 +802,8 @@ func (s *Server) report(pc *peerConn, m *protocol.Report) {
 	}
 	st := pc.st
 	now := s.p.Now()
-	var links []tracker.Link
 	st.mu.Lock()
-	st.swarm.Report(now, pc.id, tracker.Health{BufferSec: m.BufferSec, UploadKbps: m.UploadKbps, RTTms: m.RTTms})
-	if m.RelayKbps != nil {
-		// The node's RTT guard cut its relay or restored it. A report
-		// may lower the budget the viewer joined with, and restore it,
-		// but never raise it above that.
-		if kbps := min(*m.RelayKbps, pc.joinKbps); kbps != pc.relayKbps {
-			pc.relayKbps = kbps
-			links = append(links, st.swarm.SetBudget(now, pc.id, kbps)...)
-		}
-	}
-	if c := m.Complaint; c != nil {
-		links = append(links, st.swarm.Complain(now, pc.id, c.Peer)...)
-	}
-	for _, p := range m.Stalled {
-		links = append(links, st.swarm.Complain(now, pc.id, p)...)
-	}
+	links := st.swarm.TakeReport(now, pc.id, m, pc.joinKbps)
 	st.mu.Unlock()
 	s.reassign(st, links)
 }
