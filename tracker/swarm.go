@@ -432,6 +432,17 @@ func (s *Swarm) Report(now time.Time, id protocol.PeerID, h Health) {
 	p.rtt = int32(min(max(h.RTTms, 0), math.MaxInt32))
 }
 
+// ViewerDepth is a viewer's deepest hop count from the origin over all its
+// substreams, as the welcome and reassignments carry it; a substream with
+// no upstream comes over HTTP and counts as depth 1.
+func (s *Swarm) ViewerDepth(id protocol.PeerID) int {
+	depth := 0
+	for k := range s.k {
+		depth = max(depth, s.Depth(id, k), 1)
+	}
+	return depth
+}
+
 // TakeReport applies a viewer's whole report (docs/protocol.md §4): its
 // health; the relay budget in force, when it says one (a report may lower
 // the budget the viewer joined with, joinKbps, and restore it, never raise

@@ -214,10 +214,7 @@ func (n *Network) reassign(links []tracker.Link) {
 		if v == nil || !v.alive {
 			continue
 		}
-		depth := 0
-		for k := range n.swarm.Substreams() {
-			depth = max(depth, n.swarm.Depth(l.Peer, k), 1)
-		}
+		depth := n.swarm.ViewerDepth(l.Peer)
 		n.at(n.now.Add(n.p.OriginRTT/2), func() {
 			v.input(func(now time.Time) { v.core.Reassign(now, l.Substream, l.Upstream, depth) })
 		})
@@ -246,13 +243,12 @@ func (n *Network) Join(p NodeParams) (*Node, error) {
 		return nil, err
 	}
 	ups := make([]protocol.PeerID, n.swarm.Substreams())
-	depth := 0
 	for _, l := range links {
 		if l.Substream >= 0 && l.Substream < len(ups) {
 			ups[l.Substream] = l.Upstream
 		}
-		depth = max(depth, n.swarm.Depth(id, l.Substream), 1)
 	}
+	depth := n.swarm.ViewerDepth(id)
 	v := &Node{net: n, ID: id, p: p, links: map[core.LinkID]*link{}}
 	n.nodes[id] = v
 	n.list = append(n.list, v)

@@ -649,7 +649,7 @@ func (s *Server) join(pc *peerConn, j *protocol.Join) bool {
 		pc.mu.Lock()
 		pc.joined = true
 		pc.mu.Unlock()
-		depth = st.viewerDepth(pc.id)
+		depth = st.swarm.ViewerDepth(pc.id)
 	}
 	peers := len(st.peers)
 	st.mu.Unlock()
@@ -714,17 +714,6 @@ func (st *stream) depth(l tracker.Link) int {
 	return st.swarm.Depth(l.Peer, l.Substream)
 }
 
-// viewerDepth is the viewer's deepest hop count from the origin over all its
-// substreams; a substream without an upstream comes from the origin over
-// HTTP and counts as depth 1. The caller holds st.mu.
-func (st *stream) viewerDepth(id protocol.PeerID) int {
-	depth := 0
-	for k := range st.swarm.Substreams() {
-		depth = max(depth, st.swarm.Depth(id, k), 1)
-	}
-	return depth
-}
-
 // leave removes the peer and reassigns its orphans. The origin seed leaving
 // only unbinds it: OriginPeer stays in the swarm, its links stand, and a
 // restarted seed binds again.
@@ -757,7 +746,7 @@ func (s *Server) reassign(st *stream, links []tracker.Link) {
 		st.mu.Lock()
 		linkDepth := st.swarm.Depth(l.Peer, l.Substream)
 		target := st.peers[l.Peer]
-		depth := st.viewerDepth(l.Peer)
+		depth := st.swarm.ViewerDepth(l.Peer)
 		st.mu.Unlock()
 		s.p.Metrics.assigned(string(l.Reason), linkDepth)
 		if target != nil {
