@@ -400,12 +400,13 @@ func (n *Node) takeHave(now time.Time, p *peer, m *wire.Have) {
 	}
 	ref := max(n.newest, n.startSeq)
 	lo, hi := ref-min(ref, haveSpan), ref+haveSpan
-	// Only the part of the window near ref counts (a far-off window is
-	// skipped whole, without walking its bits).
-	from, to := max(m.Base, lo), min(m.Base+uint64(m.Bits)-1, hi)
-	if m.Bits == 0 || m.Base+uint64(m.Bits)-1 < m.Base {
-		to = min(hi, ^uint64(0))
+	if m.Bits == 0 {
+		return
 	}
+	// Only the part of the window near ref counts (a far-off window is
+	// skipped whole, without walking its bits). Validate refused windows
+	// that overflow the seq space.
+	from, to := max(m.Base, lo), min(m.Base+uint64(m.Bits)-1, hi)
 	for seq := from; seq <= to && seq >= from; seq++ {
 		if !m.Has(seq) {
 			p.have.Remove(keyOf(seq, ri))

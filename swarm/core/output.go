@@ -79,7 +79,7 @@ func (n *Node) Poll() (Output, bool) {
 
 // send queues a control message to a peer, uncharged.
 func (n *Node) send(p *peer, m wire.Message) {
-	size := frameSize(m)
+	size := wire.FrameSize(m)
 	n.stats.BytesControl += int64(size)
 	n.emit(Output{Kind: OutSend, Link: p.link, Peer: p.remote, Msg: m, Bytes: size})
 }
@@ -89,18 +89,15 @@ func (n *Node) send(p *peer, m wire.Message) {
 func (n *Node) sendCharged(now time.Time, p *peer, ms ...wire.Message) bool {
 	size := 0
 	for _, m := range ms {
-		size += frameSize(m)
+		size += wire.FrameSize(m)
 	}
 	if !n.bucket.Allow(now, size) {
 		return false
 	}
 	for _, m := range ms {
-		b := frameSize(m)
+		b := wire.FrameSize(m)
 		n.stats.BytesControl += int64(b)
 		n.emit(Output{Kind: OutSend, Link: p.link, Peer: p.remote, Msg: m, Bytes: b, Charged: true})
 	}
 	return true
 }
-
-// frameSize is the encoded size of a message, frame header included.
-func frameSize(m wire.Message) int { return wire.FrameSize(m) }

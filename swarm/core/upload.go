@@ -128,7 +128,7 @@ func (n *Node) pump(now time.Time) {
 		msgs, batch := n.frames(j)
 		size := 0
 		for _, m := range msgs {
-			size += frameSize(m)
+			size += wire.FrameSize(m)
 		}
 		if !n.bucket.Allow(now, size) {
 			at, ok := n.bucket.ReadyAt(now, size)
@@ -149,7 +149,7 @@ func (n *Node) pump(now time.Time) {
 			j.off += len(c.Data)
 		}
 		for _, m := range msgs {
-			b := frameSize(m)
+			b := wire.FrameSize(m)
 			_, media := m.(*wire.Chunk)
 			if media {
 				n.stats.BytesUploaded += int64(b)
@@ -215,7 +215,7 @@ func (n *Node) frames(j *upJob) (msgs []wire.Message, batch uint64) {
 			if sb, ok := n.verify.Signed(b); ok {
 				m := &wire.Manifest{Batches: []manifest.SignedBatch{sb}}
 				msgs, batch = append(msgs, m), b
-				room = min(room, n.burst-frameSize(m)-wire.HeaderSize-wire.ChunkHeaderSize)
+				room = min(room, n.burst-wire.FrameSize(m)-wire.HeaderSize-wire.ChunkHeaderSize)
 				if room < 256 {
 					return msgs, batch
 				}
