@@ -348,14 +348,21 @@ func (l *Loop) trackerLoop() {
 			}
 			switch m := ev.(type) {
 			case *protocol.Signal:
-				select {
-				case l.offers <- struct{}{}:
-				default:
-					l.log.Debug("signal dropped: too many offers at once", "from", m.From)
-					continue
+				// Only offers are bounded: an answer completes a dial of
+				// this node's own, which its dials already bound.
+				offer := m.SDP != nil && m.SDP.Type == "offer"
+				if offer {
+					select {
+					case l.offers <- struct{}{}:
+					default:
+						l.log.Debug("offer dropped: too many at once", "from", m.From)
+						continue
+					}
 				}
 				l.goRun(func() {
-					defer func() { <-l.offers }()
+					if offer {
+						defer func() { <-l.offers }()
+					}
 					ctx, cancel := context.WithTimeout(l.ctx, signalTimeout)
 					defer cancel()
 					if err := l.p.Linker.HandleSignal(ctx, m); err != nil {
