@@ -16,6 +16,12 @@ const (
 	// or answers without it.
 	BodyTimeout = 10 * time.Second
 	IdleTimeout = 2 * time.Minute
+	// WriteTimeout bounds, per request, the time from the start of its
+	// handler to the end of its response on every route but those in
+	// writeTimeouts: a reader that takes longer (a slow-read client holding
+	// a connection and a chunk buffer) is cut off. A 2 MB chunk at 1 Mbit/s
+	// takes 16 s.
+	WriteTimeout = 30 * time.Second
 )
 
 // NewHTTPServer returns an http.Server for h with the origin's limits: small
@@ -23,6 +29,18 @@ const (
 // connections. Body sizes are bounded by the handlers that read them.
 func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return newHTTPServer(h, log, BodyTimeout)
+}
+
+// writeTimeouts are the routes (Server.Handle's route names) whose write
+// deadline is not WriteTimeout; 0 sets none. A blocking LL-HLS playlist
+// reload may wait up to three part targets (≤ 1.5 s) before it writes;
+// WHIP/WHEP answer after ICE gathering (≤ GatherTimeout, 5 s); the tracker's
+// WebSocket is hijacked and the tracker keeps its own read and write
+// deadlines.
+var writeTimeouts = map[string]time.Duration{
+	"tracker": 0,
+	"whip":    20 * time.Second,
+	"whep":    20 * time.Second,
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger, bodyTimeout time.Duration) *http.Server {
@@ -38,7 +56,10 @@ func newHTTPServer(h http.Handler, log *slog.Logger, bodyTimeout time.Duration) 
 // bodyDeadline sets a read deadline on requests that carry a body. It is
 // not a server-wide ReadTimeout, which would also cut the long-lived
 // connections hijacked for WebSockets and the blocking playlist reloads;
-// requests without a body keep no deadline past their headers.
+// requests without a body keep no deadline past their headers. Write
+// deadlines are set per route (WriteTimeout, writeTimeouts) by
+// Server.Handle; the http.Server has no WriteTimeout, which would cut the
+// hijacked WebSockets.
 func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -91,5 +92,52 @@ func TestSlowBodyCut(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Errorf("prompt body: %s", resp.Status)
+	}
+}
+
+// TestSlowReadCut: a client that asks for a large response and does not
+// read it is cut off at the route's write deadline, so it cannot hold a
+// connection and its buffers for ever.
+func TestSlowReadCut(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	writeTimeouts["big"] = timeout // read by Handle when it wraps the route
+	defer delete(writeTimeouts, "big")
+	s := New(Params{Logger: slog.New(slog.DiscardHandler)})
+	big := bytes.Repeat([]byte("x"), 64<<20) // far more than the socket buffers hold
+	type result struct {
+		took time.Duration
+		err  error
+	}
+	wrote := make(chan result, 1)
+	s.Handle("GET /big", "big", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		_, err := w.Write(big)
+		wrote <- result{time.Since(start), err}
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := NewHTTPServer(s.Handler(), slog.New(slog.DiscardHandler))
+	served := make(chan struct{})
+	go func() { defer close(served); _ = hs.Serve(ln) }()
+	defer func() { _ = hs.Close(); <-served }()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing.
+	select {
+	case r := <-wrote:
+		if r.err == nil || r.took > 5*timeout {
+			t.Errorf("the response write ended after %v with %v; want a timeout within about %v", r.took, r.err, timeout)
+		}
+	case <-time.After(20 * timeout):
+		t.Fatal("the server still writes to a client that reads nothing")
 	}
 }

@@ -331,7 +331,16 @@ func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request) {
 
 // count records the response status of every request under route.
 func (s *Server) count(route string, h http.Handler) http.Handler {
+	wt, hasWT := writeTimeouts[route]
+	if !hasWT {
+		wt = WriteTimeout
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wt > 0 {
+			// Per route, not server-wide: a hijacked tracker WebSocket
+			// keeps its own deadlines (the tracker sets them).
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wt))
+		}
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(sw, r)
 		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()

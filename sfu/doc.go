@@ -7,6 +7,13 @@
 // It also serves WHIP ingest and WHEP playback (RFC 9725) as an http.Handler,
 // and lets in-process consumers tap a room's RTP without WebRTC (see Tap).
 //
+// Every session takes a lease from ServerParams.Limits (package
+// internal/connlimit) before it makes a peer connection: sessions are
+// capped in total, per client address, per room and while not connected
+// (429 past a per-address cap, 503 past the others), and one that has not
+// connected within ConnectTimeout is closed. A new publisher replaces a
+// broadcast's publisher whose peer connection is not connected.
+//
 // The package knows nothing about chunks, containers or the swarm: what a
 // consumer does with the packets a Tap receives is its own business.
 package sfu

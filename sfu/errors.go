@@ -23,6 +23,13 @@ var (
 	ErrUnknownLayer = errors.New("sfu: unknown layer")
 	// ErrBadTrickle means an application/trickle-ice-sdpfrag body is malformed.
 	ErrBadTrickle = errors.New("sfu: bad trickle-ice-sdpfrag")
+	// ErrBusy means the server holds as many peer connections (or pending
+	// ones) as it may, in total or for this stream (HTTP 503). Errors
+	// carrying it also carry connlimit.ErrFull when a cap refused.
+	ErrBusy = errors.New("sfu: at the peer-connection limit")
+	// ErrTooMany means the client's address holds as many sessions as one
+	// address may (HTTP 429); also carries connlimit.ErrTooMany.
+	ErrTooMany = errors.New("sfu: too many sessions from this address")
 	// ErrClosed means the server, room or session has been closed.
 	ErrClosed = errors.New("sfu: closed")
 )

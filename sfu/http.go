@@ -23,6 +23,9 @@ const (
 	methodsResource     = "POST, OPTIONS"
 	methodsSessionURL   = "PATCH, DELETE, OPTIONS"
 	wwwAuthenticateWHIP = `Bearer realm="whip"`
+	// retryAfter is sent with 429 and 503: pending sessions are reaped
+	// within ConnectTimeout (10 s by default).
+	retryAfter = "5"
 )
 
 // Handler returns the WHIP and WHEP HTTP handler (RFC 9725):
@@ -176,7 +179,9 @@ func statusOf(err error) int {
 	case errors.Is(err, ErrBadOffer), errors.Is(err, ErrUnsupportedCodec),
 		errors.Is(err, ErrBadStreamName), errors.Is(err, ErrBadTrickle):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrTooMany):
+		return http.StatusTooManyRequests
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -227,14 +232,18 @@ func (s *Server) serveResource(rw http.ResponseWriter, r *http.Request, endpoint
 	}
 	var id, answer string
 	var err error
+	addr := s.p.ClientIP(r)
 	if endpoint == endpointWHIP {
-		id, answer, err = s.Publish(r.Context(), stream, string(body))
+		id, answer, err = s.Publish(r.Context(), stream, string(body), PublishOptions{Addr: addr})
 	} else {
 		id, answer, err = s.Subscribe(r.Context(), stream, string(body),
-			SubscribeOptions{Layer: r.URL.Query().Get("layer")})
+			SubscribeOptions{Layer: r.URL.Query().Get("layer"), Addr: addr})
 	}
 	if err != nil {
 		code := statusOf(err)
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", retryAfter)
+		}
 		s.log.Info(endpoint+" refused", "stream", stream, "status", code, "err", err)
 		msg := err.Error()
 		if code == http.StatusInternalServerError {

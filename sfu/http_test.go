@@ -87,7 +87,7 @@ func TestHTTPPaths(t *testing.T) {
 		})
 	}
 
-	// A publisher that does not even connect holds the stream.
+	// A publisher that does not connect.
 	resp, answer := env.post(ctx, "/whip/live", sdpType, testKey, sendOffer)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("WHIP: %d %s", resp.StatusCode, answer)
@@ -110,9 +110,16 @@ func TestHTTPPaths(t *testing.T) {
 		t.Error("no ETag")
 	}
 
+	// A second valid-key publisher replaces the first, which never
+	// connected (issue 10, defect 6: it used to get 409 for ~15 s).
+	first := loc
 	resp, body := env.post(ctx, "/whip/live", sdpType, testKey, sendOffer)
-	if resp.StatusCode != http.StatusConflict {
-		t.Errorf("second publisher: %d %s, want 409", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("second publisher: %d %s, want 201 (the first never connected)", resp.StatusCode, body)
+	}
+	loc, etag = resp.Header.Get("Location"), resp.Header.Get("ETag")
+	if resp, _ := env.do(ctx, http.MethodDelete, first, "", "", "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("DELETE of the replaced session: %d, want 404", resp.StatusCode)
 	}
 
 	const fragType = "application/trickle-ice-sdpfrag"
@@ -174,7 +181,7 @@ func TestHTTPPaths(t *testing.T) {
 		t.Errorf("DELETE WHEP: %d", resp.StatusCode)
 	}
 
-	for _, code := range []string{"401", "409", "413", "415", "400", "201"} {
+	for _, code := range []string{"401", "413", "415", "400", "201"} {
 		var m dto.Metric
 		must(t, env.s.m.httpResponses.WithLabelValues("whip", "POST", code).Write(&m))
 		if m.GetCounter().GetValue() == 0 {

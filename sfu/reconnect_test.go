@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // blackholeConn is a UDP socket that can be made to vanish: once dead, it
@@ -135,4 +138,48 @@ func TestPublisherReconnect(t *testing.T) {
 	if resp, _ := env.do(ctx, http.MethodDelete, pub3.location, "", "", "", nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("DELETE: %d", resp.StatusCode)
 	}
+}
+
+// TestPublisherReplacesStale: a valid-key WHIP session that never connects
+// does not hold the stream: the real publisher coming right after it gets
+// 201, not 409, and its media reaches a subscriber; while that publisher is
+// connected, another valid-key POST gets 409.
+func TestPublisherReplacesStale(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(t, nil)
+	sendOffer := makeOffer(ctx, t, webrtc.RTPTransceiverDirectionSendonly, false)
+
+	resp, body := env.post(ctx, "/whip/"+testStream, "application/sdp", testKey, sendOffer)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("never-connecting WHIP: %d %s", resp.StatusCode, body)
+	}
+	stale := resp.Header.Get("Location")
+
+	pub, resp, body := startPublisher(ctx, t, env, testStream, testKey, pubOptions{})
+	if pub == nil {
+		t.Fatalf("real publisher after a never-connected session: %d %s, want 201", resp.StatusCode, body)
+	}
+	defer pub.close()
+	if resp, _ := env.do(ctx, http.MethodDelete, stale, "", "", "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the replaced session still answers DELETE: %d", resp.StatusCode)
+	}
+	sub, resp, body := startSubscriber(ctx, t, env, testStream, "")
+	if sub == nil {
+		t.Fatalf("WHEP: %d %s", resp.StatusCode, body)
+	}
+	defer sub.close()
+	next(ctx, t, sub.video) // the real publisher's media flows
+
+	// The real publisher is connected: it is not replaced.
+	resp, body = env.post(ctx, "/whip/"+testStream, "application/sdp", testKey, sendOffer)
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("WHIP while a publisher is connected: %d %s, want 409", resp.StatusCode, body)
+	}
+	var m dto.Metric
+	must(t, env.s.m.httpResponses.WithLabelValues("whip", "POST", "409").Write(&m))
+	if m.GetCounter().GetValue() != 1 {
+		t.Errorf("whip POST 409 counted %v times, want 1", m.GetCounter().GetValue())
+	}
+	next(ctx, t, sub.video) // and media still flows
 }

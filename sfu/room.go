@@ -378,6 +378,28 @@ func (r *Room) hold() (release func(), ok bool) {
 }
 
 // addPublisher registers a publisher session, enforcing the room's kind.
+// replaceStalePublishers closes the room's publishers whose peer
+// connection is not connected (never was, or ICE is disconnected or
+// failed), so that a new publisher can take their place. It fails with
+// ErrStreamBusy when a publisher is connected.
+func (r *Room) replaceStalePublishers() error {
+	r.mu.Lock()
+	var stale []*session
+	for _, ss := range r.publishers {
+		if ss.pc != nil && ss.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
+			r.mu.Unlock()
+			return ErrStreamBusy
+		}
+		stale = append(stale, ss)
+	}
+	r.mu.Unlock()
+	for _, ss := range stale {
+		ss.log.Info("publisher replaced: its peer connection is not connected")
+		ss.close("replaced by a new publisher")
+	}
+	return nil
+}
+
 func (r *Room) addPublisher(ss *session) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seedcast/seedcast/internal/connlimit"
 	"github.com/seedcast/seedcast/media"
 )
 
@@ -122,9 +125,18 @@ type ServerParams struct {
 	// GatherTimeout bounds the wait for ICE gathering before an answer is
 	// sent; default 5 s.
 	GatherTimeout time.Duration
-	// ConnectTimeout closes sessions whose peer has not connected in time;
-	// default 30 s.
+	// ConnectTimeout closes sessions whose peer has not connected in time,
+	// so that pending sessions are reaped well before ICE gives up on its
+	// own (DisconnectedTimeout+FailedTimeout); default 10 s.
 	ConnectTimeout time.Duration
+	// Limits caps the peer connections sessions hold: in total, per client
+	// address and per room, and those not connected yet. It may be shared
+	// with the process's other peer connections (the origin's seed). nil:
+	// a Limiter of its own with connlimit.Sized(1024).
+	Limits *connlimit.Limiter
+	// ClientIP returns the address a WHIP/WHEP request comes from, for the
+	// per-address caps; default: the connection's remote address.
+	ClientIP func(*http.Request) netip.Addr
 	// RoomIdleTimeout is how long a room without a publisher keeps its
 	// subscribers (waiting for the publisher to come back) before it
 	// closes; default 30 s.
@@ -181,7 +193,17 @@ func NewServer(p ServerParams) (*Server, error) {
 		p.GatherTimeout = 5 * time.Second
 	}
 	if p.ConnectTimeout <= 0 {
-		p.ConnectTimeout = 30 * time.Second
+		p.ConnectTimeout = 10 * time.Second
+	}
+	if p.Limits == nil {
+		l, err := connlimit.New(connlimit.Sized(1024))
+		if err != nil {
+			return nil, err
+		}
+		p.Limits = l
+	}
+	if p.ClientIP == nil {
+		p.ClientIP = remoteAddr
 	}
 	if p.RoomIdleTimeout <= 0 {
 		p.RoomIdleTimeout = 30 * time.Second
@@ -449,4 +471,13 @@ func (s *Server) newPeerConnection() (*webrtc.PeerConnection, error) {
 		cfg.ICEServers = s.p.ICEServers
 	}
 	return s.api.NewPeerConnection(cfg)
+}
+
+// remoteAddr is the default ClientIP: the connection's remote address.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/seedcast/seedcast/internal/connlimit"
 )
 
 type role int
@@ -38,6 +42,7 @@ type session struct {
 	log   *slog.Logger
 	etag  string
 	ufrag string // the peer's ICE ufrag, from its offer
+	lease *connlimit.Lease
 
 	downs []*downTrack // subscribers: one per forwarded track
 
@@ -89,6 +94,7 @@ func (ss *session) close(reason string) {
 				ss.log.Debug("close peer connection", "err", err)
 			}
 		}
+		ss.lease.Release()
 		ss.log.Info("session closed", "reason", reason)
 		close(ss.done)
 	})
@@ -113,6 +119,7 @@ func (ss *session) watch() {
 				ss.connectTimer.Stop()
 			}
 			ss.mu.Unlock()
+			ss.lease.Connected()
 			now := ss.s.now()
 			for _, d := range ss.downs {
 				d.setReady(now)
@@ -144,7 +151,7 @@ func (ss *session) register() bool {
 // GatherTimeout passed.
 func (ss *session) answer(ctx context.Context, offer string, prepare func() error) (string, error) {
 	if err := ss.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+		return "", resourceErr(fmt.Errorf("%w: %v", ErrBadOffer, err))
 	}
 	if prepare != nil {
 		if err := prepare(); err != nil {
@@ -160,7 +167,7 @@ func (ss *session) answer(ctx context.Context, offer string, prepare func() erro
 		if errors.Is(err, ErrUnsupportedCodec) || strings.Contains(err.Error(), "codec") {
 			return "", fmt.Errorf("%w: %v", ErrUnsupportedCodec, err)
 		}
-		return "", fmt.Errorf("%w: %v", ErrBadOffer, err)
+		return "", resourceErr(fmt.Errorf("%w: %v", ErrBadOffer, err))
 	}
 	t := time.NewTimer(ss.s.p.GatherTimeout)
 	defer t.Stop()
@@ -174,19 +181,34 @@ func (ss *session) answer(ctx context.Context, offer string, prepare func() erro
 	return ss.pc.LocalDescription().SDP, nil
 }
 
+// PublishOptions are a publisher's particulars.
+type PublishOptions struct {
+	// Addr is the client's address, for the per-address caps (the zero
+	// Addr: unknown, only the other caps apply).
+	Addr netip.Addr
+}
+
 // Publish starts a publisher session in room stream (a broadcast room is
 // created if needed) from an SDP offer, and returns the session id and the
 // SDP answer with all ICE candidates. It is what a WHIP POST does, without
 // HTTP or authorization.
-func (s *Server) Publish(ctx context.Context, stream, offer string) (sessionID, answer string, err error) {
+//
+// A broadcast room takes one publisher. A new one replaces a publisher
+// whose peer connection is not connected (it never connected, or its ICE
+// is disconnected or failed): the real publisher reconnecting after a blip
+// gets in at once instead of waiting out the old session's timeout. A
+// connected publisher makes Publish fail with ErrStreamBusy.
+func (s *Server) Publish(ctx context.Context, stream, offer string, opts PublishOptions) (sessionID, answer string, err error) {
 	if err := checkStreamName(stream); err != nil {
 		return "", "", err
 	}
 	kind := RoomKindBroadcast
 	if r, ok := s.Room(stream); ok {
 		kind = r.kind
-		if kind == RoomKindBroadcast && r.Live() {
-			return "", "", ErrStreamBusy
+		if kind == RoomKindBroadcast {
+			if err := r.replaceStalePublishers(); err != nil {
+				return "", "", err
+			}
 		}
 	}
 	sd, err := checkOffer(offer, kind)
@@ -206,7 +228,7 @@ func (s *Server) Publish(ctx context.Context, stream, offer string) (sessionID, 
 		s.removeRoom(room) // closing: make OpenRoom create a new one
 	}
 	ss := s.newSession(rolePublisher, room)
-	fail, err := ss.start(sd)
+	fail, err := ss.start(sd, opts.Addr)
 	if err != nil {
 		return "", "", err
 	}
@@ -290,6 +312,9 @@ func (ss *session) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 type SubscribeOptions struct {
 	// Layer pins a simulcast layer (rid); "" selects automatically.
 	Layer string
+	// Addr is the client's address, for the per-address caps (the zero
+	// Addr: unknown, only the other caps apply).
+	Addr netip.Addr
 }
 
 // Subscribe starts a subscriber session of room stream from an SDP offer
@@ -310,7 +335,7 @@ func (s *Server) Subscribe(ctx context.Context, stream, offer string, opts Subsc
 		return "", "", fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
 	ss := s.newSession(roleSubscriber, room)
-	fail, err := ss.start(sd)
+	fail, err := ss.start(sd, opts.Addr)
 	if err != nil {
 		return "", "", err
 	}
@@ -409,15 +434,41 @@ func h264Only(cs []webrtc.RTPCodecParameters) []webrtc.RTPCodecParameters {
 	return out
 }
 
-// start gives a new session its peer connection and returns the function
-// that tears the session down when its set-up fails.
-func (ss *session) start(offer *sdp.SessionDescription) (fail func(error) (string, string, error), err error) {
+// start takes a lease from the server's Limits for a client at addr, gives
+// the new session its peer connection, and returns the function that tears
+// the session down when its set-up fails.
+func (ss *session) start(offer *sdp.SessionDescription, addr netip.Addr) (fail func(error) (string, string, error), err error) {
 	ss.ufrag = offerUfrag(offer)
+	kind := connlimit.KindWHEP
+	switch {
+	case ss.room.kind == RoomKindCall:
+		kind = connlimit.KindCall
+	case ss.role == rolePublisher:
+		kind = connlimit.KindWHIP
+	}
+	if ss.lease, err = ss.s.p.Limits.Acquire(kind, addr, ss.room.name); err != nil {
+		if errors.Is(err, connlimit.ErrTooMany) {
+			return nil, fmt.Errorf("%w: %w", ErrTooMany, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrBusy, err)
+	}
 	if ss.pc, err = ss.s.newPeerConnection(); err != nil {
-		return nil, fmt.Errorf("sfu: new peer connection: %w", err)
+		ss.lease.Release()
+		return nil, resourceErr(fmt.Errorf("sfu: new peer connection: %w", err))
 	}
 	return func(err error) (string, string, error) {
 		ss.close("setup failed: " + err.Error())
 		return "", "", err
 	}, nil
+}
+
+// resourceErr turns an error that came from running out of file
+// descriptors (pion opening ICE sockets) into ErrBusy: the offer was not
+// at fault. Others are returned as they are.
+func resourceErr(err error) error {
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		strings.Contains(err.Error(), "too many open files") {
+		return fmt.Errorf("%w: %v", ErrBusy, err)
+	}
+	return err
 }

@@ -51,7 +51,11 @@ type NodeParams struct {
 	// OnUpload, if set, is called with every frame's size as it is handed to
 	// a peer link, after the budget allowed it (metering, tests).
 	OnUpload func(at time.Time, bytes int)
-	Logger   *slog.Logger
+	// Admit, if set, admits (or refuses) each offer a downstream peer makes
+	// to this node before a peer connection is made for it
+	// (peerlink.LinkerParams.Admit); the origin's seed sets it.
+	Admit  func(from protocol.PeerID) (peerlink.Lease, error)
+	Logger *slog.Logger
 }
 
 func (p *NodeParams) defaults() {
@@ -138,7 +142,7 @@ func start(p NodeParams, tc *TrackerClient, m *manifest.Manifest) (*Node, error)
 	if err != nil {
 		return nil, err
 	}
-	linker := NewLinker(LinkerParams{API: p.API, Signaler: tc, ICEServers: peerlink.ICEServers(w.ICEServers)})
+	linker := NewLinker(LinkerParams{API: p.API, Signaler: tc, ICEServers: peerlink.ICEServers(w.ICEServers), Admit: p.Admit})
 	loop, err := driver.Start(driver.Params{
 		Core: c, Store: store, Linker: linker.Driver(), Tracker: tc, Origin: p.Source,
 		Leave:    func() { _ = tc.Close(); linker.Close() },

@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/seedcast/seedcast/internal/connlimit"
+	"github.com/seedcast/seedcast/swarm/peerlink"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // ErrSeedsParams reports SeedsParams that cannot run.
@@ -35,7 +40,16 @@ type SeedsParams struct {
 	// Restart is how often a running seed checks its stream's renditions,
 	// and the pause before a seed starts again (2 s).
 	Restart time.Duration
-	Logger  *slog.Logger // (slog.Default())
+	// Limits, if set, caps the seeds' peer connections (kind
+	// connlimit.KindSeed, sharing the process's caps with the SFU's
+	// sessions); nil: no cap beyond one link per downstream.
+	Limits *connlimit.Limiter
+	// OfferEvery and OfferBurst pace the offers one downstream peer may
+	// make to a seed (a token bucket per peer; 1 s and 3): a peer whose
+	// link keeps failing re-dials, a peer that floods is refused.
+	OfferEvery time.Duration
+	OfferBurst int
+	Logger     *slog.Logger // (slog.Default())
 
 	// start starts one seed node (StartNode); tests replace it.
 	start func(context.Context, NodeParams) (seedNode, error)
@@ -62,6 +76,12 @@ func NewSeeds(p SeedsParams) (*Seeds, error) {
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
+	}
+	if p.OfferEvery <= 0 {
+		p.OfferEvery = time.Second
+	}
+	if p.OfferBurst <= 0 {
+		p.OfferBurst = 3
 	}
 	if p.start == nil {
 		p.start = func(ctx context.Context, np NodeParams) (seedNode, error) { return StartNode(ctx, np) }
@@ -97,7 +117,7 @@ func (s *Seeds) run(ctx context.Context, stream string) {
 		}
 		node, err := s.p.start(ctx, NodeParams{
 			Server: s.p.Server, Stream: stream, Seed: true, Token: s.p.Secret, BudgetKbps: s.p.EgressKbps,
-			Source: src, API: s.p.API, Logger: log,
+			Source: src, API: s.p.API, Logger: log, Admit: s.admitter(stream, time.Now),
 		})
 		if err != nil {
 			s.p.Logger.Warn("seed node", "stream", stream, "err", err)
@@ -110,6 +130,78 @@ func (s *Seeds) run(ctx context.Context, stream string) {
 		}
 		s.pause(ctx)
 	}
+}
+
+// ErrOfferRate means a downstream peer offered to a seed faster than
+// SeedsParams.OfferEvery allows.
+var ErrOfferRate = errors.New("swarm: offers from this peer too fast")
+
+// admitter returns the Admit of stream's seed: each peer's offers are
+// paced by a token bucket, then the process's caps (Limits) are asked.
+// Refusals are counted in the Limiter's metrics (reason offer_rate for the
+// pace).
+func (s *Seeds) admitter(stream string, now func() time.Time) func(protocol.PeerID) (peerlink.Lease, error) {
+	var mu sync.Mutex
+	buckets := map[protocol.PeerID]offerBucket{}
+	return func(from protocol.PeerID) (peerlink.Lease, error) {
+		t := now()
+		mu.Lock()
+		ok := takeOffer(buckets, from, t, s.p.OfferEvery, s.p.OfferBurst)
+		mu.Unlock()
+		if !ok {
+			s.p.Limits.CountRefusal(connlimit.KindSeed, "offer_rate")
+			return nil, fmt.Errorf("%w: %s", ErrOfferRate, from)
+		}
+		if s.p.Limits == nil {
+			return nil, nil
+		}
+		lease, err := s.p.Limits.Acquire(connlimit.KindSeed, netip.Addr{}, stream)
+		if err != nil {
+			return nil, err
+		}
+		return lease, nil
+	}
+}
+
+// offerBucket is one peer's token bucket of offers: tokens at at.
+type offerBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// maxOfferBuckets bounds the peers whose offer pace a seed remembers;
+// past it, buckets that have refilled are forgotten (they hold nothing a
+// fresh bucket would not).
+const maxOfferBuckets = 4096
+
+// takeOffer takes one token from from's bucket (every, burst) at now, and
+// reports whether there was one.
+func takeOffer(b map[protocol.PeerID]offerBucket, from protocol.PeerID, now time.Time, every time.Duration, burst int) bool {
+	if len(b) >= maxOfferBuckets {
+		full := time.Duration(burst) * every
+		for id, ob := range b {
+			if now.Sub(ob.at) >= full {
+				delete(b, id)
+			}
+		}
+	}
+	ob, seen := b[from]
+	if !seen {
+		ob = offerBucket{tokens: float64(burst), at: now}
+	}
+	ob.tokens = min(float64(burst), ob.tokens+float64(now.Sub(ob.at))/float64(every))
+	ob.at = now
+	if ob.tokens < 1 {
+		if len(b) < maxOfferBuckets || seen {
+			b[from] = ob
+		}
+		return false
+	}
+	ob.tokens--
+	if len(b) < maxOfferBuckets || seen {
+		b[from] = ob
+	}
+	return true
 }
 
 // pause waits Restart, or until ctx ends.

@@ -3,12 +3,14 @@ package swarm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // fakeSeedSource is a stream whose renditions the test sets. It counts the
@@ -258,5 +260,35 @@ func TestNewSeedsParams(t *testing.T) {
 		if _, err := NewSeeds(p); !errors.Is(err, ErrSeedsParams) {
 			t.Errorf("NewSeeds(%+v) = %v, want ErrSeedsParams", p, err)
 		}
+	}
+}
+
+// TestTakeOffer: each peer's offers to the seed are paced by its own token
+// bucket (burst, then one per interval), and the buckets' map stays bounded.
+func TestTakeOffer(t *testing.T) {
+	b := map[protocol.PeerID]offerBucket{}
+	t0 := time.Unix(1000, 0)
+	took := func(from protocol.PeerID, at time.Duration) bool {
+		return takeOffer(b, from, t0.Add(at), time.Second, 3)
+	}
+	for i := range 3 {
+		if !took("a", 0) {
+			t.Fatalf("offer %d of a burst of 3 refused", i+1)
+		}
+	}
+	if took("a", 0) || took("a", 500*time.Millisecond) {
+		t.Fatal("a fourth offer within the second was taken")
+	}
+	if !took("b", 500*time.Millisecond) {
+		t.Fatal("another peer's offer was refused: buckets are per peer")
+	}
+	if !took("a", 1100*time.Millisecond) || took("a", 1200*time.Millisecond) {
+		t.Fatal("a's bucket should refill one offer a second")
+	}
+	for i := range 2 * maxOfferBuckets {
+		took(protocol.PeerID(fmt.Sprint("p", i)), time.Hour)
+	}
+	if len(b) > maxOfferBuckets {
+		t.Fatalf("%d buckets remembered, want at most %d", len(b), maxOfferBuckets)
 	}
 }

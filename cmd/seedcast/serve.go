@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sort"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"github.com/seedcast/seedcast/scheduler"
 	"github.com/seedcast/seedcast/sfu"
 	"github.com/seedcast/seedcast/swarm"
+	"github.com/seedcast/seedcast/tracker/server"
 )
 
 type serveConfig struct {
@@ -45,6 +47,7 @@ type serveConfig struct {
 	corsOrigin    string
 	seedEgress    string
 	tracker       trackerFlags
+	limits        limitFlags
 	webrtc        webrtcFlags
 	log           logFlags
 }
@@ -65,6 +68,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&cfg.corsOrigin, "cors-origin", "*", "Access-Control-Allow-Origin for WHIP and WHEP")
 	fs.StringVar(&cfg.seedEgress, "seed-egress", "50Mbps", "upload budget of each stream's seed node (the origin's data-channel egress)")
 	cfg.tracker.register(fs)
+	cfg.limits.register(fs)
 	cfg.webrtc.register(fs)
 	cfg.log.register(fs)
 	return &ffcli.Command{
@@ -149,9 +153,19 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		Origin: srv, ChunkDuration: cfg.chunkDuration, GOP: cfg.gop, Logger: log, Metrics: ingestMetrics,
 	})
 	defer mgr.Close()
+	limits, err := cfg.limits.limiter(log)
+	if err != nil {
+		return err
+	}
+	reg.MustRegister(limits)
+	proxies, err := parseProxies(cfg.tracker.trustedProxies)
+	if err != nil {
+		return err
+	}
 	sfuSrv, err := sfu.NewServer(sfu.ServerParams{
 		Logger: log, Registerer: reg, ICE: ice, ICEServers: iceServers, PublishAuth: keys,
-		AllowOrigin: cfg.corsOrigin, OnRoomCreated: mgr.Attach,
+		AllowOrigin: cfg.corsOrigin, OnRoomCreated: mgr.Attach, Limits: limits,
+		ClientIP: func(r *http.Request) netip.Addr { return server.ClientIP(r, proxies) },
 	})
 	if err != nil {
 		return err
@@ -186,7 +200,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	sd, err := swarm.NewSeeds(swarm.SeedsParams{
-		Server: "http://" + ln.Addr().String(), Secret: secret, EgressKbps: int(seedKbps), Logger: log,
+		Server: "http://" + ln.Addr().String(), Secret: secret, EgressKbps: int(seedKbps), Logger: log, Limits: limits,
 		API: webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())),
 		Source: func(name string) (swarm.SeedSource, bool) {
 			st, ok := srv.Stream(name)

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,7 +55,52 @@ func TestMain(m *testing.M) {
 // checked to exit cleanly) when the test ends.
 func startServer(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	return startServerProc(t, nil, args...).base
+}
+
+// serverProc is a running `seedcast serve`.
+type serverProc struct {
+	base string
+	pid  int
+
+	mu   sync.Mutex
+	logs []string // its log lines so far
+	more chan struct{}
+}
+
+// waitLog waits until the server logged a line containing every one of
+// subs.
+func (p *serverProc) waitLog(t *testing.T, ctx context.Context, subs ...string) {
+	t.Helper()
+	seen := 0
+	for {
+		p.mu.Lock()
+		lines, more := p.logs[seen:], p.more
+		seen = len(p.logs)
+		p.mu.Unlock()
+		for _, l := range lines {
+			all := true
+			for _, s := range subs {
+				all = all && strings.Contains(l, s)
+			}
+			if all {
+				return
+			}
+		}
+		select {
+		case <-more:
+		case <-ctx.Done():
+			t.Fatalf("server never logged %q", subs)
+		}
+	}
+}
+
+// startServerProc is startServer run under the command wrap (prlimit, say;
+// nil: none), returning the server's pid and log as well.
+func startServerProc(t *testing.T, wrap []string, args ...string) *serverProc {
+	t.Helper()
+	argv := append(append(slices.Clone(wrap), binary, "serve", "--addr", "127.0.0.1:0", "--log-format", "json"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,9 +110,15 @@ func startServer(t *testing.T, args ...string) string {
 	}
 	exited := make(chan error, 1)
 	addr := make(chan string, 1)
+	proc := &serverProc{pid: cmd.Process.Pid, more: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			proc.mu.Lock()
+			proc.logs = append(proc.logs, sc.Text())
+			close(proc.more)
+			proc.more = make(chan struct{})
+			proc.mu.Unlock()
 			var rec struct{ Msg, Addr string }
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
 				addr <- rec.Addr
@@ -90,13 +143,14 @@ func startServer(t *testing.T, args ...string) string {
 	})
 	select {
 	case a := <-addr:
-		return "http://" + a
+		proc.base = "http://" + a
+		return proc
 	case err := <-exited:
 		t.Fatalf("server exited before listening: %v", err)
 	case <-time.After(20 * time.Second):
 		t.Fatal("server did not listen within 20 s")
 	}
-	return ""
+	return nil
 }
 
 func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {

@@ -24,6 +24,7 @@ type statsLine struct {
 	Peers           int     `json:"peers"`
 	BytesFromPeers  int64   `json:"bytesFromPeers"`
 	BytesFromOrigin int64   `json:"bytesFromOrigin"`
+	BytesFromSeed   int64   `json:"bytesFromSeed"` // the part of bytesFromOrigin the origin's seed sent over WebRTC
 	BytesUploaded   int64   `json:"bytesUploaded"`
 	ChunksOnTime    int     `json:"chunksOnTime"`
 	ChunksLate      int     `json:"chunksLate"`
@@ -117,7 +118,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 					s := node.Stats()
 					line := statsLine{
 						T: now.UTC().Format(time.RFC3339Nano), Peers: s.Peers,
-						BytesFromPeers: s.BytesFromPeers, BytesFromOrigin: s.BytesFromOrigin, BytesUploaded: s.BytesUploaded,
+						BytesFromPeers: s.BytesFromPeers, BytesFromOrigin: s.BytesFromOrigin, BytesFromSeed: s.BytesFromSeed, BytesUploaded: s.BytesUploaded,
 						ChunksOnTime: s.ChunksOnTime, ChunksLate: s.ChunksLate,
 						LatencyP50Ms: float64(s.LatencyP50.Microseconds()) / 1000, LatencyP95Ms: float64(s.LatencyP95.Microseconds()) / 1000,
 						MaxDepth: s.Depth, RelayBudgetKbps: s.RelayKbps, Throttled: s.Throttled, Rejected: s.Rejected,

@@ -10,4 +10,10 @@
 // RTCPeerConnection) shares with the native one, so the native driver
 // (package swarm) and the browser's (package swarm/browser) link the same
 // way. Only a data channel's binary type is set apart, in the js build.
+//
+// An upstream keeps one link per downstream peer (a new offer from a peer
+// replaces its old link), closes a link that has not opened within
+// ConnectTimeout, and asks LinkerParams.Admit, when set, before it makes a
+// peer connection for an offer (the origin's seed: the process's caps and a
+// pace of offers per peer).
 package peerlink

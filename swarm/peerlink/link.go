@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -17,8 +18,26 @@ import (
 // reader; a peer that sends faster than the node reads is cut off.
 const MaxQueuedFrames = 256
 
-// ErrLinkClosed is returned by a closed peer link.
-var ErrLinkClosed = errors.New("swarm/peerlink: peer link closed")
+// Sentinel errors.
+var (
+	// ErrLinkClosed is returned by a closed peer link.
+	ErrLinkClosed = errors.New("swarm/peerlink: peer link closed")
+	// ErrRefused wraps what LinkerParams.Admit said when it refused an
+	// offer.
+	ErrRefused = errors.New("swarm/peerlink: offer refused")
+)
+
+// DefaultConnectTimeout is how long an accepted offer's link may take to
+// open before it is closed (LinkerParams.ConnectTimeout).
+const DefaultConnectTimeout = 10 * time.Second
+
+// Lease is a peer connection admitted by LinkerParams.Admit: Connected
+// when its data channel opens, Release when it closes. Both may be called
+// more than once (*connlimit.Lease is one).
+type Lease interface {
+	Connected()
+	Release()
+}
 
 // Signaler sends signalling to a linked peer (the tracker connection).
 type Signaler interface {
@@ -33,6 +52,16 @@ type LinkerParams struct {
 	API        *webrtc.API
 	Signaler   Signaler
 	ICEServers []webrtc.ICEServer
+	// Admit, if set, is asked before a peer connection is made for an
+	// offer; an error refuses the offer (HandleSignal returns it wrapped
+	// in ErrRefused), a Lease is held for the link's life. The origin's
+	// seed uses it for the process's peer-connection caps and a rate of
+	// offers per peer.
+	Admit func(from protocol.PeerID) (Lease, error)
+	// ConnectTimeout closes a link made for an offer that has not opened in
+	// this time (DefaultConnectTimeout), so that a peer that offers and
+	// never connects holds nothing for long.
+	ConnectTimeout time.Duration
 }
 
 // ICEServers turns the tracker's ICE servers into pion's.
@@ -52,9 +81,10 @@ type Linker struct {
 	p        LinkerParams
 	accepted chan *Link
 
-	mu      sync.Mutex
-	pending map[protocol.PeerID]*Link // dialed, waiting for the answer
-	links   map[*Link]struct{}        // not closed yet
+	mu       sync.Mutex
+	pending  map[protocol.PeerID]*Link // dialed, waiting for the answer
+	answered map[protocol.PeerID]*Link // made for an offer from this peer, not closed yet
+	links    map[*Link]struct{}        // not closed yet
 }
 
 // Link is one data-channel connection to a peer (Driver's links hand each
@@ -70,6 +100,7 @@ type Link struct {
 	once     sync.Once
 	done     chan struct{}
 	l        *Linker
+	lease    Lease // from Admit, for a link made for an offer; nil otherwise
 }
 
 // NewLinker returns a Linker.
@@ -77,7 +108,13 @@ func NewLinker(p LinkerParams) *Linker {
 	if p.API == nil {
 		p.API = webrtc.NewAPI()
 	}
-	return &Linker{p: p, pending: map[protocol.PeerID]*Link{}, accepted: make(chan *Link, 16), links: map[*Link]struct{}{}}
+	if p.ConnectTimeout <= 0 {
+		p.ConnectTimeout = DefaultConnectTimeout
+	}
+	return &Linker{
+		p: p, pending: map[protocol.PeerID]*Link{}, answered: map[protocol.PeerID]*Link{},
+		accepted: make(chan *Link, 16), links: map[*Link]struct{}{},
+	}
 }
 
 // Accepted delivers links that peers dialed to this node, once open.
@@ -262,10 +299,49 @@ func (l *Linker) HandleSignal(ctx context.Context, s *protocol.Signal) error {
 		}
 		return nil
 	case "offer":
+		var lease Lease
+		if l.p.Admit != nil {
+			var err error
+			if lease, err = l.p.Admit(s.From); err != nil {
+				return fmt.Errorf("%w: from %s: %w", ErrRefused, s.From, err)
+			}
+		}
+		// One link per downstream peer: a new offer means the peer gave up
+		// on the old link (it re-dials after a failure).
+		l.mu.Lock()
+		old := l.answered[s.From]
+		l.mu.Unlock()
+		if old != nil {
+			old.Close()
+		}
 		lk, err := l.newLink(s.From)
 		if err != nil {
+			if lease != nil {
+				lease.Release()
+			}
 			return err
 		}
+		lk.lease = lease
+		l.mu.Lock()
+		l.answered[s.From] = lk
+		l.mu.Unlock()
+		timer := time.AfterFunc(l.p.ConnectTimeout, func() {
+			select {
+			case <-lk.open:
+			default:
+				lk.Close()
+			}
+		})
+		go func() {
+			select {
+			case <-lk.open:
+				if lease != nil {
+					lease.Connected()
+				}
+			case <-lk.done:
+			}
+			timer.Stop()
+		}()
 		// Natively pion waits for this handler before it opens the
 		// channel: the wait for the open runs apart.
 		lk.pc.OnDataChannel(func(dc *webrtc.DataChannel) {
@@ -364,6 +440,12 @@ func (lk *Link) shut() {
 	if lk.l.pending[lk.Peer] == lk {
 		delete(lk.l.pending, lk.Peer)
 	}
+	if lk.l.answered[lk.Peer] == lk {
+		delete(lk.l.answered, lk.Peer)
+	}
 	lk.l.mu.Unlock()
 	_ = lk.pc.Close()
+	if lk.lease != nil {
+		lk.lease.Release()
+	}
 }

@@ -119,3 +119,91 @@ func TestHandleSignalRefuses(t *testing.T) {
 		t.Errorf("%d links, %d pending left after refusals", len(l.links), len(l.pending))
 	}
 }
+
+// countLease counts what a Linker does with the leases Admit gives.
+type countLease struct {
+	connected, released chan struct{}
+}
+
+func (c *countLease) Connected() { c.connected <- struct{}{} }
+func (c *countLease) Release()   { c.released <- struct{}{} }
+
+// TestOfferAdmission: Admit is asked before any peer connection is made
+// for an offer, and its refusal is returned; a second offer from the same
+// peer replaces its first link (one link per downstream); a link that never
+// opens is closed after ConnectTimeout and its lease released.
+func TestOfferAdmission(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	offer := func() string {
+		pc, err := loopback().NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		if _, err := pc.CreateDataChannel("seedcast", nil); err != nil {
+			t.Fatal(err)
+		}
+		o, err := pc.CreateOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.SDP // no candidates: it never connects
+	}()
+	lease := &countLease{connected: make(chan struct{}, 4), released: make(chan struct{}, 4)}
+	refuse := errors.New("no room")
+	var asked []protocol.PeerID
+	answers := make(chan error, 4)
+	l := NewLinker(LinkerParams{
+		API: loopback(), Signaler: &direct{to: NewLinker(LinkerParams{}), ctx: ctx, errs: answers}, ConnectTimeout: 300 * time.Millisecond,
+		Admit: func(from protocol.PeerID) (Lease, error) {
+			asked = append(asked, from)
+			if from == "greedy" {
+				return nil, refuse
+			}
+			return lease, nil
+		},
+	})
+	defer l.Close()
+	sig := func(from protocol.PeerID) error {
+		return l.HandleSignal(ctx, &protocol.Signal{From: from, SDP: &protocol.SDP{Type: "offer", SDP: offer}})
+	}
+	if err := sig("greedy"); !errors.Is(err, ErrRefused) || !errors.Is(err, refuse) {
+		t.Fatalf("refused offer: %v, want ErrRefused wrapping Admit's error", err)
+	}
+	if n := len(l.links); n != 0 {
+		t.Fatalf("%d links after a refused offer, want none", n)
+	}
+	if err := sig("p"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sig("p"); err != nil {
+		t.Fatal(err)
+	}
+	// The first link of p was closed for the second: its lease is back.
+	select {
+	case <-lease.released:
+	case <-ctx.Done():
+		t.Fatal("the replaced link's lease was not released")
+	}
+	l.mu.Lock()
+	n := len(l.links)
+	l.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d links for one peer, want 1", n)
+	}
+	// It never opens: ConnectTimeout closes it.
+	select {
+	case <-lease.released:
+	case <-ctx.Done():
+		t.Fatal("a link that never opened was not closed after ConnectTimeout")
+	}
+	select {
+	case <-lease.connected:
+		t.Fatal("a link that never opened was reported connected")
+	default:
+	}
+	if len(asked) != 3 {
+		t.Errorf("Admit asked %d times, want 3", len(asked))
+	}
+}
