@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,6 +144,18 @@ func (s *Server) RemoveStream(name string) {
 			s.store.Unpin(e.Hash)
 		}
 	}
+}
+
+// Streams returns the registered streams, by name.
+func (s *Server) Streams() []*Stream {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*Stream, 0, len(s.streams))
+	for _, st := range s.streams {
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b *Stream) int { return strings.Compare(a.name, b.name) })
+	return out
 }
 
 // Stream returns a registered stream.

@@ -38,13 +38,30 @@ type Stream struct {
 	playlist   *Playlist
 	changed    chan struct{} // closed and replaced at every Publish
 	manifest   []byte        // rendered on demand, dropped at every Publish
+	lastChunk  time.Time     // when the newest media chunk was published
+	liveSince  time.Time     // when chunks began to flow after a gap of LiveGap
 }
+
+// LiveGap is how long a stream may go without a new chunk and still be
+// live (Status).
+const LiveGap = 5 * time.Second
 
 type signedBatch struct {
 	n         uint64
 	signature []byte
 	entries   []manifest.Entry
 	newest    time.Time
+}
+
+// Status says whether the stream is live (a chunk was published within
+// LiveGap of now) and since when chunks have flowed without such a gap.
+func (st *Stream) Status(now time.Time) (live bool, since time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.lastChunk.IsZero() || now.Sub(st.lastChunk) > LiveGap {
+		return false, time.Time{}
+	}
+	return true, st.liveSince
 }
 
 // Name returns the stream's name.
@@ -104,6 +121,10 @@ func (st *Stream) Publish(o chunker.Output) error {
 	}
 	if len(b.entries) > 0 {
 		st.batches = append(st.batches, b)
+		if st.lastChunk.IsZero() || now.Sub(st.lastChunk) > LiveGap {
+			st.liveSince = now
+		}
+		st.lastChunk = now
 	}
 	st.playlist.Add(o.Batch.Entries)
 	st.pruneLocked(b.newest)

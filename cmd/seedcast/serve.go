@@ -26,6 +26,7 @@ import (
 	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
 	"github.com/seedcast/seedcast/origin"
+	"github.com/seedcast/seedcast/player"
 	"github.com/seedcast/seedcast/publish"
 	"github.com/seedcast/seedcast/scheduler"
 	"github.com/seedcast/seedcast/sfu"
@@ -45,6 +46,7 @@ type serveConfig struct {
 	streamKeys    string
 	keysFile      string
 	corsOrigin    string
+	embedOrigins  listFlag
 	seedEgress    string
 	tracker       trackerFlags
 	limits        limitFlags
@@ -66,6 +68,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.DurationVar(&cfg.gop, "gop", 2*time.Second, "ask publishers for a keyframe at least this often")
 	fs.Int64Var(&cfg.storeMB, "store-mb", 256, "chunk store bound in MiB")
 	fs.StringVar(&cfg.corsOrigin, "cors-origin", "*", "Access-Control-Allow-Origin for WHIP and WHEP")
+	fs.Var(&cfg.embedOrigins, "embed-origins", "origin (scheme://host[:port]) whose pages may embed /embed/ players (repeatable; none: any)")
 	fs.StringVar(&cfg.seedEgress, "seed-egress", "50Mbps", "upload budget of each stream's seed node (the origin's data-channel egress)")
 	cfg.tracker.register(fs)
 	cfg.limits.register(fs)
@@ -194,6 +197,26 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	defer closeTracker()
 	srv.Handle("GET /tracker", "tracker", trk)
+	pl, err := player.New(player.Params{
+		Logger: log, EmbedOrigins: cfg.embedOrigins,
+		ClientIP: func(r *http.Request) netip.Addr { return server.ClientIP(r, proxies) },
+		Streams: func() []player.StreamInfo {
+			var out []player.StreamInfo
+			now := time.Now()
+			for _, st := range srv.Streams() {
+				live, since := st.Status(now)
+				info := player.StreamInfo{Name: st.Name(), Live: live, LiveSince: since}
+				out = append(out, info)
+			}
+			return out
+		},
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range pl.Routes() {
+		srv.Handle(r.Pattern, r.Name, r.Handler)
+	}
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

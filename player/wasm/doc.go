@@ -16,20 +16,30 @@
 //
 // start's options: server (the origin, default the page's), stream, token
 // (a private stream's viewer token), relayKbps (0: relay off), quality
-// ("auto", "all", "audio-only", "720p"), bufferMs. It returns a promise
-// that resolves once the node has joined the swarm, and rejects with an
-// Error saying why it could not. onReady(info, bytes) gets each init
-// segment and media chunk in order: info is {kind: "init"|"chunk",
-// rendition, seq, mediaTimeUs, durationUs, independent, discontinuity,
-// deadline (Date.now() milliseconds when it plays; 0 for init segments),
-// hash}, bytes a Uint8Array of its own. onStats(stats) gets the node's
-// counters once a second: bytesFromPeers, bytesFromOrigin, bytesFromSeed,
-// bytesUploaded, chunks, rejected, peers, depth, chunksOnTime, chunksLate,
-// latencyP50Ms, latencyP95Ms, relayKbps, throttled, rttMs and offload
-// (bytes from peers ÷ all media bytes received). setRelay(kbps) returns an
-// Error for a non-number. One node runs at a time; stop returns a promise
-// that resolves when it has left. onReady runs while the node holds a lock:
-// it may call setRelay and stop (they run apart) but should return soon.
+// ("auto", "all", "audio-only", "720p"), bufferMs and startupMs (the
+// playback delay behind the live edge, and the extra wait at start). It
+// returns a promise that resolves, once the node has joined the swarm, with
+// {renditions: [{name, kind, codec, width, height, frameRate, sampleRate,
+// channels}], selected: [names carried]}, and rejects with an Error saying
+// why it could not. onReady(info, bytes) gets each init segment and media
+// chunk in order: info is {kind: "init"|"chunk", rendition, seq,
+// mediaTimeUs, durationUs, independent, discontinuity, deadline (Date.now()
+// milliseconds when it plays; 0 for init segments), ingestMs (when ingest
+// finished it, Date.now() milliseconds), hash}, bytes a
+// Uint8Array of its own. Each rendition's chunks come in sequence order
+// after its init segment, starting at an independent chunk; a chunk nobody
+// delivered is given up 300 ms before the next one's deadline
+// (scheduler.Playout). onStats(stats) gets, once a second, the object `seedcast
+// viewer --stats-json` writes (t, peers, bytesFromPeers, bytesFromOrigin,
+// bytesFromSeed, bytesUploaded, chunksOnTime, chunksLate, latencyP50Ms,
+// latencyP95Ms, maxDepth, relayBudgetKbps, throttled, rejected) plus
+// chunks, rttMs and offload (bytes from peers ÷ all media bytes received).
+// setRelay(kbps) returns an Error for a non-number. setQuality(quality)
+// returns a promise of the renditions carried after the change; the init
+// segment of a rendition taken up comes through onReady before its chunks.
+// One node runs at a time; stop returns a promise that resolves when it has
+// left. onReady runs while the node holds a lock: it may call setRelay,
+// setQuality and stop (they run apart) but should return soon.
 //
 // The build is kept lean: no net/http, no WebSocket library, none of the
 // server's packages (TestLean in this directory checks, and logs the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/scheduler"
 	"github.com/seedcast/seedcast/swarm/browser"
 )
 
@@ -29,6 +30,7 @@ func main() {
 	api := js.Global().Get("Object").New()
 	api.Set("start", js.FuncOf(start))
 	api.Set("setRelay", js.FuncOf(setRelay))
+	api.Set("setQuality", js.FuncOf(setQuality))
 	api.Set("stop", js.FuncOf(stop))
 	js.Global().Set("seedcast", api)
 	select {} // serve JavaScript until the page goes
@@ -100,14 +102,13 @@ func start(_ js.Value, args []js.Value) any {
 		p := browser.Params{
 			Server: optString(opts, "server"), Stream: optString(opts, "stream"), Token: optString(opts, "token"),
 			BudgetKbps: optInt(opts, "relayKbps"), Quality: optString(opts, "quality"),
-			Buffer: time.Duration(optInt(opts, "bufferMs")) * time.Millisecond,
+			Buffer:  time.Duration(optInt(opts, "bufferMs")) * time.Millisecond,
+			Startup: time.Duration(optInt(opts, "startupMs")) * time.Millisecond,
 		}
+		var play *playout
 		if onReady.Type() == js.TypeFunction {
-			p.OnReady = func(e manifest.Entry, deadline time.Time, data []byte) {
-				bytes := js.Global().Get("Uint8Array").New(len(data))
-				js.CopyBytesToJS(bytes, data)
-				invoke(onReady, entryObject(e, deadline), bytes)
-			}
+			play = newPlayout(onReady)
+			p.OnReady = play.push
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 		n, err := browser.Start(ctx, p)
@@ -119,11 +120,111 @@ func start(_ js.Value, args []js.Value) any {
 			return nil, err
 		}
 		node, stopped = n, make(chan struct{})
+		if play != nil {
+			go play.run(stopped)
+		}
 		if onStats.Type() == js.TypeFunction {
 			go statsLoop(n, stopped, onStats)
 		}
-		return nil, nil
+		return startInfo(n), nil
 	})
+}
+
+// startInfo is what start's promise resolves with: the stream's renditions
+// (name, kind, codec, width, height, frameRate, sampleRate, channels) and
+// the names of those the node carries.
+func startInfo(n *browser.Node) map[string]any {
+	var rends []any
+	for _, r := range n.RenditionInfos() {
+		rends = append(rends, map[string]any{
+			"name": r.Name, "kind": r.Kind, "codec": r.Codec, "width": r.Width, "height": r.Height,
+			"frameRate": r.FrameRate, "sampleRate": r.SampleRate, "channels": r.Channels,
+		})
+	}
+	var sel []any
+	for _, r := range n.Renditions() {
+		sel = append(sel, r)
+	}
+	return map[string]any{"renditions": rends, "selected": sel}
+}
+
+// setQuality is seedcast.setQuality(quality): "auto", "audio-only",
+// "720p", ... Its promise resolves with the renditions carried now (init
+// segments of new ones come through onReady first), or rejects with why
+// the stream cannot meet it.
+func setQuality(_ js.Value, args []js.Value) any {
+	q := arg(args, 0)
+	return promise(func() (any, error) {
+		if q.Type() != js.TypeString {
+			return nil, errors.New("seedcast.setQuality: a quality string is required")
+		}
+		mu.Lock()
+		n := node
+		mu.Unlock()
+		if n == nil {
+			return nil, errors.New("seedcast.setQuality: no node is running")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.SetQuality(ctx, q.String()); err != nil {
+			return nil, err
+		}
+		return startInfo(n)["selected"], nil
+	})
+}
+
+// playout hands verified chunks to onReady in sequence order per
+// rendition (scheduler.Playout): an MSE buffer drops what follows a gap in
+// decode order until the next independent chunk.
+type playout struct {
+	mu      sync.Mutex
+	pl      *scheduler.Playout
+	onReady js.Value
+}
+
+type readyItem struct {
+	e        manifest.Entry
+	deadline time.Time
+	data     []byte
+}
+
+func newPlayout(onReady js.Value) *playout {
+	return &playout{pl: scheduler.NewPlayout(scheduler.PlayoutParams{}), onReady: onReady}
+}
+
+// push is the node's OnReady.
+func (p *playout) push(e manifest.Entry, deadline time.Time, data []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.give(p.pl.Push(time.Now(), scheduler.PlayoutItem{
+		Rendition: e.Rendition, Init: e.Kind == manifest.KindInit, Seq: e.Seq, Independent: e.Independent,
+		Deadline: deadline, Data: readyItem{e, deadline, data},
+	}))
+}
+
+// run gives up missing chunks as deadlines near, until stopped.
+func (p *playout) run(stopped <-chan struct{}) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stopped:
+			return
+		case <-t.C:
+			p.mu.Lock()
+			p.give(p.pl.Release(time.Now()))
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *playout) give(items []scheduler.PlayoutItem) {
+	for _, it := range items {
+		r := it.Data.(readyItem)
+		bytes := js.Global().Get("Uint8Array").New(len(r.data))
+		js.CopyBytesToJS(bytes, r.data)
+		invoke(p.onReady, entryObject(r.e, r.deadline), bytes)
+	}
 }
 
 // statsLoop gives onStats the node's counters once a second until it stops.
@@ -183,13 +284,16 @@ func entryObject(e manifest.Entry, deadline time.Time) map[string]any {
 		"kind": kind, "rendition": e.Rendition, "seq": float64(e.Seq),
 		"mediaTimeUs": float64(e.MediaTime.Microseconds()), "durationUs": float64(e.Duration.Microseconds()),
 		"independent": e.Independent, "discontinuity": e.Discontinuity,
-		"deadline": dl, "hash": e.Hash.String(),
+		"deadline": dl, "hash": e.Hash.String(), "ingestMs": float64(e.IngestTime.UnixMicro()) / 1000,
 	}
 }
 
-// statsObject is what onStats gets: browser.Stats with byte counts as
-// numbers, durations in milliseconds, and offload (bytes from peers ÷ all
-// media bytes received).
+// statsObject is what onStats gets: the object `seedcast viewer
+// --stats-json` writes, with its field names (t, peers, bytesFromPeers,
+// bytesFromOrigin, bytesFromSeed, bytesUploaded, chunksOnTime, chunksLate,
+// latencyP50Ms, latencyP95Ms, maxDepth, relayBudgetKbps, throttled,
+// rejected), plus chunks, rttMs and offload (bytes from peers ÷ all media
+// bytes received). The player adds bufferMs and latencyToLiveMs.
 func statsObject(s browser.Stats) map[string]any {
 	offload := 0.0
 	if all := s.BytesFromPeers + s.BytesFromOrigin; all > 0 {
@@ -197,12 +301,13 @@ func statsObject(s browser.Stats) map[string]any {
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return map[string]any{
+		"t":              time.Now().UTC().Format(time.RFC3339Nano),
 		"bytesFromPeers": float64(s.BytesFromPeers), "bytesFromOrigin": float64(s.BytesFromOrigin),
 		"bytesFromSeed": float64(s.BytesFromSeed), "bytesUploaded": float64(s.BytesUploaded),
-		"chunks": s.Chunks, "rejected": s.Rejected, "peers": s.Peers, "depth": s.Depth,
+		"chunks": s.Chunks, "rejected": s.Rejected, "peers": s.Peers, "maxDepth": s.Depth,
 		"chunksOnTime": s.ChunksOnTime, "chunksLate": s.ChunksLate,
 		"latencyP50Ms": ms(s.LatencyP50), "latencyP95Ms": ms(s.LatencyP95),
-		"relayKbps": float64(s.RelayKbps), "throttled": s.Throttled, "rttMs": ms(s.RTT),
+		"relayBudgetKbps": float64(s.RelayKbps), "throttled": s.Throttled, "rttMs": ms(s.RTT),
 		"offload": offload,
 	}
 }

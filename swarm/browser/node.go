@@ -96,6 +96,7 @@ var ErrLinkClosed = peerlink.ErrLinkClosed
 type Node struct {
 	src    *origin
 	loop   *driver.Loop
+	infos  []manifest.RenditionInfo
 	closed sync.Once
 }
 
@@ -115,6 +116,16 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !peerlink.Available() {
+		// No WebRTC on this page: no peer can reach it and it can reach
+		// none, so it does not join the swarm, where it would only hold
+		// slots. It plays over HTTP, every chunk verified against the
+		// stream key the origin's manifest names (from the server, as the
+		// tracker's would be).
+		return start(p, src, offline{}, protocol.Welcome{
+			PublicKey: m.PublicKey, Substreams: 1, Upstreams: []protocol.Upstream{},
+		}, m, rends)
+	}
 	// The tracker sizes this node's subscriptions from the push share of
 	// the budget, as for a native node.
 	tc, err := dialTracker(ctx, trackerParams{
@@ -124,7 +135,7 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := start(p, src, tc, m, rends)
+	n, err := start(p, src, tc, tc.Welcome(), m, rends)
 	if err != nil {
 		_ = tc.Close()
 		return nil, err
@@ -132,8 +143,26 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 	return n, nil
 }
 
-func start(p Params, src *origin, tc *tracker, m *manifest.Manifest, rends []string) (*Node, error) {
-	w := tc.Welcome()
+// swarmTracker is the tracker connection as the node uses it.
+type swarmTracker interface {
+	driver.Tracker
+	peerlink.Signaler
+	Close() error
+}
+
+// offline is the tracker of a node that does not join the swarm: it never
+// relays a signal or a reassignment, and reports go nowhere.
+type offline struct{}
+
+func (o offline) Events() <-chan any                            { return nil }
+func (o offline) Report(context.Context, protocol.Report) error { return nil }
+func (o offline) Err() error                                    { return nil }
+func (o offline) Close() error                                  { return nil }
+func (o offline) Signal(context.Context, protocol.PeerID, *protocol.SDP, *protocol.Candidate) error {
+	return peerlink.ErrNoWebRTC
+}
+
+func start(p Params, src *origin, tc swarmTracker, w protocol.Welcome, m *manifest.Manifest, rends []string) (*Node, error) {
 	verify, ups, err := driver.FromWelcome(p.Stream, w)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTracker, err)
@@ -157,7 +186,7 @@ func start(p Params, src *origin, tc *tracker, m *manifest.Manifest, rends []str
 	if err != nil {
 		return nil, err
 	}
-	return &Node{src: src, loop: loop}, nil
+	return &Node{src: src, loop: loop, infos: m.Renditions}, nil
 }
 
 // Close leaves the swarm and stops the node. It waits for the node's
@@ -180,3 +209,15 @@ func (n *Node) SetBudget(kbps int) {
 
 // Renditions are the renditions the node carries, in the manifest's order.
 func (n *Node) Renditions() []string { return n.loop.Renditions() }
+
+// RenditionInfos describes the stream's renditions, as its manifest did
+// when the node started (codecs, sizes: what a player sets MSE up with).
+func (n *Node) RenditionInfos() []manifest.RenditionInfo { return n.infos }
+
+// SetQuality changes the renditions the node plays and carries while it
+// runs ("auto", "audio-only", "720p", ...; core.SelectRenditions). The
+// init segment of a rendition it did not carry comes through OnReady
+// before its first chunk.
+func (n *Node) SetQuality(ctx context.Context, quality string) error {
+	return n.loop.SetQuality(ctx, quality)
+}

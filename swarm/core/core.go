@@ -175,6 +175,7 @@ type Node struct {
 	rends []string
 	ri    map[string]int
 	slot  map[string]int
+	inits map[string]manifest.Entry // the newest init segment of every rendition listed
 	// The playback clock: chunk media time playFrom plays at t0, and the
 	// node wants chunks from startSeq on.
 	t0       time.Time
@@ -275,7 +276,7 @@ func New(p Params) (*Node, error) {
 		p: p, verify: p.Verifier, store: p.Store, k: p.Substreams,
 		rends: slices.Clone(p.Renditions), ri: map[string]int{}, slot: map[string]int{}, contig: -1,
 		upstreams: make([]protocol.PeerID, p.Substreams), listed: make([]time.Time, p.Substreams),
-		ups: map[protocol.PeerID]*peer{}, dialing: map[protocol.PeerID]bool{}, backoff: map[protocol.PeerID]time.Time{},
+		ups: map[protocol.PeerID]*peer{}, dialing: map[protocol.PeerID]bool{}, backoff: map[protocol.PeerID]time.Time{}, inits: map[string]manifest.Entry{},
 		peers: map[LinkID]*peer{}, byID: map[string]*peer{},
 		wants: map[manifest.ID]*want{}, byKey: map[uint64]*want{}, held: make([]scheduler.SeqSet, wire.MaxRenditions),
 		fetching: map[manifest.ID]manifest.Entry{}, judged: map[manifest.ID]bool{}, heldID: map[uint64]manifest.ID{},
@@ -324,6 +325,20 @@ func (n *Node) anchor(now time.Time, m *manifest.Manifest) {
 	}
 	if n.startSeq == ^uint64(0) {
 		n.startSeq = last.Seq + 1
+	}
+	// A player can only start decoding at an independent (key) chunk:
+	// start at the newest one at or before playFrom, so that the picture
+	// shows as soon as playback starts, not a GOP later. Seqs are time
+	// slots shared by every rendition, so audio starts there too.
+	video := map[string]bool{}
+	for _, r := range m.Renditions {
+		video[r.Name] = r.Kind == "video"
+	}
+	for i := len(m.Entries) - 1; i >= 0; i-- {
+		if e := m.Entries[i]; video[e.Rendition] && e.Independent && e.Seq <= n.startSeq {
+			n.startSeq = e.Seq
+			break
+		}
 	}
 }
 
@@ -532,6 +547,20 @@ func (n *Node) SetRenditions(now time.Time, rends []string) error {
 		}
 	}
 	n.rends = slices.Clone(rends)
+	// A rendition taken up starts with its init segment: fetched, or said
+	// ready again when held (a player switching back appends it anew).
+	for _, r := range added {
+		e, ok := n.inits[r]
+		switch {
+		case !ok:
+		case n.store.Has(e.Hash):
+			n.emit(Output{Kind: OutReady, Entry: e})
+		default:
+			if _, busy := n.fetching[e.Hash]; !busy {
+				n.fetch(e)
+			}
+		}
+	}
 	for _, p := range n.plist {
 		if !p.up || n.ups[p.remote] != p {
 			continue

@@ -242,3 +242,102 @@ func TestSetRenditions(t *testing.T) {
 		}
 	}
 }
+
+// TestStartAtIndependentChunk: playback starts at the newest independent
+// video chunk at or before the point Buffer behind the live edge, so that
+// a player can decode from its first chunk; the playback clock stays where
+// Buffer puts it.
+func TestStartAtIndependentChunk(t *testing.T) {
+	m := &manifest.Manifest{ChunkDurationMs: 250,
+		Renditions: []manifest.RenditionInfo{{Name: "v0", Kind: "video"}, {Name: "a0", Kind: "audio"}}}
+	for seq := range uint64(12) { // keyframes at 0, 4, 8; audio always independent
+		for _, r := range []string{"v0", "a0"} {
+			m.Entries = append(m.Entries, manifest.JSONEntry{Rendition: r, Seq: seq,
+				MediaTimeUs: int64(seq) * 250_000, DurationUs: 250_000, Independent: r == "a0" || seq%4 == 0})
+		}
+	}
+	now := rigStart
+	for _, tc := range []struct {
+		buffer time.Duration
+		want   uint64
+	}{
+		{750 * time.Millisecond, 8},  // the edge is 3 s: play from 2.25 s (slot 9), keyframe 8
+		{1250 * time.Millisecond, 4}, // play from 1.75 s (slot 7), keyframe 4
+		{3 * time.Second, 0},         // from 0: slot 0 is a keyframe
+		{100 * time.Millisecond, 8},  // past the last slot: still from keyframe 8
+	} {
+		n := &Node{p: Params{Buffer: tc.buffer, Startup: 500 * time.Millisecond}}
+		n.anchor(now, m)
+		if n.startSeq != tc.want {
+			t.Errorf("buffer %v: start at slot %d, want %d", tc.buffer, n.startSeq, tc.want)
+		}
+		if want := 3*time.Second - tc.buffer; n.playFrom != want || !n.t0.Equal(now.Add(500*time.Millisecond)) {
+			t.Errorf("buffer %v: clock from %v at %v, want %v at now+500ms", tc.buffer, n.playFrom, n.t0, want)
+		}
+	}
+}
+
+// TestSetRenditionsInit: a rendition taken up while the node runs starts
+// with its init segment (fetched when not held, said ready again when held,
+// since a player switching back must append it anew).
+func TestSetRenditionsInit(t *testing.T) {
+	r := newRig(t, 0, "up")
+	r.link(1, "up", true)
+	b := manifest.Batch{Stream: "demo", N: 100}
+	for _, rend := range []string{"v0", "v1", "a0"} {
+		d := []byte("init segment of " + rend)
+		r.data[manifest.Sum(d)] = d
+		b.Entries = append(b.Entries, manifest.Entry{Kind: manifest.KindInit, Rendition: rend,
+			IngestTime: rigStart, Size: uint32(len(d)), Hash: manifest.Sum(d)})
+	}
+	if err := b.Sign(streamKey); err != nil {
+		t.Fatal(err)
+	}
+	fetches := func(outs []Output) (got []string) {
+		for _, o := range find(outs, OutFetchChunk) {
+			if o.Entry.Kind == manifest.KindInit {
+				got = append(got, o.Entry.Rendition)
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+	readyInits := func(outs []Output) (got []string) {
+		for _, o := range find(outs, OutReady) {
+			if o.Entry.Kind == manifest.KindInit {
+				got = append(got, o.Entry.Rendition)
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+	outs := r.send(1, &wire.Manifest{Batches: []manifest.SignedBatch{signed(t, b)}})
+	if got := fetches(outs); !slices.Equal(got, []string{"a0", "v0"}) {
+		t.Fatalf("init segments fetched %v, want those of the carried a0 and v0", got)
+	}
+	r.answerOrigin(outs)
+	if got := readyInits(r.outs); !slices.Equal(got, []string{"a0", "v0"}) {
+		t.Fatalf("init segments ready %v", got)
+	}
+
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(r.n.SetRenditions(r.now, []string{"v1", "a0"}))
+	outs = r.drain()
+	if got := fetches(outs); !slices.Equal(got, []string{"v1"}) {
+		t.Fatalf("switching to v1 fetched %v, want v1's init segment", got)
+	}
+	r.answerOrigin(outs)
+	if got := readyInits(r.outs[len(r.outs)-1:]); !slices.Equal(got, []string{"v1"}) {
+		t.Fatalf("v1's init segment not ready after its fetch: %v", got)
+	}
+	must(r.n.SetRenditions(r.now, []string{"v0", "a0"}))
+	outs = r.drain()
+	if got, f := readyInits(outs), fetches(outs); !slices.Equal(got, []string{"v0"}) || len(f) != 0 {
+		t.Fatalf("back to v0: ready %v, fetched %v; want v0's held init segment ready again, no fetch", got, f)
+	}
+}

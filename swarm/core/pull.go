@@ -60,6 +60,9 @@ func (n *Node) learn(now time.Time, entries []manifest.Entry, fresh []uint64) {
 	}
 	n.batches.Advance(uint64(n.contig + 1))
 	for _, e := range entries {
+		if e.Kind == manifest.KindInit {
+			n.remember(e)
+		}
 		ri, ok := n.ri[e.Rendition]
 		if !ok || n.store.Has(e.Hash) {
 			continue
@@ -94,6 +97,15 @@ func (n *Node) learn(now time.Time, entries []manifest.Entry, fresh []uint64) {
 		}
 	}
 	n.relayBatches(now, fresh)
+}
+
+// remember keeps the newest init segment entry of every rendition, carried
+// or not, so that a rendition taken up later (SetRenditions) starts with
+// its init segment. At most wire.MaxRenditions are kept.
+func (n *Node) remember(e manifest.Entry) {
+	if _, known := n.inits[e.Rendition]; known || len(n.inits) < wire.MaxRenditions {
+		n.inits[e.Rendition] = e
+	}
 }
 
 // fetch asks the driver for a chunk from the origin over HTTP.

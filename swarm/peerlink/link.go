@@ -186,7 +186,13 @@ func (d *linkForDriver) Done() <-chan struct{}        { return d.done }
 func (d *linkForDriver) Buffered() uint64             { return d.buffered() }
 func (d *linkForDriver) Close(error)                  { d.close() }
 
+// ErrNoWebRTC means the page has no RTCPeerConnection.
+var ErrNoWebRTC = errors.New("swarm/peerlink: WebRTC is not available")
+
 func (l *Linker) newLink(peer protocol.PeerID) (*Link, error) {
+	if !Available() {
+		return nil, ErrNoWebRTC
+	}
 	pc, err := l.p.API.NewPeerConnection(webrtc.Configuration{ICEServers: l.p.ICEServers})
 	if err != nil {
 		return nil, fmt.Errorf("swarm/peerlink: peer connection: %w", err)

@@ -1,0 +1,406 @@
+// Player plays one stream: the swarm node (Go, in WebAssembly) fetches and
+// verifies chunks from peers and the origin; this module only appends them
+// to Media Source Extensions and steers the playhead. It holds no swarm
+// logic.
+//
+// Events (CustomEvent, detail in parentheses): state ({state, message}),
+// play, pause, playing, bufferstart, bufferend, stats (the stats object),
+// qualitychange ({quality, renditions}), relaychange ({relayKbps,
+// throttled}), error ({code, message}).
+//
+// Playback follows the node's clock: every chunk comes with the wall-clock
+// time (deadline) its media time should play at, and the player holds the
+// playhead there by nudging playbackRate within 0.95–1.5×, seeking only
+// when more than 3 s off. The node asks the origin for any chunk no peer
+// delivered as its deadline nears, so playing on that clock does not stall
+// while the origin has the chunk.
+
+import { loadNode } from './node.js';
+import { MediaSourceImpl, Track, supported } from './mse.js';
+
+const SEEK_OFF = 3; // seconds off the clock before a seek instead of a rate change
+const DEAD_BAND = 0.12; // seconds within which the rate is 1
+const MIN_RATE = 0.95;
+const MAX_RATE = 1.5;
+const GAP_JUMP = 2; // seconds of gap the playhead jumps
+const RETRY_MAX = 15000; // ms between tries to reach a server that does not answer
+
+export const codes = {
+  offline: 'offline',
+  unreachable: 'unreachable',
+  mse: 'mse-unsupported',
+  codec: 'unsupported-codec',
+  decode: 'decode',
+  autoplay: 'autoplay-blocked',
+  node: 'node',
+};
+
+export class Player extends EventTarget {
+  constructor(video, { stream, server = "", bufferMs = 1000, startupMs = 500 }) {
+    super();
+    this.video = video;
+    this.stream = stream;
+    this.server = server;
+    this.bufferMs = bufferMs;
+    this.startupMs = startupMs;
+    this.webrtc = typeof globalThis.RTCPeerConnection === 'function';
+    this.relayKbps = 0;
+    this.quality = 'auto';
+    this.state = 'idle';
+    this.lastStats = null;
+    this.throttled = false;
+    this.info = null; // {renditions, selected}
+    this.gen = 0; // bumps at every (re)start: callbacks of older runs are ignored
+    this.ref = null; // {mediaTime, deadline, ingestMs, end}: the clock, from the newest chunk
+    this.waiting = false;
+    this.started = false; // playback began
+    this.timer = null;
+    this.stopping = null;
+    this.bindVideo();
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  setState(state, message = '') {
+    this.state = state;
+    this.emit('state', { state, message });
+  }
+
+  fail(code, message) {
+    this.setState('error', message);
+    this.emit('error', { code, message });
+  }
+
+  bindVideo() {
+    const v = this.video;
+    v.addEventListener('play', () => this.emit('play'));
+    v.addEventListener('pause', () => this.emit('pause'));
+    v.addEventListener('playing', () => {
+      if (this.waiting) { this.waiting = false; this.emit('bufferend'); }
+      this.setState('playing');
+      this.emit('playing');
+    });
+    v.addEventListener('waiting', () => {
+      if (!this.waiting && this.started) { this.waiting = true; this.emit('bufferstart'); }
+    });
+    v.addEventListener('error', () => {
+      const e = v.error;
+      this.fail(codes.decode, 'The browser could not play this stream' + (e && e.message ? ': ' + e.message : '.'));
+    });
+    document.addEventListener('visibilitychange', () => {
+      // A background tab keeps relaying (its peer connections keep the
+      // timers alive) but may fall behind: back to live on return.
+      if (document.visibilityState === 'visible') this.resync(1);
+    });
+  }
+
+  // start begins playing with settings {relayKbps, quality}; it retries by
+  // itself while the stream is offline or the server unreachable.
+  async start({ relayKbps = 0, quality = 'auto' } = {}) {
+    this.relayKbps = this.webrtc ? relayKbps : 0;
+    this.quality = quality;
+    if (!MediaSourceImpl) {
+      this.fail(codes.mse, 'This browser cannot play live streams here (no Media Source Extensions).');
+      return;
+    }
+    const gen = ++this.gen;
+    this.setState('connecting', 'Connecting…');
+    let node;
+    try {
+      node = await loadNode();
+    } catch (e) {
+      this.fail(codes.node, 'The player could not start: ' + e.message);
+      return;
+    }
+    node.stats = () => this.stats();
+    let backoff = 1000;
+    while (gen === this.gen) {
+      const attempt = this.attach(gen);
+      try {
+        this.info = await node.start(
+          { server: this.server, stream: this.stream, relayKbps: this.relayKbps, quality: this.quality,
+            bufferMs: this.bufferMs, startupMs: this.startupMs },
+          (info, bytes) => { if (gen === this.gen) this.onChunk(info, bytes); },
+          (s) => { if (gen === this.gen) this.onStats(s); });
+      } catch (e) {
+        if (gen !== this.gen) return;
+        const msg = String(e && e.message || e);
+        if (/unsupported|no rendition|quality/i.test(msg)) {
+          this.fail(codes.codec, 'This stream cannot be played at this quality: ' + msg);
+          return;
+        }
+        const offline = /not live|deadline|timeout|context/i.test(msg);
+        if (offline) {
+          this.setState('offline', 'The stream is offline. It will start here by itself when it goes live.');
+          this.emit('error', { code: codes.offline, message: 'stream offline' });
+          backoff = 1000;
+        } else {
+          this.setState('unreachable', `The server cannot be reached. Trying again in ${Math.round(backoff / 1000)} s…`);
+          this.emit('error', { code: codes.unreachable, message: msg });
+        }
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, RETRY_MAX);
+        continue;
+      }
+      if (gen !== this.gen) return;
+      try {
+        await attempt.setUp(this.info);
+      } catch (e) {
+        this.fail(codes.codec, e.message);
+        await node.stop();
+        return;
+      }
+      this.setState('buffering', 'Starting…');
+      this.emit('qualitychange', { quality: this.quality, renditions: this.info.selected });
+      this.tick();
+      return;
+    }
+  }
+
+  // attach makes a fresh MediaSource for run gen and returns its set-up,
+  // which creates the SourceBuffers once the node says what it carries.
+  // Chunks that arrive before are held.
+  attach(gen) {
+    this.teardown();
+    const ms = new MediaSourceImpl();
+    this.ms = ms;
+    this.tracks = {};
+    this.pending = [];
+    this.ref = null;
+    this.started = false;
+    if (globalThis.ManagedMediaSource && ms instanceof globalThis.ManagedMediaSource) {
+      this.video.disableRemotePlayback = true;
+    }
+    const opened = new Promise((resolve) => ms.addEventListener('sourceopen', resolve, { once: true }));
+    this.objectURL = URL.createObjectURL(ms);
+    this.video.src = this.objectURL;
+    return {
+      setUp: async (info) => {
+        await opened;
+        if (gen !== this.gen) return;
+        this.byName = {};
+        for (const r of info.renditions) this.byName[r.name] = r;
+        for (const name of info.selected) {
+          const r = this.byName[name];
+          if (!r || this.tracks[r.kind]) continue;
+          if (!supported(r)) throw new Error(`This browser cannot play ${r.kind} in ${r.codec}.`);
+          this.tracks[r.kind] = new Track(ms, this.video, r, (what, msg) => this.emit('error', { code: codes.decode, message: msg }));
+        }
+        const held = this.pending;
+        this.pending = null;
+        for (const [info, bytes] of held) this.onChunk(info, bytes);
+      },
+    };
+  }
+
+  teardown() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.objectURL) {
+      this.video.removeAttribute('src');
+      this.video.load();
+      URL.revokeObjectURL(this.objectURL);
+      this.objectURL = null;
+    }
+  }
+
+  onChunk(info, bytes) {
+    if (this.pending) { this.pending.push([info, bytes]); return; }
+    const r = this.byName[info.rendition];
+    if (!r) return;
+    const track = this.tracks[r.kind];
+    if (!track) return;
+    if (info.kind === 'chunk') {
+      const mediaTime = info.mediaTimeUs / 1e6;
+      const end = mediaTime + info.durationUs / 1e6;
+      if (!this.ref || end > this.ref.end) {
+        this.ref = { mediaTime, deadline: info.deadline, ingestMs: info.ingestMs, end };
+      }
+    }
+    track.push(bytes, r, info.kind === 'init');
+  }
+
+  // clock returns the media time the node's clock says is playing now.
+  clock(now = Date.now()) {
+    return this.ref ? this.ref.mediaTime + (now - this.ref.deadline) / 1000 : NaN;
+  }
+
+  latencyToLiveMs() {
+    if (!this.ref || !this.started) return NaN;
+    return Date.now() - (this.ref.ingestMs - (this.ref.end - this.video.currentTime) * 1000);
+  }
+
+  bufferMsAhead() {
+    const b = this.video.buffered;
+    const t = this.video.currentTime;
+    for (let i = 0; i < b.length; i++) {
+      if (b.start(i) <= t + 0.05 && t < b.end(i)) return (b.end(i) - t) * 1000;
+    }
+    return 0;
+  }
+
+  // tick steers playback four times a second.
+  tick() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.tick(), 250);
+    const v = this.video;
+    if (!this.ref) return;
+    const target = this.clock();
+    if (!this.started) {
+      // Start once the clock's position is buffered in every track.
+      const t = Math.max(target, firstStart(v.buffered));
+      if (covered(v.buffered, t, 0.3)) {
+        this.started = true;
+        v.currentTime = t;
+        this.play();
+      }
+      return;
+    }
+    if (v.paused) return;
+    // Jump a small gap the playhead is stuck at.
+    if (v.readyState < 3) {
+      const next = nextStart(v.buffered, v.currentTime);
+      if (next > v.currentTime && next - v.currentTime <= GAP_JUMP) {
+        v.currentTime = next + 0.01;
+        return;
+      }
+    }
+    const off = v.currentTime - target;
+    if (Math.abs(off) > SEEK_OFF) {
+      this.resync(0);
+      return;
+    }
+    let rate = 1;
+    if (off < -DEAD_BAND) rate = Math.min(MAX_RATE, 1 + (-off - DEAD_BAND) * 0.5 + 0.05);
+    else if (off > DEAD_BAND) rate = MIN_RATE;
+    if (Math.abs(v.playbackRate - rate) > 0.01) v.playbackRate = rate;
+    for (const t of Object.values(this.tracks)) t.evict();
+  }
+
+  // resync seeks to the clock when more than tolerance seconds off it and
+  // that point is buffered.
+  resync(tolerance) {
+    const v = this.video;
+    const target = this.clock();
+    if (!this.started || !isFinite(target) || Math.abs(v.currentTime - target) <= tolerance) return;
+    if (covered(v.buffered, target, 0.1)) {
+      v.currentTime = target;
+    } else {
+      const end = lastEnd(v.buffered);
+      if (end > 0 && target > end) v.currentTime = Math.max(firstStart(v.buffered), end - 0.5);
+    }
+    v.playbackRate = 1;
+  }
+
+  async play() {
+    const v = this.video;
+    try {
+      await v.play();
+      return true;
+    } catch (e) {
+      if (e.name !== 'NotAllowedError') return false;
+    }
+    // Autoplay with sound was blocked: muted autoplay first, then a click.
+    v.muted = true;
+    try {
+      await v.play();
+      this.emit('autoplaymuted');
+      return true;
+    } catch {
+      this.setState('paused', 'Click to play');
+      this.emit('error', { code: codes.autoplay, message: 'autoplay blocked' });
+      return false;
+    }
+  }
+
+  onStats(s) {
+    s.bufferMs = Math.round(this.bufferMsAhead());
+    s.latencyToLiveMs = Math.round(this.latencyToLiveMs());
+    s.webrtc = this.webrtc;
+    s.quality = this.quality;
+    this.lastStats = s;
+    if (s.throttled !== this.throttled) {
+      this.throttled = s.throttled;
+      this.emit('relaychange', { relayKbps: this.relayKbps, throttled: s.throttled });
+    }
+    this.emit('stats', s);
+  }
+
+  stats() {
+    return this.lastStats ? { ...this.lastStats } : null;
+  }
+
+  async setRelay(kbps) {
+    kbps = this.webrtc ? Math.max(0, Math.round(kbps)) : 0;
+    if (kbps === this.relayKbps) return;
+    this.relayKbps = kbps;
+    const node = await loadNode();
+    const err = node.setRelay(kbps);
+    if (err) throw err;
+    this.emit('relaychange', { relayKbps: kbps, throttled: this.throttled });
+  }
+
+  // setQuality switches renditions in place, except to or from audio-only,
+  // which needs another set of SourceBuffers: then the player restarts.
+  async setQuality(q) {
+    if (q === this.quality) return;
+    const hadVideo = !!(this.tracks && this.tracks.video);
+    const wantsVideo = q !== 'audio-only';
+    this.quality = q;
+    if (this.state === 'error' || !this.info || hadVideo !== wantsVideo) {
+      await this.restart();
+      return;
+    }
+    const node = await loadNode();
+    const selected = await node.setQuality(q);
+    this.info.selected = selected;
+    this.emit('qualitychange', { quality: q, renditions: selected });
+  }
+
+  async restart() {
+    await this.stop();
+    await this.start({ relayKbps: this.relayKbps, quality: this.quality });
+  }
+
+  async stop() {
+    this.gen++;
+    this.teardown();
+    const node = await loadNode().catch(() => null);
+    if (node) await node.stop();
+  }
+
+  // selectedRendition returns the video rendition playing (or audio).
+  selectedRendition() {
+    if (!this.info) return null;
+    const rs = this.info.selected.map((n) => this.byName && this.byName[n]).filter(Boolean);
+    return rs.find((r) => r.kind === 'video') || rs[0] || null;
+  }
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function firstStart(b) {
+  return b.length ? b.start(0) : 0;
+}
+
+function lastEnd(b) {
+  return b.length ? b.end(b.length - 1) : 0;
+}
+
+function covered(b, t, ahead) {
+  for (let i = 0; i < b.length; i++) {
+    if (b.start(i) <= t + 0.01 && b.end(i) >= t + ahead) return true;
+  }
+  return false;
+}
+
+function nextStart(b, t) {
+  for (let i = 0; i < b.length; i++) {
+    if (b.start(i) > t) return b.start(i);
+  }
+  return -1;
+}
