@@ -44,6 +44,11 @@ func chromium(t *testing.T, ctx context.Context) context.Context {
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	// Start the browser now, in bctx's tab, so that tabs opened from bctx
+	// (chromedp.NewContext(bctx)) share it instead of each starting one.
+	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
 	return bctx
 }
 

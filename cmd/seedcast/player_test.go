@@ -3,11 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
 )
 
@@ -128,4 +135,170 @@ func TestWatchPage(t *testing.T) {
 		}
 	}
 	screenshot(t, bctx, "watch-desktop", 1280, 800)
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.getElementById('stats-btn').click(); document.getElementById('settings-btn').click(); 0`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(2 * time.Second): // the overlay's chart fills from the once-a-second stats
+	}
+	screenshot(t, bctx, "watch-panels-desktop", 1280, 800)
+	screenshot(t, bctx, "watch-settings-phone", 390, 844)
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.getElementById('stats-btn').click(); 0`)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, bctx, "watch-stats-phone", 390, 844)
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Poll[bool](`document.querySelectorAll('.stream-card').length > 0`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("the home page lists no live stream: %v", err)
+	}
+	screenshot(t, bctx, "home-desktop", 1280, 800)
+	screenshot(t, bctx, "home-phone", 390, 844)
+}
+
+// openPage opens url in a new tab of the browser bctx, at a desktop size,
+// running script (if any) before the page's own.
+func openPage(t *testing.T, bctx context.Context, url, script string) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(bctx)
+	t.Cleanup(cancel)
+	steps := []chromedp.Action[chromedp.Void]{chromedp.EmulateViewport(1280, 800)}
+	if script != "" {
+		steps = append(steps, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script})
+			return chromedp.Void{}, err
+		})
+	}
+	steps = append(steps, chromedp.Navigate(url))
+	if err := chromedp.Do(tab, steps...); err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+// waitPlaying waits for the page's player to play, and fails with what
+// the page says if it does not.
+func waitPlaying(t *testing.T, tab context.Context) {
+	t.Helper()
+	state, err := chromedp.Run(tab, chromedp.Poll[string](`window.seedcastPlayer && ['playing', 'error'].includes(window.seedcastPlayer.state) ? window.seedcastPlayer.state : false`, chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil || state != "playing" {
+		t.Fatalf("the player never played: %v %s %+v", err, state, readPlayback(t, tab))
+	}
+}
+
+func evalJS[T any](t *testing.T, tab context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(tab, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// TestPlayerModes: audio-only plays audio and takes no video; a page with
+// RTCPeerConnection removed plays over HTTP alone and says so.
+func TestPlayerModes(t *testing.T) {
+	base := startServer(t, "--demo", "--webrtc-loopback-only")
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	bctx := chromium(t, ctx)
+
+	t.Run("audio-only", func(t *testing.T) {
+		tab := openPage(t, bctx, base+"/watch/demo",
+			`localStorage.setItem('seedcast.settings.v1', JSON.stringify({quality: 'audio-only'}))`)
+		waitPlaying(t, tab)
+		selected := evalJS[[]string](t, tab, `window.seedcastPlayer.info.selected`)
+		kinds := evalJS[[]string](t, tab, `Object.keys(window.seedcastPlayer.tracks)`)
+		before := evalJS[float64](t, tab, `window.seedcast.stats() ? window.seedcast.stats().bytesFromOrigin + window.seedcast.stats().bytesFromPeers : 0`)
+		t0 := evalJS[float64](t, tab, `document.getElementById('video').currentTime`)
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(6 * time.Second): // six seconds of real playback
+		}
+		after := evalJS[float64](t, tab, `window.seedcast.stats().bytesFromOrigin + window.seedcast.stats().bytesFromPeers`)
+		t1 := evalJS[float64](t, tab, `document.getElementById('video').currentTime`)
+		kbps := (after - before) * 8 / 1000 / 6
+		t.Logf("audio-only: renditions %v, tracks %v, %.0f kbit/s received, playhead +%.1f s", selected, kinds, kbps, t1-t0)
+		if len(selected) != 1 || selected[0] != "a0" || len(kinds) != 1 || kinds[0] != "audio" {
+			t.Errorf("audio-only carries %v in tracks %v", selected, kinds)
+		}
+		if kbps > 200 { // the demo's audio is ~64 kbit/s, its video ~600
+			t.Errorf("audio-only received %.0f kbit/s: video was fetched", kbps)
+		}
+		if t1-t0 < 5 {
+			t.Errorf("audio-only playhead advanced %.1f s in 6 s", t1-t0)
+		}
+	})
+
+	t.Run("no-webrtc", func(t *testing.T) {
+		tab := openPage(t, bctx, base+"/watch/demo",
+			`delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection;`)
+		waitPlaying(t, tab)
+		t0 := evalJS[float64](t, tab, `document.getElementById('video').currentTime`)
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(4 * time.Second): // four seconds of real playback
+		}
+		p := readPlayback(t, tab)
+		webrtc := evalJS[bool](t, tab, `window.seedcast.stats().webrtc`)
+		notice := evalJS[string](t, tab, `document.getElementById('notice').textContent`)
+		t.Logf("without WebRTC: %+v, notice %q", p, notice)
+		if p.CurrentTime-t0 < 3 || webrtc || !strings.Contains(notice, "HTTP only") {
+			t.Errorf("without RTCPeerConnection: playhead +%.1f s, webrtc %v, notice %q", p.CurrentTime-t0, webrtc, notice)
+		}
+	})
+}
+
+// TestEmbedPage: the embed page, framed by a page of another origin on the
+// --embed-origins list, tells its host of its events and obeys its
+// methods; a host not on the list cannot frame it.
+func TestEmbedPage(t *testing.T) {
+	host := httptest.NewServer(http.FileServer(http.Dir("testdata")))
+	defer host.Close()
+	stranger := httptest.NewServer(http.FileServer(http.Dir("testdata")))
+	defer stranger.Close()
+	base := startServer(t, "--demo", "--webrtc-loopback-only", "--embed-origins", host.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	bctx := chromium(t, ctx)
+
+	tab := openPage(t, bctx, host.URL+"/embed-host.html?src="+url.QueryEscape(base+"/embed/demo"), "")
+	waitEvent := func(ev string) {
+		t.Helper()
+		if _, err := chromedp.Run(tab, chromedp.Poll[bool](`window.events.includes(`+strconv.Quote(ev)+`)`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			t.Fatalf("no %q event from the embed (got %v): %v", ev, evalJS[[]string](t, tab, `window.events`), err)
+		}
+	}
+	for _, ev := range []string{"ready", "qualitychange", "play", "playing", "stats"} {
+		waitEvent(ev)
+	}
+	evalJS[int](t, tab, `window.events = []; window.send('pause'); 0`)
+	waitEvent("pause")
+	evalJS[int](t, tab, `window.send('setVolume', 0.25); window.send('setMuted', true); window.send('play'); 0`)
+	waitEvent("playing")
+	evalJS[int](t, tab, `window.send('getStats'); 0`)
+	if _, err := chromedp.Run(tab, chromedp.Poll[bool](`window.replies.some(r => r.method === 'getStats' && r.value && r.value.bytesFromOrigin > 0)`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("getStats was not answered with stats: %v", evalJS[any](t, tab, `window.replies`))
+	}
+	evalJS[int](t, tab, `window.send('setRelay', 'high'); window.send('nonsense'); 0`)
+	waitEvent("relaychange")
+	waitEvent("error")
+	screenshot(t, tab, "embed-host-desktop", 1280, 900)
+	screenshot(t, tab, "embed-host-phone", 390, 844)
+
+	// A host that is not on the list: the browser refuses to frame the
+	// player, so it never says ready.
+	other := openPage(t, bctx, stranger.URL+"/embed-host.html?src="+url.QueryEscape(base+"/embed/demo"), "")
+	select {
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	case <-time.After(5 * time.Second): // time for a framed player to load and say ready
+	}
+	if evs := evalJS[[]string](t, other, `window.events`); len(evs) > 0 {
+		t.Errorf("a host off the --embed-origins list got events %v", evs)
+	}
 }

@@ -347,9 +347,15 @@ func (n *Node) anchorAt(now time.Time, edge time.Duration) {
 	n.t0, n.playFrom, n.anchored = now.Add(n.p.Startup), edge-n.p.Buffer, true
 }
 
-// deadline is when a chunk plays.
+// deadline is when a chunk plays: on the playback clock, and no earlier
+// than the clock's start for the chunks before playFrom that a decoder
+// needs first (from the independent chunk playback starts at).
 func (n *Node) deadline(e manifest.Entry) time.Time {
-	return n.t0.Add(e.MediaTime - n.playFrom)
+	d := n.t0.Add(e.MediaTime - n.playFrom)
+	if d.Before(n.t0) {
+		return n.t0
+	}
+	return d
 }
 
 // Stats returns the node's counters.

@@ -51,7 +51,7 @@ export class Player extends EventTarget {
     this.throttled = false;
     this.info = null; // {renditions, selected}
     this.gen = 0; // bumps at every (re)start: callbacks of older runs are ignored
-    this.ref = null; // {mediaTime, deadline, ingestMs, end}: the clock, from the newest chunk
+    this.ref = null; // {offset, ingestMs, end}: the clock's offset, and the newest chunk's end and ingest time
     this.waiting = false;
     this.started = false; // playback began
     this.timer = null;
@@ -215,16 +215,20 @@ export class Player extends EventTarget {
     if (info.kind === 'chunk') {
       const mediaTime = info.mediaTimeUs / 1e6;
       const end = mediaTime + info.durationUs / 1e6;
-      if (!this.ref || end > this.ref.end) {
-        this.ref = { mediaTime, deadline: info.deadline, ingestMs: info.ingestMs, end };
-      }
+      // The clock: media time = wall time + offset. Chunks before the
+      // clock's start carry the start as their deadline, which gives a
+      // smaller offset: the largest one is the clock's.
+      const offset = mediaTime - info.deadline / 1000;
+      if (!this.ref) this.ref = { offset, ingestMs: info.ingestMs, end };
+      this.ref.offset = Math.max(this.ref.offset, offset);
+      if (end > this.ref.end) Object.assign(this.ref, { ingestMs: info.ingestMs, end });
     }
     track.push(bytes, r, info.kind === 'init');
   }
 
   // clock returns the media time the node's clock says is playing now.
   clock(now = Date.now()) {
-    return this.ref ? this.ref.mediaTime + (now - this.ref.deadline) / 1000 : NaN;
+    return this.ref ? now / 1000 + this.ref.offset : NaN;
   }
 
   latencyToLiveMs() {
