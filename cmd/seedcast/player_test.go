@@ -116,11 +116,16 @@ func TestWatchPage(t *testing.T) {
 	}
 	end := samples[len(samples)-1]
 	t.Logf("start %+v\nend %+v", start, end)
-	if d := end.CurrentTime - start.CurrentTime; d < 18 || d > 22 {
-		t.Errorf("currentTime advanced %.1f s in 20 s", d)
+	// The first seconds may catch up on the clock (playbackRate up to 1.5):
+	// judge the pace over the last 15.
+	if d := end.CurrentTime - samples[4].CurrentTime; d < 14 || d > 16.5 {
+		t.Errorf("currentTime advanced %.1f s in 15 s", d)
 	}
-	if end.Frames-start.Frames < 20*25 {
-		t.Errorf("%d frames decoded in 20 s, want ≥ 500 of a 30 fps stream", end.Frames-start.Frames)
+	if end.CurrentTime-start.CurrentTime < 19 {
+		t.Errorf("currentTime advanced %.1f s in 20 s", end.CurrentTime-start.CurrentTime)
+	}
+	if f := end.Frames - samples[4].Frames; f < 15*25 {
+		t.Errorf("%d frames decoded in 15 s, want ≥ 375 of a 30 fps stream", f)
 	}
 	if end.Stalls > 0 {
 		t.Errorf("%d stalls after start-up", end.Stalls)

@@ -269,7 +269,13 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	wg.Wait()
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
-	if serr := hs.Shutdown(shutdownCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+	switch serr := hs.Shutdown(shutdownCtx); {
+	case errors.Is(serr, context.DeadlineExceeded):
+		// Requests still running, or connections a client opened and
+		// sent nothing on (net/http waits 5 s for those): cut them.
+		log.Warn("connections still open 5 s into the shutdown: closed")
+		_ = hs.Close()
+	case serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil:
 		err = serr
 	}
 	if errors.Is(err, http.ErrServerClosed) {
