@@ -69,6 +69,7 @@ type Player struct {
 
 	importMap   template.HTML // the <script type="importmap"> element
 	importHash  string        // CSP hash of the import map script
+	modules     []string      // hashed URLs of the player's modules
 	embedAll    bool
 	embedAllow  map[string]bool
 	frameEmbeds string // CSP frame-ancestors of /embed/
@@ -127,6 +128,9 @@ func New(p Params) (*Player, error) {
 	pl.importMap = template.HTML(`<script type="importmap">` + string(im) + `</script>`)
 	sum := sha256.Sum256(im)
 	pl.importHash = "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	for _, m := range []string{"watch", "embed", "ui", "player", "node", "mse", "overlay", "chart", "settings", "format"} {
+		pl.modules = append(pl.modules, as.URL("js/"+m+".js"))
+	}
 	pl.pages, err = template.New("").Funcs(template.FuncMap{"asset": as.URL}).ParseFS(webFS, "web/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("player: templates: %w", err)
@@ -176,7 +180,8 @@ type pageData struct {
 	Title     string
 	Stream    string
 	ImportMap template.HTML
-	Embed     string // allowed embedding origins, space-separated, or "*"
+	Embed     string   // allowed embedding origins, space-separated, or "*"
+	Modules   []string // the player's modules, preloaded in parallel (hashed URLs)
 }
 
 // page renders a template with the pages' security headers: a strict
@@ -184,6 +189,7 @@ type pageData struct {
 // by its hash, wasm compilation allowed) and frame-ancestors as given.
 func (pl *Player) page(w http.ResponseWriter, name string, d pageData, frameAncestors string) {
 	d.ImportMap = pl.importMap
+	d.Modules = pl.modules
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")

@@ -20,7 +20,7 @@ import (
 
 // chromium starts Debian's headless Chromium with fake camera and microphone
 // and returns a browser context for it.
-func chromium(t *testing.T, ctx context.Context) context.Context {
+func chromium(t testing.TB, ctx context.Context) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {

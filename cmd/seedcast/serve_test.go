@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 // startServer runs `seedcast serve` with args on a free loopback port and
 // returns its base URL once it listens. The process is stopped (SIGTERM, and
 // checked to exit cleanly) when the test ends.
-func startServer(t *testing.T, args ...string) string {
+func startServer(t testing.TB, args ...string) string {
 	t.Helper()
 	return startServerProc(t, nil, args...).base
 }
@@ -70,7 +70,7 @@ type serverProc struct {
 
 // waitLog waits until the server logged a line containing every one of
 // subs.
-func (p *serverProc) waitLog(t *testing.T, ctx context.Context, subs ...string) {
+func (p *serverProc) waitLog(t testing.TB, ctx context.Context, subs ...string) {
 	t.Helper()
 	seen := 0
 	for {
@@ -97,7 +97,7 @@ func (p *serverProc) waitLog(t *testing.T, ctx context.Context, subs ...string) 
 
 // startServerProc is startServer run under the command wrap (prlimit, say;
 // nil: none), returning the server's pid and log as well.
-func startServerProc(t *testing.T, wrap []string, args ...string) *serverProc {
+func startServerProc(t testing.TB, wrap []string, args ...string) *serverProc {
 	t.Helper()
 	argv := append(append(slices.Clone(wrap), binary, "serve", "--addr", "127.0.0.1:0", "--log-format", "json"), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)

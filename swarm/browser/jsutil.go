@@ -78,3 +78,13 @@ func try(f func()) (err error) {
 	f()
 	return nil
 }
+
+// mark sets a User Timing mark (performance.mark), so that start-up can be
+// measured step by step in the page; it does nothing where there is none.
+func mark(name string) {
+	_ = try(func() {
+		if p := js.Global().Get("performance"); p.Type() == js.TypeObject && p.Get("mark").Type() == js.TypeFunction {
+			p.Call("mark", name)
+		}
+	})
+}

@@ -112,6 +112,7 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	mark("seedcast:manifest")
 	rends, err := core.SelectRenditions(m.Renditions, p.Quality)
 	if err != nil {
 		return nil, err
@@ -135,6 +136,7 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	mark("seedcast:welcome")
 	n, err := start(p, src, tc, tc.Welcome(), m, rends)
 	if err != nil {
 		_ = tc.Close()

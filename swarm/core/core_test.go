@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"math"
 	"slices"
@@ -339,5 +340,41 @@ func TestSetRenditionsInit(t *testing.T) {
 	outs = r.drain()
 	if got, f := readyInits(outs), fetches(outs); !slices.Equal(got, []string{"v0"}) || len(f) != 0 {
 		t.Fatalf("back to v0: ready %v, fetched %v; want v0's held init segment ready again, no fetch", got, f)
+	}
+}
+
+// TestStartSkipsStaleBatches: a new node learns the batches it may need,
+// from a little before its playback start, and not the rest of the origin's
+// window (each would cost a signature check).
+func TestStartSkipsStaleBatches(t *testing.T) {
+	m := &manifest.Manifest{Version: 1, Stream: "demo", PublicKey: hex.EncodeToString(streamKey.Public().(ed25519.PublicKey)), ChunkDurationMs: 250,
+		Renditions: []manifest.RenditionInfo{{Name: "v0", Kind: "video"}, {Name: "a0", Kind: "audio"}}}
+	var entries []manifest.Entry
+	for seq := range uint64(80) { // a 20 s window
+		b, _ := rigSlot(seq)
+		for _, e := range b.Entries {
+			m.Entries = append(m.Entries, manifest.ToJSON(e, b.N))
+		}
+		m.Batches = append(m.Batches, manifest.JSONBatch{N: b.N, Signature: hex.EncodeToString(b.Signature)})
+		entries = append(entries, b.Entries...)
+	}
+	v, err := NewVerifier(VerifierParams{Stream: "demo", PublicKey: streamKey.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Params{Stream: "demo", Renditions: []string{"v0", "a0"}, Substreams: 4, Upstreams: make([]protocol.PeerID, 4),
+		Manifest: m, Verifier: v, Store: NewStore(0), Now: rigStart.Add(80 * rigD)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Buffer 2 s: playback starts at slot 72.
+	if n.startSeq != 72 {
+		t.Fatalf("start at slot %d, want 72", n.startSeq)
+	}
+	for _, e := range entries {
+		_, known := v.Entry(e.Hash)
+		if want := e.Seq+staleSlots >= 72; known != want {
+			t.Errorf("slot %d: learnt %v, want %v", e.Seq, known, want)
+		}
 	}
 }

@@ -21,6 +21,28 @@ const (
 	haveEvery  = 250 * time.Millisecond
 )
 
+// staleSlots is how far before the playback start a batch may lie and
+// still be learnt from a manifest: peers may ask this node for a little of
+// the past, nobody for more.
+const staleSlots = 16
+
+// stale reports whether a manifest batch holds only chunks well before the
+// slot playback started at. A new viewer's first manifest holds the whole
+// window (a minute): checking every batch's signature would cost it most
+// of its start-up in a browser (~2 ms an Ed25519 check in WebAssembly), for
+// chunks it will never play. Batches with init segments are never stale.
+func (n *Node) stale(b *manifest.Batch) bool {
+	if n.p.Seed || !n.anchored || n.startSeq < staleSlots {
+		return false
+	}
+	for _, e := range b.Entries {
+		if e.Kind != manifest.KindChunk || e.Seq+staleSlots >= n.startSeq {
+			return false
+		}
+	}
+	return len(b.Entries) > 0
+}
+
 // learnManifest learns a manifest document from the origin.
 func (n *Node) learnManifest(now time.Time, m *manifest.Manifest) error {
 	batches, err := m.SignedBatches()
@@ -31,6 +53,9 @@ func (n *Node) learnManifest(now time.Time, m *manifest.Manifest) error {
 	var fresh []uint64
 	var entries []manifest.Entry
 	for i := range batches {
+		if n.stale(&batches[i]) {
+			continue // no use to this node: not worth a signature check
+		}
 		var es []manifest.Entry
 		if es, err = n.verify.Learn(&batches[i]); err != nil {
 			n.stats.Rejected++

@@ -36,7 +36,7 @@ export const codes = {
 };
 
 export class Player extends EventTarget {
-  constructor(video, { stream, server = "", bufferMs = 1000, startupMs = 500 }) {
+  constructor(video, { stream, server = '', bufferMs = 1000, startupMs = 250 }) {
     super();
     this.video = video;
     this.stream = stream;
@@ -114,6 +114,7 @@ export class Player extends EventTarget {
       this.fail(codes.node, 'The player could not start: ' + e.message);
       return;
     }
+    performance.mark('seedcast:wasm');
     node.stats = () => this.stats();
     let backoff = 1000;
     while (gen === this.gen) {
@@ -145,6 +146,7 @@ export class Player extends EventTarget {
         continue;
       }
       if (gen !== this.gen) return;
+      performance.mark('seedcast:joined');
       try {
         await attempt.setUp(this.info);
       } catch (e) {
@@ -213,6 +215,7 @@ export class Player extends EventTarget {
     const track = this.tracks[r.kind];
     if (!track) return;
     if (info.kind === 'chunk') {
+      if (!this.ref) performance.mark('seedcast:first-chunk');
       const mediaTime = info.mediaTimeUs / 1e6;
       const end = mediaTime + info.durationUs / 1e6;
       // The clock: media time = wall time + offset. Chunks before the
@@ -257,6 +260,7 @@ export class Player extends EventTarget {
       const t = Math.max(target, firstStart(v.buffered));
       if (covered(v.buffered, t, 0.3)) {
         this.started = true;
+        performance.mark('seedcast:start');
         v.currentTime = t;
         this.play();
       }
