@@ -17,7 +17,10 @@
 // start's options: server (the origin, default the page's), stream, token
 // (a private stream's viewer token), relayKbps (0: relay off), quality
 // ("auto", "all", "audio-only", "720p"), bufferMs and startupMs (the
-// playback delay behind the live edge, and the extra wait at start). It
+// playback delay behind the live edge, and the extra wait at start),
+// bufferedMs (a function: the media the player holds ahead of its playhead)
+// and onQuality (a function given the renditions carried whenever adaptive
+// quality, scheduler.ABR under "auto", steps the video up or down). It
 // returns a promise that resolves, once the node has joined the swarm, with
 // {renditions: [{name, kind, codec, width, height, frameRate, sampleRate,
 // channels}], selected: [names carried]}, and rejects with an Error saying

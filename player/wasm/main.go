@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"syscall/js"
@@ -20,8 +21,9 @@ import (
 const startTimeout = 30 * time.Second
 
 var (
-	mu      sync.Mutex
-	node    *browser.Node
+	mu       sync.Mutex
+	abrState *abrRun // the running node's adaptive quality
+	node     *browser.Node
 	stopped chan struct{} // closed when the running node stops
 	busy    bool          // a start is under way
 )
@@ -123,6 +125,8 @@ func start(_ js.Value, args []js.Value) any {
 		if play != nil {
 			go play.run(stopped)
 		}
+		abrState = &abrRun{n: n, buffered: opts.Get("bufferedMs"), onQuality: opts.Get("onQuality"), auto: p.Quality == "" || p.Quality == "auto"}
+		go abrState.run(stopped)
 		if onStats.Type() == js.TypeFunction {
 			go statsLoop(n, stopped, onStats)
 		}
@@ -169,6 +173,11 @@ func setQuality(_ js.Value, args []js.Value) any {
 		if err := n.SetQuality(ctx, q.String()); err != nil {
 			return nil, err
 		}
+		mu.Lock()
+		if abrState != nil && abrState.n == n {
+			abrState.setAuto(q.String() == "auto")
+		}
+		mu.Unlock()
 		return startInfo(n)["selected"], nil
 	})
 }
@@ -225,6 +234,92 @@ func (p *playout) give(items []scheduler.PlayoutItem) {
 		js.CopyBytesToJS(bytes, r.data)
 		invoke(p.onReady, entryObject(r.e, r.deadline), bytes)
 	}
+}
+
+// abrRun is adaptive quality (scheduler.ABR) while the quality setting is
+// "auto": every 2 s it looks at the chunks judged since and the buffer the
+// player has ahead (options.bufferedMs(), a function), and steps the video
+// rendition down or up; options.onQuality(selected) hears of each step.
+type abrRun struct {
+	n         *browser.Node
+	buffered  js.Value
+	onQuality js.Value
+
+	mu   sync.Mutex
+	auto bool
+	abr  *scheduler.ABR
+}
+
+func (a *abrRun) setAuto(on bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.auto, a.abr = on, nil // a fresh start at the top when auto comes back
+}
+
+func (a *abrRun) run(stopped <-chan struct{}) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	last := a.n.Stats()
+	for {
+		select {
+		case <-stopped:
+			return
+		case <-t.C:
+		}
+		st := a.n.Stats()
+		in := scheduler.ABRInput{OnTime: st.ChunksOnTime - last.ChunksOnTime, Late: st.ChunksLate - last.ChunksLate, Buffer: 10 * time.Second}
+		last = st
+		if ms, ok := callNumber(a.buffered); ok {
+			in.Buffer = time.Duration(ms * float64(time.Millisecond))
+		}
+		a.mu.Lock()
+		if !a.auto {
+			a.mu.Unlock()
+			continue
+		}
+		if a.abr == nil {
+			var hs []int
+			for _, r := range a.n.RenditionInfos() {
+				if r.Kind == "video" && r.Height > 0 {
+					hs = append(hs, r.Height)
+				}
+			}
+			a.abr = scheduler.NewABR(scheduler.ABRParams{}, hs)
+		}
+		h, changed := a.abr.Decide(time.Now(), in)
+		a.mu.Unlock()
+		if !changed {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := a.n.SetQuality(ctx, fmt.Sprintf("%dp", h))
+		cancel()
+		if err == nil && a.onQuality.Type() == js.TypeFunction {
+			var sel []any
+			for _, r := range a.n.Renditions() {
+				sel = append(sel, r)
+			}
+			invoke(a.onQuality, sel)
+		}
+	}
+}
+
+// callNumber calls a JavaScript function that returns a number; ok is
+// false when f is not a function, throws, or returns something else.
+func callNumber(f js.Value) (v float64, ok bool) {
+	if f.Type() != js.TypeFunction {
+		return 0, false
+	}
+	defer func() {
+		if recover() != nil {
+			v, ok = 0, false
+		}
+	}()
+	r := f.Invoke()
+	if r.Type() != js.TypeNumber {
+		return 0, false
+	}
+	return r.Float(), true
 }
 
 // statsLoop gives onStats the node's counters once a second until it stops.

@@ -122,7 +122,14 @@ export class Player extends EventTarget {
       try {
         this.info = await node.start(
           { server: this.server, stream: this.stream, relayKbps: this.relayKbps, quality: this.quality,
-            bufferMs: this.bufferMs, startupMs: this.startupMs },
+            bufferMs: this.bufferMs, startupMs: this.startupMs,
+            // Adaptive quality (auto) steps on the buffer ahead and on late chunks.
+            bufferedMs: () => this.bufferMsAhead(),
+            onQuality: (selected) => {
+              if (gen !== this.gen || !this.info) return;
+              this.info.selected = selected;
+              this.emit('qualitychange', { quality: this.quality, renditions: selected });
+            } },
           (info, bytes) => { if (gen === this.gen) this.onChunk(info, bytes); },
           (s) => { if (gen === this.gen) this.onStats(s); });
       } catch (e) {
