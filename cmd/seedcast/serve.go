@@ -46,6 +46,7 @@ type serveConfig struct {
 	seedEgress    string
 	tracker       trackerFlags
 	webrtc        webrtcFlags
+	debug         debugFlags
 	log           logFlags
 }
 
@@ -66,6 +67,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&cfg.seedEgress, "seed-egress", "50Mbps", "upload budget of each stream's seed node (the origin's data-channel egress)")
 	cfg.tracker.register(fs)
 	cfg.webrtc.register(fs)
+	cfg.debug.register(fs)
 	cfg.log.register(fs)
 	return &ffcli.Command{
 		Name:       "serve",
@@ -135,6 +137,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--seed-egress: %w", err)
 	}
+	stopDebug, err := cfg.debug.start(log)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
