@@ -194,6 +194,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	sd, err := swarm.NewSeeds(swarm.SeedsParams{
 		Server: "http://" + ln.Addr().String(), Secret: secret, EgressKbps: int(seedKbps), Logger: log,
+		StoreBytes: cfg.storeMB << 20, StoreWindow: cfg.window, // the seed keeps what the origin keeps
 		API: webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())),
 		Source: func(name string) (swarm.SeedSource, bool) {
 			st, ok := srv.Stream(name)
