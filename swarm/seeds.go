@@ -52,7 +52,8 @@ type seedNode interface{ Close() }
 
 // Seeds runs the origin's seed node of each stream: the root of its swarm,
 // holding every chunk, serving the viewers the tracker gives the origin
-// within the seed's egress budget.
+// within the seed's egress budget. A seed holds every chunk of the
+// origin's window (SeedsParams.StoreWindow) and nothing older.
 type Seeds struct {
 	p  SeedsParams
 	wg sync.WaitGroup

@@ -35,8 +35,7 @@ type ChunkVerifier interface {
 }
 
 // ChunkStore holds verified chunks (*Store: a byte-bounded LRU, with an
-// optional age window). A
-// simulator's store may keep sizes only.
+// optional age window). A simulator's store may keep sizes only.
 type ChunkStore interface {
 	Put(id manifest.ID, data []byte)
 	Get(id manifest.ID) ([]byte, bool)
