@@ -51,9 +51,9 @@ type SeedsParams struct {
 type seedNode interface{ Close() }
 
 // Seeds runs the origin's seed node of each stream: the root of its swarm,
-// holding every chunk, serving the viewers the tracker gives the origin
-// within the seed's egress budget. A seed holds every chunk of the
-// origin's window (SeedsParams.StoreWindow) and nothing older.
+// holding every chunk of the origin's window (SeedsParams.StoreWindow) and
+// nothing older, serving the viewers the tracker gives the origin within
+// the seed's egress budget.
 type Seeds struct {
 	p  SeedsParams
 	wg sync.WaitGroup
