@@ -7,7 +7,8 @@
 // event loop the browser's driver runs too (package swarm/driver), which
 // feeds the core its inputs with the time and carries out its outputs.
 // Seeds keeps the origin's seed node of each stream running (seedcast
-// serve); LoopbackAPI is a pion API for peers on one machine.
+// serve), its chunks bounded like the origin's store: by its window as
+// well as by bytes; LoopbackAPI is a pion API for peers on one machine.
 //
 // What to fetch from whom is package scheduler's policy; the wire format
 // is package swarm/wire. Nothing a peer sends is trusted: the core checks

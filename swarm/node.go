@@ -43,7 +43,12 @@ type NodeParams struct {
 	// PollEvery, SlowPoll, TickEvery, PushGrace, StallAfter, ReportEvery,
 	// Buffer and Startup tune the core (core.Params says what each does).
 	PollEvery, SlowPoll, TickEvery, PushGrace, StallAfter, ReportEvery, Buffer, Startup time.Duration
-	StoreBytes                                                                          int64
+	// StoreBytes bounds the verified chunks kept (default 64 MiB);
+	// StoreWindow, if set, also drops those fetched longer ago than this
+	// (core.StoreParams): the seed's, set to the origin's window, so that it
+	// keeps no chunk the origin no longer lists.
+	StoreBytes  int64
+	StoreWindow time.Duration
 	// Pull tunes pull repair (nil: scheduler.DefaultPullParams()).
 	Pull *scheduler.PullParams
 	// Guard tunes the RTT guard (zero values: its defaults).
@@ -130,7 +135,7 @@ func start(p NodeParams, tc *TrackerClient, m *manifest.Manifest) (*Node, error)
 		return nil, err
 	}
 	nt, notified := p.Source.(Notifier)
-	store := core.NewStore(p.StoreBytes)
+	store := core.NewStoreWith(core.StoreParams{MaxBytes: p.StoreBytes, Window: p.StoreWindow})
 	c, err := core.New(core.Params{
 		Stream: p.Stream, Seed: p.Seed, BudgetKbps: p.BudgetKbps, Renditions: rends,
 		Substreams: w.Substreams, Upstreams: ups, Depth: w.Depth, Manifest: m,

@@ -33,7 +33,13 @@ type SeedsParams struct {
 	Server     string // this server's own URL, for the seeds' tracker joins (required)
 	Secret     string // the tracker's origin secret
 	EgressKbps int    // each seed's relay budget to peers
-	API        *webrtc.API
+	// StoreBytes and StoreWindow bound each seed's chunks (NodeParams):
+	// give the origin's store bound and window (default 64 MiB and 1 min,
+	// the origin's default window). A seed keeps nothing the origin has
+	// dropped: peers learn chunks from the origin's window only.
+	StoreBytes  int64
+	StoreWindow time.Duration
+	API         *webrtc.API
 	// Source returns the in-process source of a stream, or false once the
 	// stream is gone; its seed then stops for good (required).
 	Source func(stream string) (SeedSource, bool)
@@ -59,8 +65,9 @@ type SeedsParams struct {
 type seedNode interface{ Close() }
 
 // Seeds runs the origin's seed node of each stream: the root of its swarm,
-// holding every chunk, serving the viewers the tracker gives the origin
-// within the seed's egress budget.
+// holding every chunk of the origin's window (SeedsParams.StoreWindow) and
+// nothing older, serving the viewers the tracker gives the origin within
+// the seed's egress budget.
 type Seeds struct {
 	p  SeedsParams
 	wg sync.WaitGroup
@@ -73,6 +80,9 @@ func NewSeeds(p SeedsParams) (*Seeds, error) {
 	}
 	if p.Restart <= 0 {
 		p.Restart = 2 * time.Second
+	}
+	if p.StoreWindow <= 0 {
+		p.StoreWindow = time.Minute
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
@@ -117,7 +127,8 @@ func (s *Seeds) run(ctx context.Context, stream string) {
 		}
 		node, err := s.p.start(ctx, NodeParams{
 			Server: s.p.Server, Stream: stream, Seed: true, Token: s.p.Secret, BudgetKbps: s.p.EgressKbps,
-			Source: src, API: s.p.API, Logger: log, Admit: s.admitter(stream, time.Now),
+			Source: src, API: s.p.API, Logger: log, StoreBytes: s.p.StoreBytes, StoreWindow: s.p.StoreWindow,
+			Admit: s.admitter(stream, time.Now),
 		})
 		if err != nil {
 			s.p.Logger.Warn("seed node", "stream", stream, "err", err)

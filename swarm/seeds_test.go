@@ -97,7 +97,7 @@ func TestSeedsRestart(t *testing.T) {
 	starts := make(chan seedStart, 8)
 	sd, err := NewSeeds(SeedsParams{
 		Server: "http://origin.test", Secret: "s3cret", EgressKbps: 4000, Restart: time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler),
+		StoreBytes: 8 << 20, Logger: slog.New(slog.DiscardHandler),
 		Source: func(stream string) (SeedSource, bool) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -187,6 +187,11 @@ func TestSeedsRestart(t *testing.T) {
 	if p := first.p; !p.Seed || p.Stream != "demo" || p.Token != "s3cret" || p.BudgetKbps != 4000 ||
 		p.Server != "http://origin.test" || p.Source != SeedSource(src) {
 		t.Fatalf("seed node params %+v", p)
+	}
+	// The seed keeps what the origin keeps: its store has the origin's
+	// window (here the default minute), not only a byte bound (issue 10).
+	if p := first.p; p.StoreBytes != 8<<20 || p.StoreWindow != time.Minute {
+		t.Fatalf("seed store bounds %d bytes, window %v; want 8 MiB and 1m", p.StoreBytes, p.StoreWindow)
 	}
 
 	_, reads := src.state()

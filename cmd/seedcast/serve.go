@@ -51,6 +51,7 @@ type serveConfig struct {
 	tracker       trackerFlags
 	limits        limitFlags
 	webrtc        webrtcFlags
+	debug         debugFlags
 	log           logFlags
 }
 
@@ -73,6 +74,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	cfg.tracker.register(fs)
 	cfg.limits.register(fs)
 	cfg.webrtc.register(fs)
+	cfg.debug.register(fs)
 	cfg.log.register(fs)
 	return &ffcli.Command{
 		Name:       "serve",
@@ -142,6 +144,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--seed-egress: %w", err)
 	}
+	stopDebug, err := cfg.debug.start(log)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -224,6 +231,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	sd, err := swarm.NewSeeds(swarm.SeedsParams{
 		Server: "http://" + ln.Addr().String(), Secret: secret, EgressKbps: int(seedKbps), Logger: log, Limits: limits,
+		StoreBytes: cfg.storeMB << 20, StoreWindow: cfg.window, // the seed keeps what the origin keeps
 		API: webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())),
 		Source: func(name string) (swarm.SeedSource, bool) {
 			st, ok := srv.Stream(name)

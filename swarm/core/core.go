@@ -34,8 +34,8 @@ type ChunkVerifier interface {
 	Signed(n uint64) (manifest.SignedBatch, bool)
 }
 
-// ChunkStore holds verified chunks (*Store: a byte-bounded LRU). A
-// simulator's store may keep sizes only.
+// ChunkStore holds verified chunks (*Store: a byte-bounded LRU, with an
+// optional age window). A simulator's store may keep sizes only.
 type ChunkStore interface {
 	Put(id manifest.ID, data []byte)
 	Get(id manifest.ID) ([]byte, bool)

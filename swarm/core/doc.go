@@ -3,7 +3,8 @@
 // ManifestFetched, ChunkFetched, Reassign, RTT, SetBudget, ...), outputs
 // are polled (Poll: messages to send, links to close, peers to dial,
 // fetches from the origin, reports to the tracker, chunks ready to play),
-// and NextWake says when to call Tick again. It reads no clock, starts no
+// and NextWake says when to call Tick again. It reads no clock (only a
+// *Store given a Window reads its driver's, when a chunk is put), starts no
 // goroutine and does no I/O, so the native driver (package swarm: pion,
 // HTTP, goroutines), the browser's WebAssembly driver and the simulator all
 // run this same code, and tests run it on a virtual clock.
@@ -11,7 +12,8 @@
 // Everything that decides is here: message handling, learning signed
 // batches, verification (behind ChunkVerifier: *Verifier checks the
 // stream's Ed25519 signatures and BLAKE3 ids) and storage (ChunkStore:
-// *Store, a byte-bounded LRU), pull repair through scheduler.Planner, push
+// *Store, a byte-bounded LRU, and for the origin's seed also bounded by
+// the origin's window), pull repair through scheduler.Planner, push
 // queues and backfill, request serving, the upload token bucket and the RTT
 // guard, stall detection, health reports, playback deadlines and stats.
 // What to fetch from whom is package scheduler's policy.

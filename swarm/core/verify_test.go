@@ -178,3 +178,39 @@ func TestStoreBound(t *testing.T) {
 		t.Error("get")
 	}
 }
+
+// TestStoreWindow: a store with a Window holds only the chunks put within it
+// however long the stream runs, far below its byte bound (issue 10: the
+// origin's seed kept 64 MiB of a stream whose origin kept one minute).
+func TestStoreWindow(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s := NewStoreWith(StoreParams{MaxBytes: 1 << 30, Window: time.Minute, Now: func() time.Time { return now }})
+	var ids []manifest.ID
+	for i := 0; i < 10*60*4; i++ { // ten minutes of 250 ms chunks
+		b := bytes.Repeat([]byte{byte(i), byte(i >> 8)}, 500)
+		id := manifest.Sum(b)
+		ids = append(ids, id)
+		s.Put(id, b)
+		if s.Len() > 60*4+1 {
+			t.Fatalf("after %v: %d chunks stored, want at most a minute's (%d)", time.Duration(i)*250*time.Millisecond, s.Len(), 60*4+1)
+		}
+		now = now.Add(250 * time.Millisecond)
+	}
+	if s.Bytes() > int64(60*4+1)*1000 {
+		t.Errorf("%d bytes stored", s.Bytes())
+	}
+	if s.Has(ids[0]) || !s.Has(ids[len(ids)-1]) {
+		t.Error("expiry order")
+	}
+	if len(s.fifo) > 60*4+1 {
+		t.Errorf("expiry queue of %d", len(s.fifo))
+	}
+	// Without a Window only bytes bind, as before.
+	u := NewStore(1 << 30)
+	for _, id := range ids[:300] {
+		u.Put(id, make([]byte, 1000))
+	}
+	if u.Len() != 300 {
+		t.Errorf("windowless store holds %d of 300", u.Len())
+	}
+}
