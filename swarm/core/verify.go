@@ -42,7 +42,16 @@ type Verifier struct {
 	signed  map[uint64]manifest.SignedBatch
 	signedQ []uint64
 	batchOf map[manifest.ID]uint64
+	// Init segments and their batches, kept apart (oldest out past
+	// maxInits): they outlive the chunks' turnover.
+	initOrder []manifest.ID
+	initQ     []uint64
 }
+
+// maxInits bounds the init segment entries (and their batches) a Verifier
+// keeps: a rendition's lasts as long as its publisher, and a day of
+// reconnects makes a few dozen.
+const maxInits = 256
 
 // NewVerifier returns a verifier that knows no entries yet.
 func NewVerifier(p VerifierParams) (*Verifier, error) {
@@ -100,22 +109,44 @@ func (v *Verifier) Learn(b *manifest.Batch) ([]manifest.Entry, error) {
 	}
 	v.batches[b.N] = true
 	v.signed[b.N] = sb
-	v.signedQ = append(v.signedQ, b.N)
+	// Init segments stay in force for as long as their rendition is
+	// published: they and their batches are kept apart from the chunks'
+	// (which a long stream turns over), in a bound of their own.
+	inits := false
 	for _, e := range b.Entries {
+		init := e.Kind == manifest.KindInit
+		inits = inits || init
 		if _, known := v.entries[e.Hash]; !known {
-			v.order = append(v.order, e.Hash)
+			if init {
+				v.initOrder = append(v.initOrder, e.Hash)
+			} else {
+				v.order = append(v.order, e.Hash)
+			}
 		}
 		v.entries[e.Hash] = e
 		v.batchOf[e.Hash] = b.N
 	}
-	for len(v.order) > v.p.MaxEntries {
-		delete(v.entries, v.order[0])
-		delete(v.batchOf, v.order[0])
-		v.order = v.order[1:]
+	if inits {
+		v.initQ = append(v.initQ, b.N)
+	} else {
+		v.signedQ = append(v.signedQ, b.N)
 	}
+	evict := func(order *[]manifest.ID, max int) {
+		for len(*order) > max {
+			delete(v.entries, (*order)[0])
+			delete(v.batchOf, (*order)[0])
+			*order = (*order)[1:]
+		}
+	}
+	evict(&v.order, v.p.MaxEntries)
+	evict(&v.initOrder, maxInits)
 	for len(v.signedQ) > v.p.MaxEntries {
 		delete(v.signed, v.signedQ[0])
 		v.signedQ = v.signedQ[1:]
+	}
+	for len(v.initQ) > maxInits {
+		delete(v.signed, v.initQ[0])
+		v.initQ = v.initQ[1:]
 	}
 	if len(v.batches) > 4*v.p.MaxEntries {
 		clear(v.batches) // only a shortcut for repeated batches; entries stay

@@ -150,9 +150,19 @@ func TestVerifierWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	first, last := outs[0].Batch.Entries[0], outs[len(outs)-1].Batch.Entries[0]
+	// The oldest chunk entry (init segments are kept apart: see
+	// TestVerifierKeepsInits).
+	var first manifest.Entry
+	for _, o := range outs {
+		for _, e := range o.Batch.Entries {
+			if e.Kind == manifest.KindChunk && first.Hash == (manifest.ID{}) {
+				first = e
+			}
+		}
+	}
+	last := outs[len(outs)-1].Batch.Entries[0]
 	if _, ok := v.Entry(first.Hash); ok {
-		t.Error("oldest entry kept past MaxEntries")
+		t.Error("oldest chunk entry kept past MaxEntries")
 	}
 	if _, ok := v.Entry(last.Hash); !ok {
 		t.Error("newest entry lost")
@@ -212,5 +222,40 @@ func TestStoreWindow(t *testing.T) {
 	}
 	if u.Len() != 300 {
 		t.Errorf("windowless store holds %d of 300", u.Len())
+	}
+}
+
+// TestVerifierKeepsInits: a long stream turns the chunk entries over, but
+// the init segments' entries and batches stay, so that a viewer that takes
+// a rendition up an hour in can still check its init segment.
+func TestVerifierKeepsInits(t *testing.T) {
+	v, err := NewVerifier(VerifierParams{Stream: "demo", PublicKey: streamKey.Public().(ed25519.PublicKey), MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	initData := []byte("init segment")
+	ib := manifest.Batch{Stream: "demo", N: 1, Entries: []manifest.Entry{{Kind: manifest.KindInit, Rendition: "v0",
+		IngestTime: rigStart, Size: uint32(len(initData)), Hash: manifest.Sum(initData)}}}
+	if err := ib.Sign(streamKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.AddBatch(&ib); err != nil {
+		t.Fatal(err)
+	}
+	for seq := range uint64(100) { // 200 chunk entries through a bound of 16
+		b, _ := rigSlot(seq + 10)
+		if err := v.AddBatch(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := v.Check(manifest.Sum(initData), initData); err != nil {
+		t.Errorf("the init segment no longer checks after the chunks turned over: %v", err)
+	}
+	if _, ok := v.Signed(1); !ok {
+		t.Error("the init segment's signed batch was evicted")
+	}
+	old, _ := rigSlot(10)
+	if _, ok := v.Entry(old.Entries[0].Hash); ok {
+		t.Error("an old chunk entry is still known past MaxEntries")
 	}
 }
