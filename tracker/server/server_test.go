@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,8 +27,12 @@ type testTracker struct {
 	url     string
 	metrics *Metrics
 	tokens  *TokenIssuer
-	now     time.Time
+	now     time.Time    // the virtual clock's start
+	elapsed atomic.Int64 // ... and how far it moved (advance)
 }
+
+// advance moves the tracker's virtual clock (Params.Now) on.
+func (tt *testTracker) advance(d time.Duration) { tt.elapsed.Add(int64(d)) }
 
 func newTestTracker(t *testing.T, mod func(*Params)) *testTracker {
 	t.Helper()
@@ -53,7 +58,7 @@ func newTestTracker(t *testing.T, mod func(*Params)) *testTracker {
 		}),
 		Swarm:       tracker.SwarmParams{Substreams: 4},
 		OriginSlots: 8,
-		Now:         func() time.Time { return tt.now },
+		Now:         func() time.Time { return tt.now.Add(time.Duration(tt.elapsed.Load())) },
 	}
 	if mod != nil {
 		mod(&p)
@@ -323,7 +328,9 @@ func TestGeoAssignment(t *testing.T) {
 	tt := newTestTracker(t, func(p *Params) {
 		p.Geo = geo
 		p.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-		p.Swarm = tracker.SwarmParams{Substreams: 4, MinUpstreams: 1, MaxUpstreams: 1} // proximity alone decides
+		// Proximity alone decides, among relays believed at once.
+		p.Swarm = tracker.SwarmParams{Substreams: 4, MinUpstreams: 1, MaxUpstreams: 1,
+			Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")}}
 		p.OriginSlots = 8
 	})
 	joinFrom := func(ip string, budget int) *protocol.Welcome {
