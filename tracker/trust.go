@@ -445,4 +445,3 @@ func (s *Swarm) shed(now time.Time, gi int32) []Link {
 	}
 	return links
 }
-
