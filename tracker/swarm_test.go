@@ -1053,9 +1053,21 @@ func churn(t *testing.T, s *Swarm, seed uint64, ops int, assigned bool, log *chu
 			if !coversOrphans(links, orphans) {
 				t.Fatalf("step %d: stall %s: links %+v for orphans %+v", step, id, links, orphans)
 			}
-		case op < 90:
+		case op < 85:
 			what = "report"
 			s.Report(now, live[r.IntN(len(live))], Health{BufferSec: r.Float64() * 6, UploadKbps: r.IntN(20000), RTTms: r.IntN(1500)})
+		case op < 90:
+			// A report with receipts: upstreams are measured, and their
+			// allowances grow or shrink.
+			what = "receipts"
+			id := live[r.IntN(len(live))]
+			rep := protocol.Report{BufferSec: r.Float64() * 6, BytesFromPeers: r.Uint64N(1 << 24)}
+			for _, u := range s.Upstreams(id) {
+				if u != "" && !slices.ContainsFunc(rep.Received, func(x protocol.Receipt) bool { return x.Peer == u }) {
+					rep.Received = append(rep.Received, protocol.Receipt{Peer: u, Bytes: r.Uint64N(uint64(s.p.BitrateKbps) * 1000)})
+				}
+			}
+			links = s.TakeReport(now, id, &rep, 0)
 		case op < 96:
 			what = "budget"
 			links = s.SetBudget(now, live[r.IntN(len(live))], r.IntN(12)*s.p.BitrateKbps/s.k)

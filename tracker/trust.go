@@ -351,7 +351,8 @@ func (s *Swarm) measure(now time.Time) []Link {
 //     while its probation lasts;
 //   - below badRatio after probation it fails: its allowance drops to what
 //     it delivered (nothing, for a peer that forwards nothing), and it
-//     gets the probation slots back only after Probation·2^(failures−1).
+//     gets the probation slots back only after Probation·2^(failures−1),
+//     with no new probation (retry).
 func (s *Swarm) evaluate(now time.Time, gi int32) []Link {
 	g := &s.groups[gi]
 	ratio := g.got / g.need
@@ -378,13 +379,15 @@ func (s *Swarm) evaluate(now time.Time, gi int32) []Link {
 }
 
 // retry gives a failed group whose back-off ended its probation slots
-// back, on a new probation.
+// back: a second chance, with no floor (its first probation is over), so
+// that it fails again at its next measurement if it still delivers
+// nothing, for twice as long.
 func (s *Swarm) retry(now time.Time, gi int32) []Link {
 	g := &s.groups[gi]
 	if g.retryAt == 0 || now.UnixNano() < g.retryAt {
 		return nil
 	}
-	g.retryAt, g.born = 0, now.UnixNano()
+	g.retryAt = 0
 	g.got, g.need, g.evalAt = 0, 0, now.UnixNano()
 	return s.setAllow(now, gi, max(g.allow, s.probationSlots()))
 }
