@@ -54,11 +54,11 @@ type PeerInfo struct {
 
 // Health is a viewer's latest report, as it claims it. Only BufferSec and
 // RTTms weigh in its ranking, and only to its harm (starving or congested);
-// UploadKbps is kept as a statistic and decides nothing: what a viewer
-// delivers is measured from its downstreams' receipts (TakeReport).
+// UploadKbps is ignored: a claim earns nothing, what a viewer delivers is
+// measured from its downstreams' receipts (TakeReport).
 type Health struct {
 	BufferSec  float64 // media buffered ahead of the playhead
-	UploadKbps int     // relay upload the viewer says it achieved (0: unknown)
+	UploadKbps int     // relay upload the viewer says it achieved: ignored
 	RTTms      int     // round-trip time to the server
 }
 
@@ -285,7 +285,6 @@ type peer struct {
 	budget int32  // relay budget, kbit/s, capped at MaxBudgetKbps: slots follow it and the bitrate
 	grp    int32  // its address's group (viewers only)
 	used   int32
-	upKbps int32
 	rtt    int32
 	lat    float32
 	lon    float32
@@ -549,7 +548,6 @@ func (s *Swarm) Report(now time.Time, id protocol.PeerID, h Health) {
 	p.flags |= flagReported
 	p.repAt = now.UnixNano()
 	p.buf = float32(min(max(h.BufferSec, 0), maxRankBuffer))
-	p.upKbps = int32(min(max(h.UploadKbps, 0), math.MaxInt32))
 	p.rtt = int32(min(max(h.RTTms, 0), math.MaxInt32))
 }
 

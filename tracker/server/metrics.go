@@ -13,6 +13,7 @@ type Metrics struct {
 	rejected    *prometheus.CounterVec
 	signals     prometheus.Counter
 	pings       prometheus.Counter
+	reports     prometheus.Counter
 }
 
 // NewMetrics registers the tracker's metrics on reg.
@@ -40,8 +41,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		pings: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seedcast_tracker_keepalive_pings_total", Help: "WebSocket pings the tracker sent to silent connections.",
 		}),
+		reports: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seedcast_tracker_reports_total", Help: "Viewer reports taken (health, receipts, complaints).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.peers, m.joins, m.assignments, m.depth, m.rejected, m.signals, m.pings} {
+	for _, c := range []prometheus.Collector{m.peers, m.joins, m.assignments, m.depth, m.rejected, m.signals, m.pings, m.reports} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -84,5 +88,11 @@ func (m *Metrics) signalled() {
 func (m *Metrics) pinged() {
 	if m != nil {
 		m.pings.Inc()
+	}
+}
+
+func (m *Metrics) reported() {
+	if m != nil {
+		m.reports.Inc()
 	}
 }

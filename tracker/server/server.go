@@ -858,6 +858,7 @@ func (s *Server) report(pc *peerConn, m *protocol.Report) {
 	st.mu.Lock()
 	links := st.swarm.TakeReport(now, pc.id, m, pc.joinKbps)
 	st.mu.Unlock()
+	s.p.Metrics.reported()
 	s.reassign(st, links)
 }
 

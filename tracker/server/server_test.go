@@ -262,6 +262,9 @@ func TestRefusals(t *testing.T) {
 		{"signal with from", []string{join("demo", ""), `{"type":"signal","to":"origin","from":"origin","candidate":{"candidate":"x"}}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
 		{"unknown complaint reason", []string{join("demo", ""), `{"type":"report","complaint":{"peer":"origin","reason":"rude"}}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
 		{"relay budget above the limit", []string{join("demo", ""), `{"type":"report","relayKbps":10000001}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
+		{"upload above the limit", []string{join("demo", ""), `{"type":"report","uploadKbps":10000001}`}, false, websocket.StatusPolicyViolation, "bad message: tracker: bad message: report: upload", "bad_message"},
+		{"an hour buffered", []string{join("demo", ""), `{"type":"report","bufferSec":3600}`}, false, websocket.StatusPolicyViolation, "bad message: tracker: bad message: report: buffer", "bad_message"},
+		{"a receipt twice", []string{join("demo", ""), `{"type":"report","received":[{"peer":"origin","bytes":1},{"peer":"origin","bytes":1}]}`}, false, websocket.StatusPolicyViolation, "bad message: tracker: bad message: report: two receipts", "bad_message"},
 		{"rate", []string{join("demo", ""), `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`}, false, websocket.StatusPolicyViolation, "too many messages", "rate"},
 	}
 	for _, c := range cases {
@@ -494,5 +497,46 @@ func TestPingOnlyClient(t *testing.T) {
 	case <-fctx.Done(): // the tracker closed it
 	case <-time.After(3 * time.Second):
 		t.Error("200 pings at once: still connected")
+	}
+}
+
+// TestKeepalive: on the tracker's clock, a joined client that sends nothing
+// is pinged after 25 s of silence; one that answers stays connected (60 s
+// here, and on), one that does not is closed after 75 s, 1008 "idle".
+func TestKeepalive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tt := newTestTracker(t, func(p *Params) { p.RebalanceEvery = 5 * time.Millisecond }) // keepalive checked that often
+	live, lw := tt.join(ctx, t, 0)
+	live.ws.CloseRead(ctx) // reads in the background: answers pings
+	mute, mw := tt.join(ctx, t, 0) // never reads: answers nothing
+	conn := func(id protocol.PeerID) (pc *peerConn) {
+		tt.locked("demo", func(st *stream) { pc = st.peers[id] })
+		return pc
+	}
+	lpc, mpc := conn(lw.Peer), conn(mw.Peer)
+	seen := func(pc *peerConn) time.Duration { return time.Duration(pc.seen.Load() - tt.now.UnixNano()) }
+	pings := func() float64 { return testutil.ToFloat64(tt.metrics.pings) }
+	for step := 1; step <= 6; step++ {
+		tt.advance(10 * time.Second)
+		at := time.Duration(step) * 10 * time.Second
+		if at == 30*time.Second || at == 60*time.Second {
+			// Silent for 25 s or more: pinged, and the pong came back.
+			waitFor(ctx, t, func() bool { return seen(lpc) == at })
+		}
+	}
+	waitFor(ctx, t, func() bool { return pings() >= 4 }) // both, at 30 s and at 60 s
+	if lpc.isClosed() || mpc.isClosed() || seen(mpc) != 0 {
+		t.Fatalf("at 60 s: live closed %v, mute closed %v (seen at %v)", lpc.isClosed(), mpc.isClosed(), seen(mpc))
+	}
+	tt.advance(20 * time.Second) // 80 s: the mute one has been silent for over 75 s
+	// (Reading now would answer the pings queued to it: wait for the close.)
+	waitFor(ctx, t, mpc.isClosed)
+	if code, reason := mute.closed(ctx); code != websocket.StatusPolicyViolation || reason != closeIdle {
+		t.Errorf("silent client closed with %d %q, want %d %q", code, reason, websocket.StatusPolicyViolation, closeIdle)
+	}
+	waitFor(ctx, t, func() bool { return testutil.ToFloat64(tt.metrics.rejected.WithLabelValues("idle")) == 1 })
+	if lpc.isClosed() {
+		t.Error("the client that answers pings was closed")
 	}
 }
