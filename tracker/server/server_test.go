@@ -508,7 +508,7 @@ func TestKeepalive(t *testing.T) {
 	defer cancel()
 	tt := newTestTracker(t, func(p *Params) { p.RebalanceEvery = 5 * time.Millisecond }) // keepalive checked that often
 	live, lw := tt.join(ctx, t, 0)
-	live.ws.CloseRead(ctx) // reads in the background: answers pings
+	live.ws.CloseRead(ctx)         // reads in the background: answers pings
 	mute, mw := tt.join(ctx, t, 0) // never reads: answers nothing
 	conn := func(id protocol.PeerID) (pc *peerConn) {
 		tt.locked("demo", func(st *stream) { pc = st.peers[id] })
