@@ -121,24 +121,25 @@ type Stats struct {
 // address starts on probation with ProbationSlots (default K, one copy of
 // the stream: a peer that turns out to forward nothing costs at most one
 // viewer's worth of substreams, and those are spread over K viewers by the
-// rule below). From then on the allowance follows measurement, never the
+// rules below). From then on the allowance follows measurement, never the
 // peers' own claims: each report's receipts (protocol.Report.Received) say
 // what the reporter received from each upstream since its previous report;
 // an upstream is credited with it, up to twice what the reporter's links
 // from it needed (the slot rate r/K per link, less when the reporter
-// consumes a lighter rendition, from two seconds after the link was made),
+// consumes a lighter rendition, from 1.5 s after the link was made),
 // and receipts about peers that are not the reporter's upstreams count for
-// nothing. Every 4 s or more, an address delivering ≥ 75% of what its
+// nothing. Every 2.5 s or more, an address delivering ≥ 75% of what its
 // links needed is proven, and when its links nearly fill its allowance it
-// grows by max(K, allowance/2) up to the most slots one of its viewers
+// doubles (by K at least) up to the most slots one of its viewers
 // declares; one delivering less shrinks to the links its delivery keeps up
 // with, not below ProbationSlots while it delivers ≥ 40% or its Probation
 // (15 s) lasts; below 40% after probation it fails: it keeps only what it
 // delivered (nothing, for an address that forwards nothing) and gets
-// ProbationSlots back, on a new probation, after Probation·2^(failures−1)
-// (at most 32·Probation). Links beyond a shrunk allowance are reassigned
-// (ReasonBudget). An address's allowance outlives its last viewer by 10
-// minutes, so leaving and joining again buys no fresh probation.
+// ProbationSlots back after Probation·2^(failures−1) (at most
+// 32·Probation), with no second probation. Links beyond a shrunk allowance
+// are reassigned (ReasonBudget). An address's allowance outlives its last
+// viewer by 10 minutes, so leaving and joining again buys no fresh
+// probation. Networks in SwarmParams.Trusted are believed instead.
 //
 // Choosing an upstream: the Swarm keeps an index of viewers with a free slot,
 // bucketed by 5° lat/lon cell, by area (country, else declared region, else IP
@@ -157,11 +158,13 @@ type Stats struct {
 // else fits (the origin, or HTTP when the origins are full, is always the
 // alternative): no two upstreams of a viewer share an IP prefix
 // (Location.Prefix: a /24, or an IPv6 /48), and a peer whose address is not
-// proven serves a viewer at most one substream. ASNs are only weighed (as
-// above), not ruled: big ISPs hold most of a region's viewers, and locality
-// within them is worth more than spreading a viewer across ISPs, while a
-// prefix, an address and a proven delivery record are what one party cannot
-// multiply cheaply. A viewer's first MinUpstreams upstreams must be
+// proven serves one substream only (the first it was given), so never two
+// of one viewer's — which also makes a flash crowd on probation branch one
+// tree per peer instead of growing every tree as a chain. ASNs are only
+// weighed (as above), not ruled: big ISPs hold most of a region's viewers,
+// and locality within them is worth more than spreading a viewer across
+// ISPs, while a prefix, an address and a delivery record are what one party
+// cannot multiply cheaply. A viewer's first MinUpstreams upstreams must be
 // distinct peers, and once it has MaxUpstreams it reuses them; when no
 // candidate (after widening the sample once) allows that, that rule (only)
 // is relaxed and the viewer counted in Stats.Undiverse.
@@ -170,7 +173,8 @@ type Stats struct {
 // degraded, or when the viewer is a relay (it may serve ≥ 2K links, so an
 // address on probation never is) and the best peer would put it at depth 3
 // or more — so relays sit near the root. Rebalance later promotes
-// long-lived relays that ended up deeper.
+// long-lived relays that ended up deeper, or lifts them under a much
+// shallower peer.
 //
 // Reserve: ⌈Reserve·slots⌉ of each origin's slots are only for last resort
 // (no peer candidate at all). Degraded-candidate avoidance, relay placement

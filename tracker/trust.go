@@ -345,7 +345,8 @@ func (s *Swarm) measure(now time.Time) []Link {
 // next one:
 //   - delivering ≥ keepUp of what its links need, it is proven, and when
 //     its links (nearly) fill its allowance, the allowance grows by
-//     max(K, allowance/2) up to its members' largest declared slots;
+//     max(K, allowance) — it doubles — up to its members' largest
+//     declared slots;
 //   - below that, it shrinks to the links its delivery keeps up with, but
 //     not below the probation slots while it delivers ≥ badRatio, or
 //     while its probation lasts;
