@@ -180,13 +180,14 @@ func (s *Swarm) others(v int32, k int) {
 // fits reports whether u may be v's upstream beside v's other upstreams
 // (s.upS, from others): never a second upstream in one IP prefix. This
 // holds in every pass: the origin, or HTTP, is always the alternative.
+// Peers of trusted networks (SwarmParams.Trusted) are exempt.
 func (s *Swarm) fits(u int32) bool {
 	pu := &s.peers[u]
-	if pu.isOrigin() || pu.prefix == 0 {
+	if pu.isOrigin() || pu.prefix == 0 || s.groups[pu.grp].trusted {
 		return true
 	}
 	for _, w := range s.upS {
-		if w != u && s.peers[w].prefix == pu.prefix {
+		if pw := &s.peers[w]; w != u && pw.prefix == pu.prefix && !pw.isOrigin() && !s.groups[pw.grp].trusted {
 			return false
 		}
 	}

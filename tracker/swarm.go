@@ -84,9 +84,10 @@ type SwarmParams struct {
 	ProbationSlots int
 	Probation      time.Duration
 	// Trusted lists the networks whose viewers are believed (relays the
-	// operator runs): their addresses are proven from the start and their
-	// declared budgets (up to MaxBudgetKbps) buy slots at once, with no
-	// probation and no measurement. The prefix rule still holds for them.
+	// operator runs; every node of a test on loopback): their addresses are
+	// proven from the start, their declared budgets (up to MaxBudgetKbps)
+	// buy slots at once, with no probation and no measurement, and the
+	// prefix rule does not count them.
 	Trusted []netip.Prefix
 	Rand    *rand.Rand // required; all randomness comes from here
 }
@@ -124,11 +125,11 @@ type Stats struct {
 // rules below). From then on the allowance follows measurement, never the
 // peers' own claims: each report's receipts (protocol.Report.Received) say
 // what the reporter received from each upstream since its previous report;
-// an upstream is credited with it, up to twice what the reporter's links
-// from it needed (the slot rate r/K per link, less when the reporter
-// consumes a lighter rendition, from 1.5 s after the link was made),
-// and receipts about peers that are not the reporter's upstreams count for
-// nothing. Every 2.5 s or more, an address delivering ≥ 75% of what its
+// an upstream is credited with it, up to what the reporter's links from it
+// needed (the slot rate r/K per link, less when the reporter consumes a
+// lighter rendition, from 1.5 s after the link was made: one downstream's
+// surplus cannot hide another's shortfall), and receipts about peers that
+// are not the reporter's upstreams count for nothing. Every 2.5 s or more, an address delivering ≥ 75% of what its
 // links needed is proven, and when its links nearly fill its allowance it
 // doubles (by K at least) up to the most slots one of its viewers
 // declares; one delivering less shrinks to the links its delivery keeps up

@@ -57,11 +57,12 @@ const (
 	// ranked as under-delivering (health 2).
 	underRatio = 0.7
 	// creditCap: a receipt is credited up to this many times what the
-	// links it covers needed (backfills on a new subscription come in a
-	// burst); minNeedShare: a link needs at least this share of the
-	// slot rate, even when its downstream consumed less (a downstream
-	// starved by its upstreams still judges them).
-	creditCap    = 2
+	// links it covers needed, so that one downstream's surplus (a
+	// colluder's claim, or a burst) cannot hide another's shortfall;
+	// minNeedShare: a link needs at least this share of the slot rate,
+	// even when its downstream consumed less (a downstream starved by its
+	// upstreams still judges them).
+	creditCap    = 1
 	minNeedShare = 0.25
 	// maxRetryShift bounds the back-off of a failed group's retries:
 	// Probation·2^strikes, at most 32 Probations.

@@ -449,7 +449,7 @@ func TestGroupLingers(t *testing.T) {
 }
 
 // TestReceiptsCapped: a downstream cannot credit an upstream with more than
-// twice what its links needed, nor a peer that is not its upstream.
+// what its links needed, nor a peer that is not its upstream.
 func TestReceiptsCapped(t *testing.T) {
 	s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1})
 	if err := s.AddOrigin("o", 2); err != nil {
@@ -465,8 +465,8 @@ func TestReceiptsCapped(t *testing.T) {
 	// 4.5 s.
 	need := 4.5 * 4000 * 1000 / 8
 	gu, gx := &s.groups[s.peers[s.ids["u"]].grp], &s.groups[s.peers[s.ids["x"]].grp]
-	if gu.need != need || gu.got != 2*need {
-		t.Errorf("u: need %v got %v, want %v and twice that", gu.need, gu.got, need)
+	if gu.need != need || gu.got != need {
+		t.Errorf("u: need %v got %v, want %v for both", gu.need, gu.got, need)
 	}
 	if gx.need != 0 || gx.got != 0 {
 		t.Errorf("x, not d's upstream: need %v got %v", gx.need, gx.got)

@@ -707,35 +707,38 @@ func (s *Server) join(pc *peerConn, j *protocol.Join) bool {
 	now := s.p.Now()
 	st.mu.Lock()
 	links, err := st.swarm.Join(now, tracker.PeerInfo{ID: pc.id, Kind: j.Kind, Loc: loc, BudgetKbps: j.BudgetKbps})
-	depth := 0
-	if err == nil {
-		st.peers[pc.id] = pc
-		pc.mu.Lock()
-		pc.joined = true
-		pc.mu.Unlock()
-		depth = st.swarm.ViewerDepth(pc.id)
-	}
-	peers := len(st.peers)
-	st.mu.Unlock()
 	if err != nil { // only a bug: the swarm takes every valid join (on HTTP when full)
+		st.mu.Unlock()
 		s.log.Error("swarm refused a join", "stream", st.name, "err", err)
 		s.p.Metrics.reject("internal")
 		s.close(pc, ws.StatusInternalServerError, "internal error")
 		return false
 	}
-	s.p.Metrics.joined(st.name, peers)
+	st.peers[pc.id] = pc
+	pc.mu.Lock()
+	pc.joined = true
+	pc.mu.Unlock()
 	w := protocol.Welcome{
 		Type: protocol.TypeWelcome, V: protocol.ProtocolVersion, Peer: pc.id, PublicKey: info.PublicKey, Manifest: info.Manifest,
-		ICEServers: s.p.ICEServers, Substreams: len(links), Upstreams: make([]protocol.Upstream, len(links)), Depth: depth,
+		ICEServers: s.p.ICEServers, Substreams: len(links), Upstreams: make([]protocol.Upstream, len(links)), Depth: st.swarm.ViewerDepth(pc.id),
 	}
 	if w.ICEServers == nil {
 		w.ICEServers = []protocol.ICEServer{}
 	}
+	depths := make([]int, len(links))
 	for i, l := range links {
 		w.Upstreams[i] = protocol.Upstream{Substream: l.Substream, Peer: l.Upstream}
-		s.p.Metrics.assigned(string(l.Reason), st.depth(l))
+		depths[i] = st.swarm.Depth(l.Peer, l.Substream)
 	}
+	// Queued before the stream is unlocked: a reassign of this viewer (a
+	// rebalance may give it one at once) can only follow its welcome.
 	s.send(pc, w)
+	peers := len(st.peers)
+	st.mu.Unlock()
+	s.p.Metrics.joined(st.name, peers)
+	for i, l := range links {
+		s.p.Metrics.assigned(string(l.Reason), depths[i])
+	}
 	s.log.Debug("peer joined", "stream", st.name, "peer", pc.id, "kind", j.Kind, "budgetKbps", j.BudgetKbps, "country", loc.Country)
 	return true
 }
