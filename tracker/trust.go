@@ -318,6 +318,9 @@ func (s *Swarm) credit(now time.Time, d int32, r *protocol.Report) {
 		}
 		gi := s.peers[u].grp
 		g := &s.groups[gi]
+		if g.trusted {
+			continue // believed, not measured
+		}
 		g.got += min(float64(bytes), creditCap*need)
 		g.need += need
 		if !slices.Contains(s.touched, gi) {
