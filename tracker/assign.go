@@ -407,11 +407,11 @@ func (s *Swarm) lift(now time.Time, h int32, k int) (Link, bool) {
 // swapIn gives v — waiting for an upstream on k while the origins are full,
 // or a relay sitting deep — the origin slot of a leaf viewer c that may
 // serve fewer links than v and relays nothing on k, and puts c under v
-// (when v fits c's other upstreams: prefix and probation rules). The origin still sends one copy of k,
-// and now v can relay it: otherwise early viewers with little or no relay
-// budget hold the origin's slots and the relays behind them sit deep, or
-// never receive anything to relay. Streams with a depth cap are left
-// alone. It returns the links made, or nil.
+// (when the prefix and probation rules let v serve c on k). The origin
+// still sends one copy of k, and now v can relay it: otherwise early
+// viewers with little or no relay budget hold the origin's slots and the
+// relays behind them sit deep, or never receive anything to relay. Streams
+// with a depth cap are left alone. It returns the links made, or nil.
 func (s *Swarm) swapIn(v int32, k int) []Link {
 	pv := &s.peers[v]
 	if s.free(v) == 0 || s.p.MaxDepth > 0 {
