@@ -10,19 +10,20 @@ import (
 )
 
 // Assignment: finding upstreams for orphans and waiting substreams (pick,
-// with the distinct-upstreams rule and the origins' reserve), and the moves
-// Rebalance and drain make (demote, swapIn).
+// with the distinct-upstreams rule, the prefix and probation rules and the
+// origins' reserve), and the moves Rebalance and drain make (demote,
+// swapIn).
 
 // reassign finds new upstreams for orphaned (peer, substream) pairs, whose
-// upstream links were already removed. Orphans with more slots go first, so
-// that relays take the shallow slots just freed.
+// upstream links were already removed. Orphans that may serve more go
+// first, so that relays take the shallow slots just freed.
 func (s *Swarm) reassign(now time.Time, orphans []downLink, why Reason, prev protocol.PeerID, exclude int32, extras []int32) []Link {
 	if len(orphans) == 0 {
 		return nil
 	}
 	slices.SortFunc(orphans, func(a, b downLink) int {
 		return cmp.Or(
-			cmp.Compare(s.peers[b.peer].slots, s.peers[a.peer].slots),
+			cmp.Compare(s.capOf(b.peer), s.capOf(a.peer)),
 			cmp.Compare(a.peer, b.peer),
 			cmp.Compare(a.sub, b.sub))
 	})
@@ -164,6 +165,67 @@ func (s *Swarm) allowed(u int32, mustNew, mustOld bool) bool {
 	return !(mustNew && in) && !(mustOld && !in)
 }
 
+// others leaves in s.upS v's upstreams on its substreams but k (peers and
+// origins, each once).
+func (s *Swarm) others(v int32, k int) {
+	set := s.upS[:0]
+	for j := range s.k {
+		if u := s.subs[s.at(v, j)].up; j != k && u != none && !slices.Contains(set, u) {
+			set = append(set, u)
+		}
+	}
+	s.upS = set
+}
+
+// fits reports whether u may be v's upstream beside v's other upstreams
+// (s.upS, from others): never a second upstream in one IP prefix. This
+// holds in every pass: the origin, or HTTP, is always the alternative.
+// Peers of trusted networks (SwarmParams.Trusted) are exempt.
+func (s *Swarm) fits(u int32) bool {
+	pu := &s.peers[u]
+	if pu.isOrigin() || pu.prefix == 0 || s.groups[pu.grp].trusted {
+		return true
+	}
+	for _, w := range s.upS {
+		if pw := &s.peers[w]; w != u && pw.prefix == pu.prefix && !pw.isOrigin() && !s.groups[pw.grp].trusted {
+			return false
+		}
+	}
+	return true
+}
+
+// serves reports whether u may serve substream k: a peer whose address is
+// not proven serves one substream only (whichever it was given first). So
+// it serves any viewer one substream at most, and while a flash crowd is
+// all on probation each of its few slots branches one substream's tree,
+// rather than every tree growing as a chain (SplitStream's interior-disjoint
+// trees). It holds in every pass, like fits.
+func (s *Swarm) serves(u int32, k int) bool {
+	if s.proven(u) {
+		return true
+	}
+	for _, d := range s.peers[u].down {
+		if int(d.sub) != k {
+			return false
+		}
+	}
+	return true
+}
+
+// asnTaken reports whether another of v's upstreams (s.upS) is in u's ASN.
+func (s *Swarm) asnTaken(u int32) bool {
+	a := s.peers[u].asn
+	if a == 0 {
+		return false
+	}
+	for _, w := range s.upS {
+		if w != u && s.peers[w].asn == a {
+			return true
+		}
+	}
+	return false
+}
+
 // pickPeer returns the best peer candidate for v on k and its tier (0 good,
 // 1 degraded or much deeper than the best), or none.
 func (s *Swarm) pickPeer(v int32, k int, exclude int32, strict bool) (int32, int8) {
@@ -171,6 +233,7 @@ func (s *Swarm) pickPeer(v int32, k int, exclude int32, strict bool) (int32, int
 	if strict {
 		mustNew, mustOld = s.diversity(v, k)
 	}
+	s.others(v, k)
 	dv := s.subs[s.at(v, k)].depth
 	hasSub := s.hasDown(v, k)
 	var h int32
@@ -178,9 +241,12 @@ func (s *Swarm) pickPeer(v int32, k int, exclude int32, strict bool) (int32, int
 		h = s.height(v, k)
 	}
 	minD := int32(math.MaxInt32)
-	for _, c := range s.cands {
-		if d, ok := s.eligible(v, c.i, k, dv, h, hasSub, exclude); ok && s.allowed(c.i, mustNew, mustOld) {
+	for j := range s.cands {
+		c := &s.cands[j]
+		c.ok = false
+		if d, ok := s.eligible(v, c.i, k, dv, h, hasSub, exclude); ok && s.allowed(c.i, mustNew, mustOld) && s.fits(c.i) && s.serves(c.i, k) {
 			minD = min(minD, d)
+			c.ok, c.depth = true, d
 		}
 	}
 	if minD == math.MaxInt32 {
@@ -188,28 +254,32 @@ func (s *Swarm) pickPeer(v int32, k int, exclude int32, strict bool) (int32, int
 	}
 	var best *cand
 	var bestD, bestFree int32
-	var bestTier int8
+	var bestTier, bestASN int8
 	for j := range s.cands {
 		c := &s.cands[j]
-		d, ok := s.eligible(v, c.i, k, dv, h, hasSub, exclude)
-		if !ok || !s.allowed(c.i, mustNew, mustOld) {
+		if !c.ok {
 			continue
 		}
-		var tier int8
+		d := c.depth
+		var tier, asn int8
 		if c.bad || d > minD+depthSlack {
 			tier = 1
 		}
-		free := s.peers[c.i].slots - s.peers[c.i].used
+		if s.asnTaken(c.i) {
+			asn = 1
+		}
+		free := s.free(c.i)
 		if best == nil || cmp.Or(
 			cmp.Compare(tier, bestTier),
 			cmp.Compare(c.prox, best.prox),
+			cmp.Compare(asn, bestASN),
 			cmp.Compare(c.net, best.net),
 			cmp.Compare(d, bestD),
 			cmp.Compare(c.health, best.health),
 			cmp.Compare(c.rel, best.rel),
 			cmp.Compare(bestFree, free),
 		) < 0 {
-			best, bestD, bestFree, bestTier = c, d, free, tier
+			best, bestD, bestFree, bestTier, bestASN = c, d, free, tier, asn
 		}
 	}
 	return best.i, bestTier
@@ -221,7 +291,7 @@ func (s *Swarm) eligible(v, u int32, k int, dv, h int32, hasSub bool, exclude in
 		return 0, false
 	}
 	pu := &s.peers[u]
-	if !pu.alive() || pu.used >= pu.slots {
+	if !pu.alive() || s.free(u) == 0 {
 		return 0, false
 	}
 	su := s.subs[s.at(u, k)]
@@ -282,10 +352,10 @@ func (s *Swarm) reserved(po *peer) int32 {
 	return int32(math.Ceil(s.p.Reserve * float64(po.slots)))
 }
 
-// relay reports whether v has enough slots to belong near the root.
+// relay reports whether v may serve enough links to belong near the root
+// (by its address's allowance, so never while on probation).
 func (s *Swarm) relay(v int32) bool {
-	p := &s.peers[v]
-	return !p.isOrigin() && int(p.slots) >= 2*s.k
+	return !s.peers[v].isOrigin() && int(s.capOf(v)) >= 2*s.k
 }
 
 // demote frees an origin slot for h's substream k by moving one of the
@@ -317,29 +387,51 @@ func (s *Swarm) demote(now time.Time, h int32, k int) (int32, Link) {
 	return none, Link{}
 }
 
+// lift moves relay h's substream k under the best peer candidate, when
+// that is a good one (tier 0) at least two levels shallower than h's
+// upstream there; h keeps its subtree.
+func (s *Swarm) lift(now time.Time, h int32, k int) (Link, bool) {
+	sh := s.subs[s.at(h, k)]
+	s.gather(now, h, nil)
+	u, tier := s.pickPeer(h, k, sh.up, true)
+	if u == none || tier > 0 || s.subs[s.at(u, k)].depth+2 > sh.depth-1 {
+		return Link{}, false
+	}
+	prev := s.unlink(h, k)
+	s.link(h, k, u)
+	s.relaxed = false
+	s.settle(h)
+	return Link{Peer: s.peers[h].id, Substream: k, Upstream: s.peers[u].id, Prev: s.peers[prev].id, Reason: ReasonRebalance}, true
+}
+
 // swapIn gives v — waiting for an upstream on k while the origins are full,
-// or a relay sitting deep — the origin slot of a leaf viewer c with fewer
-// slots than v that relays nothing on k, and puts c under v. The origin still sends one copy of k,
-// and now v can relay it: otherwise early viewers with little or no relay
-// budget hold the origin's slots and the relays behind them sit deep, or
-// never receive anything to relay. Streams with a depth cap are left
-// alone. It returns the links made, or nil.
+// or a relay sitting deep — the origin slot of a leaf viewer c that may
+// serve fewer links than v and relays nothing on k, and puts c under v
+// (when the prefix and probation rules let v serve c on k). The origin
+// still sends one copy of k, and now v can relay it: otherwise early
+// viewers with little or no relay budget hold the origin's slots and the
+// relays behind them sit deep, or never receive anything to relay. Streams
+// with a depth cap are left alone. It returns the links made, or nil.
 func (s *Swarm) swapIn(v int32, k int) []Link {
 	pv := &s.peers[v]
-	if pv.used >= pv.slots || s.p.MaxDepth > 0 {
+	if s.free(v) == 0 || s.p.MaxDepth > 0 {
 		return nil
 	}
+	capV := s.capOf(v)
 	for _, o := range s.origins {
 		po := &s.peers[o]
 		for j := 0; j < len(po.down) && j < 64; j++ {
 			d := po.down[j]
 			c := d.peer
-			if int(d.sub) != k || c == v || s.peers[c].slots >= pv.slots || s.hasDown(c, k) {
+			if int(d.sub) != k || c == v || s.capOf(c) >= capV || s.hasDown(c, k) {
+				continue
+			}
+			if s.others(c, k); !s.fits(v) || !s.serves(v, k) {
 				continue
 			}
 			// Too few peers may leave either with fewer distinct upstreams
-			// than the rule wants: the move is worth it, and flagged.
-			okV, okC := s.diverseAfter(v, k, o), s.diverseAfter(c, k, v)
+			// than the rule wants: the move is worth it, and flagged
+			// (settle flags whichever ends out of bounds).
 			s.unlink(c, k)
 			prev, why := s.unlink(v, k), ReasonRebalance
 			if prev == none {
@@ -347,9 +439,9 @@ func (s *Swarm) swapIn(v int32, k int) []Link {
 			}
 			s.link(v, k, o)
 			s.link(c, k, v)
-			s.relaxed = !okV
+			s.relaxed = true
 			s.settle(v)
-			s.relaxed = !okC
+			s.relaxed = true
 			s.settle(c)
 			lv := Link{Peer: pv.id, Substream: k, Upstream: po.id, Reason: why}
 			if prev != none {

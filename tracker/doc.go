@@ -1,9 +1,28 @@
 // Package tracker is the swarm's assignment policy: Swarm, one stream's
 // registry of peers and of the upstream each viewer receives each substream
 // from (K trees rooted at the origin seeds), which assigns upstreams when
-// viewers join, reassigns them when an upstream leaves, is complained about
-// or cuts its relay budget, and moves relays up the trees (Rebalance); and
-// where peers are (Location, Distance), which its choices weigh.
+// viewers join, reassigns them when an upstream leaves, is complained about,
+// cuts its relay budget or delivers less than its links need, and moves
+// relays up the trees (Rebalance); and where peers are (Location, Distance),
+// which its choices weigh.
+//
+// It trusts measurement, not claims (trust.go). A declared relay budget is
+// believed up to SwarmParams.MaxBudgetKbps (100 Mbit/s), and what a viewer
+// may serve is earned by its address (an IPv6 /64 counts as one address):
+// the viewers of one address share one allowance, which starts at K slots
+// (one copy of the stream) and then follows what their downstreams' reports
+// say they received from them (protocol.Report.Received), never their own
+// upload figures. A viewer whose address is not proven yet serves one
+// substream only. Its buffer and RTT claims can only rank it lower.
+//
+// A viewer's upstreams are spread so that no one party can capture it: never
+// two in one IP prefix (/24, IPv6 /48), a hard rule, since the origin (or
+// HTTP) is always the alternative; and, as a preference only, not two in one
+// ASN when the sample offers another candidate of the same tier and
+// proximity class. The ASN rule is soft because one big ISP may hold most of
+// a region's viewers, and keeping their traffic inside it is worth more than
+// spreading across ISPs; prefixes, addresses and a delivery record are what
+// a party cannot multiply cheaply, and those rules are hard.
 //
 // It is pure — no I/O, no goroutines, clock and randomness passed in — so
 // that the tracker server (tracker/server) and the virtual-clock network

@@ -3,6 +3,7 @@ package tracker
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/seedcast/seedcast/tracker/protocol"
 )
@@ -43,6 +44,7 @@ func (s *Swarm) alloc(id protocol.PeerID) int32 {
 		pos:   [3]int32{none, none, none},
 		bkt:   [2]int32{none, none},
 		rpos:  none,
+		grp:   none,
 	}
 	for k := range s.k {
 		s.subs[s.at(i, k)] = sub{up: none, pos: none}
@@ -52,14 +54,14 @@ func (s *Swarm) alloc(id protocol.PeerID) int32 {
 }
 
 // remove unregisters i, whose links must all be gone already.
-func (s *Swarm) remove(i int32) {
+func (s *Swarm) remove(now time.Time, i int32) {
 	p := &s.peers[i]
 	if p.isOrigin() {
 		s.stats.OriginSlots -= int(p.slots)
 		s.origins = slices.DeleteFunc(s.origins, func(o int32) bool { return o == i })
 	} else {
 		s.stats.Viewers--
-		s.stats.PeerSlots -= int(p.slots)
+		s.exit(now, i)
 		if p.flags&flagUndiverse != 0 {
 			s.stats.Undiverse--
 		}
@@ -96,7 +98,15 @@ func (s *Swarm) setLoc(p *peer, l Location) {
 		}
 		p.region = r
 	}
-	p.prefix = prefixKey(l.Prefix)
+	pr := l.Prefix
+	if a := l.Addr.Unmap(); !pr.IsValid() && a.IsValid() {
+		bits := 24
+		if a.Is6() {
+			bits = 48
+		}
+		pr = netip.PrefixFrom(a.WithZone(""), bits)
+	}
+	p.prefix = prefixKey(pr)
 }
 
 // prefixKey packs a /24 (or any IPv4 prefix) exactly, and an IPv6 prefix by
@@ -147,7 +157,7 @@ func areaKey(p *peer) bkey {
 // relay list, to match its state.
 func (s *Swarm) index(i int32) {
 	p := &s.peers[i]
-	want := p.alive() && !p.isOrigin() && p.used < p.slots
+	want := p.alive() && !p.isOrigin() && s.free(i) > 0
 	if in := p.pos[2] != none; want != in {
 		if want {
 			p.pos[2] = s.bucketAdd(0, i)

@@ -7,7 +7,8 @@ import (
 
 // Location is what the tracker knows of where a peer is. Any part may be
 // missing: coordinates and ASN come from a GeoIP database when one is
-// configured, Region from what the peer declares, Prefix from its address.
+// configured, Region from what the peer declares, Prefix and Addr from its
+// address.
 type Location struct {
 	Lat, Lon  float64
 	HasCoords bool
@@ -15,8 +16,12 @@ type Location struct {
 	ASN       uint32 // 0 when unknown
 	Region    string // declared by the peer (e.g. "eu-west"); "" when none
 	// Prefix is the peer's /24 (IPv4) or /48 (IPv6): peers sharing one are
-	// probably close when nothing better is known.
+	// probably close when nothing better is known, and no viewer gets two
+	// upstreams in one. When it is missing, the Swarm takes Addr's.
 	Prefix netip.Prefix
+	// Addr is the peer's address. The viewers of one address (of one /64,
+	// for IPv6) share one allowance of relay slots (see Swarm).
+	Addr netip.Addr
 }
 
 // ValidCoords reports whether lat, lon are a latitude and a longitude in

@@ -12,11 +12,13 @@ import (
 // on the substream.
 type cand struct {
 	i      int32
+	depth  int32 // on the substream being picked for (pickPeer)
 	prox   int8
 	net    int8
 	health int8
 	rel    int8
 	bad    bool
+	ok     bool // eligible on the substream being picked for (pickPeer)
 }
 
 // gather samples candidates for v into s.cands: extras first, then viewers
@@ -178,15 +180,19 @@ func proximity(a, b *peer) int8 {
 	return proxFar
 }
 
-// health classes: 0 good, 1 unknown or fair, 2 bad (starving, congested or
-// under-delivering what it serves).
+// health classes: 0 good, 1 unknown or fair, 2 bad (starving, congested,
+// or measured under-delivering what it serves). A viewer's claims can only
+// lower its class: its own upload figure is not used, and any buffer of 2 s
+// or more is the same.
 func (s *Swarm) health(now time.Time, i int32) int8 {
 	p := &s.peers[i]
+	if g := &s.groups[p.grp]; p.used > 0 && g.ratio >= 0 && g.ratio < underRatio {
+		return 2
+	}
 	if p.flags&flagReported == 0 || now.UnixNano()-p.repAt > int64(reportTTL) {
 		return 1
 	}
-	if p.buf < 0.5 || p.rtt >= 1000 ||
-		(p.upKbps > 0 && p.used > 0 && float64(p.upKbps) < 0.7*float64(p.used)*s.slotKbps) {
+	if p.buf < 0.5 || p.rtt >= 1000 {
 		return 2
 	}
 	if p.buf >= 2 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -47,14 +48,17 @@ type Link struct {
 type PeerInfo struct {
 	ID         protocol.PeerID
 	Kind       protocol.Kind // protocol.KindBrowser or protocol.KindNative; origins use AddOrigin
-	Loc        Location
-	BudgetKbps int // relay upload budget; 0 means relay off
+	Loc        Location      // Loc.Addr groups the viewers of one address (see Swarm)
+	BudgetKbps int           // declared relay upload budget; 0 means relay off
 }
 
-// Health is a viewer's latest report.
+// Health is a viewer's latest report, as it claims it. Only BufferSec and
+// RTTms weigh in its ranking, and only to its harm (starving or congested);
+// UploadKbps is ignored: a claim earns nothing, what a viewer delivers is
+// measured from its downstreams' receipts (TakeReport).
 type Health struct {
 	BufferSec  float64 // media buffered ahead of the playhead
-	UploadKbps int     // relay upload actually achieved (0: unknown)
+	UploadKbps int     // relay upload the viewer says it achieved: ignored
 	RTTms      int     // round-trip time to the server
 }
 
@@ -68,13 +72,32 @@ type SwarmParams struct {
 	// Reserve is the share of each origin's slots that only last-resort
 	// assignments may use (default 0.1; negative: none). See Swarm.
 	Reserve float64
+	// MaxBudgetKbps is the most relay budget a viewer's declaration is
+	// believed for (default 100,000 kbit/s, 100 Mbit/s: a fast home line
+	// with room to spare; the wire allows up to protocol.MaxBudgetKbps).
+	// Declared budgets above it count as it.
+	MaxBudgetKbps int
+	// ProbationSlots is the allowance of an address that has not been
+	// measured yet (default K: one copy of the stream), and the floor its
+	// allowance keeps while it delivers; Probation is how long a new
+	// address keeps that floor however it measures (default 15 s).
+	ProbationSlots int
+	Probation      time.Duration
+	// Trusted lists the networks whose viewers are believed (relays the
+	// operator runs; every node of a test on loopback): their addresses are
+	// proven from the start, their declared budgets (up to MaxBudgetKbps)
+	// buy slots at once, with no probation and no measurement, and the
+	// prefix rule does not count them.
+	Trusted []netip.Prefix
 	Rand    *rand.Rand // required; all randomness comes from here
 }
 
 // Stats are the swarm's counters, kept up to date in O(1).
 type Stats struct {
-	Viewers     int
-	PeerSlots   int // relay slots viewers offer
+	Viewers int
+	// PeerSlots is the relay slots viewers may serve: their declared
+	// slots, within what their addresses earned.
+	PeerSlots   int
 	PeerLinks   int // links viewers serve
 	OriginSlots int
 	OriginLinks int // links origins serve: origin egress is OriginLinks·r/K
@@ -87,29 +110,72 @@ type Stats struct {
 // Swarm is one stream's peer registry and upstream assignment policy.
 //
 // The stream is split into K substreams (chunk sequence mod K). Every viewer
-// receives each substream from exactly one upstream, which pushes it; a peer
-// serves at most slots = ⌊budget·K/r⌋ downstream links. Origins (AddOrigin) are
-// the roots (depth 0) and the upstream of last resort; a viewer's depth on
-// substream k is its upstream's depth on k plus one.
+// receives each substream from exactly one upstream, which pushes it. Origins
+// (AddOrigin) are the roots (depth 0) and the upstream of last resort; a
+// viewer's depth on substream k is its upstream's depth on k plus one.
+//
+// Slots: a viewer declares a relay budget, believed up to MaxBudgetKbps;
+// it pays for at most ⌊budget·K/r⌋ downstream links (its slots). What it
+// may serve is that, within the allowance of its address: the viewers of
+// one address (Location.Addr; an IPv6 /64 counts as one) share a single
+// allowance, so ten identities on one address get what one would. An
+// address starts on probation with ProbationSlots (default K, one copy of
+// the stream: a peer that turns out to forward nothing costs at most one
+// viewer's worth of substreams, and those are spread over K viewers by the
+// rules below). From then on the allowance follows measurement, never the
+// peers' own claims: each report's receipts (protocol.Report.Received) say
+// what the reporter received from each upstream since its previous report;
+// an upstream is credited with it, up to what the reporter's links from it
+// needed (the slot rate r/K per link, less when the reporter consumes a
+// lighter rendition, from 1.5 s after the link was made: one downstream's
+// surplus cannot hide another's shortfall), and receipts about peers that
+// are not the reporter's upstreams count for nothing. Every 2.5 s or more, an address delivering ≥ 75% of what its
+// links needed is proven, and when its links nearly fill its allowance it
+// doubles (by K at least) up to the most slots one of its viewers
+// declares; one delivering less shrinks to the links its delivery keeps up
+// with, not below ProbationSlots while it delivers ≥ 40% or its Probation
+// (15 s) lasts; below 40% after probation it fails: it keeps only what it
+// delivered (nothing, for an address that forwards nothing) and gets
+// ProbationSlots back after Probation·2^(failures−1) (at most
+// 32·Probation), with no second probation. Links beyond a shrunk allowance
+// are reassigned (ReasonBudget). An address's allowance outlives its last
+// viewer by 10 minutes, so leaving and joining again buys no fresh
+// probation. Networks in SwarmParams.Trusted are believed instead.
 //
 // Choosing an upstream: the Swarm keeps an index of viewers with a free slot,
 // bucketed by 5° lat/lon cell, by area (country, else declared region, else IP
 // prefix) and globally. It samples at most 64 of them near the viewer (its cell
 // and the 8 around it, its area, then the whole swarm) and, per substream,
 // takes the best by, in order: tier (unreliable peers, starving or
-// under-delivering ones, and peers more than 2 levels deeper than the
-// shallowest candidate come last), proximity class, network (same ASN, same
-// country), depth, buffer health, reliability, free slots. A candidate is
-// never the viewer itself, never inside the viewer's own subtree on that
-// substream, never full, and never past MaxDepth. A viewer's first
-// MinUpstreams upstreams must be distinct peers, and once it has MaxUpstreams
-// it reuses them; when no candidate (after widening the sample once) allows
-// that, the rule is relaxed and the viewer counted in Stats.Undiverse.
+// under-delivering ones — by measurement — and peers more than 2 levels
+// deeper than the shallowest candidate come last), proximity class, ASN
+// diversity (a peer in the ASN of another of the viewer's upstreams comes
+// after any other of the same tier and proximity class), network (same
+// ASN, same country), depth, buffer health, reliability, free slots.
+//
+// A candidate is never the viewer itself, never inside the viewer's own
+// subtree on that substream, never full, and never past MaxDepth. Two rules
+// keep any one party from capturing a viewer, and hold even when nothing
+// else fits (the origin, or HTTP when the origins are full, is always the
+// alternative): no two upstreams of a viewer share an IP prefix
+// (Location.Prefix: a /24, or an IPv6 /48), and a peer whose address is not
+// proven serves one substream only (the first it was given), so never two
+// of one viewer's — which also makes a flash crowd on probation branch one
+// tree per peer instead of growing every tree as a chain. ASNs are only
+// weighed (as above), not ruled: big ISPs hold most of a region's viewers,
+// and locality within them is worth more than spreading a viewer across
+// ISPs, while a prefix, an address and a delivery record are what one party
+// cannot multiply cheaply. A viewer's first MinUpstreams upstreams must be
+// distinct peers, and once it has MaxUpstreams it reuses them; when no
+// candidate (after widening the sample once) allows that, that rule (only)
+// is relaxed and the viewer counted in Stats.Undiverse.
 //
 // An origin is used when no peer candidate fits, when the best one is
-// degraded, or when the viewer is a relay (≥ 2K slots) and the best peer
-// would put it at depth 3 or more — so relays sit near the root. Rebalance
-// later promotes long-lived relays that ended up deeper.
+// degraded, or when the viewer is a relay (it may serve ≥ 2K links, so an
+// address on probation never is) and the best peer would put it at depth 3
+// or more — so relays sit near the root. Rebalance later promotes
+// long-lived relays that ended up deeper, or lifts them under a much
+// shallower peer.
 //
 // Reserve: ⌈Reserve·slots⌉ of each origin's slots are only for last resort
 // (no peer candidate at all). Degraded-candidate avoidance, relay placement
@@ -118,7 +184,8 @@ type Stats struct {
 //
 // Reliability: complaints (Complain: a viewer reported its upstream for a
 // bad chunk or message, or as stalled) add a penalty that halves every 10
-// minutes. Reports older than 30 s count as no report.
+// minutes. Reports older than 30 s count as no report; a buffer claimed
+// above 10 s counts as 10 s, and any buffer of 2 s or more ranks the same.
 //
 // A Swarm does no I/O, starts no goroutines and never reads the clock: times
 // are passed in, randomness comes from SwarmParams.Rand, so the same calls
@@ -136,7 +203,13 @@ type Swarm struct {
 	subs    []sub   // len(peers)·K: peer i's substream k at i·K+k
 	freeIdx []int32 // recycled peer indices
 	origins []int32
-	relays  []int32 // viewers with ≥ 2K slots, for Rebalance
+	relays  []int32 // viewers that may serve ≥ 2K links, for Rebalance
+
+	groups     []group // viewers sharing an address, and their allowance
+	freeGroups []int32
+	addrs      map[netip.Addr]int32 // address (IPv6: /64) → group
+	lingering  []linger             // groups whose last viewer left, oldest first
+	lingerHd   int
 
 	bkeys       map[bkey]int32
 	buckets     []bucket // buckets[0]: every viewer with a free slot
@@ -156,6 +229,8 @@ type Swarm struct {
 	orph    []downLink
 	extras  []int32
 	distS   []int32
+	upS     []int32 // the viewer's upstreams on its other substreams (pickPeer)
+	touched []int32 // groups credited by the report being taken
 }
 
 const (
@@ -180,6 +255,8 @@ const (
 	penaltyHalfLife  = 10 * time.Minute
 	reportTTL        = 30 * time.Second
 
+	maxRankBuffer = 10 // seconds: a larger buffer claim ranks as this
+
 	promoteAge     = 10 * time.Second // Rebalance promotes relays at least this old
 	promoteDepth   = 2                // ... sitting at least this deep
 	rebalanceTries = 32
@@ -197,6 +274,7 @@ const (
 	flagCoords
 	flagReported
 	flagUndiverse // distinct upstreams out of bounds; see Stats.Undiverse
+	flagRx        // rx holds the cumulative bytes of a report
 )
 
 // peer is one registered peer; its substream links live in Swarm.subs.
@@ -207,10 +285,11 @@ type peer struct {
 	penAt  int64      // unix ns of the last penalty update
 	repAt  int64      // unix ns of the last report
 	prefix uint64
-	slots  int32
-	budget int32 // relay budget, kbit/s: slots follow it and the bitrate
+	rx     uint64 // bytes received in all, as its last report said (flagRx)
+	slots  int32  // declared slots: what its budget pays for
+	budget int32  // relay budget, kbit/s, capped at MaxBudgetKbps: slots follow it and the bitrate
+	grp    int32  // its address's group (viewers only)
 	used   int32
-	upKbps int32
 	rtt    int32
 	lat    float32
 	lon    float32
@@ -247,6 +326,15 @@ func NewSwarm(p SwarmParams) (*Swarm, error) {
 	if p.MaxUpstreams == 0 {
 		p.MaxUpstreams = 6
 	}
+	if p.MaxBudgetKbps == 0 {
+		p.MaxBudgetKbps = 100_000
+	}
+	if p.ProbationSlots == 0 {
+		p.ProbationSlots = p.Substreams
+	}
+	if p.Probation == 0 {
+		p.Probation = 15 * time.Second
+	}
 	switch {
 	case p.Reserve == 0:
 		p.Reserve = 0.1
@@ -264,6 +352,14 @@ func NewSwarm(p SwarmParams) (*Swarm, error) {
 		return nil, fmt.Errorf("%w: MaxDepth %d", ErrBadParams, p.MaxDepth)
 	case !(p.Reserve < 1): // also rejects NaN
 		return nil, fmt.Errorf("%w: Reserve %v", ErrBadParams, p.Reserve)
+	case p.MaxBudgetKbps < 0:
+		return nil, fmt.Errorf("%w: MaxBudgetKbps %d", ErrBadParams, p.MaxBudgetKbps)
+	case p.ProbationSlots < 0 || p.ProbationSlots > maxSlots:
+		return nil, fmt.Errorf("%w: ProbationSlots %d not in 0..%d", ErrBadParams, p.ProbationSlots, maxSlots)
+	case p.Probation < 0:
+		return nil, fmt.Errorf("%w: Probation %v", ErrBadParams, p.Probation)
+	case slices.ContainsFunc(p.Trusted, func(pr netip.Prefix) bool { return !pr.IsValid() }):
+		return nil, fmt.Errorf("%w: an invalid Trusted prefix", ErrBadParams)
 	case p.Rand == nil:
 		return nil, fmt.Errorf("%w: Rand is nil", ErrBadParams)
 	}
@@ -278,6 +374,7 @@ func NewSwarm(p SwarmParams) (*Swarm, error) {
 		bkeys:    make(map[bkey]int32),
 		buckets:  []bucket{{}},
 		regions:  make(map[string]uint16),
+		addrs:    make(map[netip.Addr]int32),
 	}
 	return s, nil
 }
@@ -296,8 +393,25 @@ func (s *Swarm) SetBitrate(now time.Time, kbps int) []Link {
 	if kbps <= 0 || kbps == s.p.BitrateKbps {
 		return nil
 	}
+	old := s.slotKbps
 	s.p.BitrateKbps = kbps
 	s.slotKbps = float64(kbps) / float64(s.k)
+	// Allowances are measured upload: the same upload is more slots of a
+	// lighter stream. (Links over an allowance go below, once the slots
+	// are all resized.)
+	for gi := range s.groups {
+		g := &s.groups[gi]
+		if len(g.members) == 0 && !g.addr.IsValid() || g.trusted {
+			continue // free, or not measured
+		}
+		allow := int32(min(float64(g.allow)*old/s.slotKbps, maxSlots))
+		if g.retryAt == 0 {
+			allow = max(allow, min(s.probationSlots(), g.top))
+		}
+		g.allow = allow
+		s.restat(int32(gi))
+		s.indexGroup(int32(gi))
+	}
 	var links []Link
 	for i := range s.peers {
 		p := &s.peers[i]
@@ -305,10 +419,16 @@ func (s *Swarm) SetBitrate(now time.Time, kbps int) []Link {
 			links = append(links, s.SetBudget(now, p.id, int(p.budget))...)
 		}
 	}
+	for gi := range s.groups {
+		if g := &s.groups[gi]; len(g.members) > 0 && g.used > g.allow {
+			links = append(links, s.shed(now, int32(gi))...)
+		}
+	}
 	return links
 }
 
-// Slots returns how many downstream links a relay budget pays for.
+// Slots returns how many downstream links a relay budget pays for (before
+// MaxBudgetKbps and the measured allowance of Swarm's doc apply).
 func (s *Swarm) Slots(budgetKbps int) int {
 	if budgetKbps <= 0 {
 		return 0
@@ -344,22 +464,10 @@ func (s *Swarm) Join(now time.Time, pi PeerInfo) ([]Link, error) {
 	if err := s.checkInfo(pi); err != nil {
 		return nil, err
 	}
-	i := s.alloc(pi.ID)
-	p := &s.peers[i]
-	if pi.Kind == protocol.KindNative {
-		p.kind = kindNative
-	}
-	p.joined = now.UnixNano()
-	p.budget = int32(min(pi.BudgetKbps, math.MaxInt32))
-	p.slots = int32(s.Slots(pi.BudgetKbps))
-	s.setLoc(p, pi.Loc)
-	s.stats.Viewers++
-	s.stats.PeerSlots += int(p.slots)
-	s.stats.Unassigned += s.k
-
+	i := s.admit(now, pi)
+	links := make([]Link, 0, s.k)
 	s.gather(now, i, nil)
 	s.relaxed = false
-	links := make([]Link, 0, s.k)
 	for k := range s.k {
 		l := Link{Peer: pi.ID, Substream: k, Reason: ReasonJoin}
 		if u := s.pick(now, i, k, none, true); u != none {
@@ -375,6 +483,23 @@ func (s *Swarm) Join(now time.Time, pi PeerInfo) ([]Link, error) {
 	s.settle(i)
 	s.index(i)
 	return links, nil
+}
+
+// admit registers viewer pi, unlinked: its slots, location and group.
+func (s *Swarm) admit(now time.Time, pi PeerInfo) int32 {
+	i := s.alloc(pi.ID)
+	p := &s.peers[i]
+	if pi.Kind == protocol.KindNative {
+		p.kind = kindNative
+	}
+	p.joined = now.UnixNano()
+	p.budget = int32(min(pi.BudgetKbps, s.p.MaxBudgetKbps, math.MaxInt32))
+	p.slots = int32(s.Slots(int(p.budget)))
+	s.setLoc(p, pi.Loc)
+	s.stats.Viewers++
+	s.stats.Unassigned += s.k
+	s.enter(now, i, pi.Loc.Addr)
+	return i
 }
 
 func (s *Swarm) checkInfo(pi PeerInfo) error {
@@ -411,7 +536,7 @@ func (s *Swarm) Leave(now time.Time, id protocol.PeerID) []Link {
 		}
 	}
 	orphans := s.detachAll(i)
-	s.remove(i)
+	s.remove(now, i)
 	waiting := len(s.pending)
 	links := s.reassign(now, orphans, ReasonUpstreamLeft, id, none, s.extras)
 	return append(links, s.drain(now, waiting)...)
@@ -427,8 +552,7 @@ func (s *Swarm) Report(now time.Time, id protocol.PeerID, h Health) {
 	p := &s.peers[i]
 	p.flags |= flagReported
 	p.repAt = now.UnixNano()
-	p.buf = float32(h.BufferSec)
-	p.upKbps = int32(min(max(h.UploadKbps, 0), math.MaxInt32))
+	p.buf = float32(min(max(h.BufferSec, 0), maxRankBuffer))
 	p.rtt = int32(min(max(h.RTTms, 0), math.MaxInt32))
 }
 
@@ -444,19 +568,27 @@ func (s *Swarm) ViewerDepth(id protocol.PeerID) int {
 }
 
 // TakeReport applies a viewer's whole report (docs/protocol.md §4): its
-// health; the relay budget in force, when it says one (a report may lower
-// the budget the viewer joined with, joinKbps, and restore it, never raise
-// it above); its complaint and the upstreams it found stalled. It returns
-// the links that changed. The tracker server and the simulator both take
-// reports through here.
+// receipts, which credit its upstreams (see Swarm); its health; the relay
+// budget in force, when it says one (a report may lower the budget the
+// viewer joined with, joinKbps, and restore it, never raise it above); its
+// complaint and the upstreams it found stalled; then the measurement of
+// the upstreams it credited, when due, and the end of its own address's
+// back-off, when due. It returns the links that changed. The tracker
+// server and the simulator both take reports through here.
 func (s *Swarm) TakeReport(now time.Time, id protocol.PeerID, r *protocol.Report, joinKbps int) []Link {
+	s.tick(now)
+	i, ok := s.ids[id]
+	if !ok || s.peers[i].isOrigin() {
+		return nil
+	}
+	// Receipts first: a stalled upstream is measured (as delivering
+	// nothing) before the complaint moves the reporter off it.
+	s.credit(now, i, r)
 	s.Report(now, id, Health{BufferSec: r.BufferSec, UploadKbps: r.UploadKbps, RTTms: r.RTTms})
 	var links []Link
 	if r.RelayKbps != nil {
-		if i, ok := s.ids[id]; ok {
-			if kbps := min(*r.RelayKbps, joinKbps); int32(kbps) != s.peers[i].budget {
-				links = append(links, s.SetBudget(now, id, kbps)...)
-			}
+		if kbps := min(*r.RelayKbps, joinKbps, s.p.MaxBudgetKbps); int32(kbps) != s.peers[i].budget {
+			links = append(links, s.SetBudget(now, id, kbps)...)
 		}
 	}
 	if c := r.Complaint; c != nil {
@@ -464,6 +596,10 @@ func (s *Swarm) TakeReport(now time.Time, id protocol.PeerID, r *protocol.Report
 	}
 	for _, p := range r.Stalled {
 		links = append(links, s.Complain(now, id, p)...)
+	}
+	links = append(links, s.measure(now)...)
+	if p := &s.peers[i]; p.alive() && p.id == id {
+		links = append(links, s.retry(now, p.grp)...)
 	}
 	return links
 }
@@ -493,7 +629,8 @@ func (s *Swarm) Complain(now time.Time, from, about protocol.PeerID) []Link {
 }
 
 // SetBudget changes a viewer's relay budget (the node cut or restored its
-// relay). Downstreams beyond the new slot count are reassigned.
+// relay), believed up to MaxBudgetKbps and served within its address's
+// allowance. Downstreams beyond the new slot count are reassigned.
 func (s *Swarm) SetBudget(now time.Time, id protocol.PeerID, budgetKbps int) []Link {
 	s.tick(now)
 	i, ok := s.ids[id]
@@ -501,11 +638,14 @@ func (s *Swarm) SetBudget(now time.Time, id protocol.PeerID, budgetKbps int) []L
 		return nil
 	}
 	p := &s.peers[i]
-	p.budget = int32(min(max(budgetKbps, 0), math.MaxInt32))
-	slots := int32(s.Slots(budgetKbps))
-	s.stats.PeerSlots += int(slots - p.slots)
+	p.budget = int32(min(max(budgetKbps, 0), s.p.MaxBudgetKbps, math.MaxInt32))
+	slots := int32(s.Slots(int(p.budget)))
 	grew := slots > p.slots
+	g := &s.groups[p.grp]
+	g.decl += slots - p.slots
 	p.slots = slots
+	s.retop(p.grp)
+	s.restat(p.grp)
 	s.orph = s.orph[:0]
 	for p.used > p.slots {
 		d := p.down[len(p.down)-1] // the newest link
@@ -522,10 +662,13 @@ func (s *Swarm) SetBudget(now time.Time, id protocol.PeerID, budgetKbps int) []L
 }
 
 // Rebalance retries substreams waiting for an upstream, then moves
-// long-lived relays (≥ 2K slots, here for a minute) that sit at depth 3 or
-// more up to an origin, making room if needed by moving a leaf viewer with
-// few slots from the origin to a peer. Its work is bounded (a few dozen
-// samples, at most 8 moves), so the server may call it every few seconds.
+// long-lived relays (that may serve ≥ 2K links, here for 10 s) that sit at
+// depth 3 or more up to an origin, making room if needed by moving a leaf
+// viewer with few slots from the origin to a peer; when no origin slot can
+// be had, under a peer two or more levels shallower than its upstream (the
+// trees a flash crowd builds while every address is on probation are deep).
+// Its work is bounded (a few dozen samples, at most 8 moves), so the server
+// may call it every few seconds.
 func (s *Swarm) Rebalance(now time.Time) []Link {
 	s.tick(now)
 	links := s.drain(now, len(s.pending))
@@ -544,9 +687,13 @@ func (s *Swarm) Rebalance(now time.Time) []Link {
 			if o == none || !s.diverseAfter(h, k, o) {
 				var l Link
 				if o, l = s.demote(now, h, k); o == none {
-					// No peer can take a leaf off the origin: h swaps
-					// places with one instead.
-					if ls := s.swapIn(h, k); ls != nil {
+					// No peer can take a leaf off the origin: h moves
+					// under a much shallower peer, or else swaps places
+					// with a leaf of the origin.
+					if l, ok := s.lift(now, h, k); ok {
+						links = append(links, l)
+						moves++
+					} else if ls := s.swapIn(h, k); ls != nil {
 						links = append(links, ls...)
 						moves++
 					}

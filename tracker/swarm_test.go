@@ -52,7 +52,8 @@ var (
 func withASN(l Location, asn uint32) Location { l.ASN = asn; return l }
 
 // force registers a viewer with the given upstream per substream, bypassing
-// the policy, so that tests can build exact trees.
+// the policy, so that tests can build exact trees. Its address is trusted
+// (see trust): a forced viewer serves the slots it declares.
 func force(t testing.TB, s *Swarm, now time.Time, pi PeerInfo, ups ...protocol.PeerID) {
 	t.Helper()
 	if len(ups) != s.k {
@@ -61,29 +62,38 @@ func force(t testing.TB, s *Swarm, now time.Time, pi PeerInfo, ups ...protocol.P
 	if err := s.checkInfo(pi); err != nil {
 		t.Fatal(err)
 	}
-	i := s.alloc(pi.ID)
-	p := &s.peers[i]
-	if pi.Kind == protocol.KindNative {
-		p.kind = kindNative
-	}
-	p.joined = now.UnixNano()
-	p.budget = int32(pi.BudgetKbps)
-	p.slots = int32(s.Slots(pi.BudgetKbps))
-	s.setLoc(p, pi.Loc)
-	s.stats.Viewers++
-	s.stats.PeerSlots += int(p.slots)
-	s.stats.Unassigned += s.k
+	s.tick(now)
+	i := s.admit(now, pi)
+	trust(t, s, pi.ID)
 	for k, u := range ups {
 		ui, ok := s.ids[u]
 		if !ok {
 			t.Fatalf("force %s: unknown upstream %s", pi.ID, u)
 		}
-		if pu := &s.peers[ui]; pu.used >= pu.slots {
+		if s.free(ui) == 0 {
 			t.Fatalf("force %s: upstream %s is full", pi.ID, u)
 		}
 		s.link(i, k, ui)
 	}
 	s.index(i)
+}
+
+// trust marks viewer id's address as measured delivering: proven, with an
+// allowance of every slot its viewers declare, as if its downstreams had
+// reported so. Tests of the assignment rules use it to work with declared
+// slots; the measurement itself is tested in trust_test.go.
+func trust(t testing.TB, s *Swarm, id protocol.PeerID) {
+	t.Helper()
+	i, ok := s.ids[id]
+	if !ok {
+		t.Fatalf("trust %s: unknown", id)
+	}
+	gi := s.peers[i].grp
+	g := &s.groups[gi]
+	g.proven = true
+	g.allow = max(g.allow, g.decl)
+	s.restat(gi)
+	s.indexGroup(gi)
 }
 
 func repeat(id protocol.PeerID, k int) []protocol.PeerID {
@@ -124,7 +134,7 @@ func checkSwarm(s *Swarm, assigned bool, exempt func(protocol.PeerID) bool) erro
 				return fmt.Errorf("%s: down link %d to %d/%d is %+v", p.id, j, d.peer, d.sub, sd)
 			}
 		}
-		want := !p.isOrigin() && p.used < p.slots
+		want := !p.isOrigin() && s.free(i) > 0
 		if (p.pos[2] != none) != want {
 			return fmt.Errorf("%s: in free index %v, want %v", p.id, p.pos[2] != none, want)
 		}
@@ -153,8 +163,10 @@ func checkSwarm(s *Swarm, assigned bool, exempt func(protocol.PeerID) bool) erro
 			continue
 		}
 		st.Viewers++
-		st.PeerSlots += int(p.slots)
 		st.PeerLinks += int(p.used)
+		if p.grp < 0 || int(p.grp) >= len(s.groups) || !slices.Contains(s.groups[p.grp].members, i) {
+			return fmt.Errorf("%s: not a member of its group %d", p.id, p.grp)
+		}
 		ups := s.Upstreams(p.id)
 		if len(ups) != s.k {
 			return fmt.Errorf("%s: %d upstreams", p.id, len(ups))
@@ -219,6 +231,29 @@ func checkSwarm(s *Swarm, assigned bool, exempt func(protocol.PeerID) bool) erro
 	}
 	if alive != len(s.ids) {
 		return fmt.Errorf("%d live peers, %d ids", alive, len(s.ids))
+	}
+	// Groups: what their members use and declare, within the allowance.
+	for gi := range s.groups {
+		g := &s.groups[gi]
+		var used, decl, top int32
+		for _, m := range g.members {
+			pm := &s.peers[m]
+			if !pm.alive() || pm.grp != int32(gi) {
+				return fmt.Errorf("group %d: member %d is %s in group %d", gi, m, pm.id, pm.grp)
+			}
+			used, decl, top = used+pm.used, decl+pm.slots, max(top, pm.slots)
+		}
+		if len(g.members) == 0 && g.used != 0 {
+			return fmt.Errorf("empty group %d uses %d", gi, g.used)
+		}
+		if g.used != used || g.decl != decl || g.top != top || g.used > g.allow {
+			return fmt.Errorf("group %d (%v): used %d (members %d), declared %d (%d), top %d (%d), allowance %d",
+				gi, g.addr, g.used, used, g.decl, decl, g.top, top, g.allow)
+		}
+		if g.addr.IsValid() && s.addrs[g.addr] != int32(gi) {
+			return fmt.Errorf("group %d: address %v maps to %d", gi, g.addr, s.addrs[g.addr])
+		}
+		st.PeerSlots += int(max(min(decl, g.allow), 0))
 	}
 	if st != s.stats {
 		return fmt.Errorf("stats %+v, counted %+v", s.stats, st)
@@ -354,6 +389,9 @@ func TestPreference(t *testing.T) {
 		kind   protocol.Kind
 		health *Health
 		pen    int // complaints against it at t0
+		// gets: at t0+6s it reports receiving this share of what its link
+		// from up needed (0: no receipt report).
+		gets float64
 	}
 	a := func(loc Location, up protocol.PeerID) node { return node{id: "a", loc: loc, slots: 2, up: up} }
 	b := func(loc Location, up protocol.PeerID) node { return node{id: "b", loc: loc, slots: 4, up: up} }
@@ -404,9 +442,20 @@ func TestPreference(t *testing.T) {
 			nodes:  []node{{id: "a", loc: berlin, slots: 2, up: "o", health: &Health{BufferSec: 5}}, b(berlin, "o")},
 			joiner: PeerInfo{Loc: berlin}, want: "a"},
 		{name: "under-delivering upstream",
+			// c delivers half of what f needs: measured, not claimed. (Its
+			// probation slots, 4, keep it a candidate.)
+			p: SwarmParams{ProbationSlots: 4},
+			nodes: []node{{id: "c", loc: berlin, slots: 4, up: "o", health: &Health{BufferSec: 5}},
+				{id: "f", loc: berlin, up: "c", gets: 0.5}, {id: "a", loc: munich, slots: 2, up: "o"}},
+			joiner: PeerInfo{Loc: berlin}, at: 6 * time.Second, want: "a"},
+		{name: "claimed upload decides nothing",
 			nodes: []node{{id: "c", loc: berlin, slots: 4, up: "o", health: &Health{BufferSec: 5, UploadKbps: 100}},
-				{id: "f", loc: berlin, up: "c"}, {id: "a", loc: munich, slots: 2, up: "o"}},
-			joiner: PeerInfo{Loc: berlin}, want: "a"},
+				{id: "f", loc: berlin, up: "c"}, {id: "a", loc: munich, slots: 2, up: "o", health: &Health{BufferSec: 5, UploadKbps: 10_000_000}}},
+			joiner: PeerInfo{Loc: berlin}, want: "c"},
+		{name: "a huge buffer claim buys nothing",
+			// Any buffer of 2 s or more ranks the same: free slots decide.
+			nodes:  []node{{id: "x", loc: berlin, slots: 1, up: "o", health: &Health{BufferSec: 120}}, {id: "y", loc: berlin, slots: 4, up: "o", health: &Health{BufferSec: 3}}},
+			joiner: PeerInfo{Loc: berlin}, want: "y"},
 		{name: "stale report counts as none",
 			nodes:  []node{a(berlin, "o"), {id: "b", loc: berlin, slots: 4, up: "o", health: &Health{BufferSec: 0.2}}},
 			joiner: PeerInfo{Loc: berlin}, at: time.Minute, want: "b"},
@@ -431,8 +480,13 @@ func TestPreference(t *testing.T) {
 			nodes:  []node{{id: "c", loc: berlin, up: "o"}},
 			joiner: PeerInfo{Loc: berlin}, want: "o"},
 		{name: "relay goes to the origin rather than deep",
+			// Probation slots enough to be a relay (2K) from the start.
+			p:      SwarmParams{ProbationSlots: 2},
 			nodes:  []node{{id: "c", loc: berlin, slots: 1, up: "o"}, b(berlin, "c")},
 			joiner: PeerInfo{Loc: berlin, BudgetKbps: 8000}, want: "o"},
+		{name: "a relay on probation is no relay yet",
+			nodes:  []node{{id: "c", loc: berlin, slots: 1, up: "o"}, b(berlin, "c")},
+			joiner: PeerInfo{Loc: berlin, BudgetKbps: 8000}, want: "b"},
 		{name: "relay takes a shallow peer",
 			nodes:  []node{b(berlin, "o")},
 			joiner: PeerInfo{Loc: berlin, BudgetKbps: 8000}, want: "b"},
@@ -465,6 +519,14 @@ func TestPreference(t *testing.T) {
 				}
 				for range n.pen {
 					s.penalise(t0, s.ids[n.id], complaintPenalty)
+				}
+			}
+			for _, n := range tt.nodes {
+				if n.gets > 0 {
+					// Its link needed 4 s of one slot (6 s less the grace).
+					need := 4 * float64(s.p.BitrateKbps) / float64(s.k) * 1000 / 8
+					r := protocol.Report{BufferSec: 5, Received: []protocol.Receipt{{Peer: n.up, Bytes: uint64(n.gets * need)}}}
+					s.TakeReport(t0.Add(6*time.Second), n.id, &r, 0)
 				}
 			}
 			mustCheck(t, s)
@@ -659,6 +721,7 @@ func TestCapacityNeverOversubscribed(t *testing.T) {
 	if _, err := s.Join(t0, PeerInfo{ID: "r", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 5)}); err != nil {
 		t.Fatal(err)
 	}
+	trust(t, s, "r") // its 5 slots, not the 4 of its probation
 	joined := 0
 	for j := range 10 {
 		links, err := s.Join(t0, PeerInfo{ID: protocol.PeerID(fmt.Sprint("v", j)), Kind: protocol.KindBrowser, Loc: berlin})
@@ -990,9 +1053,21 @@ func churn(t *testing.T, s *Swarm, seed uint64, ops int, assigned bool, log *chu
 			if !coversOrphans(links, orphans) {
 				t.Fatalf("step %d: stall %s: links %+v for orphans %+v", step, id, links, orphans)
 			}
-		case op < 90:
+		case op < 85:
 			what = "report"
 			s.Report(now, live[r.IntN(len(live))], Health{BufferSec: r.Float64() * 6, UploadKbps: r.IntN(20000), RTTms: r.IntN(1500)})
+		case op < 90:
+			// A report with receipts: upstreams are measured, and their
+			// allowances grow or shrink.
+			what = "receipts"
+			id := live[r.IntN(len(live))]
+			rep := protocol.Report{BufferSec: r.Float64() * 6, BytesFromPeers: r.Uint64N(1 << 24)}
+			for _, u := range s.Upstreams(id) {
+				if u != "" && !slices.ContainsFunc(rep.Received, func(x protocol.Receipt) bool { return x.Peer == u }) {
+					rep.Received = append(rep.Received, protocol.Receipt{Peer: u, Bytes: r.Uint64N(uint64(s.p.BitrateKbps) * 1000)})
+				}
+			}
+			links = s.TakeReport(now, id, &rep, 0)
 		case op < 96:
 			what = "budget"
 			links = s.SetBudget(now, live[r.IntN(len(live))], r.IntN(12)*s.p.BitrateKbps/s.k)
@@ -1107,6 +1182,9 @@ func TestSwapIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A relay proven already (a relay on probation would serve "off" one
+	// substream only).
+	trust(t, s, "relay")
 	for _, l := range links {
 		if l.Upstream != "" {
 			t.Fatalf("the relay got %s on %d with the origin full", l.Upstream, l.Substream)

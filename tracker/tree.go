@@ -8,6 +8,7 @@ type sub struct {
 	up    int32 // upstream peer, none when unassigned (and for origins)
 	pos   int32 // index in the upstream's down list
 	depth int32 // origins 0; else up's depth + 1 (last known while unassigned)
+	since int64 // unix ns: when the link to up was made
 }
 
 // downLink is one link a peer serves: downstream peer and substream.
@@ -23,14 +24,19 @@ func (s *Swarm) at(i int32, k int) int { return int(i)*s.k + k }
 func (s *Swarm) link(v int32, k int, u int32) {
 	pu := &s.peers[u]
 	sv := &s.subs[s.at(v, k)]
-	sv.up, sv.pos = u, int32(len(pu.down))
+	sv.up, sv.pos, sv.since = u, int32(len(pu.down)), s.now.UnixNano()
 	pu.down = append(pu.down, downLink{v, int32(k)})
 	pu.used++
 	if pu.isOrigin() {
 		s.stats.OriginLinks++
 	} else {
 		s.stats.PeerLinks++
-		s.index(u)
+		g := &s.groups[pu.grp]
+		if g.used++; g.used == g.allow {
+			s.indexGroup(pu.grp) // the group just filled
+		} else {
+			s.index(u)
+		}
 	}
 	s.stats.Unassigned--
 	if delta := s.subs[s.at(u, k)].depth + 1 - sv.depth; delta != 0 {
@@ -57,7 +63,12 @@ func (s *Swarm) unlink(v int32, k int) int32 {
 		s.stats.OriginLinks--
 	} else {
 		s.stats.PeerLinks--
-		s.index(u)
+		g := &s.groups[pu.grp]
+		if g.used--; g.used+1 == g.allow {
+			s.indexGroup(pu.grp) // the group has room again
+		} else {
+			s.index(u)
+		}
 	}
 	s.stats.Unassigned++
 	return u

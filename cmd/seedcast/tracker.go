@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -26,6 +27,7 @@ import (
 type trackerFlags struct {
 	geoip, geoipASN string
 	trustedProxies  listFlag
+	trustedPeers    string
 	connsPerIP      int
 	substreams      int
 	originSlots     int
@@ -38,6 +40,7 @@ func (t *trackerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.geoipASN, "geoip-asn", "", "MaxMind-format ASN database")
 	fs.Var(&t.trustedProxies, "trusted-proxy", "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
 	fs.IntVar(&t.connsPerIP, "tracker-conns-per-ip", 16, "tracker connections allowed from one address")
+	fs.StringVar(&t.trustedPeers, "trusted-peers", "127.0.0.0/8,::1/128", "networks (comma-separated CIDRs, or none) whose viewers' relay budgets are believed without probation and who may share an address or /24; the default lets a swarm on one machine work (behind a proxy, set --trusted-proxy so viewers are told apart)")
 	fs.IntVar(&t.substreams, "substreams", 4, "substreams a stream is split into for push delivery")
 	fs.IntVar(&t.originSlots, "origin-slots", 64, "substream links the origin seed serves per stream")
 	fs.StringVar(&t.tokenKey, "viewer-token-key", "", "hex HMAC key (≥ 32 bytes) for viewer tokens of private streams")
@@ -84,6 +87,16 @@ func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice
 	if err != nil {
 		return nil, nil, err
 	}
+	var trusted []netip.Prefix
+	if t.trustedPeers != "" && t.trustedPeers != "none" {
+		for _, c := range strings.Split(t.trustedPeers, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(c))
+			if err != nil {
+				return nil, nil, fmt.Errorf("--trusted-peers %q: %w", c, err)
+			}
+			trusted = append(trusted, p.Masked())
+		}
+	}
 	geo, err := server.OpenGeo(server.GeoParams{CityDB: t.geoip, ASNDB: t.geoipASN})
 	if err != nil {
 		return nil, nil, err
@@ -100,7 +113,7 @@ func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice
 	private := slices.Clone([]string(t.private))
 	trk, err := server.New(server.Params{
 		Logger: log, Metrics: metrics, Geo: geo, TrustedProxies: proxies, Tokens: tokens, ICEServers: servers,
-		Swarm: tracker.SwarmParams{Substreams: t.substreams}, OriginSlots: t.originSlots, MaxConnsPerIP: t.connsPerIP,
+		Swarm: tracker.SwarmParams{Substreams: t.substreams, Trusted: trusted}, OriginSlots: t.originSlots, MaxConnsPerIP: t.connsPerIP,
 		OriginSecret: originSecret,
 		Streams: server.StreamsFunc(func(name string) (server.StreamInfo, bool) {
 			st, ok := srv.Stream(name)

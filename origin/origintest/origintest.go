@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,6 +33,9 @@ type Params struct {
 	// MaxConnsPerIP of the tracker (every test node is 127.0.0.1): 1024.
 	MaxConnsPerIP int
 }
+
+// loopback is where every test node connects from.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // Origin is a live test origin.
 type Origin struct {
@@ -110,7 +114,9 @@ func Start(tb testing.TB, p Params) *Origin {
 			}
 			return server.StreamInfo{PublicKey: hex.EncodeToString(s.PublicKey()), Manifest: "/live/" + name + "/manifest", BitrateKbps: s.AverageKbps()}, true
 		}),
-		Swarm: tracker.SwarmParams{Substreams: p.Substreams}, OriginSlots: p.OriginSlots, Seed: 1,
+		// Every test node is on loopback, one address: the tracker believes
+		// them (no probation, no shared allowance, no prefix rule).
+		Swarm: tracker.SwarmParams{Substreams: p.Substreams, Trusted: loopback}, OriginSlots: p.OriginSlots, Seed: 1,
 		MaxConnsPerIP: p.MaxConnsPerIP, OriginSecret: o.Secret,
 	})
 	if err != nil {

@@ -195,6 +195,7 @@ type Node struct {
 	peers     map[LinkID]*peer              // every open link
 	plist     []*peer                       // the same, in the order they opened
 	stalled   []protocol.PeerID             // to report
+	received  map[protocol.PeerID]uint64    // media bytes each peer delivered since the last report
 	listed    []time.Time                   // per substream: when a wanted chunk was last listed
 
 	wants    map[manifest.ID]*want
@@ -277,7 +278,7 @@ func New(p Params) (*Node, error) {
 		rends: slices.Clone(p.Renditions), ri: map[string]int{}, slot: map[string]int{}, contig: -1,
 		upstreams: make([]protocol.PeerID, p.Substreams), listed: make([]time.Time, p.Substreams),
 		ups: map[protocol.PeerID]*peer{}, dialing: map[protocol.PeerID]bool{}, backoff: map[protocol.PeerID]time.Time{}, inits: map[string]manifest.Entry{},
-		peers: map[LinkID]*peer{}, byID: map[string]*peer{},
+		peers: map[LinkID]*peer{}, byID: map[string]*peer{}, received: map[protocol.PeerID]uint64{},
 		wants: map[manifest.ID]*want{}, byKey: map[uint64]*want{}, held: make([]scheduler.SeqSet, wire.MaxRenditions),
 		fetching: map[manifest.ID]manifest.Entry{}, judged: map[manifest.ID]bool{}, heldID: map[uint64]manifest.ID{},
 		planner: scheduler.NewPlanner(pull), pull: pull,

@@ -378,3 +378,47 @@ func TestStartSkipsStaleBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestReportReceipts: each report says what each peer delivered since the
+// previous one — verified chunk bytes, duplicates included, the most first
+// — and a complaint's report carries them too; the origin's seed is left
+// out, and a report figure beyond the protocol's limits is clamped.
+func TestReportReceipts(t *testing.T) {
+	r := newRig(t, 0, "up")
+	r.link(1, "up", true)
+	r.link(2, "other", false) // a peer that dialed us: it may answer pulls
+	b := r.slot(8)
+	v0, a0 := b.Entries[0], b.Entries[1]
+	r.send(1, &wire.Manifest{Batches: []manifest.SignedBatch{signed(t, b)}})
+	r.send(1, &wire.Chunk{ID: v0.Hash, Size: v0.Size, Data: r.data[v0.Hash]})
+	r.send(2, &wire.Chunk{ID: a0.Hash, Size: a0.Size, Data: r.data[a0.Hash]})
+	r.send(2, &wire.Chunk{ID: v0.Hash, Size: v0.Size, Data: r.data[v0.Hash]}) // a duplicate: still delivered
+	reports := find(r.advance(2*time.Second), OutReport)
+	if len(reports) != 1 {
+		t.Fatalf("%d reports in 2 s, want 1", len(reports))
+	}
+	want := []protocol.Receipt{{Peer: "other", Bytes: uint64(v0.Size + a0.Size)}, {Peer: "up", Bytes: uint64(v0.Size)}}
+	if got := reports[0].Report.Received; !slices.Equal(got, want) {
+		t.Fatalf("receipts %+v, want %+v", got, want)
+	}
+	if rep := reports[0].Report; rep.BufferSec > protocol.MaxBufferSec || rep.RTTms > protocol.MaxRTTms || rep.UploadKbps > protocol.MaxBudgetKbps {
+		t.Errorf("report beyond the protocol's limits: %+v", rep)
+	}
+	// Nothing since: the next report has no receipts.
+	if reports = find(r.advance(2*time.Second), OutReport); len(reports) != 1 || len(reports[0].Report.Received) != 0 {
+		t.Fatalf("next reports %+v, want one without receipts", reports)
+	}
+	// A chunk, then a forged one from the same peer: the complaint's report
+	// carries the receipt of the good one.
+	b9 := r.slot(9)
+	r.send(1, &wire.Manifest{Batches: []manifest.SignedBatch{signed(t, b9)}})
+	e := b9.Entries[0]
+	r.send(1, &wire.Chunk{ID: e.Hash, Size: e.Size, Data: r.data[e.Hash]})
+	bad := slices.Clone(r.data[b9.Entries[1].Hash])
+	bad[0] ^= 1
+	outs := r.send(1, &wire.Chunk{ID: b9.Entries[1].Hash, Size: b9.Entries[1].Size, Data: bad})
+	reports = find(outs, OutReport)
+	if len(reports) != 1 || reports[0].Report.Complaint == nil || !slices.Equal(reports[0].Report.Received, []protocol.Receipt{{Peer: "up", Bytes: uint64(e.Size)}}) {
+		t.Fatalf("complaint reports %+v", reports)
+	}
+}

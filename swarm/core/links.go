@@ -496,6 +496,11 @@ func (n *Node) receive(p *peer, reqID uint32, id manifest.ID, data []byte, now t
 	if ri, ok := n.ri[e.Rendition]; ok && e.Kind == manifest.KindChunk {
 		p.have.Add(keyOf(e.Seq, ri))
 	}
+	if p.remote != protocol.OriginPeer {
+		// What the peer delivered, duplicates included (it did the
+		// work): the tracker measures upstreams by these receipts.
+		n.received[p.remote] += uint64(len(data))
+	}
 	if reqID == 0 {
 		p.push.LastPush = now
 		// How long after its entry a push from this pusher lands: a deep
@@ -515,7 +520,11 @@ func (n *Node) complain(now time.Time, p *peer, reason protocol.ComplaintReason,
 	if p.remote == protocol.OriginPeer {
 		return
 	}
-	n.emit(Output{Kind: OutReport, Peer: p.remote, Err: err, Report: &protocol.Report{Complaint: &protocol.Complaint{Peer: p.remote, Reason: reason}}})
+	// The receipts go along: every report covers what peers delivered
+	// since the one before.
+	n.emit(Output{Kind: OutReport, Peer: p.remote, Err: err, Report: &protocol.Report{
+		Complaint: &protocol.Complaint{Peer: p.remote, Reason: reason}, Received: n.receipts(),
+	}})
 }
 
 func remove(list []string, id string) []string {

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -493,23 +494,26 @@ func (n *Node) announce(now time.Time) {
 	}
 }
 
-// report sends the tracker this node's health, and the upstreams found
-// stalled since the last report; the peers get this node's stats.
+// report sends the tracker this node's health, the upstreams found stalled
+// and what each peer delivered since the last report; the peers get this
+// node's stats. Figures are clamped to the protocol's limits (a node that
+// buffered more than protocol.MaxBufferSec says that much).
 func (n *Node) report(now time.Time) {
 	n.nextReport = now.Add(n.p.ReportEvery)
 	r := &protocol.Report{
 		NewestSeq: n.newest, BytesFromPeers: uint64(n.stats.BytesFromPeers), BytesFromOrigin: uint64(n.stats.BytesFromOrigin),
-		RTTms: int(n.guard.Status().Smoothed.Milliseconds()), Stalled: n.stalled,
+		RTTms: int(min(n.guard.Status().Smoothed.Milliseconds(), protocol.MaxRTTms)), Stalled: n.stalled,
+		Received: n.receipts(),
 	}
 	n.stats.StallReports += len(n.stalled)
 	n.stalled = nil
 	if !n.lastRep.at.IsZero() {
 		if d := now.Sub(n.lastRep.at).Seconds(); d > 0 {
-			r.UploadKbps = int(float64(n.stats.BytesUploaded-n.lastRep.uploaded) * 8 / 1000 / d)
+			r.UploadKbps = int(min(float64(n.stats.BytesUploaded-n.lastRep.uploaded)*8/1000/d, protocol.MaxBudgetKbps))
 		}
 	}
 	n.lastRep.at, n.lastRep.uploaded = now, n.stats.BytesUploaded
-	r.BufferSec = n.buffer(now).Seconds()
+	r.BufferSec = min(n.buffer(now).Seconds(), protocol.MaxBufferSec)
 	if kbps := n.relayKbps(); kbps != n.toldRelay {
 		// The RTT guard or the user moved the relay budget: the tracker
 		// sizes this node's slots from what it is told.
@@ -522,6 +526,24 @@ func (n *Node) report(now time.Time) {
 		n.send(p, st)
 	}
 	n.linkUpstreams(now) // an upstream whose backoff ended is dialed again
+}
+
+// receipts returns, and forgets, the media bytes each peer delivered since
+// the last report: the most first (peer id breaking ties, so that the
+// output does not depend on map order), at most protocol.MaxReceipts.
+func (n *Node) receipts() []protocol.Receipt {
+	if len(n.received) == 0 {
+		return nil
+	}
+	rs := make([]protocol.Receipt, 0, len(n.received))
+	for id, b := range n.received {
+		rs = append(rs, protocol.Receipt{Peer: id, Bytes: min(b, protocol.MaxReceiptBytes)})
+	}
+	clear(n.received)
+	slices.SortFunc(rs, func(a, b protocol.Receipt) int {
+		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Peer, b.Peer))
+	})
+	return rs[:min(len(rs), protocol.MaxReceipts)]
 }
 
 // buffer is how much media ahead of the playhead is held without a gap (of

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -228,7 +229,10 @@ type NodeParams struct {
 	// (default: the budget, at least 1000 kbit/s).
 	LineKbps int
 	Quality  string // (auto)
-	Loc      tracker.Location
+	// Loc is where the tracker sees the node; without an address or a
+	// prefix, each node gets an address of its own, in a /24 of its own
+	// (10.x.y.1).
+	Loc tracker.Location
 	// Core overrides the network's template for this node when non-nil.
 	Core *core.Params
 }
@@ -238,6 +242,10 @@ type NodeParams struct {
 func (n *Network) Join(p NodeParams) (*Node, error) {
 	n.nextID++
 	id := protocol.PeerID("v" + strconv.Itoa(n.nextID))
+	if !p.Loc.Addr.IsValid() && !p.Loc.Prefix.IsValid() {
+		// Every viewer on its own address, in its own /24.
+		p.Loc.Addr = netip.AddrFrom4([4]byte{10, byte(n.nextID >> 8), byte(n.nextID), 1})
+	}
 	links, err := n.swarm.Join(n.now, tracker.PeerInfo{ID: id, Kind: protocol.KindNative, Loc: p.Loc, BudgetKbps: p.BudgetKbps * core.PushShare / 100})
 	if err != nil {
 		return nil, err

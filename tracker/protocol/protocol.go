@@ -20,8 +20,14 @@ const (
 	MaxSDPBytes     = 32 << 10 // an SDP in a signal
 	MaxCandidate    = 1 << 10  // an ICE candidate line
 	MaxRenditions   = 16
-	MaxBudgetKbps   = 10_000_000 // a relay budget (join, report)
+	MaxBudgetKbps   = 10_000_000 // a relay budget (join, report) and a report's uploadKbps
 	MaxStalled      = 16         // peers named in one report's stalled list
+	MaxReceipts     = 32         // peers named in one report's received list
+	MaxBufferSec    = 120        // a report's bufferSec
+	MaxRTTms        = 60_000     // a report's rttMs
+	// MaxReceiptBytes bounds one receipt: far more than any link carries
+	// between two reports.
+	MaxReceiptBytes = 1 << 40
 )
 
 // Message types.
@@ -124,6 +130,18 @@ type Report struct {
 	RelayKbps *int       `json:"relayKbps,omitempty"`
 	Complaint *Complaint `json:"complaint,omitempty"`
 	Stalled   []PeerID   `json:"stalled,omitempty"` // upstreams that stopped delivering
+	// Received is the media each peer delivered to the sender since its
+	// previous report (verified chunk bytes; peers that delivered nothing
+	// may be left out). The tracker measures upstreams by it: what a peer's
+	// downstreams say they received from it, not what it claims to upload.
+	Received []Receipt `json:"received,omitempty"`
+}
+
+// Receipt is what the sender of a report received from one peer since its
+// previous report.
+type Receipt struct {
+	Peer  PeerID `json:"peer"`
+	Bytes uint64 `json:"bytes"`
 }
 
 // Complaint reports a peer the sender cut off for what it sent.
@@ -267,14 +285,18 @@ func (s *Signal) check() error {
 
 func (r *Report) check() error {
 	switch {
-	case r.BufferSec < 0 || r.BufferSec > 3600 || r.BufferSec != r.BufferSec:
-		return fmt.Errorf("buffer %v s", r.BufferSec)
-	case r.UploadKbps < 0 || r.RTTms < 0 || r.RTTms > 600_000:
-		return errors.New("negative or absurd figures")
+	case r.BufferSec < 0 || r.BufferSec > MaxBufferSec || r.BufferSec != r.BufferSec:
+		return fmt.Errorf("buffer %v s not in 0..%d", r.BufferSec, MaxBufferSec)
+	case r.UploadKbps < 0 || r.UploadKbps > MaxBudgetKbps:
+		return fmt.Errorf("upload %d kbps not in 0..%d", r.UploadKbps, MaxBudgetKbps)
+	case r.RTTms < 0 || r.RTTms > MaxRTTms:
+		return fmt.Errorf("rtt %d ms not in 0..%d", r.RTTms, MaxRTTms)
 	case r.RelayKbps != nil && (*r.RelayKbps < 0 || *r.RelayKbps > MaxBudgetKbps):
 		return fmt.Errorf("relay budget %d kbps", *r.RelayKbps)
 	case len(r.Stalled) > MaxStalled:
 		return fmt.Errorf("%d stalled peers", len(r.Stalled))
+	case len(r.Received) > MaxReceipts:
+		return fmt.Errorf("%d receipts, limit %d", len(r.Received), MaxReceipts)
 	case r.Complaint != nil && !ValidPeerID(r.Complaint.Peer):
 		return fmt.Errorf("complaint about peer %q", r.Complaint.Peer)
 	case r.Complaint != nil && !r.Complaint.Reason.Valid():
@@ -283,6 +305,19 @@ func (r *Report) check() error {
 	for _, p := range r.Stalled {
 		if !ValidPeerID(p) {
 			return fmt.Errorf("stalled peer %q", p)
+		}
+	}
+	for i, rc := range r.Received {
+		switch {
+		case !ValidPeerID(rc.Peer):
+			return fmt.Errorf("receipt from peer %q", rc.Peer)
+		case rc.Bytes > MaxReceiptBytes:
+			return fmt.Errorf("receipt of %d bytes", rc.Bytes)
+		}
+		for _, prev := range r.Received[:i] {
+			if prev.Peer == rc.Peer {
+				return fmt.Errorf("two receipts from peer %s", rc.Peer)
+			}
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -41,6 +42,21 @@ func TestDecodeClient(t *testing.T) {
 		{"report, relay restored", `{"type":"report","relayKbps":2500}`, true},
 		{"report, negative relay", `{"type":"report","relayKbps":-1}`, false},
 		{"report, absurd relay", `{"type":"report","relayKbps":10000001}`, false},
+		{"report, upload at the ceiling", `{"type":"report","uploadKbps":10000000}`, true},
+		{"report, absurd upload", `{"type":"report","uploadKbps":10000001}`, false},
+		{"report, two minutes buffered", `{"type":"report","bufferSec":120}`, true},
+		{"report, absurd buffer", `{"type":"report","bufferSec":120.5}`, false},
+		{"report, an hour buffered", `{"type":"report","bufferSec":3600}`, false},
+		{"report, rtt a minute", `{"type":"report","rttMs":60000}`, true},
+		{"report, absurd rtt", `{"type":"report","rttMs":60001}`, false},
+		{"report, receipts", `{"type":"report","received":[{"peer":"` + peer + `","bytes":123456},{"peer":"origin","bytes":0}]}`, true},
+		{"report, receipt bad peer", `{"type":"report","received":[{"peer":"x","bytes":1}]}`, false},
+		{"report, receipt twice", `{"type":"report","received":[{"peer":"` + peer + `","bytes":1},{"peer":"` + peer + `","bytes":2}]}`, false},
+		{"report, receipt negative", `{"type":"report","received":[{"peer":"` + peer + `","bytes":-1}]}`, false},
+		{"report, receipt absurd", `{"type":"report","received":[{"peer":"` + peer + `","bytes":1099511627777}]}`, false},
+		{"report, receipt unknown field", `{"type":"report","received":[{"peer":"` + peer + `","bytes":1,"kbps":9}]}`, false},
+		{"report, 33 receipts", `{"type":"report","received":[` + receipts(33) + `]}`, false},
+		{"report, 32 receipts", `{"type":"report","received":[` + receipts(32) + `]}`, true},
 		{"leave", `{"type":"leave"}`, true},
 		{"trailing", `{"type":"leave"} {}`, false},
 		{"unknown field", `{"type":"leave","x":1}`, false},
@@ -55,6 +71,30 @@ func TestDecodeClient(t *testing.T) {
 		}
 		if err != nil && !errors.Is(err, ErrBadMessage) {
 			t.Errorf("%s: error does not wrap ErrBadMessage: %v", c.name, err)
+		}
+	}
+}
+
+// receipts returns n receipts from distinct peers, as JSON list items.
+func receipts(n int) string {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprintf(`{"peer":"%s","bytes":%d}`, strings.Repeat(string(rune('a'+i%26)), 25)+string(rune('a'+i/26)), i)
+	}
+	return strings.Join(items, ",")
+}
+
+// TestReportLimitsError: a report beyond physical sense is refused with an
+// error naming the figure and its limit.
+func TestReportLimitsError(t *testing.T) {
+	for msg, want := range map[string]string{
+		`{"type":"report","uploadKbps":99999999}`: "upload 99999999 kbps not in 0..10000000",
+		`{"type":"report","bufferSec":3600}`:      "buffer 3600 s not in 0..120",
+		`{"type":"report","rttMs":600000}`:        "rtt 600000 ms not in 0..60000",
+	} {
+		_, err := DecodeClient([]byte(msg))
+		if !errors.Is(err, ErrBadMessage) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", msg, err, want)
 		}
 	}
 }
@@ -97,6 +137,10 @@ func FuzzDecodeClient(f *testing.F) {
 		`{"type":"signal","to":"origin","sdp":{"type":"offer","sdp":"v=0"}}`,
 		`{"type":"report","bufferSec":1,"stalled":["origin"]}`, `{"type":"leave"}`, `{`, ``,
 		`{"type":"report","relayKbps":500,"complaint":{"peer":"origin","reason":"bad-chunk"}}`,
+		`{"type":"report","bufferSec":2.5,"uploadKbps":800,"rttMs":40,"received":[{"peer":"origin","bytes":1000},{"peer":"abcdefghijklmnopqrstuvwxyz","bytes":0}]}`,
+		`{"type":"report","received":[{"peer":"abcdefghijklmnopqrstuvwxyz","bytes":1},{"peer":"abcdefghijklmnopqrstuvwxyz","bytes":2}]}`,
+		`{"type":"report","received":[{"peer":"origin","bytes":18446744073709551615}]}`,
+		`{"type":"report","uploadKbps":10000001,"bufferSec":121}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -12,6 +12,8 @@ type Metrics struct {
 	depth       prometheus.Histogram
 	rejected    *prometheus.CounterVec
 	signals     prometheus.Counter
+	pings       prometheus.Counter
+	reports     prometheus.Counter
 }
 
 // NewMetrics registers the tracker's metrics on reg.
@@ -36,8 +38,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		signals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seedcast_tracker_signals_total", Help: "Signaling messages relayed between peers.",
 		}),
+		pings: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seedcast_tracker_keepalive_pings_total", Help: "WebSocket pings the tracker sent to silent connections.",
+		}),
+		reports: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seedcast_tracker_reports_total", Help: "Viewer reports taken (health, receipts, complaints).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.peers, m.joins, m.assignments, m.depth, m.rejected, m.signals} {
+	for _, c := range []prometheus.Collector{m.peers, m.joins, m.assignments, m.depth, m.rejected, m.signals, m.pings, m.reports} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -74,5 +82,17 @@ func (m *Metrics) assigned(reason string, depth int) {
 func (m *Metrics) signalled() {
 	if m != nil {
 		m.signals.Inc()
+	}
+}
+
+func (m *Metrics) pinged() {
+	if m != nil {
+		m.pings.Inc()
+	}
+}
+
+func (m *Metrics) reported() {
+	if m != nil {
+		m.reports.Inc()
 	}
 }

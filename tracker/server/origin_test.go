@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -250,8 +251,13 @@ func TestOriginReplaced(t *testing.T) {
 func TestDepth(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tt := newTestTracker(t, func(p *Params) { p.OriginSlots = 4 }) // one viewer's 4 substreams
-	relay, rw := tt.join(ctx, t, 10_000)                           // fed by the origin
+	tt := newTestTracker(t, func(p *Params) {
+		p.OriginSlots = 4 // one viewer's 4 substreams
+		// A relay believed at once (one on probation serves a viewer one
+		// substream only).
+		p.Swarm.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	relay, rw := tt.join(ctx, t, 10_000) // fed by the origin
 	if rw.Depth != 1 {
 		t.Errorf("first viewer's depth %d, want 1", rw.Depth)
 	}

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -68,6 +69,14 @@ type Params struct {
 	JoinTimeout   time.Duration // the join must come within this (default 10 s)
 	WriteTimeout  time.Duration // default 10 s
 	SendQueue     int           // messages queued to a slow client before it is dropped (default 64)
+	// PingAfter: a joined connection that has sent nothing (no message,
+	// no ping, no pong) for this long gets a WebSocket ping from the
+	// tracker, and another every PingAfter while it stays silent (default
+	// 25 s). IdleTimeout: one silent for this long is closed, 1008 "idle"
+	// (default 75 s: three pings unanswered). Both are checked at every
+	// rebalance tick, against Now.
+	PingAfter   time.Duration
+	IdleTimeout time.Duration
 	// RebalanceEvery is how often each swarm is rebalanced: waiting
 	// substreams get upstreams, long-lived relays move up (default 2 s).
 	RebalanceEvery time.Duration
@@ -86,6 +95,7 @@ const (
 	closeOrigin      = "origin secret refused"
 	closeReplaced    = "origin replaced"
 	closeShutdown    = "tracker shutting down"
+	closeIdle        = "idle"
 )
 
 // Server is the tracker's WebSocket endpoint (GET /tracker).
@@ -131,14 +141,27 @@ type peerConn struct {
 
 	wmu sync.Mutex // one frame at a time on nc: messages, pongs, the close
 
-	// Outbound messages. A writer goroutine runs only while some are queued.
+	// seen is when the client last sent a frame (unix ns, by Params.Now),
+	// pinged when the tracker last pinged it; both only for keepalive.
+	seen   atomic.Int64
+	pinged atomic.Int64
+
+	// Outbound frames: text messages, and the tracker's pings. A writer
+	// goroutine runs only while some are queued.
 	mu       sync.Mutex
-	queue    [][]byte
+	queue    []outFrame
 	writing  bool
 	closed   bool
 	joined   bool
 	writer   sync.WaitGroup
 	finished sync.Once
+}
+
+// outFrame is a frame queued to a client: a text message, or a ping (nil
+// data).
+type outFrame struct {
+	data []byte
+	ping bool
 }
 
 func (pc *peerConn) isClosed() bool {
@@ -193,6 +216,12 @@ func New(p Params) (*Server, error) {
 	if p.RebalanceEvery <= 0 {
 		p.RebalanceEvery = 2 * time.Second
 	}
+	if p.PingAfter <= 0 {
+		p.PingAfter = 25 * time.Second
+	}
+	if p.IdleTimeout <= 0 {
+		p.IdleTimeout = 75 * time.Second
+	}
 	if p.Now == nil {
 		p.Now = time.Now
 	}
@@ -221,7 +250,8 @@ func New(p Params) (*Server, error) {
 	return s, nil
 }
 
-// maintain rebalances every swarm periodically until Close.
+// maintain rebalances every swarm, and keeps idle connections alive (or
+// closes silent ones), periodically until Close.
 func (s *Server) maintain() {
 	defer s.wg.Done()
 	tick := time.NewTicker(s.p.RebalanceEvery)
@@ -232,6 +262,7 @@ func (s *Server) maintain() {
 			return
 		case <-tick.C:
 		}
+		s.keepalive()
 		s.mu.Lock()
 		streams := make([]*stream, 0, len(s.streams))
 		for _, st := range s.streams {
@@ -251,6 +282,36 @@ func (s *Server) maintain() {
 			st.mu.Unlock()
 			s.reassign(st, links)
 		}
+	}
+}
+
+// keepalive pings the joined connections that have been silent for
+// PingAfter (again every PingAfter while they stay so) and closes those
+// silent for IdleTimeout. The ping goes through the connection's write
+// queue, like a message: no goroutine waits on an idle connection.
+func (s *Server) keepalive() {
+	now := s.p.Now().UnixNano()
+	s.mu.Lock()
+	var ping, idle []*peerConn
+	for pc := range s.conns {
+		seen := pc.seen.Load()
+		switch {
+		case seen == 0: // not joined yet: the join timeout holds it
+		case now-seen >= int64(s.p.IdleTimeout):
+			idle = append(idle, pc)
+		case now-max(seen, pc.pinged.Load()) >= int64(s.p.PingAfter):
+			ping = append(ping, pc)
+		}
+	}
+	s.mu.Unlock()
+	for _, pc := range idle {
+		s.p.Metrics.reject("idle")
+		s.close(pc, ws.StatusPolicyViolation, closeIdle)
+	}
+	for _, pc := range ping {
+		pc.pinged.Store(now)
+		s.p.Metrics.pinged()
+		s.enqueue(pc, outFrame{ping: true})
 	}
 }
 
@@ -344,6 +405,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.join(pc, join) {
 		return
 	}
+	pc.seen.Store(s.p.Now().UnixNano())
 	// Whatever the client sent right behind its join is in the buffer, where
 	// the poller would not see it.
 	for rw.Reader.Buffered() > 0 {
@@ -381,6 +443,7 @@ func (s *Server) handleOne(pc *peerConn) {
 		s.fail(pc, err)
 		return
 	}
+	pc.seen.Store(s.p.Now().UnixNano()) // a message, a ping or a pong: it lives
 	if msg == nil {
 		// A ping (or pong) between messages: answered, and the connection
 		// waits for its next frame with no deadline, as an idle one does.
@@ -640,38 +703,42 @@ func (s *Server) join(pc *peerConn, j *protocol.Join) bool {
 	pc.joinKbps = j.BudgetKbps
 	pc.limiter = rate.NewLimiter(rate.Limit(s.p.MessageRate), s.p.MessageBurst)
 	loc := s.p.Geo.Locate(pc.ip, j.Region)
+	loc.Addr = pc.ip // the viewers of one address share one relay allowance
 	now := s.p.Now()
 	st.mu.Lock()
 	links, err := st.swarm.Join(now, tracker.PeerInfo{ID: pc.id, Kind: j.Kind, Loc: loc, BudgetKbps: j.BudgetKbps})
-	depth := 0
-	if err == nil {
-		st.peers[pc.id] = pc
-		pc.mu.Lock()
-		pc.joined = true
-		pc.mu.Unlock()
-		depth = st.swarm.ViewerDepth(pc.id)
-	}
-	peers := len(st.peers)
-	st.mu.Unlock()
 	if err != nil { // only a bug: the swarm takes every valid join (on HTTP when full)
+		st.mu.Unlock()
 		s.log.Error("swarm refused a join", "stream", st.name, "err", err)
 		s.p.Metrics.reject("internal")
 		s.close(pc, ws.StatusInternalServerError, "internal error")
 		return false
 	}
-	s.p.Metrics.joined(st.name, peers)
+	st.peers[pc.id] = pc
+	pc.mu.Lock()
+	pc.joined = true
+	pc.mu.Unlock()
 	w := protocol.Welcome{
 		Type: protocol.TypeWelcome, V: protocol.ProtocolVersion, Peer: pc.id, PublicKey: info.PublicKey, Manifest: info.Manifest,
-		ICEServers: s.p.ICEServers, Substreams: len(links), Upstreams: make([]protocol.Upstream, len(links)), Depth: depth,
+		ICEServers: s.p.ICEServers, Substreams: len(links), Upstreams: make([]protocol.Upstream, len(links)), Depth: st.swarm.ViewerDepth(pc.id),
 	}
 	if w.ICEServers == nil {
 		w.ICEServers = []protocol.ICEServer{}
 	}
+	depths := make([]int, len(links))
 	for i, l := range links {
 		w.Upstreams[i] = protocol.Upstream{Substream: l.Substream, Peer: l.Upstream}
-		s.p.Metrics.assigned(string(l.Reason), st.depth(l))
+		depths[i] = st.swarm.Depth(l.Peer, l.Substream)
 	}
+	// Queued before the stream is unlocked: a reassign of this viewer (a
+	// rebalance may give it one at once) can only follow its welcome.
 	s.send(pc, w)
+	peers := len(st.peers)
+	st.mu.Unlock()
+	s.p.Metrics.joined(st.name, peers)
+	for i, l := range links {
+		s.p.Metrics.assigned(string(l.Reason), depths[i])
+	}
 	s.log.Debug("peer joined", "stream", st.name, "peer", pc.id, "kind", j.Kind, "budgetKbps", j.BudgetKbps, "country", loc.Country)
 	return true
 }
@@ -794,6 +861,7 @@ func (s *Server) report(pc *peerConn, m *protocol.Report) {
 	st.mu.Lock()
 	links := st.swarm.TakeReport(now, pc.id, m, pc.joinKbps)
 	st.mu.Unlock()
+	s.p.Metrics.reported()
 	s.reassign(st, links)
 }
 
@@ -804,6 +872,11 @@ func (s *Server) send(pc *peerConn, msg any) {
 	if err != nil {
 		return
 	}
+	s.enqueue(pc, outFrame{data: data})
+}
+
+// enqueue queues a frame and starts the writer if none runs.
+func (s *Server) enqueue(pc *peerConn, f outFrame) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	switch {
@@ -814,7 +887,7 @@ func (s *Server) send(pc *peerConn, msg any) {
 		go s.close(pc, ws.StatusPolicyViolation, closeSlow) // close takes pc.mu
 		return
 	}
-	pc.queue = append(pc.queue, data)
+	pc.queue = append(pc.queue, f)
 	if !pc.writing {
 		pc.writing = true
 		pc.writer.Add(1)
@@ -832,10 +905,14 @@ func (s *Server) drain(pc *peerConn) {
 			pc.mu.Unlock()
 			return
 		}
-		data := pc.queue[0]
+		f := pc.queue[0]
 		pc.queue = pc.queue[1:]
 		pc.mu.Unlock()
-		if err := pc.writeFrame(ws.NewTextFrame(data), s.p.WriteTimeout); err != nil {
+		frame := ws.NewTextFrame(f.data)
+		if f.ping {
+			frame = ws.NewPingFrame(nil)
+		}
+		if err := pc.writeFrame(frame, s.p.WriteTimeout); err != nil {
 			s.close(pc, 0, "")
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,8 +27,12 @@ type testTracker struct {
 	url     string
 	metrics *Metrics
 	tokens  *TokenIssuer
-	now     time.Time
+	now     time.Time    // the virtual clock's start
+	elapsed atomic.Int64 // ... and how far it moved (advance)
 }
+
+// advance moves the tracker's virtual clock (Params.Now) on.
+func (tt *testTracker) advance(d time.Duration) { tt.elapsed.Add(int64(d)) }
 
 func newTestTracker(t *testing.T, mod func(*Params)) *testTracker {
 	t.Helper()
@@ -53,7 +58,7 @@ func newTestTracker(t *testing.T, mod func(*Params)) *testTracker {
 		}),
 		Swarm:       tracker.SwarmParams{Substreams: 4},
 		OriginSlots: 8,
-		Now:         func() time.Time { return tt.now },
+		Now:         func() time.Time { return tt.now.Add(time.Duration(tt.elapsed.Load())) },
 	}
 	if mod != nil {
 		mod(&p)
@@ -257,6 +262,9 @@ func TestRefusals(t *testing.T) {
 		{"signal with from", []string{join("demo", ""), `{"type":"signal","to":"origin","from":"origin","candidate":{"candidate":"x"}}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
 		{"unknown complaint reason", []string{join("demo", ""), `{"type":"report","complaint":{"peer":"origin","reason":"rude"}}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
 		{"relay budget above the limit", []string{join("demo", ""), `{"type":"report","relayKbps":10000001}`}, false, websocket.StatusPolicyViolation, "bad message", "bad_message"},
+		{"upload above the limit", []string{join("demo", ""), `{"type":"report","uploadKbps":10000001}`}, false, websocket.StatusPolicyViolation, "bad message: tracker: bad message: report: upload", "bad_message"},
+		{"an hour buffered", []string{join("demo", ""), `{"type":"report","bufferSec":3600}`}, false, websocket.StatusPolicyViolation, "bad message: tracker: bad message: report: buffer", "bad_message"},
+		{"a receipt twice", []string{join("demo", ""), `{"type":"report","received":[{"peer":"origin","bytes":1},{"peer":"origin","bytes":1}]}`}, false, websocket.StatusPolicyViolation, "bad message: tracker: bad message: report: two receipts", "bad_message"},
 		{"rate", []string{join("demo", ""), `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`, `{"type":"report"}`}, false, websocket.StatusPolicyViolation, "too many messages", "rate"},
 	}
 	for _, c := range cases {
@@ -323,7 +331,9 @@ func TestGeoAssignment(t *testing.T) {
 	tt := newTestTracker(t, func(p *Params) {
 		p.Geo = geo
 		p.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-		p.Swarm = tracker.SwarmParams{Substreams: 4, MinUpstreams: 1, MaxUpstreams: 1} // proximity alone decides
+		// Proximity alone decides, among relays believed at once.
+		p.Swarm = tracker.SwarmParams{Substreams: 4, MinUpstreams: 1, MaxUpstreams: 1,
+			Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")}}
 		p.OriginSlots = 8
 	})
 	joinFrom := func(ip string, budget int) *protocol.Welcome {
@@ -487,5 +497,46 @@ func TestPingOnlyClient(t *testing.T) {
 	case <-fctx.Done(): // the tracker closed it
 	case <-time.After(3 * time.Second):
 		t.Error("200 pings at once: still connected")
+	}
+}
+
+// TestKeepalive: on the tracker's clock, a joined client that sends nothing
+// is pinged after 25 s of silence; one that answers stays connected (60 s
+// here, and on), one that does not is closed after 75 s, 1008 "idle".
+func TestKeepalive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tt := newTestTracker(t, func(p *Params) { p.RebalanceEvery = 5 * time.Millisecond }) // keepalive checked that often
+	live, lw := tt.join(ctx, t, 0)
+	live.ws.CloseRead(ctx)         // reads in the background: answers pings
+	mute, mw := tt.join(ctx, t, 0) // never reads: answers nothing
+	conn := func(id protocol.PeerID) (pc *peerConn) {
+		tt.locked("demo", func(st *stream) { pc = st.peers[id] })
+		return pc
+	}
+	lpc, mpc := conn(lw.Peer), conn(mw.Peer)
+	seen := func(pc *peerConn) time.Duration { return time.Duration(pc.seen.Load() - tt.now.UnixNano()) }
+	pings := func() float64 { return testutil.ToFloat64(tt.metrics.pings) }
+	for step := 1; step <= 6; step++ {
+		tt.advance(10 * time.Second)
+		at := time.Duration(step) * 10 * time.Second
+		if at == 30*time.Second || at == 60*time.Second {
+			// Silent for 25 s or more: pinged, and the pong came back.
+			waitFor(ctx, t, func() bool { return seen(lpc) == at })
+		}
+	}
+	waitFor(ctx, t, func() bool { return pings() >= 4 }) // both, at 30 s and at 60 s
+	if lpc.isClosed() || mpc.isClosed() || seen(mpc) != 0 {
+		t.Fatalf("at 60 s: live closed %v, mute closed %v (seen at %v)", lpc.isClosed(), mpc.isClosed(), seen(mpc))
+	}
+	tt.advance(20 * time.Second) // 80 s: the mute one has been silent for over 75 s
+	// (Reading now would answer the pings queued to it: wait for the close.)
+	waitFor(ctx, t, mpc.isClosed)
+	if code, reason := mute.closed(ctx); code != websocket.StatusPolicyViolation || reason != closeIdle {
+		t.Errorf("silent client closed with %d %q, want %d %q", code, reason, websocket.StatusPolicyViolation, closeIdle)
+	}
+	waitFor(ctx, t, func() bool { return testutil.ToFloat64(tt.metrics.rejected.WithLabelValues("idle")) == 1 })
+	if lpc.isClosed() {
+		t.Error("the client that answers pings was closed")
 	}
 }

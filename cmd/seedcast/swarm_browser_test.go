@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pageStats is what window.seedcast.stats() returns (the fields read here).
+type pageStats struct {
+	Peers           int     `json:"peers"`
+	BytesFromPeers  float64 `json:"bytesFromPeers"`
+	BytesFromOrigin float64 `json:"bytesFromOrigin"`
+	BytesUploaded   float64 `json:"bytesUploaded"`
+	ChunksOnTime    int     `json:"chunksOnTime"`
+	ChunksLate      int     `json:"chunksLate"`
+	Rejected        int     `json:"rejected"`
+	MaxDepth        int     `json:"maxDepth"`
+	RelayBudgetKbps float64 `json:"relayBudgetKbps"`
+}
+
+func readStats(t *testing.T, tab context.Context) pageStats {
+	t.Helper()
+	raw := evalJS[json.RawMessage](t, tab, `window.seedcast && window.seedcast.stats ? window.seedcast.stats() : null`)
+	var s pageStats
+	_ = json.Unmarshal(raw, &s)
+	return s
+}
+
+// settingsJS makes a page's bandwidth settings: a 10 Mbit/s line with half
+// reserved, and the given relay level.
+func settingsJS(relay string) string {
+	return fmt.Sprintf(`localStorage.setItem('seedcast.settings.v1', JSON.stringify({upMode: 'manual', upManualKbps: 10000, reservePct: 50, relay: %q}))`, relay)
+}
+
+// nativeViewer runs `seedcast viewer` until ctx ends or dur passes, its
+// stats in a JSON-lines file; wait returns its last line.
+type nativeViewer struct {
+	stats string
+	done  chan error
+	out   *strings.Builder
+}
+
+func startNative(t *testing.T, ctx context.Context, base, dir string, i int, dur time.Duration) *nativeViewer {
+	t.Helper()
+	v := &nativeViewer{stats: filepath.Join(dir, fmt.Sprintf("native%d.jsonl", i)), done: make(chan error, 1), out: &strings.Builder{}}
+	cmd := exec.CommandContext(ctx, binary, "viewer", "--server", base, "--stream", "demo",
+		"--upload", "10Mbps", "--reserve", "5Mbps", "--relay", "medium",
+		"--stats-interval", "1s", "--stats-json", v.stats, "--duration", dur.String(), "--webrtc-loopback-only")
+	cmd.Stdout, cmd.Stderr = v.out, v.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { v.done <- cmd.Wait() }()
+	return v
+}
+
+func (v *nativeViewer) lines(t *testing.T) []statsLine {
+	t.Helper()
+	data, _ := os.ReadFile(v.stats)
+	var ls []statsLine
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var x statsLine
+		if json.Unmarshal([]byte(l), &x) == nil {
+			ls = append(ls, x)
+		}
+	}
+	return ls
+}
+
+// TestBrowserSwarm: three browser players and five `seedcast viewer` nodes
+// behind an origin that seeds at most two copies. Each browser gets at
+// least half its media from peers, browsers upload to native nodes and to
+// each other, nothing is rejected, and continuity is at least 99%. A
+// browser that joined with relay off uploads nothing, and once its slider
+// moves to high it uploads within seconds, on the same node (no reconnect).
+func TestBrowserSwarm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a swarm of 3 browsers and 5 native nodes for a minute")
+	}
+	base := startServer(t, "--demo", "--webrtc-loopback-only", "--origin-slots", "8")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bctx := chromium(t, ctx)
+	dir := t.TempDir()
+
+	var natives []*nativeViewer
+	defer func() {
+		for _, v := range natives {
+			if err := <-v.done; err != nil && ctx.Err() == nil {
+				t.Errorf("native viewer: %v\n%s", err, v.out)
+			}
+		}
+	}()
+	// Two native relays first, fed by the origin; then the browsers (one
+	// with relay off), then three more native nodes.
+	for i := range 2 {
+		natives = append(natives, startNative(t, ctx, base, dir, i, 80*time.Second))
+	}
+	var tabs []context.Context
+	for i, relay := range []string{"medium", "medium", "off"} {
+		tabs = append(tabs, openPage(t, bctx, base+"/watch/demo", settingsJS(relay)))
+		waitPlaying(t, tabs[i])
+	}
+	for i := 2; i < 5; i++ {
+		natives = append(natives, startNative(t, ctx, base, dir, i, 70*time.Second))
+	}
+	pause := func(d time.Duration) {
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(d): // the swarm runs in real time
+		}
+	}
+	pause(15 * time.Second) // settle
+	before := make([]pageStats, len(tabs))
+	for i, tab := range tabs {
+		before[i] = readStats(t, tab)
+	}
+	nativeBefore := make([]statsLine, len(natives))
+	for i, v := range natives {
+		if ls := v.lines(t); len(ls) > 0 {
+			nativeBefore[i] = ls[len(ls)-1]
+		}
+	}
+	pause(20 * time.Second)
+	var onTime, late, rejected int
+	var browserUp float64
+	for i, tab := range tabs {
+		s := readStats(t, tab)
+		peers, origin := s.BytesFromPeers-before[i].BytesFromPeers, s.BytesFromOrigin-before[i].BytesFromOrigin
+		up := s.BytesUploaded - before[i].BytesUploaded
+		onTime += s.ChunksOnTime - before[i].ChunksOnTime
+		late += s.ChunksLate - before[i].ChunksLate
+		rejected += s.Rejected
+		t.Logf("browser %d: %.0f%% of %.0f kB from peers, uploaded %.0f kB, %d peers, depth %d, relay %.0f kbit/s",
+			i, 100*peers/max(peers+origin, 1), (peers+origin)/1000, up/1000, s.Peers, s.MaxDepth, s.RelayBudgetKbps)
+		if peers < origin {
+			t.Errorf("browser %d got %.0f kB from peers and %.0f kB from the origin: want at least half from peers", i, peers/1000, origin/1000)
+		}
+		if i < 2 {
+			browserUp += up
+		} else if up != 0 || s.BytesUploaded != 0 {
+			t.Errorf("browser %d, relay off, uploaded %.0f bytes", i, s.BytesUploaded)
+		}
+	}
+	var nativePeers float64
+	for i, v := range natives {
+		ls := v.lines(t)
+		if len(ls) == 0 {
+			t.Fatalf("native viewer %d wrote no stats\n%s", i, v.out)
+		}
+		l := ls[len(ls)-1]
+		onTime += l.ChunksOnTime - nativeBefore[i].ChunksOnTime
+		late += l.ChunksLate - nativeBefore[i].ChunksLate
+		rejected += l.Rejected
+		nativePeers += float64(l.BytesFromPeers - nativeBefore[i].BytesFromPeers)
+	}
+	continuity := float64(onTime) / float64(max(onTime+late, 1))
+	t.Logf("20 s: continuity %.4f (%d on time, %d late), %d rejected; browsers uploaded %.0f kB, natives got %.0f kB from peers",
+		continuity, onTime, late, rejected, browserUp/1000, nativePeers/1000)
+	if browserUp == 0 {
+		t.Error("the relaying browsers uploaded nothing")
+	}
+	if rejected > 0 {
+		t.Errorf("%d chunks or batches rejected", rejected)
+	}
+	if continuity < 0.99 {
+		t.Errorf("continuity %.4f, want ≥ 0.99", continuity)
+	}
+
+	// The relay-off browser moves its slider to high: it uploads within
+	// seconds, on the node it runs (its player generation is unchanged).
+	gen := evalJS[int](t, tabs[2], `window.seedcastPlayer.gen`)
+	evalJS[int](t, tabs[2], `document.getElementById('settings-btn').click(); document.querySelector('input[name=relay][value=high]').click(); 0`)
+	var late2 []*nativeViewer
+	var once sync.Once
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := readStats(t, tabs[2])
+		if s.BytesUploaded > 0 {
+			t.Logf("relay off → high: uploading (%.0f bytes, budget %.0f kbit/s)", s.BytesUploaded, s.RelayBudgetKbps)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the browser moved to high relay uploaded nothing in 30 s: %+v", s)
+		}
+		// Newcomers need upstreams: the browser's new slots are there for them.
+		once.Do(func() {
+			for i := 5; i < 7; i++ {
+				late2 = append(late2, startNative(t, ctx, base, dir, i, 25*time.Second))
+			}
+		})
+		pause(time.Second)
+	}
+	natives = append(natives, late2...)
+	if g := evalJS[int](t, tabs[2], `window.seedcastPlayer.gen`); g != gen {
+		t.Errorf("the player restarted (generation %d → %d) to change its relay", gen, g)
+	}
+	screenshot(t, tabs[0], "watch-swarm-desktop", 1280, 800)
+}
