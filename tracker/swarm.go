@@ -569,13 +569,14 @@ func (s *Swarm) ViewerDepth(id protocol.PeerID) int {
 
 // TakeReport applies a viewer's whole report (docs/protocol.md §4): its
 // receipts, which credit its upstreams (see Swarm); its health; the relay
-// budget in force, when it says one (a report may lower the budget the
-// viewer joined with, joinKbps, and restore it, never raise it above); its
+// budget in force, when it says one, up to maxKbps and the swarm's
+// MaxBudgetKbps (the tracker server lets a viewer raise the budget it
+// joined with: slots follow measured delivery, not the claim); its
 // complaint and the upstreams it found stalled; then the measurement of
 // the upstreams it credited, when due, and the end of its own address's
 // back-off, when due. It returns the links that changed. The tracker
 // server and the simulator both take reports through here.
-func (s *Swarm) TakeReport(now time.Time, id protocol.PeerID, r *protocol.Report, joinKbps int) []Link {
+func (s *Swarm) TakeReport(now time.Time, id protocol.PeerID, r *protocol.Report, maxKbps int) []Link {
 	s.tick(now)
 	i, ok := s.ids[id]
 	if !ok || s.peers[i].isOrigin() {
@@ -587,7 +588,7 @@ func (s *Swarm) TakeReport(now time.Time, id protocol.PeerID, r *protocol.Report
 	s.Report(now, id, Health{BufferSec: r.BufferSec, UploadKbps: r.UploadKbps, RTTms: r.RTTms})
 	var links []Link
 	if r.RelayKbps != nil {
-		if kbps := min(*r.RelayKbps, joinKbps, s.p.MaxBudgetKbps); int32(kbps) != s.peers[i].budget {
+		if kbps := min(*r.RelayKbps, maxKbps, s.p.MaxBudgetKbps); int32(kbps) != s.peers[i].budget {
 			links = append(links, s.SetBudget(now, id, kbps)...)
 		}
 	}

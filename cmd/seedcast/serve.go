@@ -204,6 +204,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	defer closeTracker()
 	srv.Handle("GET /tracker", "tracker", trk)
+	reg.MustRegister(trk.AudienceCollector())
 	pl, err := player.New(player.Params{
 		Logger: log, EmbedOrigins: cfg.embedOrigins,
 		ClientIP: func(r *http.Request) netip.Addr { return server.ClientIP(r, proxies) },
@@ -213,9 +214,22 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 			for _, st := range srv.Streams() {
 				live, since := st.Status(now)
 				info := player.StreamInfo{Name: st.Name(), Live: live, LiveSince: since}
+				if d, ok := trk.Dashboard(st.Name()); ok {
+					info.Viewers, info.Browsers, info.Natives = d.Viewers, d.Browsers, d.Natives
+				}
 				out = append(out, info)
 			}
 			return out
+		},
+		Dashboard: func(name string) (any, bool) {
+			if _, ok := srv.Stream(name); !ok {
+				return nil, false
+			}
+			d, ok := trk.Dashboard(name)
+			if !ok { // nobody joined yet
+				d = server.Dashboard{Stream: name, Continuity: -1, History: []server.Sample{}}
+			}
+			return d, true
 		},
 	})
 	if err != nil {

@@ -24,8 +24,8 @@ var (
 	mu       sync.Mutex
 	abrState *abrRun // the running node's adaptive quality
 	node     *browser.Node
-	stopped chan struct{} // closed when the running node stops
-	busy    bool          // a start is under way
+	stopped  chan struct{} // closed when the running node stops
+	busy     bool          // a start is under way
 )
 
 func main() {

@@ -502,7 +502,9 @@ func (n *Node) report(now time.Time) {
 	n.nextReport = now.Add(n.p.ReportEvery)
 	r := &protocol.Report{
 		NewestSeq: n.newest, BytesFromPeers: uint64(n.stats.BytesFromPeers), BytesFromOrigin: uint64(n.stats.BytesFromOrigin),
-		RTTms: int(min(n.guard.Status().Smoothed.Milliseconds(), protocol.MaxRTTms)), Stalled: n.stalled,
+		BytesFromSeed: uint64(n.stats.BytesFromSeed), ChunksOnTime: uint64(n.stats.ChunksOnTime), ChunksLate: uint64(n.stats.ChunksLate),
+		LatencyMs: int(min(n.latencyP50(), time.Minute).Milliseconds()),
+		RTTms:     int(min(n.guard.Status().Smoothed.Milliseconds(), protocol.MaxRTTms)), Stalled: n.stalled,
 		Received: n.receipts(),
 	}
 	n.stats.StallReports += len(n.stalled)
@@ -570,4 +572,16 @@ func (n *Node) chunkDur() time.Duration {
 		return n.chunkD
 	}
 	return manifest.DefaultChunkDuration
+}
+
+// latencyP50 is the median delivery latency of the last chunks held (0
+// before any): what reports tell the operator's dashboard. It sorts a copy
+// of at most 512 samples, once a report.
+func (n *Node) latencyP50() time.Duration {
+	if len(n.latencies) == 0 {
+		return 0
+	}
+	l := slices.Clone(n.latencies)
+	slices.Sort(l)
+	return max(l[len(l)/2], 0)
 }

@@ -124,9 +124,18 @@ type Report struct {
 	BytesFromPeers  uint64  `json:"bytesFromPeers"`
 	BytesFromOrigin uint64  `json:"bytesFromOrigin"`
 	RTTms           int     `json:"rttMs"` // to the origin
+	// The viewer's own figures for the operator's dashboard (cumulative
+	// since it joined, except LatencyMs): what the origin's seed sent it
+	// (part of BytesFromOrigin), chunks on time and late, and its median
+	// delivery latency (ingest to verified) lately. They decide nothing.
+	BytesFromSeed uint64 `json:"bytesFromSeed,omitempty"`
+	ChunksOnTime  uint64 `json:"chunksOnTime,omitempty"`
+	ChunksLate    uint64 `json:"chunksLate,omitempty"`
+	LatencyMs     int    `json:"latencyMs,omitempty"`
 	// RelayKbps, when set, is the relay budget in force now: the node's RTT
-	// guard cut its relay, or restored it. The tracker takes it up to the
-	// budget the peer joined with, never above. Nil: unchanged.
+	// guard cut or restored its relay, or its user moved the slider. The
+	// tracker takes it up to its ceiling; slots still follow measured
+	// delivery. Nil: unchanged.
 	RelayKbps *int       `json:"relayKbps,omitempty"`
 	Complaint *Complaint `json:"complaint,omitempty"`
 	Stalled   []PeerID   `json:"stalled,omitempty"` // upstreams that stopped delivering
@@ -291,6 +300,10 @@ func (r *Report) check() error {
 		return fmt.Errorf("upload %d kbps not in 0..%d", r.UploadKbps, MaxBudgetKbps)
 	case r.RTTms < 0 || r.RTTms > MaxRTTms:
 		return fmt.Errorf("rtt %d ms not in 0..%d", r.RTTms, MaxRTTms)
+	case r.LatencyMs < 0 || r.LatencyMs > MaxRTTms:
+		return fmt.Errorf("latency %d ms not in 0..%d", r.LatencyMs, MaxRTTms)
+	case r.BytesFromSeed > r.BytesFromOrigin:
+		return fmt.Errorf("%d bytes from the seed, more than the %d from the origin", r.BytesFromSeed, r.BytesFromOrigin)
 	case r.RelayKbps != nil && (*r.RelayKbps < 0 || *r.RelayKbps > MaxBudgetKbps):
 		return fmt.Errorf("relay budget %d kbps", *r.RelayKbps)
 	case len(r.Stalled) > MaxStalled:

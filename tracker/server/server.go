@@ -124,6 +124,7 @@ type stream struct {
 	swarm  *tracker.Swarm
 	peers  map[protocol.PeerID]*peerConn // viewers
 	origin *peerConn                     // the bound origin seed (peer protocol.OriginPeer); nil when none
+	aud    audience                      // what the viewers report, for the dashboard
 }
 
 type peerConn struct {
@@ -134,10 +135,10 @@ type peerConn struct {
 	st      *stream
 	origin  bool // the stream's origin seed (id protocol.OriginPeer), not a viewer
 	limiter *rate.Limiter
-	// joinKbps is the relay budget the viewer joined with: reports may
-	// lower the one in force and restore it up to this (Swarm.TakeReport).
+	kind    protocol.Kind // a viewer's, from its join
+	// fig is the viewer's latest report figures, for the dashboard.
 	// Guarded by st.mu.
-	joinKbps int
+	fig figures
 
 	wmu sync.Mutex // one frame at a time on nc: messages, pongs, the close
 
@@ -279,6 +280,7 @@ func (s *Server) maintain() {
 				links = st.swarm.SetBitrate(s.p.Now(), info.BitrateKbps)
 			}
 			links = append(links, st.swarm.Rebalance(s.p.Now())...)
+			st.sampleLocked(s.p.Now())
 			st.mu.Unlock()
 			s.reassign(st, links)
 		}
@@ -699,8 +701,7 @@ func (s *Server) join(pc *peerConn, j *protocol.Join) bool {
 			return false
 		}
 	}
-	pc.id, pc.st = newPeerID(), st
-	pc.joinKbps = j.BudgetKbps
+	pc.id, pc.st, pc.kind = newPeerID(), st, j.Kind
 	pc.limiter = rate.NewLimiter(rate.Limit(s.p.MessageRate), s.p.MessageBurst)
 	loc := s.p.Geo.Locate(pc.ip, j.Region)
 	loc.Addr = pc.ip // the viewers of one address share one relay allowance
@@ -800,6 +801,7 @@ func (s *Server) leave(pc *peerConn) {
 	}
 	st.mu.Lock()
 	delete(st.peers, pc.id)
+	st.aud.gone.add(pc.fig)
 	links := st.swarm.Leave(s.p.Now(), pc.id)
 	peers := len(st.peers)
 	st.mu.Unlock()
@@ -859,7 +861,10 @@ func (s *Server) report(pc *peerConn, m *protocol.Report) {
 	st := pc.st
 	now := s.p.Now()
 	st.mu.Lock()
-	links := st.swarm.TakeReport(now, pc.id, m, pc.joinKbps)
+	// A viewer may raise its budget above the join's (its user moved the
+	// slider): the policy caps it, and slots follow measured delivery.
+	links := st.swarm.TakeReport(now, pc.id, m, protocol.MaxBudgetKbps)
+	pc.fig.take(m)
 	st.mu.Unlock()
 	s.p.Metrics.reported()
 	s.reassign(st, links)
