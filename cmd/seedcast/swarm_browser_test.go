@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // pageStats is what window.seedcast.stats() returns (the fields read here).
@@ -18,6 +20,7 @@ type pageStats struct {
 	Peers           int     `json:"peers"`
 	BytesFromPeers  float64 `json:"bytesFromPeers"`
 	BytesFromOrigin float64 `json:"bytesFromOrigin"`
+	BytesFromSeed   float64 `json:"bytesFromSeed"`
 	BytesUploaded   float64 `json:"bytesUploaded"`
 	ChunksOnTime    int     `json:"chunksOnTime"`
 	ChunksLate      int     `json:"chunksLate"`
@@ -99,17 +102,22 @@ func TestBrowserSwarm(t *testing.T) {
 			}
 		}
 	}()
-	// Two native relays first, fed by the origin; then the browsers (one
-	// with relay off), then three more native nodes.
-	for i := range 2 {
+	// Three native relays first, fed by the origin; then the browsers (one
+	// with relay off), then two more native nodes.
+	for i := range 3 {
 		natives = append(natives, startNative(t, ctx, base, dir, i, 80*time.Second))
+	}
+	pause0 := time.NewTimer(3 * time.Second) // the relays link up before the browsers join
+	select {
+	case <-ctx.Done():
+	case <-pause0.C:
 	}
 	var tabs []context.Context
 	for i, relay := range []string{"medium", "medium", "off"} {
 		tabs = append(tabs, openPage(t, bctx, base+"/watch/demo", settingsJS(relay)))
 		waitPlaying(t, tabs[i])
 	}
-	for i := 2; i < 5; i++ {
+	for i := 3; i < 5; i++ {
 		natives = append(natives, startNative(t, ctx, base, dir, i, 70*time.Second))
 	}
 	pause := func(d time.Duration) {
@@ -140,8 +148,9 @@ func TestBrowserSwarm(t *testing.T) {
 		onTime += s.ChunksOnTime - before[i].ChunksOnTime
 		late += s.ChunksLate - before[i].ChunksLate
 		rejected += s.Rejected
-		t.Logf("browser %d: %.0f%% of %.0f kB from peers, uploaded %.0f kB, %d peers, depth %d, relay %.0f kbit/s",
-			i, 100*peers/max(peers+origin, 1), (peers+origin)/1000, up/1000, s.Peers, s.MaxDepth, s.RelayBudgetKbps)
+		seed := s.BytesFromSeed - before[i].BytesFromSeed
+		t.Logf("browser %d: %.0f%% of %.0f kB from peers (from the origin: %.0f kB by its seed, %.0f kB over HTTP), uploaded %.0f kB, %d peers, depth %d, relay %.0f kbit/s",
+			i, 100*peers/max(peers+origin, 1), (peers+origin)/1000, seed/1000, (origin-seed)/1000, up/1000, s.Peers, s.MaxDepth, s.RelayBudgetKbps)
 		if peers < origin {
 			t.Errorf("browser %d got %.0f kB from peers and %.0f kB from the origin: want at least half from peers", i, peers/1000, origin/1000)
 		}
@@ -163,6 +172,45 @@ func TestBrowserSwarm(t *testing.T) {
 		rejected += l.Rejected
 		nativePeers += float64(l.BytesFromPeers - nativeBefore[i].BytesFromPeers)
 	}
+	// The dashboard sums what the viewers report: it agrees with the sum of
+	// their own figures (read from the same moment, give or take a report).
+	var d struct {
+		Viewers, Browsers, Natives      int
+		BytesFromPeers, BytesFromOrigin float64
+	}
+	_, body := get(t, base+"/live/demo/dashboard.json")
+	if err := json.Unmarshal(body, &d); err != nil {
+		t.Fatal(err)
+	}
+	var sumPeers, sumOrigin float64
+	for _, tab := range tabs {
+		s := readStats(t, tab)
+		sumPeers += s.BytesFromPeers
+		sumOrigin += s.BytesFromOrigin
+	}
+	for _, v := range natives {
+		if ls := v.lines(t); len(ls) > 0 {
+			sumPeers += float64(ls[len(ls)-1].BytesFromPeers)
+			sumOrigin += float64(ls[len(ls)-1].BytesFromOrigin)
+		}
+	}
+	t.Logf("dashboard: %d viewers (%d browsers, %d native), %.0f kB from peers, %.0f kB from the server; the viewers' own: %.0f kB and %.0f kB",
+		d.Viewers, d.Browsers, d.Natives, d.BytesFromPeers/1000, d.BytesFromOrigin/1000, sumPeers/1000, sumOrigin/1000)
+	if d.Viewers != 8 || d.Browsers != 3 || d.Natives != 5 {
+		t.Errorf("dashboard counts %d viewers, %d browsers, %d natives; want 8, 3, 5", d.Viewers, d.Browsers, d.Natives)
+	}
+	all, sum := d.BytesFromPeers+d.BytesFromOrigin, sumPeers+sumOrigin
+	if all < 0.95*sum || all > 1.05*sum || d.BytesFromPeers < 0.95*sumPeers || d.BytesFromPeers > 1.05*sumPeers {
+		t.Errorf("the dashboard's bytes (%.0f kB, %.0f from peers) are not within 5%% of the viewers' own (%.0f kB, %.0f from peers)", all/1000, d.BytesFromPeers/1000, sum/1000, sumPeers/1000)
+	}
+	dash := openPage(t, bctx, base+"/live/demo/dashboard", "")
+	if _, err := chromedp.Run(dash, chromedp.Poll[bool](`document.getElementById('d-viewers').textContent === '8'`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("the dashboard page does not show 8 viewers: %v", err)
+	}
+	pause(3 * time.Second)
+	screenshot(t, dash, "dashboard-desktop", 1280, 900)
+	screenshot(t, dash, "dashboard-phone", 390, 844)
+
 	continuity := float64(onTime) / float64(max(onTime+late, 1))
 	t.Logf("20 s: continuity %.4f (%d on time, %d late), %d rejected; browsers uploaded %.0f kB, natives got %.0f kB from peers",
 		continuity, onTime, late, rejected, browserUp/1000, nativePeers/1000)
