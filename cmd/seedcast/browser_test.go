@@ -46,7 +46,7 @@ func chromium(t testing.TB, ctx context.Context) context.Context {
 	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
 	// Start the browser now, in bctx's tab, so that tabs opened from bctx
 	// (chromedp.NewContext(bctx)) share it instead of each starting one.
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
+	if err := chromedp.Do(bctx); err != nil { // no steps: it only allocates
 		t.Fatalf("chromium: %v", err)
 	}
 	return bctx
