@@ -108,13 +108,48 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 		return nil, err
 	}
 	src := &origin{server: p.Server, stream: p.Stream}
-	m, err := driver.WaitLive(ctx, src, p.PollEvery)
+	// The tracker's welcome and the manifest are fetched at once: start-up
+	// waits for the slower, not for both in turn. The early join is kept
+	// only if the stream was live at the first look.
+	join := trackerParams{
+		URL:  "ws" + strings.TrimPrefix(p.Server, "http") + "/tracker",
+		Join: protocol.Join{Stream: p.Stream, Token: p.Token, Kind: protocol.KindBrowser, BudgetKbps: p.BudgetKbps * core.PushShare / 100},
+	}
+	type dialed struct {
+		tc  *tracker
+		err error
+	}
+	var early chan dialed
+	if peerlink.Available() {
+		early = make(chan dialed, 1)
+		go func() {
+			tc, err := dialTracker(ctx, join)
+			early <- dialed{tc, err}
+		}()
+	}
+	discard := func() {
+		if early != nil {
+			go func() {
+				if d := <-early; d.tc != nil {
+					_ = d.tc.Close()
+				}
+			}()
+			early = nil
+		}
+	}
+	m, err := src.Manifest(ctx, -1)
+	if err == nil && len(m.Renditions) == 0 {
+		discard() // not live yet: join when it is
+		m, err = driver.WaitLive(ctx, src, p.PollEvery)
+	}
 	if err != nil {
+		discard()
 		return nil, err
 	}
 	mark("seedcast:manifest")
 	rends, err := core.SelectRenditions(m.Renditions, p.Quality)
 	if err != nil {
+		discard()
 		return nil, err
 	}
 	if !peerlink.Available() {
@@ -129,10 +164,13 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 	}
 	// The tracker sizes this node's subscriptions from the push share of
 	// the budget, as for a native node.
-	tc, err := dialTracker(ctx, trackerParams{
-		URL:  "ws" + strings.TrimPrefix(p.Server, "http") + "/tracker",
-		Join: protocol.Join{Stream: p.Stream, Token: p.Token, Kind: protocol.KindBrowser, BudgetKbps: p.BudgetKbps * core.PushShare / 100},
-	})
+	var tc *tracker
+	if early != nil {
+		d := <-early
+		tc, err = d.tc, d.err
+	} else {
+		tc, err = dialTracker(ctx, join)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ const DEAD_BAND = 0.12; // seconds within which the rate is 1
 const MIN_RATE = 0.95;
 const MAX_RATE = 1.5;
 const GAP_JUMP = 2; // seconds of gap the playhead jumps
+const START_AHEAD = 0.25; // seconds buffered past the clock before playback starts
 const RETRY_MAX = 15000; // ms between tries to reach a server that does not answer
 
 export const codes = {
@@ -179,6 +180,7 @@ export class Player extends EventTarget {
     this.pending = [];
     this.ref = null;
     this.started = false;
+    this.startCheck = false;
     if (globalThis.ManagedMediaSource && ms instanceof globalThis.ManagedMediaSource) {
       this.video.disableRemotePlayback = true;
     }
@@ -234,6 +236,26 @@ export class Player extends EventTarget {
       if (end > this.ref.end) Object.assign(this.ref, { ingestMs: info.ingestMs, end });
     }
     track.push(bytes, r, info.kind === 'init');
+    // Until playback starts, every appended chunk may be the one it waits
+    // for: look at once, not at the next tick.
+    if (!this.started && info.kind === 'chunk' && !this.startCheck) {
+      this.startCheck = true;
+      track.sb.addEventListener('updateend', () => { this.startCheck = false; this.tryStart(); }, { once: true });
+    }
+  }
+
+  // tryStart starts playback once the clock's position is buffered in
+  // every track, a little ahead.
+  tryStart() {
+    const v = this.video;
+    if (this.started || !this.ref) return;
+    const t = Math.max(this.clock(), firstStart(v.buffered));
+    if (covered(v.buffered, t, START_AHEAD)) {
+      this.started = true;
+      performance.mark('seedcast:start');
+      v.currentTime = t;
+      this.play();
+    }
   }
 
   // clock returns the media time the node's clock says is playing now.
@@ -263,14 +285,7 @@ export class Player extends EventTarget {
     if (!this.ref) return;
     const target = this.clock();
     if (!this.started) {
-      // Start once the clock's position is buffered in every track.
-      const t = Math.max(target, firstStart(v.buffered));
-      if (covered(v.buffered, t, 0.3)) {
-        this.started = true;
-        performance.mark('seedcast:start');
-        v.currentTime = t;
-        this.play();
-      }
+      this.tryStart();
       return;
     }
     if (v.paused) return;
