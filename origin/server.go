@@ -208,6 +208,13 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body = st.ManifestAfter(n)
+	} else if l := r.URL.Query().Get("last"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			http.Error(w, "last: want a number of batches", http.StatusBadRequest)
+			return
+		}
+		body = st.ManifestLast(n)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache")

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,6 +155,52 @@ func TestManifestAfter(t *testing.T) {
 	f.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/live/demo/manifest?after=x", nil))
 	if rec.Code != http.StatusBadRequest {
 		t.Errorf("after=x: %d", rec.Code)
+	}
+}
+
+// TestManifestLast: ?last=N gives the chunks of the newest N batches only,
+// still verifiable, with the init segments; N past the window gives it
+// whole; a bad N is a 400.
+func TestManifestLast(t *testing.T) {
+	f := newDemoFeed(t, 10*time.Second)
+	f.feed(t, 5*time.Second)
+	full, err := manifest.DecodeManifest(bytes.NewReader(f.st.Manifest()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(q string) (*manifest.Manifest, int) {
+		rec := httptest.NewRecorder()
+		f.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/live/demo/manifest?"+q, nil))
+		if rec.Code != http.StatusOK {
+			return nil, rec.Code
+		}
+		m, err := manifest.DecodeManifest(rec.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Verify(f.pub); err != nil {
+			t.Fatal(err)
+		}
+		return m, rec.Code
+	}
+	batches := map[uint64]bool{}
+	for _, e := range full.Entries {
+		batches[e.Batch] = true
+	}
+	part, _ := get("last=4")
+	got := map[uint64]bool{}
+	for _, e := range part.Entries {
+		got[e.Batch] = true
+	}
+	newest := slices.Sorted(maps.Keys(batches))
+	if len(got) != 4 || !got[newest[len(newest)-1]] || !got[newest[len(newest)-4]] || len(part.InitSegments) != len(full.InitSegments) {
+		t.Errorf("last=4: chunk batches %v (of %d), %d init segments", slices.Sorted(maps.Keys(got)), len(newest), len(part.InitSegments))
+	}
+	if all, _ := get("last=100000"); len(all.Entries) != len(full.Entries) {
+		t.Errorf("last past the window: %d entries, want %d", len(all.Entries), len(full.Entries))
+	}
+	if _, code := get("last=0"); code != http.StatusBadRequest {
+		t.Errorf("last=0: %d", code)
 	}
 }
 

@@ -218,6 +218,18 @@ func (st *Stream) Manifest() []byte {
 	return st.manifest
 }
 
+// ManifestLast renders the manifest with only the chunks of its newest n
+// chunk batches (and every init segment): what a viewer starting to play
+// needs, without checking the signatures of the whole window.
+func (st *Stream) ManifestLast(n int) []byte {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if n <= 0 || n >= len(st.batches) {
+		return st.renderLocked(0, false)
+	}
+	return st.renderLocked(st.batches[len(st.batches)-n].n-1, true)
+}
+
 // ManifestAfter renders the manifest with only the chunks of batches
 // numbered above n (and every init segment): what a client that holds
 // batch n already lacks. Polling nodes ask for this.

@@ -49,6 +49,11 @@ func (o *origin) Manifest(ctx context.Context, after int64) (*manifest.Manifest,
 	path := "/live/" + o.stream + "/manifest"
 	if after >= 0 {
 		path += "?after=" + strconv.FormatInt(after, 10)
+	} else {
+		// Only the newest batches: a browser starting to play needs a few
+		// seconds of them, and decoding and checking a minute's worth in
+		// WebAssembly was a third of its start-up.
+		path += "?last=" + strconv.Itoa(startBatches)
 	}
 	data, err := o.get(ctx, path, manifest.MaxManifestBytes, "no-store")
 	if err != nil {
@@ -60,6 +65,11 @@ func (o *origin) Manifest(ctx context.Context, after int64) (*manifest.Manifest,
 	}
 	return m, nil
 }
+
+// startBatches is how many of the newest manifest batches a browser node
+// asks for when it has none: 8 s of 250 ms chunks, more than the playback
+// delay and the start-up's look back at the last independent chunk.
+const startBatches = 32
 
 // Chunk fetches one chunk or init segment by id. Chunk URLs are immutable:
 // the browser's cache (or a CDN's) may answer.

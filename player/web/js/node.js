@@ -25,6 +25,7 @@ export function loadNode() {
         const buf = await (await resp).arrayBuffer();
         ({ instance } = await WebAssembly.instantiate(buf, go.importObject));
       }
+      performance.mark('seedcast:wasm-compiled');
       go.run(instance); // runs until the page goes; main defines seedcast first
       if (!globalThis.seedcast) throw new Error('the node did not start');
       return globalThis.seedcast;

@@ -180,7 +180,6 @@ export class Player extends EventTarget {
     this.pending = [];
     this.ref = null;
     this.started = false;
-    this.startCheck = false;
     if (globalThis.ManagedMediaSource && ms instanceof globalThis.ManagedMediaSource) {
       this.video.disableRemotePlayback = true;
     }
@@ -197,7 +196,11 @@ export class Player extends EventTarget {
           const r = this.byName[name];
           if (!r || this.tracks[r.kind]) continue;
           if (!supported(r)) throw new Error(`This browser cannot play ${r.kind} in ${r.codec}.`);
-          this.tracks[r.kind] = new Track(ms, this.video, r, (what, msg) => this.emit('error', { code: codes.decode, message: msg }));
+          const track = new Track(ms, this.video, r, (what, msg) => this.emit('error', { code: codes.decode, message: msg }));
+          // Until playback starts, every append may complete what it waits
+          // for: look at once, not at the next tick.
+          track.sb.addEventListener('updateend', () => { if (!this.started && gen === this.gen) this.tryStart(); });
+          this.tracks[r.kind] = track;
         }
         const held = this.pending;
         this.pending = null;
@@ -236,12 +239,6 @@ export class Player extends EventTarget {
       if (end > this.ref.end) Object.assign(this.ref, { ingestMs: info.ingestMs, end });
     }
     track.push(bytes, r, info.kind === 'init');
-    // Until playback starts, every appended chunk may be the one it waits
-    // for: look at once, not at the next tick.
-    if (!this.started && info.kind === 'chunk' && !this.startCheck) {
-      this.startCheck = true;
-      track.sb.addEventListener('updateend', () => { this.startCheck = false; this.tryStart(); }, { once: true });
-    }
   }
 
   // tryStart starts playback once the clock's position is buffered in
