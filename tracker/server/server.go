@@ -731,15 +731,16 @@ func (s *Server) join(pc *peerConn, j *protocol.Join) bool {
 		w.Upstreams[i] = protocol.Upstream{Substream: l.Substream, Peer: l.Upstream}
 		depths[i] = st.swarm.Depth(l.Peer, l.Substream)
 	}
-	// Queued before the stream is unlocked: a reassign of this viewer (a
-	// rebalance may give it one at once) can only follow its welcome.
-	s.send(pc, w)
-	peers := len(st.peers)
-	st.mu.Unlock()
-	s.p.Metrics.joined(st.name, peers)
+	// Counted before the welcome goes, so that a client holding its
+	// welcome finds itself in the metrics.
+	s.p.Metrics.joined(st.name, len(st.peers))
 	for i, l := range links {
 		s.p.Metrics.assigned(string(l.Reason), depths[i])
 	}
+	// Queued before the stream is unlocked: a reassign of this viewer (a
+	// rebalance may give it one at once) can only follow its welcome.
+	s.send(pc, w)
+	st.mu.Unlock()
 	s.log.Debug("peer joined", "stream", st.name, "peer", pc.id, "kind", j.Kind, "budgetKbps", j.BudgetKbps, "country", loc.Country)
 	return true
 }
