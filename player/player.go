@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -118,7 +119,7 @@ func New(p Params) (*Player, error) {
 	if pl.embedAll {
 		pl.frameEmbeds = "*"
 	} else {
-		pl.frameEmbeds = strings.Join(slices.Sorted(mapsKeys(pl.embedAllow)), " ")
+		pl.frameEmbeds = strings.Join(slices.Sorted(maps.Keys(pl.embedAllow)), " ")
 	}
 	im, err := json.Marshal(map[string]any{"imports": as.importMap()})
 	if err != nil {
@@ -139,16 +140,6 @@ func New(p Params) (*Player, error) {
 		return nil, err
 	}
 	return pl, nil
-}
-
-func mapsKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // Routes returns the player's routes.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
 )
 
 // UplinkParams bound the upload test (POST /api/uplink): the player's
@@ -29,12 +30,7 @@ type uplink struct {
 	slots chan struct{}
 
 	mu    sync.Mutex
-	addrs *lru.Cache[netip.Addr, bucket]
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time
+	addrs *lru.Cache[netip.Addr, *rate.Limiter]
 }
 
 func newUplink(p UplinkParams, now func() time.Time) (*uplink, error) {
@@ -53,34 +49,27 @@ func newUplink(p UplinkParams, now func() time.Time) (*uplink, error) {
 	if p.Timeout <= 0 {
 		p.Timeout = 15 * time.Second
 	}
-	c, err := lru.New[netip.Addr, bucket](4096)
+	c, err := lru.New[netip.Addr, *rate.Limiter](4096)
 	if err != nil {
 		return nil, err
 	}
 	return &uplink{p: p, now: now, slots: make(chan struct{}, p.Concurrent), addrs: c}, nil
 }
 
-// allow takes a token from a's bucket.
+// allow takes a token from a's bucket (an IPv6 address's /64).
 func (u *uplink) allow(a netip.Addr) bool {
 	if a.Is6() {
 		p, _ := a.Prefix(64)
 		a = p.Addr()
 	}
-	now := u.now()
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	b, ok := u.addrs.Get(a)
+	lim, ok := u.addrs.Get(a)
 	if !ok {
-		b = bucket{tokens: float64(u.p.Burst), at: now}
+		lim = rate.NewLimiter(rate.Every(u.p.Every), u.p.Burst)
+		u.addrs.Add(a, lim)
 	}
-	b.tokens = min(float64(u.p.Burst), b.tokens+float64(now.Sub(b.at))/float64(u.p.Every))
-	b.at = now
-	ok = b.tokens >= 1
-	if ok {
-		b.tokens--
-	}
-	u.addrs.Add(a, b)
-	return ok
+	return lim.AllowN(u.now(), 1)
 }
 
 // UplinkResult is the upload test's answer.

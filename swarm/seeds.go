@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/seedcast/seedcast/internal/connlimit"
 	"github.com/seedcast/seedcast/swarm/peerlink"
@@ -153,7 +154,7 @@ var ErrOfferRate = errors.New("swarm: offers from this peer too fast")
 // pace).
 func (s *Seeds) admitter(stream string, now func() time.Time) func(protocol.PeerID) (peerlink.Lease, error) {
 	var mu sync.Mutex
-	buckets := map[protocol.PeerID]offerBucket{}
+	buckets := map[protocol.PeerID]*rate.Limiter{}
 	return func(from protocol.PeerID) (peerlink.Lease, error) {
 		t := now()
 		mu.Lock()
@@ -174,45 +175,29 @@ func (s *Seeds) admitter(stream string, now func() time.Time) func(protocol.Peer
 	}
 }
 
-// offerBucket is one peer's token bucket of offers: tokens at at.
-type offerBucket struct {
-	tokens float64
-	at     time.Time
-}
-
 // maxOfferBuckets bounds the peers whose offer pace a seed remembers;
 // past it, buckets that have refilled are forgotten (they hold nothing a
 // fresh bucket would not).
 const maxOfferBuckets = 4096
 
-// takeOffer takes one token from from's bucket (every, burst) at now, and
-// reports whether there was one.
-func takeOffer(b map[protocol.PeerID]offerBucket, from protocol.PeerID, now time.Time, every time.Duration, burst int) bool {
-	if len(b) >= maxOfferBuckets {
-		full := time.Duration(burst) * every
-		for id, ob := range b {
-			if now.Sub(ob.at) >= full {
-				delete(b, id)
+// takeOffer takes one token from from's bucket (one per every, burst
+// burst) at now, and reports whether there was one.
+func takeOffer(b map[protocol.PeerID]*rate.Limiter, from protocol.PeerID, now time.Time, every time.Duration, burst int) bool {
+	lim := b[from]
+	if lim == nil {
+		if len(b) >= maxOfferBuckets {
+			for id, l := range b {
+				if l.TokensAt(now) >= float64(burst) {
+					delete(b, id)
+				}
 			}
 		}
-	}
-	ob, seen := b[from]
-	if !seen {
-		ob = offerBucket{tokens: float64(burst), at: now}
-	}
-	ob.tokens = min(float64(burst), ob.tokens+float64(now.Sub(ob.at))/float64(every))
-	ob.at = now
-	if ob.tokens < 1 {
-		if len(b) < maxOfferBuckets || seen {
-			b[from] = ob
+		lim = rate.NewLimiter(rate.Every(every), burst)
+		if len(b) < maxOfferBuckets {
+			b[from] = lim
 		}
-		return false
 	}
-	ob.tokens--
-	if len(b) < maxOfferBuckets || seen {
-		b[from] = ob
-	}
-	return true
+	return lim.AllowN(now, 1)
 }
 
 // pause waits Restart, or until ctx ends.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/tracker/protocol"
 )
@@ -271,7 +273,7 @@ func TestNewSeedsParams(t *testing.T) {
 // TestTakeOffer: each peer's offers to the seed are paced by its own token
 // bucket (burst, then one per interval), and the buckets' map stays bounded.
 func TestTakeOffer(t *testing.T) {
-	b := map[protocol.PeerID]offerBucket{}
+	b := map[protocol.PeerID]*rate.Limiter{}
 	t0 := time.Unix(1000, 0)
 	took := func(from protocol.PeerID, at time.Duration) bool {
 		return takeOffer(b, from, t0.Add(at), time.Second, 3)
