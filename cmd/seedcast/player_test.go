@@ -149,7 +149,9 @@ func TestWatchPage(t *testing.T) {
 	}
 	screenshot(t, bctx, "watch-panels-desktop", 1280, 800)
 	screenshot(t, bctx, "watch-settings-phone", 390, 844)
-	if _, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.getElementById('stats-btn').click(); 0`)); err != nil {
+	// On a phone the panels are sheets, one at a time: close the settings
+	// and show the stats.
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.getElementById('settings-close').click(); if (document.getElementById('overlay').hidden) document.getElementById('stats-btn').click(); 0`)); err != nil {
 		t.Fatal(err)
 	}
 	screenshot(t, bctx, "watch-stats-phone", 390, 844)
