@@ -54,14 +54,23 @@ func fdOf(pc *peerConn) (int, error) {
 
 const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
-// watch starts watching pc; its handler runs when pc has data.
+// errWatchClosed is returned by watch for a connection closed already.
+var errWatchClosed = errors.New("tracker: connection closed before it was watched")
+
+// watch starts watching pc; its handler runs when pc has data. pc.fd is
+// written under p.mu, where forget reads it: the server may close pc (and
+// forget it) while its join is still being handled.
 func (p *poller) watch(pc *peerConn) error {
 	fd, err := fdOf(pc)
 	if err != nil {
 		return err
 	}
-	pc.fd = fd
 	p.mu.Lock()
+	if pc.isClosed() {
+		p.mu.Unlock()
+		return errWatchClosed
+	}
+	pc.fd = fd
 	p.conns[int32(fd)] = pc
 	p.mu.Unlock()
 	ev := unix.EpollEvent{Events: pollEvents, Fd: int32(fd)}

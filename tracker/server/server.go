@@ -299,6 +299,7 @@ func (s *Server) keepalive() {
 		seen := pc.seen.Load()
 		switch {
 		case seen == 0: // not joined yet: the join timeout holds it
+		case pc.isClosed(): // closing (it stays in conns until finished): counted once
 		case now-seen >= int64(s.p.IdleTimeout):
 			idle = append(idle, pc)
 		case now-max(seen, pc.pinged.Load()) >= int64(s.p.PingAfter):
