@@ -44,6 +44,15 @@ type Link interface {
 	Close(why error)
 }
 
+// Drainer is a Link that can tell when its send backlog has drained (a data
+// channel's bufferedamountlow). Without it, the backlog is read at each of
+// the core's wake-ups only.
+type Drainer interface {
+	// OnDrain sets f to be called when the backlog falls low. f does not
+	// block.
+	OnDrain(f func())
+}
+
 // Linker opens links to the peers the tracker links this node with,
 // signalling through the tracker. Closing it is the driver's, in
 // Params.Leave.

@@ -71,6 +71,7 @@ type Loop struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	kick    chan struct{} // an input may have moved NextWake earlier
+	drained chan struct{} // a link's send backlog fell low (Drainer)
 	reports chan *protocol.Report
 	offers  chan struct{} // bounds the offers answered at once
 	closed  sync.Once
@@ -99,7 +100,7 @@ func Start(p Params) (*Loop, error) {
 	}
 	l := &Loop{
 		p: p, log: p.Logger, core: p.Core, links: map[core.LinkID]Link{},
-		kick: make(chan struct{}, 1), reports: make(chan *protocol.Report, MaxReports), offers: make(chan struct{}, MaxOffers),
+		kick: make(chan struct{}, 1), drained: make(chan struct{}, 1), reports: make(chan *protocol.Report, MaxReports), offers: make(chan struct{}, MaxOffers),
 	}
 	l.turn = sync.NewCond(&l.sendMu)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -320,6 +321,7 @@ func (l *Loop) timerLoop() {
 			return
 		case <-l.kick:
 			continue
+		case <-l.drained: // the backlogs are read below: a backlogged peer is fed now
 		case <-t.C:
 		}
 		l.do(func(now time.Time) {
@@ -440,6 +442,14 @@ func (l *Loop) open(lk Link, up bool) {
 		l.links[id] = lk
 		l.core.LinkOpened(now, id, lk.Remote(), up)
 	})
+	if d, ok := lk.(Drainer); ok {
+		d.OnDrain(func() {
+			select {
+			case l.drained <- struct{}{}:
+			default:
+			}
+		})
+	}
 	l.goRun(func() { l.readLink(id, lk) })
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -101,6 +102,7 @@ type Link struct {
 	done     chan struct{}
 	l        *Linker
 	lease    Lease // from Admit, for a link made for an offer; nil otherwise
+	drain    atomic.Pointer[func()]
 }
 
 // NewLinker returns a Linker.
@@ -172,11 +174,12 @@ type linkForDriver struct {
 	done     <-chan struct{}
 	send     func([]byte) error
 	buffered func() uint64
+	onDrain  func(func())
 	close    func()
 }
 
 func (lk *Link) forDriver() driver.Link {
-	return &linkForDriver{peer: lk.Peer, recv: lk.recv, done: lk.done, send: lk.SendFrame, buffered: lk.Buffered, close: lk.Close}
+	return &linkForDriver{peer: lk.Peer, recv: lk.recv, done: lk.done, send: lk.SendFrame, buffered: lk.Buffered, onDrain: lk.OnDrain, close: lk.Close}
 }
 
 func (d *linkForDriver) Remote() protocol.PeerID      { return d.peer }
@@ -185,6 +188,7 @@ func (d *linkForDriver) Recv() <-chan []byte          { return d.recv }
 func (d *linkForDriver) Done() <-chan struct{}        { return d.done }
 func (d *linkForDriver) Buffered() uint64             { return d.buffered() }
 func (d *linkForDriver) Close(error)                  { d.close() }
+func (d *linkForDriver) OnDrain(f func())             { d.onDrain(f) }
 
 // ErrNoWebRTC means the page has no RTCPeerConnection.
 var ErrNoWebRTC = errors.New("swarm/peerlink: WebRTC is not available")
@@ -224,6 +228,12 @@ func (lk *Link) attach(dc *webrtc.DataChannel) {
 		}
 	})
 	dc.OnClose(lk.Close)
+	dc.SetBufferedAmountLowThreshold(LowWater)
+	dc.OnBufferedAmountLow(func() {
+		if f := lk.drain.Load(); f != nil {
+			(*f)()
+		}
+	})
 	// A channel the peer created may be open already when it is announced
 	// (in a browser).
 	if dc.ReadyState() == webrtc.DataChannelStateOpen {
@@ -406,7 +416,7 @@ func (lk *Link) Send(m wire.Message) error {
 }
 
 // SendFrame sends encoded wire frames (or several back to back: the peer's
-// reader splits them).
+// reader splits them), as binary messages of at most wire.MaxPiece bytes.
 func (lk *Link) SendFrame(frame []byte) error {
 	select {
 	case <-lk.done:
@@ -416,8 +426,26 @@ func (lk *Link) SendFrame(frame []byte) error {
 	if lk.dc == nil { // an accepted link before its channel arrived
 		return ErrLinkClosed
 	}
-	return lk.dc.Send(frame)
+	for len(frame) > 0 {
+		n := min(len(frame), wire.MaxPiece)
+		if err := lk.dc.Send(frame[:n]); err != nil {
+			return err
+		}
+		frame = frame[n:]
+	}
+	return nil
 }
+
+// LowWater is the send backlog under which a link tells its OnDrain
+// callback (the data channel's bufferedamountlow event): well under the
+// node core's high-water mark, so that a backlogged peer is fed again as
+// soon as its queue has room, not at the next timer.
+const LowWater = 256 << 10
+
+// OnDrain sets f to be called (on the channel's own goroutine, or the
+// page's event loop: it must not block) when the send backlog falls under
+// LowWater.
+func (lk *Link) OnDrain(f func()) { lk.drain.Store(&f) }
 
 // Buffered is the data channel's send backlog in bytes.
 func (lk *Link) Buffered() uint64 {

@@ -3,6 +3,7 @@
 package peerlink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
+	"github.com/seedcast/seedcast/swarm/driver"
+	"github.com/seedcast/seedcast/swarm/wire"
 	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
@@ -81,6 +84,49 @@ func TestDriverLink(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("nothing received")
 	}
+
+	// A long run of frames goes as messages of at most wire.MaxPiece bytes,
+	// whole and in order; once the backlog it made drains under LowWater,
+	// the sender's drain callback runs.
+	drained := make(chan struct{}, 1)
+	out.(driver.Drainer).OnDrain(func() {
+		select {
+		case drained <- struct{}{}:
+		default:
+		}
+	})
+	run := make([]byte, 3*wire.MaxPiece+4321)
+	for i := range run {
+		run[i] = byte(i * 7)
+	}
+	for range 4 {
+		if err := out.SendFrame(run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []byte
+	for len(got) < 4*len(run) {
+		select {
+		case m := <-in.Recv():
+			if len(m) > wire.MaxPiece {
+				t.Fatalf("a data-channel message of %d bytes, over %d", len(m), wire.MaxPiece)
+			}
+			got = append(got, m...)
+		case <-ctx.Done():
+			t.Fatalf("received %d of %d bytes", len(got), 4*len(run))
+		}
+	}
+	for i := range 4 {
+		if !bytes.Equal(got[i*len(run):(i+1)*len(run)], run) {
+			t.Fatalf("run %d arrived altered", i)
+		}
+	}
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		t.Fatal("no drain callback after a backlog of 800 KB")
+	}
+
 	out.Close(nil)
 	select {
 	case <-in.Done():

@@ -85,9 +85,11 @@ type Splitter struct {
 	off int
 }
 
-// MaxPiece bounds one piece given to Splitter.Write: the largest message a
-// WebRTC data channel may negotiate in common browsers is 256 KiB.
-const MaxPiece = 256 << 10
+// MaxPiece bounds one data-channel message, sent or received: 64 KiB, the
+// size every WebRTC stack delivers whole (larger messages are refused by
+// some and interleave badly in all). A sender splits longer runs of frames
+// into pieces of at most MaxPiece; Splitter.Write refuses longer pieces.
+const MaxPiece = 64 << 10
 
 // Write appends a piece of the stream. It fails (wrapping ErrMalformed) when
 // the piece is over MaxPiece or a complete length field is bad.
