@@ -57,8 +57,11 @@ type Broadcast struct {
 	haveEpoch bool
 	offset    time.Duration // media time at the session's epoch
 	lastDTS   time.Duration // newest media time pushed
-	leftAt    time.Time
-	left      bool
+	lastAt    time.Time     // when the frame of lastDTS arrived
+	// resume: a new session began after media was pushed; its first frame
+	// sets offset, so that media time keeps pace with the wall clock
+	// across the time away.
+	resume bool
 	// skew is the largest (sender wall time − arrival time) seen on a track
 	// synced by sender reports: the sender's clock offset less the smallest
 	// path delay. A track without reports is synced on arrival + skew.
@@ -215,38 +218,33 @@ func (b *Broadcast) handle(ev event) {
 		if ev.pub.Joined {
 			b.newSession(ev.pub.PublisherID)
 		} else {
-			b.left, b.leftAt = true, ev.at
 			b.p.Pipeline.Close() // publish what the publisher sent before leaving
 		}
 	}
 }
 
 // newSession starts a publisher session: its media time continues the
-// stream's, plus the time the stream was away.
+// stream's, plus the time the stream was away, measured when its first
+// frame arrives (see pushFrame).
 func (b *Broadcast) newSession(publisher string) {
 	if b.haveEpoch {
-		gap := time.Duration(0)
-		if b.left {
-			gap = b.p.Now().Sub(b.leftAt)
-		}
-		// Start on the chunk boundary after the old session's last media plus
-		// the time away: the slot of the old session's last (flushed) chunk is
-		// taken, and a boundary start makes the first keyframe independent.
-		d := b.p.Pipeline.ChunkDuration()
-		b.offset = (b.lastDTS + max(gap, time.Millisecond) + d - 1) / d * d
+		b.resume = true
 	}
-	b.haveEpoch, b.left = false, false
+	b.haveEpoch = false
 	for ssrc, l := range b.layers {
 		if l.info.PublisherID != publisher {
 			delete(b.layers, ssrc)
 		} else {
-			l.discont = b.offset > 0
+			l.discont = b.resumed()
 		}
 	}
 }
 
+// resumed reports whether the session is not the stream's first.
+func (b *Broadcast) resumed() bool { return b.resume || b.offset > 0 }
+
 func (b *Broadcast) addLayer(t sfu.TrackInfo, at time.Time) *layer {
-	l := &layer{info: t, firstSeen: at, discont: b.offset > 0}
+	l := &layer{info: t, firstSeen: at, discont: b.resumed()}
 	switch {
 	case strings.EqualFold(t.MimeType, "video/H264"):
 		l.codec, l.rendition, l.needKey = media.CodecH264, "v0", true
@@ -299,15 +297,27 @@ func (b *Broadcast) drain(l *layer, now time.Time) {
 				b.skew, b.haveSkew = d, true
 			}
 		}
-		b.pushFrame(l, h.f)
+		b.pushFrame(l, h.f, h.at)
 	}
 	l.queue = l.queue[:0]
 }
 
-func (b *Broadcast) pushFrame(l *layer, f rtpFrame) {
+// pushFrame pushes one frame, which arrived at at.
+func (b *Broadcast) pushFrame(l *layer, f rtpFrame, at time.Time) {
 	wall := l.clk.wall(f.ts)
 	if !b.haveEpoch {
 		b.epoch, b.haveEpoch = wall, true
+		if b.resume {
+			// Start on the chunk boundary after the old session's last
+			// media plus the time away, from its last frame's arrival to
+			// this one's (connecting and the wait for sender reports
+			// included): the slot of the old session's last (flushed)
+			// chunk is taken, a boundary start makes the first keyframe
+			// independent, and viewers' playback clocks hold.
+			d := b.p.Pipeline.ChunkDuration()
+			b.offset = (b.lastDTS + max(at.Sub(b.lastAt), time.Millisecond) + d - 1) / d * d
+			b.resume = false
+		}
 	}
 	dts := b.offset + wall.Sub(b.epoch)
 	if dts < b.offset {
@@ -340,7 +350,9 @@ func (b *Broadcast) pushFrame(l *layer, f rtpFrame) {
 	err := b.p.Pipeline.Push(l.rendition, au)
 	if err == nil {
 		l.discont = false
-		b.lastDTS = max(b.lastDTS, dts)
+		if dts >= b.lastDTS {
+			b.lastDTS, b.lastAt = dts, at
+		}
 	} else if errors.Is(err, chunker.ErrNeedKeyframe) && l.planner != nil {
 		l.planner.needKeyframe()
 	}

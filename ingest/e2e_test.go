@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -230,6 +231,7 @@ func TestPublisherReconnect(t *testing.T) {
 	for _, rend := range []string{"v0", "a0"} {
 		var prev *manifest.JSONEntry
 		discont := 0
+		lags := [2][]time.Duration{} // ingest time − media time, before and after the reconnect
 		for i := range m.Entries {
 			e := &m.Entries[i]
 			if e.Rendition != rend {
@@ -241,15 +243,33 @@ func TestPublisherReconnect(t *testing.T) {
 			if e.Discontinuity {
 				discont++
 				if prev == nil || e.MediaTimeUs < prev.MediaTimeUs+prev.DurationUs {
-					t.Errorf("%s/%d: discontinuity does not move media time forward", rend, e.Seq)
+					t.Fatalf("%s/%d: discontinuity does not move media time forward", rend, e.Seq)
 				}
+
 			}
+			lag := time.Duration(e.IngestTime-e.MediaTimeUs) * time.Microsecond
+			lags[discont] = append(lags[discont], lag)
 			prev = e
 		}
 		if discont != 1 {
-			t.Errorf("%s: %d discontinuities, want 1 (the reconnect)", rend, discont)
+			t.Fatalf("%s: %d discontinuities, want 1 (the reconnect)", rend, discont)
+		}
+		// Media time kept pace with the wall clock across the time away,
+		// connecting again included: a chunk is ingested as long after its
+		// media time as before (medians: the first chunks of a session wait
+		// for sender reports), so viewers' playback clocks hold across it.
+		before, after := median(lags[0]), median(lags[1])
+		t.Logf("%s: ingest time − media time, median: %v before the reconnect, %v after", rend, before%time.Hour, after%time.Hour)
+		if d := (after - before).Abs(); d > 300*time.Millisecond {
+			t.Errorf("%s: media time fell %v behind the wall clock across the reconnect", rend, after-before)
 		}
 	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 // sameFrame compares two H.264 frames by their picture NAL units (parameter

@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtp/codecs"
 
 	"github.com/seedcast/seedcast/chunker"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
 	"github.com/seedcast/seedcast/sfu"
 )
@@ -221,5 +222,74 @@ func TestBroadcastIgnoresOtherCodecs(t *testing.T) {
 	}
 	if l := b.layers[7]; l == nil || l.codec != "" {
 		t.Errorf("layer %+v", l)
+	}
+}
+
+// TestBroadcastResumeKeepsPace: a publisher vanishes without leaving (a
+// killed encoder), and another takes the stream over and sends its first
+// frame a while later, after connecting. Media time resumes where the wall
+// clock says, not where the first publisher stopped: viewers play on a
+// clock of media time, and chunks behind it would all be late.
+func TestBroadcastResumeKeepsPace(t *testing.T) {
+	var entries []manifest.Entry
+	pipe, err := NewPipeline(PipelineParams{Stream: "s", Key: ed25519.NewKeyFromSeed(make([]byte, 32)), Publish: func(o chunker.Output) error {
+		for _, e := range o.Batch.Entries {
+			if e.Kind == manifest.KindChunk {
+				entries = append(entries, e)
+			}
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	now := start
+	b, err := NewBroadcast(BroadcastParams{Pipeline: pipe, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const frame = 20 * time.Millisecond
+	// session sends Opus frames (20 ms each) from from for dur, with a
+	// sender report every half second mapping its RTP time to the wall.
+	session := func(pub string, ssrc uint32, joined, from time.Time, dur time.Duration) {
+		now = joined
+		b.handle(event{kind: evPublisher, pub: sfu.PublisherEvent{PublisherID: pub, Joined: true}, at: now})
+		info := sfu.TrackInfo{ID: "audio", PublisherID: pub, MimeType: "audio/opus", SSRC: ssrc, ClockRate: 48000, Channels: 2}
+		for i := range int(dur / frame) {
+			now = from.Add(time.Duration(i) * frame)
+			ts := uint32(1000 + i*960)
+			if i%25 == 0 {
+				secs := uint64(now.Unix() + 2208988800)
+				frac := uint64(now.Nanosecond()) << 32 / 1e9
+				b.handle(event{kind: evSR, info: info, sr: rtcp.SenderReport{SSRC: ssrc, RTPTime: ts, NTPTime: secs<<32 | frac}, at: now})
+			}
+			pkt := &rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i), Timestamp: ts, SSRC: ssrc, Marker: true}, Payload: []byte{0xfc, 0xff, 0xfe}}
+			b.handle(event{kind: evRTP, info: info, pkt: pkt, at: now})
+		}
+	}
+	session("a", 1, start, start, 2*time.Second)
+	// "a" is never heard of again; "b" joins 5 s later and its first frame
+	// comes 800 ms after that.
+	resumedAt := start.Add(7*time.Second + 800*time.Millisecond)
+	session("b", 2, start.Add(7*time.Second), resumedAt, 2*time.Second)
+	pipe.Close()
+
+	var first *manifest.Entry
+	for i := range entries {
+		if entries[i].Discontinuity {
+			first = &entries[i]
+			break
+		}
+	}
+	if first == nil {
+		t.Fatalf("no discontinuity in %d chunks", len(entries))
+	}
+	// The stream's media time 0 was at start: the resumed media should sit
+	// at its wall-clock place, within a chunk (its start is rounded up to
+	// a chunk boundary).
+	want := resumedAt.Sub(start)
+	if d := first.MediaTime - want; d < 0 || d > manifest.DefaultChunkDuration {
+		t.Errorf("resumed at media time %v, want %v (+ up to a chunk)", first.MediaTime, want)
 	}
 }

@@ -14,18 +14,21 @@ import (
 	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/scheduler"
 	"github.com/seedcast/seedcast/swarm/browser"
+	"github.com/seedcast/seedcast/swarm/core"
 )
 
-// startTimeout bounds seedcast.start: the manifest, the tracker's welcome,
-// and the wait for a stream that is not live yet.
-const startTimeout = 30 * time.Second
+// joinTimeout bounds each exchange of seedcast.start with the server: the
+// manifest, the tracker's welcome. The wait for a stream that is not live
+// yet is bounded by stop only.
+const joinTimeout = 20 * time.Second
 
 var (
 	mu       sync.Mutex
 	abrState *abrRun // the running node's adaptive quality
 	node     *browser.Node
-	stopped  chan struct{} // closed when the running node stops
-	busy     bool          // a start is under way
+	stopped  chan struct{}           // closed when the running node stops
+	busy     bool                    // a start is under way
+	abort    context.CancelCauseFunc // ends the start under way
 )
 
 func main() {
@@ -46,7 +49,9 @@ func promise(f func() (any, error)) js.Value {
 		go func() {
 			v, err := f()
 			if err != nil {
-				reject.Invoke(js.Global().Get("Error").New(err.Error()))
+				e := js.Global().Get("Error").New(err.Error())
+				e.Set("code", errorCode(err))
+				reject.Invoke(e)
 				return
 			}
 			resolve.Invoke(v)
@@ -54,6 +59,27 @@ func promise(f func() (any, error)) js.Value {
 		return nil
 	}))
 }
+
+// errorCode names the kind of a failed start for the page: "stopped" (stop
+// was called), "not-found" (no stream of that name), "unsupported" (no
+// rendition this page can take), "params", or "unreachable" (the server
+// did not answer, or not in time).
+func errorCode(err error) string {
+	switch {
+	case errors.Is(err, errStopped):
+		return "stopped"
+	case errors.Is(err, browser.ErrNoStream):
+		return "not-found"
+	case errors.Is(err, core.ErrRenditions), errors.Is(err, core.ErrBadQuality):
+		return "unsupported"
+	case errors.Is(err, browser.ErrParams):
+		return "params"
+	}
+	return "unreachable"
+}
+
+// errStopped ends a start that stop cancelled.
+var errStopped = errors.New("seedcast: stopped")
 
 // invoke calls a JavaScript callback; an exception it throws is logged,
 // not raised in Go.
@@ -100,24 +126,36 @@ func start(_ js.Value, args []js.Value) any {
 			return nil, errors.New("seedcast.start: a node is running; stop it first")
 		}
 		busy = true
+		ctx, cancel := context.WithCancelCause(context.Background())
+		abort = cancel
 		mu.Unlock()
 		p := browser.Params{
 			Server: optString(opts, "server"), Stream: optString(opts, "stream"), Token: optString(opts, "token"),
 			BudgetKbps: optInt(opts, "relayKbps"), Quality: optString(opts, "quality"),
-			Buffer:  time.Duration(optInt(opts, "bufferMs")) * time.Millisecond,
-			Startup: time.Duration(optInt(opts, "startupMs")) * time.Millisecond,
+			Buffer:      time.Duration(optInt(opts, "bufferMs")) * time.Millisecond,
+			Startup:     time.Duration(optInt(opts, "startupMs")) * time.Millisecond,
+			JoinTimeout: joinTimeout,
+		}
+		if f := opts.Get("onWaiting"); f.Type() == js.TypeFunction {
+			p.OnWaiting = func() { invoke(f) }
 		}
 		var play *playout
 		if onReady.Type() == js.TypeFunction {
 			play = newPlayout(onReady)
 			p.OnReady = play.push
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 		n, err := browser.Start(ctx, p)
-		cancel()
 		mu.Lock()
 		defer mu.Unlock()
-		busy = false
+		busy, abort = false, nil
+		if ctx.Err() != nil {
+			cancel(nil)
+			if n != nil {
+				go n.Close()
+			}
+			return nil, context.Cause(ctx)
+		}
+		cancel(nil)
 		if err != nil {
 			return nil, err
 		}
@@ -358,6 +396,9 @@ func stop(js.Value, []js.Value) any {
 		mu.Lock()
 		n, done := node, stopped
 		node, stopped = nil, nil
+		if abort != nil {
+			abort(errStopped) // a start still waiting for the stream gives up
+		}
 		mu.Unlock()
 		if n != nil {
 			close(done)

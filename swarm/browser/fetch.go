@@ -26,6 +26,9 @@ var (
 	// bound: manifest.MaxManifestBytes for a manifest, wire.MaxChunk for a
 	// chunk.
 	ErrTooLarge = errors.New("body over its limit")
+	// ErrNoStream is returned (wrapped with ErrOrigin) when the origin has
+	// no stream of that name (404 for its manifest).
+	ErrNoStream = errors.New("no such stream")
 )
 
 // origin reads the origin with the browser's fetch: the signed manifest
@@ -233,6 +236,9 @@ func readBody(ctx context.Context, resp js.Value, limit int64) ([]byte, error) {
 	}
 	if status != 200 {
 		cancelBody()
+		if status == 404 {
+			return nil, fmt.Errorf("%w (status 404)", ErrNoStream)
+		}
 		return nil, fmt.Errorf("status %d", status)
 	}
 	if n, perr := strconv.ParseInt(strings.TrimSpace(length), 10, 64); perr == nil {

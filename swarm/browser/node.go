@@ -43,6 +43,14 @@ type Params struct {
 	// manifest poll while a substream comes over HTTP, and the wait between
 	// tries while the stream is not live yet (200 ms).
 	Buffer, Startup, PollEvery time.Duration
+	// JoinTimeout bounds each step of Start that talks to the server: the
+	// first manifest, the tracker's welcome, and the join once the stream is
+	// live (30 s). The wait for a stream that is not live is bounded by
+	// Start's ctx only.
+	JoinTimeout time.Duration
+	// OnWaiting, if set, is called once, from Start, when the stream is
+	// found not live: Start then waits for it.
+	OnWaiting func()
 	// OnReady is given each verified chunk or init segment (the entry's
 	// Kind says which) with its bytes and, for a media chunk, the time it
 	// plays at. It is called in the order the core declares them ready,
@@ -73,6 +81,9 @@ func (p *Params) defaults() error {
 	if p.PollEvery <= 0 {
 		p.PollEvery = 200 * time.Millisecond
 	}
+	if p.JoinTimeout <= 0 {
+		p.JoinTimeout = 30 * time.Second
+	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
@@ -102,12 +113,16 @@ type Node struct {
 
 // Start fetches the manifest, joins the swarm and starts the node. A
 // stream that is not live yet (its manifest names no rendition) is waited
-// for, until ctx ends. ctx bounds the start only; Close stops the node.
+// for (Params.OnWaiting is told), until ctx ends; each exchange with the
+// server is bounded by Params.JoinTimeout. ctx bounds the start only; Close
+// stops the node. An unknown stream is an error wrapping ErrNoStream.
 func Start(ctx context.Context, p Params) (*Node, error) {
 	if err := p.defaults(); err != nil {
 		return nil, err
 	}
 	src := &origin{server: p.Server, stream: p.Stream}
+	jctx, cancel := context.WithTimeout(ctx, p.JoinTimeout)
+	defer cancel()
 	// The tracker's welcome and the manifest are fetched at once: start-up
 	// waits for the slower, not for both in turn. The early join is kept
 	// only if the stream was live at the first look.
@@ -123,7 +138,7 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 	if peerlink.Available() {
 		early = make(chan dialed, 1)
 		go func() {
-			tc, err := dialTracker(ctx, join)
+			tc, err := dialTracker(jctx, join)
 			early <- dialed{tc, err}
 		}()
 	}
@@ -137,10 +152,16 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 			early = nil
 		}
 	}
-	m, err := src.Manifest(ctx, -1)
+	m, err := src.Manifest(jctx, -1)
 	if err == nil && len(m.Renditions) == 0 {
 		discard() // not live yet: join when it is
+		if p.OnWaiting != nil {
+			p.OnWaiting()
+		}
 		m, err = driver.WaitLive(ctx, src, p.PollEvery)
+		var rejoin context.CancelFunc
+		jctx, rejoin = context.WithTimeout(ctx, p.JoinTimeout)
+		defer rejoin()
 	}
 	if err != nil {
 		discard()
@@ -169,7 +190,7 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 		d := <-early
 		tc, err = d.tc, d.err
 	} else {
-		tc, err = dialTracker(ctx, join)
+		tc, err = dialTracker(jctx, join)
 	}
 	if err != nil {
 		return nil, err

@@ -25,9 +25,12 @@ const MAX_RATE = 1.5;
 const GAP_JUMP = 2; // seconds of gap the playhead jumps
 const START_AHEAD = 0.25; // seconds buffered past the clock before playback starts
 const RETRY_MAX = 15000; // ms between tries to reach a server that does not answer
+const QUIET_MS = 4000; // no chunk for this long while playing: ask the server why
+const RESTART_MS = 8000; // no chunk for this long while the server says live: start afresh
 
 export const codes = {
   offline: 'offline',
+  notFound: 'not-found',
   unreachable: 'unreachable',
   mse: 'mse-unsupported',
   codec: 'unsupported-codec',
@@ -64,6 +67,13 @@ export class Player extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
+  // offline says the stream is not live; the player waits for it.
+  offline() {
+    if (this.state === 'offline') return;
+    this.setState('offline', 'The stream is offline. It will start here by itself when it goes live.');
+    this.emit('error', { code: codes.offline, message: 'stream offline' });
+  }
+
   setState(state, message = '') {
     this.state = state;
     this.emit('state', { state, message });
@@ -80,6 +90,9 @@ export class Player extends EventTarget {
     v.addEventListener('pause', () => this.emit('pause'));
     v.addEventListener('playing', () => {
       if (this.waiting) { this.waiting = false; this.emit('bufferend'); }
+      // What is left of the buffer plays on while the stream is away: it
+      // stays offline (or unreachable) until chunks come again.
+      if (this.state === 'offline' || this.state === 'unreachable') return;
       this.setState('playing');
       this.emit('playing');
     });
@@ -124,6 +137,7 @@ export class Player extends EventTarget {
         this.info = await node.start(
           { server: this.server, stream: this.stream, relayKbps: this.relayKbps, quality: this.quality,
             bufferMs: this.bufferMs, startupMs: this.startupMs,
+            onWaiting: () => { if (gen === this.gen) this.offline(); },
             // Adaptive quality (auto) steps on the buffer ahead and on late chunks.
             bufferedMs: () => this.bufferMsAhead(),
             onQuality: (selected) => {
@@ -134,17 +148,16 @@ export class Player extends EventTarget {
           (info, bytes) => { if (gen === this.gen) this.onChunk(info, bytes); },
           (s) => { if (gen === this.gen) this.onStats(s); });
       } catch (e) {
-        if (gen !== this.gen) return;
+        if (gen !== this.gen || (e && e.code === 'stopped')) return;
         const msg = String(e && e.message || e);
-        if (/unsupported|no rendition|quality/i.test(msg)) {
+        const code = e && e.code;
+        if (code === 'unsupported' || code === 'params') {
           this.fail(codes.codec, 'This stream cannot be played at this quality: ' + msg);
           return;
         }
-        const offline = /not live|deadline|timeout|context/i.test(msg);
-        if (offline) {
-          this.setState('offline', 'The stream is offline. It will start here by itself when it goes live.');
-          this.emit('error', { code: codes.offline, message: 'stream offline' });
-          backoff = 1000;
+        if (code === 'not-found') {
+          this.setState('offline', `There is no stream called “${this.stream}” here. This page will play it if it starts.`);
+          this.emit('error', { code: codes.notFound, message: msg });
         } else {
           this.setState('unreachable', `The server cannot be reached. Trying again in ${Math.round(backoff / 1000)} s…`);
           this.emit('error', { code: codes.unreachable, message: msg });
@@ -228,6 +241,8 @@ export class Player extends EventTarget {
     if (!track) return;
     if (info.kind === 'chunk') {
       if (!this.ref) performance.mark('seedcast:first-chunk');
+      this.lastChunkAt = Date.now();
+      if (this.started && (this.state === 'offline' || this.state === 'unreachable')) this.setState('buffering', 'Resuming…');
       const mediaTime = info.mediaTimeUs / 1e6;
       const end = mediaTime + info.durationUs / 1e6;
       // The clock: media time = wall time + offset. Chunks before the
@@ -285,7 +300,12 @@ export class Player extends EventTarget {
       this.tryStart();
       return;
     }
+    this.watch();
     if (v.paused) return;
+    // Resumed without a stall (so no 'playing' event): the playhead moves.
+    if (this.state === 'buffering' && v.currentTime > (this.lastTime || 0) + 0.1 &&
+        Date.now() - this.lastChunkAt < QUIET_MS) this.setState('playing');
+    this.lastTime = v.currentTime;
     // Jump a small gap the playhead is stuck at.
     if (v.readyState < 3) {
       const next = nextStart(v.buffered, v.currentTime);
@@ -306,6 +326,38 @@ export class Player extends EventTarget {
     for (const t of Object.values(this.tracks)) t.evict();
   }
 
+  // watch looks after a stream that went quiet while playing: it asks the
+  // server whether the stream is live, says so (offline, or the server
+  // unreachable), and starts afresh when chunks do not come back on their
+  // own once it is live again (a restarted server signs with a new key).
+  watch() {
+    const quiet = Date.now() - (this.lastChunkAt || Date.now());
+    if (quiet < QUIET_MS || this.probing || Date.now() < (this.nextProbe || 0)) return;
+    const gen = this.gen;
+    this.probing = true;
+    probeLive(this.server, this.stream).then((live) => {
+      this.probing = false;
+      if (gen !== this.gen) return;
+      this.nextProbe = Date.now() + 2000;
+      if (live === null) {
+        this.setState('unreachable', 'The server cannot be reached. Trying again…');
+        this.emit('error', { code: codes.unreachable, message: 'server unreachable' });
+        this.wasDown = true;
+      } else if (!live) {
+        this.offline();
+        this.wasDown = true;
+      } else {
+        if (this.wasDown) {
+          // Live again: chunks should follow within a few seconds.
+          this.wasDown = false;
+          this.liveAgainAt = Date.now();
+          this.setState('buffering', 'Resuming…');
+        }
+        if (quiet >= RESTART_MS && Date.now() - (this.liveAgainAt || 0) >= 3000) this.restart();
+      }
+    });
+  }
+
   // resync seeks to the clock when more than tolerance seconds off it and
   // that point is buffered.
   resync(tolerance) {
@@ -315,8 +367,10 @@ export class Player extends EventTarget {
     if (covered(v.buffered, target, 0.1)) {
       v.currentTime = target;
     } else {
+      // Behind, and the clock's point is not buffered (yet): to near the
+      // newest media, once (not again while playing towards it).
       const end = lastEnd(v.buffered);
-      if (end > 0 && target > end) v.currentTime = Math.max(firstStart(v.buffered), end - 0.5);
+      if (end > 0 && target > end && v.currentTime < end - 0.6) v.currentTime = Math.max(firstStart(v.buffered), end - 0.5);
     }
     v.playbackRate = 1;
   }
@@ -403,6 +457,24 @@ export class Player extends EventTarget {
     if (!this.info) return null;
     const rs = this.info.selected.map((n) => this.byName && this.byName[n]).filter(Boolean);
     return rs.find((r) => r.kind === 'video') || rs[0] || null;
+  }
+}
+
+// probeLive asks the server whether stream is live: true or false, or null
+// when the server does not answer.
+async function probeLive(server, stream) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), 3000);
+  try {
+    const res = await fetch(server + '/api/streams', { cache: 'no-store', signal: ctl.signal });
+    if (!res.ok) return null;
+    const { streams } = await res.json();
+    const s = (streams || []).find((x) => x.name === stream);
+    return !!(s && s.live);
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -32,6 +32,7 @@ export function mountPlayer(root, { embed = false } = {}) {
     $('state-text').textContent = message || '';
     $('big-play').hidden = st !== 'paused';
     root.classList.toggle('at-live', st === 'playing');
+    $('live-label').textContent = st === 'offline' ? 'OFFLINE' : 'LIVE';
   });
   player.addEventListener('autoplaymuted', () => { $('unmute').hidden = false; syncMute(); });
   $('unmute').addEventListener('click', () => { video.muted = false; $('unmute').hidden = true; syncMute(); });
