@@ -136,6 +136,14 @@ func start(_ js.Value, args []js.Value) any {
 			Startup:     time.Duration(optInt(opts, "startupMs")) * time.Millisecond,
 			JoinTimeout: joinTimeout,
 		}
+		// The manifest the page fetched while the node loaded.
+		if b := opts.Get("manifest"); b.Type() == js.TypeObject && b.InstanceOf(js.Global().Get("Uint8Array")) {
+			if n := b.Length(); n > 0 && n <= manifest.MaxManifestBytes {
+				p.Manifest = make([]byte, n)
+				js.CopyBytesToGo(p.Manifest, b)
+				p.ManifestAt = time.Now().Add(-time.Duration(optInt(opts, "manifestAgeMs")) * time.Millisecond)
+			}
+		}
 		if f := opts.Get("onWaiting"); f.Type() == js.TypeFunction {
 			p.OnWaiting = func() { invoke(f) }
 		}

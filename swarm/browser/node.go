@@ -3,6 +3,7 @@
 package browser
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,12 @@ type Params struct {
 	// live (30 s). The wait for a stream that is not live is bounded by
 	// Start's ctx only.
 	JoinTimeout time.Duration
+	// Manifest, if set, is the stream's manifest as the page fetched it
+	// (GET /live/{stream}/manifest?last=32) while the node loaded, at
+	// ManifestAt: Start uses it instead of fetching its own. One that does
+	// not decode is ignored.
+	Manifest   []byte
+	ManifestAt time.Time
 	// OnWaiting, if set, is called once, from Start, when the stream is
 	// found not live: Start then waits for it.
 	OnWaiting func()
@@ -152,13 +159,23 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 			early = nil
 		}
 	}
-	m, err := src.Manifest(jctx, -1)
+	var m *manifest.Manifest
+	var err error
+	at := p.ManifestAt
+	if p.Manifest != nil {
+		m, err = manifest.DecodeManifest(bytes.NewReader(p.Manifest))
+	}
+	if m == nil || err != nil {
+		at = time.Now()
+		m, err = src.Manifest(jctx, -1)
+	}
 	if err == nil && len(m.Renditions) == 0 {
 		discard() // not live yet: join when it is
 		if p.OnWaiting != nil {
 			p.OnWaiting()
 		}
 		m, err = driver.WaitLive(ctx, src, p.PollEvery)
+		at = time.Now()
 		var rejoin context.CancelFunc
 		jctx, rejoin = context.WithTimeout(ctx, p.JoinTimeout)
 		defer rejoin()
@@ -181,7 +198,7 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 		// tracker's would be).
 		return start(p, src, offline{}, protocol.Welcome{
 			PublicKey: m.PublicKey, Substreams: 1, Upstreams: []protocol.Upstream{},
-		}, m, rends)
+		}, m, at, rends)
 	}
 	// The tracker sizes this node's subscriptions from the push share of
 	// the budget, as for a native node.
@@ -196,7 +213,7 @@ func Start(ctx context.Context, p Params) (*Node, error) {
 		return nil, err
 	}
 	mark("seedcast:welcome")
-	n, err := start(p, src, tc, tc.Welcome(), m, rends)
+	n, err := start(p, src, tc, tc.Welcome(), m, at, rends)
 	if err != nil {
 		_ = tc.Close()
 		return nil, err
@@ -223,7 +240,7 @@ func (o offline) Signal(context.Context, protocol.PeerID, *protocol.SDP, *protoc
 	return peerlink.ErrNoWebRTC
 }
 
-func start(p Params, src *origin, tc swarmTracker, w protocol.Welcome, m *manifest.Manifest, rends []string) (*Node, error) {
+func start(p Params, src *origin, tc swarmTracker, w protocol.Welcome, m *manifest.Manifest, at time.Time, rends []string) (*Node, error) {
 	verify, ups, err := driver.FromWelcome(p.Stream, w)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTracker, err)
@@ -231,7 +248,7 @@ func start(p Params, src *origin, tc swarmTracker, w protocol.Welcome, m *manife
 	store := core.NewStore(p.StoreBytes)
 	c, err := core.New(core.Params{
 		Stream: p.Stream, BudgetKbps: p.BudgetKbps, Renditions: rends,
-		Substreams: w.Substreams, Upstreams: ups, Depth: w.Depth, Manifest: m,
+		Substreams: w.Substreams, Upstreams: ups, Depth: w.Depth, Manifest: m, ManifestAt: at,
 		Verifier: verify, Store: store, Now: time.Now(),
 		PollEvery: p.PollEvery, Buffer: p.Buffer, Startup: p.Startup,
 	})

@@ -60,8 +60,12 @@ type Params struct {
 	Upstreams  []protocol.PeerID
 	Depth      int
 	// Manifest is the first manifest window, from the origin. The playback
-	// clock starts at its live edge.
-	Manifest *manifest.Manifest
+	// clock starts at its live edge, as of ManifestAt: when it was fetched
+	// (zero, or after Now: Now). A manifest fetched while the node was still
+	// loading keeps the clock true that way: the live edge is taken to
+	// have moved on since by the manifest's age.
+	Manifest   *manifest.Manifest
+	ManifestAt time.Time
 	Verifier ChunkVerifier
 	Store    ChunkStore
 	Now      time.Time
@@ -295,7 +299,11 @@ func New(p Params) (*Node, error) {
 	n.setRate(now)
 	n.toldRelay = n.budget * PushShare / 100
 	m := p.Manifest
-	n.anchor(now, m)
+	var age time.Duration
+	if !p.ManifestAt.IsZero() && p.ManifestAt.Before(now) {
+		age = now.Sub(p.ManifestAt)
+	}
+	n.anchor(now, m, age)
 	for _, b := range m.Batches {
 		n.contig = max(n.contig, int64(b.N)) // the first window is whole
 	}
@@ -308,8 +316,9 @@ func New(p Params) (*Node, error) {
 }
 
 // anchor starts the playback clock at the live edge of the first manifest,
-// Buffer behind it. An empty manifest leaves it to the first entry learnt.
-func (n *Node) anchor(now time.Time, m *manifest.Manifest) {
+// Buffer behind it; the manifest was fetched age ago, and the edge has moved
+// on by as much. An empty manifest leaves it to the first entry learnt.
+func (n *Node) anchor(now time.Time, m *manifest.Manifest, age time.Duration) {
 	if d := time.Duration(m.ChunkDurationMs * float64(time.Millisecond)); d > 0 {
 		n.chunkD = d
 	}
@@ -317,7 +326,7 @@ func (n *Node) anchor(now time.Time, m *manifest.Manifest) {
 		return
 	}
 	last := m.Entries[len(m.Entries)-1]
-	n.anchorAt(now, time.Duration(last.MediaTimeUs+last.DurationUs)*time.Microsecond)
+	n.anchorAt(now, time.Duration(last.MediaTimeUs+last.DurationUs)*time.Microsecond+age)
 	n.startSeq = ^uint64(0)
 	for _, e := range m.Entries {
 		if time.Duration(e.MediaTimeUs)*time.Microsecond >= n.playFrom && e.Seq < n.startSeq {

@@ -259,20 +259,21 @@ func TestStartAtIndependentChunk(t *testing.T) {
 	}
 	now := rigStart
 	for _, tc := range []struct {
-		buffer time.Duration
-		want   uint64
+		buffer, age time.Duration // age: of the manifest, fetched while the node loaded
+		want        uint64
 	}{
-		{750 * time.Millisecond, 8},  // the edge is 3 s: play from 2.25 s (slot 9), keyframe 8
-		{1250 * time.Millisecond, 4}, // play from 1.75 s (slot 7), keyframe 4
-		{3 * time.Second, 0},         // from 0: slot 0 is a keyframe
-		{100 * time.Millisecond, 8},  // past the last slot: still from keyframe 8
+		{750 * time.Millisecond, 0, 8},                       // the edge is 3 s: play from 2.25 s (slot 9), keyframe 8
+		{1250 * time.Millisecond, 0, 4},                      // play from 1.75 s (slot 7), keyframe 4
+		{1250 * time.Millisecond, 500 * time.Millisecond, 8}, // the edge is 3.5 s by now: from 2.25 s, keyframe 8
+		{3 * time.Second, 0, 0},                              // from 0: slot 0 is a keyframe
+		{100 * time.Millisecond, 0, 8},                       // past the last slot: still from keyframe 8
 	} {
 		n := &Node{p: Params{Buffer: tc.buffer, Startup: 500 * time.Millisecond}}
-		n.anchor(now, m)
+		n.anchor(now, m, tc.age)
 		if n.startSeq != tc.want {
-			t.Errorf("buffer %v: start at slot %d, want %d", tc.buffer, n.startSeq, tc.want)
+			t.Errorf("buffer %v, age %v: start at slot %d, want %d", tc.buffer, tc.age, n.startSeq, tc.want)
 		}
-		if want := 3*time.Second - tc.buffer; n.playFrom != want || !n.t0.Equal(now.Add(500*time.Millisecond)) {
+		if want := 3*time.Second + tc.age - tc.buffer; n.playFrom != want || !n.t0.Equal(now.Add(500*time.Millisecond)) {
 			t.Errorf("buffer %v: clock from %v at %v, want %v at now+500ms", tc.buffer, n.playFrom, n.t0, want)
 		}
 	}

@@ -121,6 +121,9 @@ export class Player extends EventTarget {
     }
     const gen = ++this.gen;
     this.setState('connecting', 'Connecting…');
+    // The manifest comes while the node compiles and starts: the node
+    // takes it from here, its clock set by when it came.
+    let pre = prefetchManifest(this.server, this.stream);
     let node;
     try {
       node = await loadNode();
@@ -133,11 +136,14 @@ export class Player extends EventTarget {
     let backoff = 1000;
     while (gen === this.gen) {
       const attempt = this.attach(gen);
+      const got = pre ? await pre : null;
+      pre = null; // later attempts fetch afresh
       try {
         this.info = await node.start(
           { server: this.server, stream: this.stream, relayKbps: this.relayKbps, quality: this.quality,
             bufferMs: this.bufferMs, startupMs: this.startupMs,
             onWaiting: () => { if (gen === this.gen) this.offline(); },
+            ...(got && { manifest: got.bytes, manifestAgeMs: Math.round(performance.now() - got.at) }),
             // Adaptive quality (auto) steps on the buffer ahead and on late chunks.
             bufferedMs: () => this.bufferMsAhead(),
             onQuality: (selected) => {
@@ -457,6 +463,20 @@ export class Player extends EventTarget {
     if (!this.info) return null;
     const rs = this.info.selected.map((n) => this.byName && this.byName[n]).filter(Boolean);
     return rs.find((r) => r.kind === 'video') || rs[0] || null;
+  }
+}
+
+// prefetchManifest fetches the newest manifest batches, as the node would
+// at its start: {bytes, at} (at on performance.now()), or null.
+async function prefetchManifest(server, stream) {
+  try {
+    const res = await fetch(`${server}/live/${encodeURIComponent(stream)}/manifest?last=32`, { cache: 'no-store' });
+    if (!res.ok) return null;
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    performance.mark('seedcast:manifest-prefetched');
+    return { bytes, at: performance.now() };
+  } catch {
+    return null;
   }
 }
 
