@@ -66,9 +66,9 @@ type Params struct {
 	// have moved on since by the manifest's age.
 	Manifest   *manifest.Manifest
 	ManifestAt time.Time
-	Verifier ChunkVerifier
-	Store    ChunkStore
-	Now      time.Time
+	Verifier   ChunkVerifier
+	Store      ChunkStore
+	Now        time.Time
 
 	// PollEvery is the manifest poll while some substream comes over HTTP
 	// (200 ms); SlowPoll otherwise (1 s), when signed batches come from
