@@ -44,19 +44,21 @@ func settingsJS(relay string) string {
 }
 
 // nativeViewer runs `seedcast viewer` until ctx ends or dur passes, its
-// stats in a JSON-lines file; wait returns its last line.
+// stats in a JSON-lines file; wait returns its last line. flags are added
+// to (and override) the defaults.
 type nativeViewer struct {
 	stats string
 	done  chan error
 	out   *strings.Builder
 }
 
-func startNative(t *testing.T, ctx context.Context, base, dir string, i int, dur time.Duration) *nativeViewer {
+func startNative(t *testing.T, ctx context.Context, base, dir string, i int, dur time.Duration, flags ...string) *nativeViewer {
 	t.Helper()
 	v := &nativeViewer{stats: filepath.Join(dir, fmt.Sprintf("native%d.jsonl", i)), done: make(chan error, 1), out: &strings.Builder{}}
-	cmd := exec.CommandContext(ctx, binary, "viewer", "--server", base, "--stream", "demo",
+	args := append([]string{"viewer", "--server", base, "--stream", "demo",
 		"--upload", "10Mbps", "--reserve", "5Mbps", "--relay", "medium",
-		"--stats-interval", "1s", "--stats-json", v.stats, "--duration", dur.String(), "--webrtc-loopback-only")
+		"--stats-interval", "1s", "--stats-json", v.stats, "--duration", dur.String(), "--webrtc-loopback-only"}, flags...)
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Stdout, cmd.Stderr = v.out, v.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
