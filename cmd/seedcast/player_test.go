@@ -205,6 +205,7 @@ func evalJS[T any](t *testing.T, tab context.Context, expr string) T {
 }
 
 // TestPlayerModes: audio-only plays audio and takes no video; a page with
+// ManagedMediaSource and no MediaSource plays with it; a page with
 // RTCPeerConnection removed plays over HTTP alone and says so.
 func TestPlayerModes(t *testing.T) {
 	base := startServer(t, "--demo", "--webrtc-loopback-only")
@@ -240,9 +241,30 @@ func TestPlayerModes(t *testing.T) {
 		}
 	})
 
+	t.Run("managed-media-source", func(t *testing.T) {
+		// As on iOS Safari 17.1+: ManagedMediaSource, and no MediaSource.
+		// (Chromium has no ManagedMediaSource: the page gets one made of
+		// its MediaSource, which is what the player may rely on.)
+		tab := openPage(t, bctx, base+"/watch/demo",
+			`localStorage.clear(); window.ManagedMediaSource = class ManagedMediaSource extends window.MediaSource { get streaming() { return true; } }; delete window.MediaSource;`)
+		waitPlaying(t, tab)
+		managed := evalJS[bool](t, tab, `typeof window.MediaSource === 'undefined' && window.seedcastPlayer.ms instanceof window.ManagedMediaSource && document.getElementById('video').disableRemotePlayback`)
+		f0 := readPlayback(t, tab).Frames
+		t0 := evalJS[float64](t, tab, `document.getElementById('video').currentTime`)
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(3 * time.Second):
+		}
+		f := readPlayback(t, tab).Frames - f0
+		if d := evalJS[float64](t, tab, `document.getElementById('video').currentTime`) - t0; !managed || d < 2 || f < 45 {
+			t.Errorf("with ManagedMediaSource only: used it %v, playhead +%.1f s and %d frames in 3 s", managed, d, f)
+		}
+	})
+
 	t.Run("no-webrtc", func(t *testing.T) {
 		tab := openPage(t, bctx, base+"/watch/demo",
-			`delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection;`)
+			`localStorage.clear(); delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection;`)
 		waitPlaying(t, tab)
 		t0 := evalJS[float64](t, tab, `document.getElementById('video').currentTime`)
 		select {
@@ -253,9 +275,9 @@ func TestPlayerModes(t *testing.T) {
 		p := readPlayback(t, tab)
 		webrtc := evalJS[bool](t, tab, `window.seedcast.stats().webrtc`)
 		notice := evalJS[string](t, tab, `document.getElementById('notice').textContent`)
-		t.Logf("without WebRTC: %+v, notice %q", p, notice)
-		if p.CurrentTime-t0 < 3 || webrtc || !strings.Contains(notice, "HTTP only") {
-			t.Errorf("without RTCPeerConnection: playhead +%.1f s, webrtc %v, notice %q", p.CurrentTime-t0, webrtc, notice)
+		t.Logf("without WebRTC: %+v, notice %q, tracks %s", p, notice, evalJS[string](t, tab, `JSON.stringify({tracks: Object.keys(window.seedcastPlayer.tracks), selected: window.seedcastPlayer.info.selected})`))
+		if p.CurrentTime-t0 < 3 || p.Frames < 60 || webrtc || !strings.Contains(notice, "HTTP only") {
+			t.Errorf("without RTCPeerConnection: playhead +%.1f s, %d frames decoded, webrtc %v, notice %q", p.CurrentTime-t0, p.Frames, webrtc, notice)
 		}
 	})
 }
