@@ -262,6 +262,35 @@ func TestPlayerModes(t *testing.T) {
 		}
 	})
 
+	// Browsers' autoplay policies: play() with sound refused without a
+	// user gesture, or any play() refused (window.__gesture lets it through,
+	// as a click would).
+	const autoplayPolicy = `localStorage.clear();
+const play0 = HTMLMediaElement.prototype.play;
+HTMLMediaElement.prototype.play = function () {
+  if (window.__gesture || (this.muted && !window.__noMuted)) return play0.call(this);
+  return Promise.reject(new DOMException('play() needs a user gesture', 'NotAllowedError'));
+};`
+	t.Run("autoplay-muted", func(t *testing.T) {
+		tab := openPage(t, bctx, base+"/watch/demo", autoplayPolicy)
+		waitPlaying(t, tab)
+		if !evalJS[bool](t, tab, `document.getElementById('video').muted && !document.getElementById('unmute').hidden`) {
+			t.Error("autoplay with sound refused: the player did not play muted with its unmute button showing")
+		}
+		if evalJS[bool](t, tab, `document.getElementById('unmute').click(); document.getElementById('video').muted`) {
+			t.Error("the unmute button left the video muted")
+		}
+	})
+	t.Run("autoplay-blocked", func(t *testing.T) {
+		tab := openPage(t, bctx, base+"/watch/demo", autoplayPolicy+`window.__noMuted = true;`)
+		if _, err := chromedp.Run(tab, chromedp.Poll[bool](`window.seedcastPlayer && window.seedcastPlayer.state === 'paused' && !document.getElementById('big-play').hidden`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			t.Fatalf("autoplay refused: no click-to-play: %v %+v", err, readPlayback(t, tab))
+		}
+		screenshot(t, tab, "watch-click-to-play", 1280, 800)
+		evalJS[any](t, tab, `window.__gesture = true; document.getElementById('big-play').click()`)
+		waitPlaying(t, tab)
+	})
+
 	t.Run("no-webrtc", func(t *testing.T) {
 		tab := openPage(t, bctx, base+"/watch/demo",
 			`localStorage.clear(); delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection;`)
