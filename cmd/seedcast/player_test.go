@@ -69,7 +69,7 @@ const playbackJS = `(() => {
     stalls: window.__stalls || 0, hasStats: !!s};
 })()`
 
-func readPlayback(t *testing.T, ctx context.Context) playback {
+func readPlayback(t testing.TB, ctx context.Context) playback {
 	t.Helper()
 	raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](playbackJS))
 	if err != nil {
@@ -167,7 +167,7 @@ func TestWatchPage(t *testing.T) {
 
 // openPage opens url in a new tab of the browser bctx, at a desktop size,
 // running script (if any) before the page's own.
-func openPage(t *testing.T, bctx context.Context, url, script string) context.Context {
+func openPage(t testing.TB, bctx context.Context, url, script string) context.Context {
 	t.Helper()
 	tab, cancel := chromedp.NewContext(bctx)
 	t.Cleanup(cancel)
@@ -187,7 +187,7 @@ func openPage(t *testing.T, bctx context.Context, url, script string) context.Co
 
 // waitPlaying waits for the page's player to play, and fails with what
 // the page says if it does not.
-func waitPlaying(t *testing.T, tab context.Context) {
+func waitPlaying(t testing.TB, tab context.Context) {
 	t.Helper()
 	state, err := chromedp.Run(tab, chromedp.Poll[string](`window.seedcastPlayer && ['playing', 'error'].includes(window.seedcastPlayer.state) ? window.seedcastPlayer.state : false`, chromedp.WithPollingTimeout(30*time.Second)))
 	if err != nil || state != "playing" {
@@ -195,7 +195,7 @@ func waitPlaying(t *testing.T, tab context.Context) {
 	}
 }
 
-func evalJS[T any](t *testing.T, tab context.Context, expr string) T {
+func evalJS[T any](t testing.TB, tab context.Context, expr string) T {
 	t.Helper()
 	v, err := chromedp.Run(tab, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {

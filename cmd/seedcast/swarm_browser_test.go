@@ -27,9 +27,13 @@ type pageStats struct {
 	Rejected        int     `json:"rejected"`
 	MaxDepth        int     `json:"maxDepth"`
 	RelayBudgetKbps float64 `json:"relayBudgetKbps"`
+	Throttled       bool    `json:"throttled"`
+	LatencyToLiveMs float64 `json:"latencyToLiveMs"`
+	LatencyP50Ms    float64 `json:"latencyP50Ms"` // ingest to held, of the last 512 chunks
+	LatencyP95Ms    float64 `json:"latencyP95Ms"`
 }
 
-func readStats(t *testing.T, tab context.Context) pageStats {
+func readStats(t testing.TB, tab context.Context) pageStats {
 	t.Helper()
 	raw := evalJS[json.RawMessage](t, tab, `window.seedcast && window.seedcast.stats ? window.seedcast.stats() : null`)
 	var s pageStats
@@ -44,20 +48,21 @@ func settingsJS(relay string) string {
 }
 
 // nativeViewer runs `seedcast viewer` until ctx ends or dur passes, its
-// stats in a JSON-lines file; wait returns its last line. flags are added
-// to (and override) the defaults.
+// stats in a JSON-lines file; wait returns its last line.
 type nativeViewer struct {
 	stats string
 	done  chan error
 	out   *strings.Builder
 }
 
-func startNative(t *testing.T, ctx context.Context, base, dir string, i int, dur time.Duration, flags ...string) *nativeViewer {
+// startNative starts viewer i; flags in extra come last, so they override
+// the defaults (e.g. "--relay", "off").
+func startNative(t testing.TB, ctx context.Context, base, dir string, i int, dur time.Duration, extra ...string) *nativeViewer {
 	t.Helper()
 	v := &nativeViewer{stats: filepath.Join(dir, fmt.Sprintf("native%d.jsonl", i)), done: make(chan error, 1), out: &strings.Builder{}}
 	args := append([]string{"viewer", "--server", base, "--stream", "demo",
 		"--upload", "10Mbps", "--reserve", "5Mbps", "--relay", "medium",
-		"--stats-interval", "1s", "--stats-json", v.stats, "--duration", dur.String(), "--webrtc-loopback-only"}, flags...)
+		"--stats-interval", "1s", "--stats-json", v.stats, "--duration", dur.String(), "--webrtc-loopback-only"}, extra...)
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Stdout, cmd.Stderr = v.out, v.out
 	if err := cmd.Start(); err != nil {
@@ -67,7 +72,7 @@ func startNative(t *testing.T, ctx context.Context, base, dir string, i int, dur
 	return v
 }
 
-func (v *nativeViewer) lines(t *testing.T) []statsLine {
+func (v *nativeViewer) lines(t testing.TB) []statsLine {
 	t.Helper()
 	data, _ := os.ReadFile(v.stats)
 	var ls []statsLine
