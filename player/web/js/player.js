@@ -40,7 +40,7 @@ export const codes = {
 };
 
 export class Player extends EventTarget {
-  constructor(video, { stream, server = '', bufferMs = 1000, startupMs = 250 }) {
+  constructor(video, { stream, server = '', bufferMs = 1500, startupMs = 250 }) {
     super();
     this.video = video;
     this.stream = stream;
