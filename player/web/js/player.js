@@ -470,7 +470,10 @@ export class Player extends EventTarget {
 // at its start: {bytes, at} (at on performance.now()), or null.
 async function prefetchManifest(server, stream) {
   try {
-    const res = await fetch(`${server}/live/${encodeURIComponent(stream)}/manifest?last=32`, { cache: 'no-store' });
+    // The page preloads this URL (same server), so that it is on its way
+    // before any module runs; the response says no-cache, and a later
+    // start fetches afresh.
+    const res = await fetch(`${server}/live/${encodeURIComponent(stream)}/manifest?last=32`);
     if (!res.ok) return null;
     const bytes = new Uint8Array(await res.arrayBuffer());
     performance.mark('seedcast:manifest-prefetched');
