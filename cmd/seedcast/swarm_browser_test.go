@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +65,9 @@ func startNative(t testing.TB, ctx context.Context, base, dir string, i int, dur
 		"--upload", "10Mbps", "--reserve", "5Mbps", "--relay", "medium",
 		"--stats-interval", "1s", "--stats-json", v.stats, "--duration", dur.String(), "--webrtc-loopback-only"}, extra...)
 	cmd := exec.CommandContext(ctx, binary, args...)
+	// Ending ctx stops it as an operator would: SIGTERM, and a clean exit.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Stdout, cmd.Stderr = v.out, v.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -101,8 +105,12 @@ func TestBrowserSwarm(t *testing.T) {
 	bctx := chromium(t, ctx)
 	dir := t.TempDir()
 
+	// The native viewers run until the test ends them (however long a busy
+	// machine makes the steps before the dashboard's count).
+	nctx, stopNatives := context.WithCancel(ctx)
 	var natives []*nativeViewer
 	defer func() {
+		stopNatives()
 		for _, v := range natives {
 			if err := <-v.done; err != nil && ctx.Err() == nil {
 				t.Errorf("native viewer: %v\n%s", err, v.out)
@@ -112,7 +120,7 @@ func TestBrowserSwarm(t *testing.T) {
 	// Three native relays first, fed by the origin; then the browsers (one
 	// with relay off), then two more native nodes.
 	for i := range 3 {
-		natives = append(natives, startNative(t, ctx, base, dir, i, 80*time.Second))
+		natives = append(natives, startNative(t, nctx, base, dir, i, 10*time.Minute))
 	}
 	pause0 := time.NewTimer(3 * time.Second) // the relays link up before the browsers join
 	select {
@@ -125,7 +133,7 @@ func TestBrowserSwarm(t *testing.T) {
 		waitPlaying(t, tabs[i])
 	}
 	for i := 3; i < 5; i++ {
-		natives = append(natives, startNative(t, ctx, base, dir, i, 70*time.Second))
+		natives = append(natives, startNative(t, nctx, base, dir, i, 10*time.Minute))
 	}
 	pause := func(d time.Duration) {
 		select {
@@ -250,7 +258,7 @@ func TestBrowserSwarm(t *testing.T) {
 		// Newcomers need upstreams: the browser's new slots are there for them.
 		once.Do(func() {
 			for i := 5; i < 7; i++ {
-				late2 = append(late2, startNative(t, ctx, base, dir, i, 25*time.Second))
+				late2 = append(late2, startNative(t, nctx, base, dir, i, 10*time.Minute))
 			}
 		})
 		pause(time.Second)
