@@ -307,8 +307,9 @@ func (n *Network) Join(p NodeParams) (*Node, error) {
 	n.nextID++
 	id := protocol.PeerID("v" + strconv.Itoa(n.nextID))
 	if !p.Loc.Addr.IsValid() && !p.Loc.Prefix.IsValid() {
-		// Every viewer on its own address, in its own /24.
-		p.Loc.Addr = netip.AddrFrom4([4]byte{10, byte(n.nextID >> 8), byte(n.nextID), 1})
+		// Every viewer on its own address, in its own /24 (10.x.y.1 for
+		// the first 65,535; the first octet counts on past them).
+		p.Loc.Addr = netip.AddrFrom4([4]byte{byte(10 + n.nextID>>16), byte(n.nextID >> 8), byte(n.nextID), 1})
 	}
 	links, err := n.swarm.Join(n.now, tracker.PeerInfo{ID: id, Kind: protocol.KindNative, Loc: p.Loc, BudgetKbps: p.BudgetKbps * core.PushShare / 100})
 	if err != nil {
@@ -466,6 +467,7 @@ type link struct {
 	// one (delivered with it); last the arrival of the latest frame: the
 	// channel is ordered, no frame overtakes another.
 	pending int64
+	frags   []wire.Message // chunk fragments sent ahead (pending)
 	last    time.Time
 }
 
@@ -475,7 +477,7 @@ func (v *Node) drop(id core.LinkID) *link {
 	if lk != nil {
 		delete(v.links, id)
 		v.net.Traffic.Lost += lk.pending
-		lk.pending = 0
+		lk.pending, lk.frags = 0, nil
 	}
 	return lk
 }
@@ -578,23 +580,17 @@ func (v *Node) carryOut(o core.Output) {
 		at = maxTime(at, lk.last)
 		lk.last = at
 		msg := copyMsg(o.Msg)
+		var frags []wire.Message
 		if c, ok := msg.(*wire.Chunk); ok {
-			// Fragments travel as sent, but only the last is delivered,
-			// as the whole chunk: what the receiver does with a part is
-			// only to keep it, and this way the network keeps no copies.
+			// A chunk's fragments travel as sent, but are handed over
+			// together when its last one arrives: what the receiver does
+			// with a part is only to keep it. (Their bytes alias the
+			// sender's: nothing alters a chunk once stored.)
+			lk.frags = append(lk.frags, msg)
 			if int(c.Offset)+len(c.Data) < int(c.Size) {
 				return
 			}
-			if c.Offset > 0 {
-				data, ok := n.stream.chunk(c.ID)
-				if !ok || len(data) != int(c.Size) {
-					// Left the window: the receiver would drop it too.
-					n.Traffic.Lost += lk.pending
-					lk.pending = 0
-					return
-				}
-				c.Offset, c.Data = 0, data
-			}
+			frags, lk.frags = lk.frags, nil
 		}
 		to, id, b := lk.to, lk.peerID, lk.pending
 		lk.pending = 0
@@ -605,7 +601,15 @@ func (v *Node) carryOut(o core.Output) {
 				return
 			}
 			n.Traffic.Delivered += b
-			to.input(func(now time.Time) { to.core.Receive(now, id, msg) })
+			if frags == nil {
+				to.input(func(now time.Time) { to.core.Receive(now, id, msg) })
+				return
+			}
+			to.input(func(now time.Time) {
+				for _, m := range frags {
+					to.core.Receive(now, id, m)
+				}
+			})
 		})
 	case core.OutClose:
 		lk := v.drop(o.Link)
