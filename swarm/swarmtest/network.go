@@ -485,15 +485,19 @@ func (v *Node) drop(id core.LinkID) *link {
 // Region is the node's modelled region (NodeParams.Region).
 func (v *Node) Region() int { return v.p.Region }
 
-// arrive is when b bytes sent to v at t (on their sender's line, then one
-// latency) have come down v's download line.
-func (v *Node) arrive(t time.Time, b int) time.Time {
+// download runs f once size bytes that reach v now have come down its
+// download line: at once without one, else after what the line still
+// carries (first come, first served) and their own time on it. It is
+// called as they arrive, so that the line serves them in arrival order.
+// Of them, peer frames' bytes (inFlight) stay in flight until then.
+func (v *Node) download(size int, inFlight int64, f func()) {
+	n := v.net
 	if v.p.DownKbps <= 0 {
-		return t
+		f()
+		return
 	}
-	t = maxTime(t, v.downFree).Add(lineTime(b, v.p.DownKbps))
-	v.downFree = t
-	return t
+	v.downFree = maxTime(n.now, v.downFree).Add(lineTime(size, v.p.DownKbps))
+	n.atBytes(v.downFree, inFlight, f)
 }
 
 // lineTime is how long b bytes take on a line of kbps.
@@ -594,21 +598,22 @@ func (v *Node) carryOut(o core.Output) {
 		}
 		to, id, b := lk.to, lk.peerID, lk.pending
 		lk.pending = 0
-		at = to.arrive(at, int(b))
 		n.atBytes(at, b, func() {
-			if !to.alive || to.links[id] == nil {
-				n.Traffic.Lost += b
-				return
-			}
-			n.Traffic.Delivered += b
-			if frags == nil {
-				to.input(func(now time.Time) { to.core.Receive(now, id, msg) })
-				return
-			}
-			to.input(func(now time.Time) {
-				for _, m := range frags {
-					to.core.Receive(now, id, m)
+			to.download(int(b), b, func() {
+				if !to.alive || to.links[id] == nil {
+					n.Traffic.Lost += b
+					return
 				}
+				n.Traffic.Delivered += b
+				if frags == nil {
+					to.input(func(now time.Time) { to.core.Receive(now, id, msg) })
+					return
+				}
+				to.input(func(now time.Time) {
+					for _, m := range frags {
+						to.core.Receive(now, id, m)
+					}
+				})
 			})
 		})
 	case core.OutClose:
@@ -628,7 +633,9 @@ func (v *Node) carryOut(o core.Output) {
 			n.OriginBytes += int64(len(data))
 		}
 		id := o.Entry.Hash
-		n.at(v.arrive(n.now.Add(v.originRTT()), len(data)), func() { v.input(func(now time.Time) { v.core.ChunkFetched(now, id, data, err) }) })
+		n.at(n.now.Add(v.originRTT()), func() {
+			v.download(len(data), 0, func() { v.input(func(now time.Time) { v.core.ChunkFetched(now, id, data, err) }) })
+		})
 	case core.OutFetchManifest:
 		delay := v.originRTT()
 		if v == n.seed {
