@@ -119,15 +119,20 @@ type Rate int64
 
 // UnmarshalJSON reads "4Mbps", "500kbps" (scheduler.ParseKbps).
 func (r *Rate) UnmarshalJSON(b []byte) error {
+	return unmarshalString(b, `a rate is a string such as "4Mbps"`, scheduler.ParseKbps, (*int64)(r))
+}
+
+// unmarshalString decodes a JSON string b with parse into *dst.
+func unmarshalString[T any](b []byte, what string, parse func(string) (T, error), dst *T) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a rate is a string such as \"4Mbps\": %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	k, err := scheduler.ParseKbps(s)
+	v, err := parse(s)
 	if err != nil {
 		return err
 	}
-	*r = Rate(k)
+	*dst = v
 	return nil
 }
 
@@ -139,16 +144,7 @@ type Duration time.Duration
 
 // UnmarshalJSON reads "30s", "2m".
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration is a string such as \"30s\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
+	return unmarshalString(b, `a duration is a string such as "30s"`, time.ParseDuration, (*time.Duration)(d))
 }
 
 // MarshalJSON writes the duration as time.Duration.String does.
@@ -316,42 +312,31 @@ func (sc *Scenario) check() error {
 	return nil
 }
 
+// orDefault sets *v to d when it is zero.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
 func (sc *Scenario) defaults() {
-	def := func(d *Duration, v time.Duration) {
-		if *d == 0 {
-			*d = Duration(v)
-		}
-	}
-	if sc.Bitrate == 0 {
-		sc.Bitrate = 4000
-	}
-	def(&sc.Duration, 120*time.Second)
-	def(&sc.JoinOver, 40*time.Second)
-	def(&sc.Settle, 20*time.Second)
-	def(&sc.Churn.LinkTimeout, 5*time.Second)
-	def(&sc.Churn.TrackerTimeout, 30*time.Second)
-	if sc.Origin.Egress == 0 {
-		sc.Origin.Egress = 50_000
-	}
-	if sc.Origin.RTTms == 0 {
-		sc.Origin.RTTms = 40
-	}
+	orDefault(&sc.Bitrate, 4000)
+	orDefault(&sc.Duration, Duration(120*time.Second))
+	orDefault(&sc.JoinOver, Duration(40*time.Second))
+	orDefault(&sc.Settle, Duration(20*time.Second))
+	orDefault(&sc.Churn.LinkTimeout, Duration(5*time.Second))
+	orDefault(&sc.Churn.TrackerTimeout, Duration(30*time.Second))
+	orDefault(&sc.Origin.Egress, 50_000)
+	orDefault(&sc.Origin.RTTms, 40)
 	for i := range sc.Audience {
 		c := &sc.Audience[i]
-		if c.Upload == 0 {
-			c.Upload = 10_000
-		}
-		if c.Reserve == 0 {
-			c.Reserve = 5_000
-		}
-		if c.Down == 0 {
-			c.Down = 100_000
-		}
+		orDefault(&c.Upload, 10_000)
+		orDefault(&c.Reserve, 5_000)
+		orDefault(&c.Down, 100_000)
 	}
 	for i := range sc.Regions {
-		if sc.Regions[i].SpreadKm == 0 {
-			sc.Regions[i].SpreadKm = 50
-		}
+		orDefault(&sc.Regions[i].SpreadKm, 50)
 	}
 }
 

@@ -57,10 +57,7 @@ func save(p *plot.Plot, dir, name string) error {
 
 func egressPlot(results []SimResult) (*plot.Plot, error) {
 	r0 := results[0]
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Server egress: %s, %.1f Mbit/s", r0.Scenario, r0.BitrateMbps)
-	p.X.Label.Text = "viewers"
-	p.Y.Label.Text = "Mbit/s"
+	p := newPlot(fmt.Sprintf("Server egress: %s, %.1f Mbit/s", r0.Scenario, r0.BitrateMbps), "viewers", "Mbit/s")
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
 	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
 	p.Legend.Top, p.Legend.Left = true, true
@@ -115,11 +112,16 @@ func egressPlot(results []SimResult) (*plot.Plot, error) {
 	return p, nil
 }
 
-func latencyPlot(r SimResult) (*plot.Plot, error) {
+// newPlot is an empty plot with its title and axis labels.
+func newPlot(title, x, y string) *plot.Plot {
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Delivery latency by depth: %s, %d viewers", r.Scenario, r.Viewers)
-	p.X.Label.Text = "ingest finished → held verified (ms)"
-	p.Y.Label.Text = "share of chunks"
+	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
+	return p
+}
+
+func latencyPlot(r SimResult) (*plot.Plot, error) {
+	p := newPlot(fmt.Sprintf("Delivery latency by depth: %s, %d viewers", r.Scenario, r.Viewers),
+		"ingest finished → held verified (ms)", "share of chunks")
 	p.Y.Min, p.Y.Max = 0, 1
 	p.Legend.Top = false
 	p.Legend.Left = false
@@ -142,10 +144,7 @@ func latencyPlot(r SimResult) (*plot.Plot, error) {
 }
 
 func depthPlot(r SimResult) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Hop depth at the end: %s, %d viewers", r.Scenario, r.Viewers)
-	p.X.Label.Text = "depth (deepest substream)"
-	p.Y.Label.Text = "viewers"
+	p := newPlot(fmt.Sprintf("Hop depth at the end: %s, %d viewers", r.Scenario, r.Viewers), "depth (deepest substream)", "viewers")
 	vals := make(plotter.Values, 0, len(r.Depths))
 	names := make([]string, 0, len(r.Depths))
 	for _, d := range r.Depths {
