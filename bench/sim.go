@@ -113,6 +113,11 @@ type SimResult struct {
 	// PeerLinkRTTMs is the mean round trip of the peer links at the end.
 	PeerLinkRTTMs float64 `json:"peerLinkRttMs"`
 
+	// Tracker is the tracker policy's counters at the end: links the
+	// origin and the viewers serve, the slots viewers may serve, and
+	// substreams left to HTTP.
+	Tracker tracker.Stats `json:"tracker"`
+
 	// Traffic between nodes over the whole run, in bytes, and what was
 	// still on its way at the end: Sent = Delivered + Lost + InFlightBytes.
 	Traffic       swarmtest.Traffic `json:"traffic"`
@@ -589,5 +594,6 @@ func (s *sim) fill(rep SwarmReport, byDepth map[int][]time.Duration, meanN float
 		res.SameRegionLinks, res.RandomSameRegion = &f, &rnd
 	}
 	res.Traffic, res.InFlightBytes = net.Traffic, net.InFlight()
+	res.Tracker = net.Swarm().Stats()
 	res.Events = net.Events
 }
