@@ -128,6 +128,9 @@ type SimResult struct {
 	Events      int64   `json:"events"`
 	WallSeconds float64 `json:"wallSeconds"`
 	PeakRSSMB   float64 `json:"peakRSSMB"`
+	// CPUSeconds is the process's CPU time (user and system) over the
+	// run: on a shared machine, a steadier cost than the wall time.
+	CPUSeconds float64 `json:"cpuSeconds"`
 
 	// Report is the same window as bench's report (Table, DepthTable).
 	Report SwarmReport `json:"-"`
@@ -242,7 +245,7 @@ func RunSim(ctx context.Context, p SimParams) (SimResult, error) {
 		return SimResult{}, fmt.Errorf("%w: a scenario with no audience (use ParseScenario or LoadScenario)", ErrBadParams)
 	}
 	resetPeakRSS()
-	wall := time.Now()
+	wall, cpu := time.Now(), cpuTime()
 	s, err := newSim(p)
 	if err != nil {
 		return SimResult{}, err
@@ -251,6 +254,7 @@ func RunSim(ctx context.Context, p SimParams) (SimResult, error) {
 		return SimResult{}, err
 	}
 	s.res.WallSeconds = time.Since(wall).Seconds()
+	s.res.CPUSeconds = (cpuTime() - cpu).Seconds()
 	s.res.PeakRSSMB = peakRSSMB()
 	p.Logger.Info("sim", "scenario", sc.Name, "viewers", p.Viewers, "egressMbps", round(s.res.ServerEgressMbps, 2),
 		"boundMbps", round(s.res.FluidBoundMbps, 2), "continuity", round(s.res.Continuity, 5), "wall", time.Since(wall).Round(time.Millisecond))

@@ -40,16 +40,16 @@ func SimMarkdown(results []SimResult) string {
 	b.WriteString("Server egress in Mbit/s over the measured window (the run's end, after every viewer joined and settled). ")
 	b.WriteString("CDN is a plain CDN's n·r; claim the founding design's table (scaled to the bitrate); ")
 	b.WriteString("bound the fluid bound max(r, n·r − U), the least any swarm of these viewers can do.\n\n")
-	b.WriteString("| viewers | CDN n·r | design claim | fluid bound | measured | copies | ÷ bound | offload | continuity | latency p50 / p95 / p99 ms | startup p50 ms | max depth | wall s | peak RSS MB |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| viewers | CDN n·r | design claim | fluid bound | measured | copies | ÷ bound | offload | continuity | latency p50 / p95 / p99 ms | startup p50 ms | max depth | wall s | CPU s | peak RSS MB |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
 		claim := "—"
 		if r.ClaimMbps != nil {
 			claim = fmt.Sprintf("%.0f", *r.ClaimMbps)
 		}
-		fmt.Fprintf(&b, "| %d | %.0f | %s | %.1f | %.1f | %.1f | %.2f | %.1f%% | %.3f%% | %.0f / %.0f / %.0f | %.0f | %d | %.1f | %.0f |\n",
+		fmt.Fprintf(&b, "| %d | %.0f | %s | %.1f | %.1f | %.1f | %.2f | %.1f%% | %.3f%% | %.0f / %.0f / %.0f | %.0f | %d | %.1f | %.1f | %.0f |\n",
 			r.Viewers, r.CDNMbps, claim, r.FluidBoundMbps, r.ServerEgressMbps, r.Copies, r.Efficiency,
-			100*r.Offload, 100*r.Continuity, r.LatencyP50Ms, r.LatencyP95Ms, r.LatencyP99Ms, r.StartupP50Ms, r.MaxDepth, r.WallSeconds, r.PeakRSSMB)
+			100*r.Offload, 100*r.Continuity, r.LatencyP50Ms, r.LatencyP95Ms, r.LatencyP99Ms, r.StartupP50Ms, r.MaxDepth, r.WallSeconds, r.CPUSeconds, r.PeakRSSMB)
 	}
 	b.WriteString("\nMeasured egress is the origin's seed (data channels) plus HTTP (chunks viewers pulled near their deadline, or fetched for substreams with no upstream).\n")
 	for _, r := range results {
