@@ -128,6 +128,9 @@ type SimResult struct {
 	Events      int64   `json:"events"`
 	WallSeconds float64 `json:"wallSeconds"`
 	PeakRSSMB   float64 `json:"peakRSSMB"`
+	// LiveHeapMB is the Go heap in use at the run's end, after a
+	// collection: the network, the tracker and every core.
+	LiveHeapMB float64 `json:"liveHeapMB"`
 	// CPUSeconds is the process's CPU time (user and system) over the
 	// run: on a shared machine, a steadier cost than the wall time.
 	CPUSeconds float64 `json:"cpuSeconds"`
@@ -599,5 +602,9 @@ func (s *sim) fill(rep SwarmReport, byDepth map[int][]time.Duration, meanN float
 	}
 	res.Traffic, res.InFlightBytes = net.Traffic, net.InFlight()
 	res.Tracker = net.Swarm().Stats()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	res.LiveHeapMB = float64(m.HeapAlloc) / (1 << 20)
 	res.Events = net.Events
 }
