@@ -57,6 +57,9 @@ type Scenario struct {
 	// ms apart.
 	Regions []Region    `json:"regions"`
 	RTTms   [][]float64 `json:"rttMs"`
+	// Buffer is the viewers' playback delay behind the live edge
+	// (core.Params.Buffer; 0: the production default, 2 s).
+	Buffer Duration `json:"buffer"`
 	// Loss is the chance a frame between peers is lost once (and sent
 	// again: data channels are reliable); 0 to 0.5.
 	Loss float64 `json:"loss"`
@@ -223,8 +226,8 @@ func (sc *Scenario) check() error {
 	switch {
 	case sc.Name == "" || len(sc.Name) > 64:
 		return errors.New("a name of 1 to 64 bytes is required")
-	case sc.Bitrate < 0 || sc.Duration < 0 || sc.JoinOver < 0 || sc.Settle < 0:
-		return errors.New("negative bitrate or duration")
+	case sc.Bitrate < 0 || sc.Duration < 0 || sc.JoinOver < 0 || sc.Settle < 0 || sc.Buffer < 0 || sc.Buffer > Duration(time.Minute):
+		return errors.New("negative bitrate or duration, or a buffer over a minute")
 	case len(sc.Audience) == 0 || len(sc.Audience) > 64:
 		return errors.New("1 to 64 audience classes are required")
 	case !finite(sc.Loss) || sc.Loss < 0 || sc.Loss > 0.5:

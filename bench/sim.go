@@ -30,6 +30,9 @@ type SimParams struct {
 	Viewers     int
 	BitrateKbps int
 	Duration    time.Duration
+	// Buffer is the viewers' playback delay (0: the scenario's, else the
+	// production default).
+	Buffer time.Duration
 	// Seed makes the run: the same seed, the same run (1).
 	Seed uint64
 	// Progress, if set, is called after every virtual second with the
@@ -46,6 +49,8 @@ type SimResult struct {
 	Seed            uint64  `json:"seed"`
 	BitrateMbps     float64 `json:"bitrateMbps"`
 	DurationSeconds float64 `json:"durationSeconds"`
+	// BufferSeconds is the viewers' playback delay behind live.
+	BufferSeconds float64 `json:"bufferSeconds"`
 	// OriginSlots and OriginEgressMbps are the origin's seed as run.
 	OriginSlots      int     `json:"originSlots"`
 	OriginEgressMbps float64 `json:"originEgressMbps"`
@@ -231,6 +236,9 @@ func RunSim(ctx context.Context, p SimParams) (SimResult, error) {
 	if p.Duration <= 0 {
 		p.Duration = time.Duration(sc.Duration)
 	}
+	if p.Buffer <= 0 {
+		p.Buffer = time.Duration(sc.Buffer)
+	}
 	if p.Seed == 0 {
 		p.Seed = 1
 	}
@@ -242,6 +250,8 @@ func RunSim(ctx context.Context, p SimParams) (SimResult, error) {
 		return SimResult{}, fmt.Errorf("%w: %d viewers (1 to 1,000,000)", ErrBadParams, p.Viewers)
 	case p.BitrateKbps <= 0 || p.BitrateKbps > 100_000:
 		return SimResult{}, fmt.Errorf("%w: bitrate %d kbps", ErrBadParams, p.BitrateKbps)
+	case p.Buffer < 0 || p.Buffer > time.Minute:
+		return SimResult{}, fmt.Errorf("%w: buffer %v (0 to 1 min)", ErrBadParams, p.Buffer)
 	case p.Duration < 10*time.Second || p.Duration > 24*time.Hour:
 		return SimResult{}, fmt.Errorf("%w: duration %v (10 s to 24 h)", ErrBadParams, p.Duration)
 	case len(sc.Audience) == 0:
@@ -300,6 +310,7 @@ func newSim(p SimParams) (*sim, error) {
 		Seed:        p.Seed,
 		Renditions:  []swarmtest.Rendition{{Name: "v0", Kind: "video", Kbps: p.BitrateKbps}},
 		Substreams:  substreams,
+		Core:        core.Params{Buffer: p.Buffer}, // zero: the production default
 		OriginSlots: slots,
 		OriginKbps:  int(sc.Origin.Egress),
 		OriginRTT:   time.Duration(sc.Origin.RTTms * float64(time.Millisecond)),
@@ -312,9 +323,17 @@ func newSim(p SimParams) (*sim, error) {
 	s.net = net
 	s.res = SimResult{
 		Scenario: sc.Name, Viewers: p.Viewers, Seed: p.Seed, BitrateMbps: float64(p.BitrateKbps) / 1000,
-		DurationSeconds: p.Duration.Seconds(), OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
+		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
 	}
 	return s, nil
+}
+
+// bufferOr is the playback delay a core runs with given b.
+func bufferOr(b time.Duration) time.Duration {
+	if b > 0 {
+		return b
+	}
+	return 2 * time.Second // core.Params' default
 }
 
 // originRTT is a viewer's round trip to the origin, by region.

@@ -275,6 +275,7 @@ func TestScenarioMalformed(t *testing.T) {
 		{"bad duration", `{` + base + `,"duration":"soon"}`, "soon"},
 		{"negative", `{` + base + `,"duration":"-5s"}`, "negative"},
 		{"loss", `{` + base + `,"loss":0.9}`, "loss"},
+		{"buffer", `{` + base + `,"buffer":"2m"}`, "buffer over a minute"},
 		{"rtt without regions", `{` + base + `,"rttMs":[[10]]}`, "need regions"},
 		{"rtt shape", `{` + base + `,"regions":[{"name":"a","share":1,"lat":0,"lon":0}],"rttMs":[[10,20]]}`, "rttMs row 0"},
 		{"origin region", `{` + base + `,"regions":[{"name":"a","share":1,"lat":0,"lon":0}],"rttMs":[[10]],"origin":{"region":"b"}}`, "not a region"},

@@ -21,7 +21,7 @@ import (
 func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var (
 		scenario, file, viewers, bitrate, out string
-		duration                              time.Duration
+		duration, buffer                      time.Duration
 		seed                                  uint64
 		list                                  bool
 		lf                                    logFlags
@@ -32,13 +32,14 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&viewers, "viewers", "10,100,1000", "audience sizes to run, comma-separated")
 	fs.StringVar(&bitrate, "bitrate", "", "stream rate r, e.g. 4Mbps (default: the scenario's)")
 	fs.DurationVar(&duration, "duration", 0, "virtual time of each run (default: the scenario's)")
+	fs.DurationVar(&buffer, "buffer", 0, "viewers' playback delay behind live (default: the scenario's, else the node core's 2s)")
 	fs.Uint64Var(&seed, "seed", 1, "the run's seed: the same seed gives the same run")
 	fs.StringVar(&out, "out", "", "write results.json, results.md and plots (SVG, PNG) to this directory")
 	fs.BoolVar(&list, "list", false, "list the built-in scenarios and exit")
 	lf.register(fs)
 	return &ffcli.Command{
 		Name:       "sim",
-		ShortUsage: "seedcast sim [--scenario generous] [--viewers 10,100,1000] [--bitrate 4Mbps] [--duration 120s] [--seed 1] [--out DIR]",
+		ShortUsage: "seedcast sim [--scenario generous] [--viewers 10,100,1000] [--bitrate 4Mbps] [--duration 120s] [--buffer 2s] [--seed 1] [--out DIR]",
 		ShortHelp:  "simulate a swarm: the production node core and tracker policy on a virtual clock, at any audience size",
 		LongHelp: "Runs a scenario on the simulator (package bench): one origin (its seed node and HTTP),\n" +
 			"the production tracker policy and n production node cores on one virtual clock, over\n" +
@@ -82,7 +83,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 			for _, n := range ns {
 				label := fmt.Sprintf("%s n=%d", sc.Name, n)
 				res, err := bench.RunSim(ctx, bench.SimParams{
-					Scenario: sc, Viewers: n, BitrateKbps: int(kbps), Duration: duration, Seed: seed, Logger: log,
+					Scenario: sc, Viewers: n, BitrateKbps: int(kbps), Duration: duration, Buffer: buffer, Seed: seed, Logger: log,
 					Progress: func(done, total time.Duration) { bar.show(label, done, total) },
 				})
 				bar.done()

@@ -21,7 +21,7 @@ func TestSimCommand(t *testing.T) {
 	dir := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"sim", "--scenario", "generous", "--viewers", "5,20", "--bitrate", "2Mbps",
-		"--duration", "15s", "--seed", "3", "--out", dir, "--log-level", "warn"}, &stdout, &stderr)
+		"--duration", "15s", "--buffer", "3s", "--seed", "3", "--out", dir, "--log-level", "warn"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("sim: %v\n%s", err, stderr.String())
 	}
@@ -39,7 +39,7 @@ func TestSimCommand(t *testing.T) {
 	if err := json.Unmarshal(b, &res); err != nil || len(res) != 2 {
 		t.Fatalf("results.json: %v, %d runs", err, len(res))
 	}
-	if res[0].Viewers != 5 || res[1].Viewers != 20 || res[1].BitrateMbps != 2 || res[1].Seed != 3 || res[1].ServerEgressMbps <= 0 {
+	if res[0].Viewers != 5 || res[1].Viewers != 20 || res[1].BitrateMbps != 2 || res[1].Seed != 3 || res[1].BufferSeconds != 3 || res[1].ServerEgressMbps <= 0 {
 		t.Errorf("results: %+v", res)
 	}
 	for _, f := range []string{"results.md", "egress.svg", "egress.png", "latency-cdf-20.svg", "depths-20.png"} {
@@ -65,6 +65,7 @@ func TestSimScenarioErrors(t *testing.T) {
 		{[]string{"sim", "--viewers", "10,x"}, "--viewers"},
 		{[]string{"sim", "--bitrate", "fast"}, "--bitrate"},
 		{[]string{"sim", "--viewers", "5", "--duration", "1s"}, "duration"},
+		{[]string{"sim", "--viewers", "5", "--buffer", "2m"}, "buffer"},
 	} {
 		err := run(context.Background(), c.args, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
