@@ -112,15 +112,31 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 // tuneGC trades memory for time, unless GOGC or GOMEMLIMIT say otherwise:
 // a run allocates a buffer for every chunk every node reassembles (the
 // production reassembler's), most of its garbage. GOGC=400 takes a quarter
-// off its CPU time; a soft limit of 8 GiB keeps the heap from growing
-// five-fold past that on a large run.
+// off its CPU time; a soft limit of half the machine's memory (8 GiB when
+// unknown) keeps a large run's heap from growing five-fold.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(8 << 30)
+		debug.SetMemoryLimit(max(memTotal()/2, 4<<30))
 	}
+}
+
+// memTotal is the machine's memory in bytes (Linux's /proc/meminfo; 16 GiB
+// when unknown).
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				if kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64); err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 16 << 30
 }
 
 func loadScenario(name, file string) (bench.Scenario, error) {
