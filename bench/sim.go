@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/seedcast/seedcast/swarm"
@@ -511,13 +510,8 @@ func (s *sim) run(ctx context.Context) error {
 	byDepth := measure(&rep, budgets, seedB.BytesUploaded-seedA.BytesUploaded, a, b)
 	// Egress over HTTP is what the origin sent (to viewers that left too);
 	// the bound is over the viewers online, on average.
-	r := float64(s.rate) / 1000
-	rep.HTTPMbps = float64(net.OriginBytes-httpA) * 8 / 1e6 / window.Seconds()
-	rep.EgressMbps = rep.SeedMbps + rep.HTTPMbps
 	meanN, meanU := sumN/float64(max(samples, 1)), sumU/float64(max(samples, 1))/1000
-	rep.BudgetMbps = meanU
-	rep.BoundMbps = max(r, meanN*r-meanU) // FluidBound, with n and U averaged over the window
-	rep.Copies, rep.BoundCopies, rep.Efficiency = ratio(rep.EgressMbps, r), ratio(rep.BoundMbps, r), ratio(rep.EgressMbps, rep.BoundMbps)
+	rep.setWindowBound(float64(net.OriginBytes-httpA)*8/1e6/window.Seconds(), meanN, meanU, float64(s.rate)/1000)
 	s.fill(rep, byDepth, meanN)
 	return nil
 }
@@ -533,34 +527,7 @@ func round(f float64, digits int) float64 {
 func (s *sim) fill(rep SwarmReport, byDepth map[int][]time.Duration, meanN float64) {
 	res := &s.res
 	net := s.net
-	res.Report = rep
-	res.WindowSeconds = rep.Window.Seconds()
-	res.MeanViewers = meanN
-	res.ServerEgressMbps, res.SeedMbps, res.HTTPMbps, res.Copies = rep.EgressMbps, rep.SeedMbps, rep.HTTPMbps, rep.Copies
-	res.CDNMbps = meanN * float64(s.rate) / 1000
-	if c, ok := ClaimMbps(float64(s.p.Viewers), s.rate); ok {
-		res.ClaimMbps = &c
-	}
-	res.FluidBoundMbps, res.BoundCopies, res.Efficiency = rep.BoundMbps, rep.BoundCopies, rep.Efficiency
-	res.RelayBudgetMbps, res.RelayMbps = rep.BudgetMbps, rep.RelayMbps
-	res.Offload, res.Continuity, res.OnTime, res.Late = rep.Offload, rep.Continuity, rep.OnTime, rep.Late
-	res.LatencyP50Ms, res.LatencyP95Ms, res.LatencyP99Ms = ms(rep.P50), ms(rep.P95), ms(rep.P99)
-	for _, d := range rep.ByDepth {
-		res.LatencyByDepth = append(res.LatencyByDepth, DepthLatency{
-			Depth: d.Depth, Viewers: d.Nodes, Samples: d.Samples, P50Ms: ms(d.P50), P95Ms: ms(d.P95), P99Ms: ms(d.P99),
-			Continuity: d.Continuity, Offload: d.Offload,
-		})
-		lat := slices.Clone(byDepth[d.Depth])
-		if len(lat) == 0 {
-			continue
-		}
-		slices.Sort(lat)
-		cdf := DepthCDF{Depth: d.Depth, Ms: make([]float64, 101)}
-		for q := range cdf.Ms {
-			cdf.Ms[q] = ms(lat[min(q*len(lat)/100, len(lat)-1)])
-		}
-		res.LatencyCDF = append(res.LatencyCDF, cdf)
-	}
+	res.setReport(rep, byDepth, meanN, float64(s.rate), s.p.Viewers)
 	// Startup, depths and links, over the viewers online at the end.
 	end := net.Now()
 	var startup []time.Duration
