@@ -289,14 +289,16 @@ func (h *harness) wait(ctx context.Context, t time.Time) error {
 	return nil
 }
 
-// waitLive waits until the origin has made two seconds of chunks of the
-// stream (its seed is up by then: it starts with the stream).
+// waitLive waits until the origin has made chunks of the stream for a
+// while, and a seed restart more: the seed starts with the first
+// rendition live and starts again once it sees the others (every
+// SeedsParams.Restart, 2 s), as `seedcast serve` runs it.
 func (h *harness) waitLive(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		m, err := h.metrics(ctx)
 		if err == nil && m.sum("seedcast_chunks_total", "stream", harnessStream) >= 8 {
-			return nil
+			return h.wait(ctx, time.Now().Add(2500*time.Millisecond))
 		}
 		if err := h.wait(ctx, time.Now().Add(250*time.Millisecond)); err != nil {
 			return err
