@@ -42,11 +42,14 @@ type HarnessRun struct {
 	// media: not in the egress).
 	ManifestMbps float64 `json:"manifestMbps"`
 	// CPU: every process, their CPU over the window in cores
-	// (HarnessCores), the whole machine's busy share over the window
-	// (/proc/stat, all processes of every user), the load average at the
+	// (HarnessCores), the share of their threads' runnable time spent
+	// waiting for a CPU (WaitShare, /proc/PID/task/*/schedstat), the
+	// whole machine's busy share over the window (/proc/stat: every
+	// process, the harness's and others'), the load average at the
 	// window's start and end, and whether the run was CPU-bound.
 	Procs        []ProcCost `json:"procs"`
 	HarnessCores float64    `json:"harnessCores"`
+	WaitShare    float64    `json:"waitShare"`
 	MachineBusy  float64    `json:"machineBusy"`
 	Cores        int        `json:"cores"`
 	LoadStart    [3]float64 `json:"loadStart"`
@@ -55,6 +58,10 @@ type HarnessRun struct {
 	SaturatedWhy string     `json:"saturatedWhy,omitempty"`
 	// Shaping says how links were shaped (or why they were not).
 	Shaping string `json:"shaping"`
+	// Throttled is the viewers whose RTT guard had cut their relay at the
+	// window's end (their round trip to the origin rose: a loaded machine
+	// shows here first).
+	Throttled int `json:"throttled"`
 	// Notes are what the run could not do as the scenario says.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -62,27 +69,32 @@ type HarnessRun struct {
 // ProcCost is one process of a run: its CPU over the whole run and over
 // the window, and its peak resident set.
 type ProcCost struct {
-	Name         string  `json:"name"`
-	Pid          int     `json:"pid"`
-	Nodes        int     `json:"nodes,omitempty"`
-	CPUSeconds   float64 `json:"cpuSeconds"`
-	WindowCores  float64 `json:"windowCores"`
-	PeakRSSMB    float64 `json:"peakRssMB"`
-	ExitedBefore bool    `json:"exitedBefore,omitempty"` // ended before the run did
+	Name        string  `json:"name"`
+	Pid         int     `json:"pid"`
+	Nodes       int     `json:"nodes,omitempty"`
+	CPUSeconds  float64 `json:"cpuSeconds"`
+	WindowCores float64 `json:"windowCores"`
+	// WindowWaitSeconds is its threads' time runnable but waiting for a
+	// CPU over the window.
+	WindowWaitSeconds float64 `json:"windowWaitSeconds"`
+	PeakRSSMB         float64 `json:"peakRssMB"`
+	ExitedBefore      bool    `json:"exitedBefore,omitempty"` // ended before the run did
 }
 
-// Saturation is the busy share of the machine's CPUs (or of the
-// harness's processes' CPU over the cores) from which a run counts as
-// CPU-bound: its figures then describe the machine, not the protocol.
-const Saturation = 0.9
+// Saturation is the share of their runnable time the harness's
+// processes may spend waiting for a CPU (or the share of the machine's
+// cores they may use) before a run counts as CPU-bound: its figures then
+// describe the machine, not the protocol.
+const Saturation = 0.2
 
 // saturated says whether a run with these CPU figures was CPU-bound, and
-// why.
-func saturated(machineBusy, harnessCores float64, cores int) (bool, string) {
+// why: its processes' threads waited for a CPU for a Saturation share of
+// the time they were runnable, or they used nearly every core.
+func saturated(waitShare, harnessCores float64, cores int) (bool, string) {
 	switch {
-	case machineBusy >= Saturation:
-		return true, fmt.Sprintf("the machine's CPUs were %.0f%% busy over the window (all processes, the harness's and others')", 100*machineBusy)
-	case cores > 0 && harnessCores >= Saturation*float64(cores):
+	case waitShare >= Saturation:
+		return true, fmt.Sprintf("the harness's threads waited for a CPU %.0f%% of the time they were runnable", 100*waitShare)
+	case cores > 0 && harnessCores >= 0.9*float64(cores):
 		return true, fmt.Sprintf("the harness's processes used %.2f of %d cores over the window", harnessCores, cores)
 	}
 	return false, ""
@@ -92,11 +104,11 @@ func saturated(machineBusy, harnessCores float64, cores int) (bool, string) {
 // (0: stays), its relay budget, and whether the scenario would have had it
 // leave without a word.
 type plannedNode struct {
-	id           int
-	join, leave  time.Duration
-	budget       int
-	silent       bool
-	class        int
+	id          int
+	join, leave time.Duration
+	budget      int
+	silent      bool
+	class       int
 }
 
 // timeline is when a run's joins end and its window starts, as RunSim
@@ -339,17 +351,25 @@ func harnessMeasure(in harnessInput) HarnessResult {
 	h.Cores = cores()
 	h.MachineBusy = busy(in.a.machine, in.b.machine)
 	h.LoadStart, h.LoadEnd = in.a.load, in.b.load
+	var cpu, wait float64
 	for _, c := range in.costs {
 		pid := c.Pid
 		if ca, ok := in.a.cpu[pid]; ok && in.b.cpu[pid] >= ca {
 			c.WindowCores = ratio((in.b.cpu[pid] - ca).Seconds(), secs)
 		}
+		if wa, ok := in.a.wait[pid]; ok && in.b.wait[pid] >= wa {
+			c.WindowWaitSeconds = (in.b.wait[pid] - wa).Seconds()
+		}
+		cpu += c.WindowCores * secs
+		wait += c.WindowWaitSeconds
 		h.HarnessCores += c.WindowCores
 		r.CPUSeconds += c.CPUSeconds
 		r.PeakRSSMB += c.PeakRSSMB
 		h.Procs = append(h.Procs, c)
 	}
-	h.Saturated, h.SaturatedWhy = saturated(h.MachineBusy, h.HarnessCores, h.Cores)
+	h.WaitShare = ratio(wait, wait+cpu)
+	h.Throttled = rep.Throttled
+	h.Saturated, h.SaturatedWhy = saturated(h.WaitShare, h.HarnessCores, h.Cores)
 	h.Shaping = "none: every process on this machine's loopback, unshaped (this kernel has no netem qdisc for delay; " +
 		"per-node rates are the nodes' own relay budgets, and no download line binds at these rates)"
 	return res

@@ -53,16 +53,19 @@ func HarnessMarkdown(results []HarnessResult) string {
 		r0.Scenario, r0.BitrateMbps, r0.Harness.AskedBitrateMbps, r0.Harness.Clip, r0.Harness.PublishedBitrateMbps, r0.DurationSeconds)
 	b.WriteString("Real processes on one machine's loopback: `seedcast serve` (the origin and its seed), `seedcast publish --demo`, and the viewers in `seedcast viewer --plan` processes, over real pion data channels. ")
 	b.WriteString("Egress is the origin's own count (/metrics: its seed's frames and its HTTP chunk bytes); the rest is the viewers' stats lines over the window.\n\n")
-	b.WriteString("## The machine\n\n| viewers | processes | harness CPU, cores | machine busy | cores | load avg at the window's start / end | saturated | wall s | CPU s | peak RSS MB (all) |\n|---:|---:|---:|---:|---:|---|---|---:|---:|---:|\n")
+	b.WriteString("## The machine\n\n")
+	b.WriteString("Harness CPU is its processes' over the window, in cores; waited the share of their threads' runnable time spent waiting for a CPU; machine busy is every process's, others' too. ")
+	b.WriteString("Throttled viewers had their relay cut by the RTT guard (their round trip to the origin rose) at the window's end.\n\n")
+	b.WriteString("| viewers | processes | harness CPU, cores | waited | machine busy | cores | load avg at the window's start / end | throttled | saturated | wall s | CPU s | peak RSS MB (all) |\n|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|\n")
 	for _, r := range results {
 		h := r.Harness
 		sat := "no"
 		if h.Saturated {
 			sat = "**yes**: " + h.SaturatedWhy
 		}
-		fmt.Fprintf(&b, "| %d | %d | %.2f | %.0f%% | %d | %.2f %.2f %.2f / %.2f %.2f %.2f | %s | %.0f | %.0f | %.0f |\n",
-			r.Viewers, h.Processes+2, h.HarnessCores, 100*h.MachineBusy, h.Cores, h.LoadStart[0], h.LoadStart[1], h.LoadStart[2],
-			h.LoadEnd[0], h.LoadEnd[1], h.LoadEnd[2], sat, r.WallSeconds, r.CPUSeconds, r.PeakRSSMB)
+		fmt.Fprintf(&b, "| %d | %d | %.2f | %.0f%% | %.0f%% | %d | %.2f %.2f %.2f / %.2f %.2f %.2f | %d | %s | %.0f | %.0f | %.0f |\n",
+			r.Viewers, h.Processes+2, h.HarnessCores, 100*h.WaitShare, 100*h.MachineBusy, h.Cores, h.LoadStart[0], h.LoadStart[1], h.LoadStart[2],
+			h.LoadEnd[0], h.LoadEnd[1], h.LoadEnd[2], h.Throttled, sat, r.WallSeconds, r.CPUSeconds, r.PeakRSSMB)
 	}
 	for _, r := range results {
 		h := r.Harness

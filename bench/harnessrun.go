@@ -311,17 +311,18 @@ func (h *harness) waitLive(ctx context.Context) error {
 // CPU time of every process, the machine's CPU counters and load.
 type scrape struct {
 	at                             time.Time
-	seed, http, manifest, produced float64 // bytes
-	cpu                            map[int]time.Duration
+	seed, http, manifest, produced float64               // bytes
+	cpu, wait                      map[int]time.Duration // by pid
 	machine                        machineCPU
 	load                           [3]float64
 }
 
 func (h *harness) scrape(ctx context.Context) (scrape, error) {
-	s := scrape{at: time.Now(), cpu: map[int]time.Duration{}, machine: readMachineCPU(), load: readLoad()}
+	s := scrape{at: time.Now(), cpu: map[int]time.Duration{}, wait: map[int]time.Duration{}, machine: readMachineCPU(), load: readLoad()}
 	h.mu.Lock()
 	for _, pr := range h.procs {
-		s.cpu[pr.cmd.Process.Pid] = procCPU(pr.cmd.Process.Pid)
+		pid := pr.cmd.Process.Pid
+		s.cpu[pid], s.wait[pid] = procCPU(pid), procWait(pid)
 	}
 	h.mu.Unlock()
 	m, err := h.metrics(ctx)

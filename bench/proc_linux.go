@@ -15,6 +15,29 @@ func childAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
+// procWait is the time a running process's threads have spent runnable
+// but waiting for a CPU, summed over its threads (/proc/PID/task/*/
+// schedstat, second field); 0 if it is gone or the kernel does not say.
+func procWait(pid int) time.Duration {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var ns int64
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			w, _ := strconv.ParseInt(f[1], 10, 64)
+			ns += w
+		}
+	}
+	return time.Duration(ns)
+}
+
 // clockTicks is USER_HZ, the unit of /proc's CPU times (100 on every
 // Linux architecture Go runs on).
 const clockTicks = 100

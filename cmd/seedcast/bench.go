@@ -97,10 +97,10 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 				}
 				results = append(results, res)
 				h := res.Harness
-				fmt.Fprintf(stdout, "n=%d r=%.3f Mbps egress %.2f Mbps (%.1f copies; seed %.2f + http %.2f) bound %.2f offload %.1f%% continuity %.2f%% latency p50/p95 %.0f/%.0f ms startup p50 %.0f ms max depth %d; cpu %.2f cores (machine %.0f%% busy, load %.2f) saturated=%v\n",
+				fmt.Fprintf(stdout, "n=%d r=%.3f Mbps egress %.2f Mbps (%.1f copies; seed %.2f + http %.2f) bound %.2f offload %.1f%% continuity %.2f%% latency p50/p95 %.0f/%.0f ms startup p50 %.0f ms max depth %d; cpu %.2f cores, waited %.0f%% (machine %.0f%% busy, load %.2f), throttled %d, saturated=%v\n",
 					res.Viewers, res.BitrateMbps, res.ServerEgressMbps, res.Copies, res.SeedMbps, res.HTTPMbps, res.FluidBoundMbps,
 					100*res.Offload, 100*res.Continuity, res.LatencyP50Ms, res.LatencyP95Ms, res.StartupP50Ms, res.MaxDepth,
-					h.HarnessCores, 100*h.MachineBusy, h.LoadEnd[0], h.Saturated)
+					h.HarnessCores, 100*h.WaitShare, 100*h.MachineBusy, h.LoadEnd[0], h.Throttled, h.Saturated)
 				if s := res.Sim; s != nil {
 					fmt.Fprintf(stdout, "n=%d sim: egress %.2f Mbps (seed %.2f + http %.2f) offload %.1f%% continuity %.2f%%; agrees within 20%%: %v\n",
 						res.Viewers, s.ServerEgressMbps, s.SeedMbps, s.HTTPMbps, 100*s.Offload, 100*s.Continuity, bench.Agrees(*s, res.SimResult))
