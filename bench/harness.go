@@ -345,7 +345,7 @@ func harnessMeasure(in harnessInput) HarnessResult {
 	}
 
 	h := &res.Harness
-	h.AskedBitrateMbps, h.PublishedBitrateMbps, h.Clip = in.asked/1000, in.published/1000, "the built-in demo clip (media.DemoClip)"
+	h.AskedBitrateMbps, h.PublishedBitrateMbps = in.asked/1000, in.published/1000
 	h.ViewerSeedMbps, h.ViewerHTTPMbps = mbps(float64(viewerSeed)), viewerHTTP
 	h.ManifestMbps = mbps(in.b.manifest - in.a.manifest)
 	h.Cores = cores()

@@ -106,24 +106,77 @@ func RunHarness(ctx context.Context, p HarnessParams) (HarnessResult, error) {
 	case p.NodesPerProcess < 1 || p.StatsEvery < 100*time.Millisecond:
 		return HarnessResult{}, fmt.Errorf("%w: %d nodes a process, stats every %v", ErrBadParams, p.NodesPerProcess, p.StatsEvery)
 	}
-	clip, err := media.DemoClip()
-	if err != nil {
-		return HarnessResult{}, err
-	}
-	h := &harness{p: p, published: ClipKbps(clip)}
 	for _, d := range []string{"stats", "plans", "logs"} {
 		if err := os.MkdirAll(filepath.Join(p.Dir, d), 0o755); err != nil {
 			return HarnessResult{}, err
 		}
 	}
+	h := &harness{p: p, clipName: "the built-in demo clip (media.DemoClip)"}
+	clip, err := media.DemoClip()
+	if err != nil {
+		return HarnessResult{}, err
+	}
+	h.published = ClipKbps(clip)
+	if d := h.published / float64(p.BitrateKbps); d < 0.9 || d > 1.1 {
+		h.encode(ctx)
+	}
 	defer h.stopAll()
 	return h.run(ctx)
 }
+
+// encode makes a clip at the asked rate with ffmpeg, as the demo clip was
+// made (media/democlip/generate.sh: testsrc2 and a sine, H.264
+// constrained baseline with a 1 s GOP, Opus in 20 ms packets), and
+// publishes that instead of the demo clip. Without ffmpeg, or if it
+// fails, the demo clip it is, and the report says so.
+func (h *harness) encode(ctx context.Context) {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		h.note("no ffmpeg to encode a clip at the asked rate")
+		return
+	}
+	audio := min(64, max(h.p.BitrateKbps/8, 16))
+	video := h.p.BitrateKbps - audio
+	if video < 50 {
+		h.note(fmt.Sprintf("%d kbit/s is too low a rate for a clip", h.p.BitrateKbps))
+		return
+	}
+	out := filepath.Join(h.p.Dir, fmt.Sprintf("clip-%dkbps.mp4", h.p.BitrateKbps))
+	cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=10",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10,aformat=channel_layouts=stereo",
+		"-c:v", "libx264", "-profile:v", "baseline", "-level", "3.0", "-pix_fmt", "yuv420p", "-preset", "veryfast",
+		"-b:v", fmt.Sprintf("%dk", video), "-maxrate", fmt.Sprintf("%dk", video*11/10), "-bufsize", fmt.Sprintf("%dk", video*11/10),
+		"-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-x264-params", "repeat-headers=1",
+		"-c:a", "libopus", "-b:a", fmt.Sprintf("%dk", audio), "-frame_duration", "20", "-application", "audio",
+		"-movflags", "+faststart", "-map_metadata", "-1", "-fflags", "+bitexact", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		h.note(fmt.Sprintf("ffmpeg failed (%v: %s)", err, strings.TrimSpace(string(b))))
+		return
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		h.note(err.Error())
+		return
+	}
+	clip, err := media.ReadMP4(data)
+	if err != nil {
+		h.note(fmt.Sprintf("the encoded clip: %v", err))
+		return
+	}
+	h.clipFile, h.published = out, ClipKbps(clip)
+	h.clipName = fmt.Sprintf("a 10 s clip encoded by ffmpeg at %d kbit/s (testsrc2 and a sine, as the demo clip)", h.p.BitrateKbps)
+}
+
+func (h *harness) note(s string) { h.notes = append(h.notes, s) }
 
 // harness is one run in progress.
 type harness struct {
 	p         HarnessParams
 	published float64 // kbps
+	clipFile  string  // the clip published ("": the demo clip)
+	clipName  string
+	notes     []string
 	base      string
 	mu        sync.Mutex
 	procs     []*proc
@@ -139,7 +192,7 @@ func (h *harness) run(ctx context.Context) (HarnessResult, error) {
 	if slots == 0 { // as RunSim sizes them
 		slots = max(int(int64(sc.Origin.Egress)*80/100*substreams/int64(rate)), 1)
 	}
-	var notes []string
+	notes := h.notes
 	if len(sc.Regions) > 0 || sc.Loss > 0 {
 		notes = append(notes, "regions, RTTs and loss are not modelled: every process is on this machine's loopback")
 	}
@@ -147,7 +200,7 @@ func (h *harness) run(ctx context.Context) (HarnessResult, error) {
 		notes = append(notes, "silent departures leave gracefully: a real node cannot vanish from its process without ending the others")
 	}
 	if d := h.published / float64(p.BitrateKbps); d < 0.8 || d > 1.25 {
-		notes = append(notes, fmt.Sprintf("asked %d kbit/s; published the demo clip at %.0f kbit/s", p.BitrateKbps, h.published))
+		notes = append(notes, fmt.Sprintf("asked %d kbit/s; published %s at %.0f kbit/s", p.BitrateKbps, h.clipName, h.published))
 	}
 
 	addr := make(chan string, 1)
@@ -176,8 +229,12 @@ func (h *harness) run(ctx context.Context) (HarnessResult, error) {
 	case <-ctx.Done():
 		return HarnessResult{}, ctx.Err()
 	}
-	if _, err := h.start(ctx, "publisher", 0, nil, "publish", "--whip", h.base+"/whip/"+harnessStream, "--token", key,
-		"--demo", "--webrtc-loopback-only", "--log-level", "warn"); err != nil {
+	src := []string{"--demo"}
+	if h.clipFile != "" {
+		src = []string{"--file", h.clipFile}
+	}
+	if _, err := h.start(ctx, "publisher", 0, nil, append([]string{"publish", "--whip", h.base + "/whip/" + harnessStream, "--token", key,
+		"--webrtc-loopback-only", "--log-level", "warn"}, src...)...); err != nil {
 		return HarnessResult{}, err
 	}
 	if err := h.waitLive(ctx); err != nil {
@@ -263,6 +320,7 @@ func (h *harness) run(ctx context.Context) (HarnessResult, error) {
 		sc: sc, viewers: p.Viewers, seed: p.Seed, plan: plan, series: series, winStart: winStart, total: total,
 		slack: scrapeLag, a: sa, b: sb, published: h.published, asked: float64(p.BitrateKbps), costs: costs, slots: slots,
 	})
+	res.Harness.Clip = h.clipName
 	res.WallSeconds = time.Since(wall).Seconds()
 	res.Harness.Processes, res.Harness.NodesPerProcess = len(groups), p.NodesPerProcess
 	res.Harness.Notes = append(res.Harness.Notes, notes...)

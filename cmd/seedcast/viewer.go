@@ -31,6 +31,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 		nodes                                                                       int
 		wf                                                                          webrtcFlags
 		lf                                                                          logFlags
+		df                                                                          debugFlags
 	)
 	fs := flag.NewFlagSet("seedcast viewer", flag.ContinueOnError)
 	fs.StringVar(&server, "server", "http://127.0.0.1:8080", "the Seedcast server")
@@ -48,6 +49,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&planFile, "plan", "", "a harness's plan (seedcast bench): nodes with their budgets, join and leave times and stats files")
 	wf.register(fs)
 	lf.register(fs)
+	df.register(fs)
 	return &ffcli.Command{
 		Name:       "viewer",
 		ShortUsage: "seedcast viewer --server URL --stream NAME [--upload 10Mbps --reserve 5Mbps --relay medium --quality auto] [flags]",
@@ -76,6 +78,11 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if err != nil {
 				return err
 			}
+			stopDebug, err := df.start(log)
+			if err != nil {
+				return err
+			}
+			defer stopDebug()
 			if duration > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, duration)
