@@ -81,21 +81,26 @@ type ProcCost struct {
 	ExitedBefore      bool    `json:"exitedBefore,omitempty"` // ended before the run did
 }
 
-// Saturation is the share of their runnable time the harness's
-// processes may spend waiting for a CPU (or the share of the machine's
-// cores they may use) before a run counts as CPU-bound: its figures then
-// describe the machine, not the protocol.
-const Saturation = 0.2
+// A run counts as CPU-bound, its figures then describing the machine
+// rather than the protocol, when its processes used SaturatedCores of the
+// machine's cores, or when the machine's CPUs were SaturatedBusy busy (by
+// anyone's work) and the run's threads spent SaturatedWait of their
+// runnable time waiting for a CPU.
+const (
+	SaturatedCores = 0.75
+	SaturatedBusy  = 0.95
+	SaturatedWait  = 0.5
+)
 
 // saturated says whether a run with these CPU figures was CPU-bound, and
-// why: its processes' threads waited for a CPU for a Saturation share of
-// the time they were runnable, or they used nearly every core.
-func saturated(waitShare, harnessCores float64, cores int) (bool, string) {
+// why.
+func saturated(waitShare, machineBusy, harnessCores float64, cores int) (bool, string) {
 	switch {
-	case waitShare >= Saturation:
-		return true, fmt.Sprintf("the harness's threads waited for a CPU %.0f%% of the time they were runnable", 100*waitShare)
-	case cores > 0 && harnessCores >= 0.9*float64(cores):
-		return true, fmt.Sprintf("the harness's processes used %.2f of %d cores over the window", harnessCores, cores)
+	case cores > 0 && harnessCores >= SaturatedCores*float64(cores):
+		return true, fmt.Sprintf("the harness's processes used %.2f of the %d cores over the window", harnessCores, cores)
+	case machineBusy >= SaturatedBusy && waitShare >= SaturatedWait:
+		return true, fmt.Sprintf("the machine's CPUs were %.0f%% busy (others' work too) and the harness's threads waited for a CPU %.0f%% of the time they were runnable",
+			100*machineBusy, 100*waitShare)
 	}
 	return false, ""
 }
@@ -369,7 +374,7 @@ func harnessMeasure(in harnessInput) HarnessResult {
 	}
 	h.WaitShare = ratio(wait, wait+cpu)
 	h.Throttled = rep.Throttled
-	h.Saturated, h.SaturatedWhy = saturated(h.WaitShare, h.HarnessCores, h.Cores)
+	h.Saturated, h.SaturatedWhy = saturated(h.WaitShare, h.MachineBusy, h.HarnessCores, h.Cores)
 	h.Shaping = "none: every process on this machine's loopback, unshaped (this kernel has no netem qdisc for delay; " +
 		"per-node rates are the nodes' own relay budgets, and no download line binds at these rates)"
 	return res
