@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Agreement is how far apart the simulator's and the harness's server
@@ -139,3 +140,36 @@ func relDiff(a, b float64) float64 {
 	}
 	return (a - b) / b
 }
+
+// HarnessRTTms is the round trip the simulator gives the harness's links
+// (SimFor): loopback's is well under a millisecond, but the processes'
+// scheduling on a busy machine is not.
+const HarnessRTTms = 1
+
+// SimFor is the simulator's run of what a harness run was: the same
+// scenario, audience, length and seed, at the rate the harness's chunks
+// came out at, with the same relay budgets in kbit/s (the harness sizes
+// the scenario's multiples of the stream rate on the clip's own rate,
+// before the container's overhead; the simulator on its stream rate), the
+// origin's slots the harness gave its origin, and the harness's network:
+// one place, HarnessRTTms round trips to the origin and between peers,
+// and a tracker that believes every viewer (seedcast serve trusts
+// loopback: --trusted-peers).
+func SimFor(sc Scenario, res HarnessResult) SimParams {
+	rate := res.BitrateMbps * 1000
+	sc.Origin.Slots = res.OriginSlots // as the harness's origin had them
+	sc.Regions, sc.RTTms, sc.Origin.Region, sc.Loss = nil, nil, "", 0
+	sc.Origin.RTTms, sc.PeerRTTms, sc.Trusted = HarnessRTTms, HarnessRTTms, true
+	if pub := res.Harness.PublishedBitrateMbps * 1000; pub > 0 && rate > 0 {
+		sc.Audience = append([]Class(nil), sc.Audience...)
+		for i, c := range sc.Audience {
+			if c.RelayX != nil {
+				x := *c.RelayX * pub / rate
+				sc.Audience[i].RelayX = &x
+			}
+		}
+	}
+	return SimParams{Scenario: sc, Viewers: res.Viewers, BitrateKbps: int(math.Round(rate)), Duration: secondsDuration(res.DurationSeconds), Seed: res.Seed}
+}
+
+func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

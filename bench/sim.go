@@ -295,7 +295,7 @@ func newSim(p SimParams) (*sim, error) {
 	s.regions = newInterleave(rshares)
 	oneWay := func(a, b int) time.Duration {
 		if len(sc.RTTms) == 0 {
-			return 20 * time.Millisecond
+			return time.Duration(sc.PeerRTTms / 2 * float64(time.Millisecond))
 		}
 		return time.Duration(sc.RTTms[a][b] / 2 * float64(time.Millisecond))
 	}
@@ -315,6 +315,7 @@ func newSim(p SimParams) (*sim, error) {
 		OriginRTT:   time.Duration(sc.Origin.RTTms * float64(time.Millisecond)),
 		Latency:     func(a, b *swarmtest.Node) time.Duration { return oneWay(a.Region(), b.Region()) },
 		Loss:        sc.Loss,
+		Trusted:     trusted(sc),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadParams, err)
@@ -325,6 +326,15 @@ func newSim(p SimParams) (*sim, error) {
 		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
 	}
 	return s, nil
+}
+
+// trusted is the networks the tracker believes: every viewer's (they are
+// all on IPv4) when the scenario says so.
+func trusted(sc Scenario) []netip.Prefix {
+	if !sc.Trusted {
+		return nil
+	}
+	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 }
 
 // bufferOr is the playback delay a core runs with given b.
@@ -377,8 +387,11 @@ func (s *sim) join() error {
 	r := s.regions.next()
 	budget := c.BudgetKbps(s.rate)
 	i := s.res.Joins + 1
+	// Frames leave at the viewer's upload line; the core's token bucket
+	// keeps them to the budget on average (a burst the bucket allows goes
+	// at the line's rate, as on a real line).
 	v, err := s.net.Join(swarmtest.NodeParams{
-		BudgetKbps: budget, DownKbps: int(c.Down), Region: r, OriginRTT: s.originRTT(r), Loc: s.location(i, r),
+		BudgetKbps: budget, LineKbps: max(int(c.Upload), budget), DownKbps: int(c.Down), Region: r, OriginRTT: s.originRTT(r), Loc: s.location(i, r),
 	})
 	if err != nil {
 		return fmt.Errorf("bench: join %d: %w", i, err)
@@ -566,7 +579,7 @@ func (s *sim) fill(rep SwarmReport, byDepth map[int][]time.Duration, meanN float
 			if len(s.sc.RTTms) > 0 {
 				rtt += time.Duration(s.sc.RTTms[v.Region()][ur] * float64(time.Millisecond))
 			} else {
-				rtt += 40 * time.Millisecond
+				rtt += time.Duration(s.sc.PeerRTTms * float64(time.Millisecond))
 			}
 		}
 	}

@@ -87,9 +87,9 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 					return err
 				}
 				if withSim {
-					sim, err := bench.RunSim(ctx, bench.SimParams{
-						Scenario: sc, Viewers: n, BitrateKbps: int(res.BitrateMbps*1000 + 0.5), Duration: duration, Seed: seed, Logger: log,
-					})
+					sp := bench.SimFor(sc, res)
+					sp.Logger = log
+					sim, err := bench.RunSim(ctx, sp)
 					if err != nil {
 						return err
 					}
