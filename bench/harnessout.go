@@ -1,11 +1,8 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -21,17 +18,7 @@ const Agreement = 0.20
 // scenario under "sim" when one was made), results.md and the simulator's
 // plots of the harness's figures (WriteSimPlots).
 func WriteHarnessResults(dir string, results []HarnessResult) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(results, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(HarnessMarkdown(results)), 0o644); err != nil {
+	if err := writeResults(dir, results, HarnessMarkdown(results)); err != nil {
 		return err
 	}
 	sims := make([]SimResult, len(results))

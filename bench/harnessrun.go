@@ -272,33 +272,11 @@ func (h *harness) run(ctx context.Context) (HarnessResult, error) {
 	// The window: a scrape at each edge, a little after the viewers'
 	// lines for that instant.
 	scrapeLag := min(p.StatsEvery/4, 100*time.Millisecond)
-	for t := time.Second; t < winStart; t += time.Second {
-		if err := h.wait(ctx, start.Add(t)); err != nil {
-			return HarnessResult{}, err
-		}
-		if p.Progress != nil {
-			p.Progress(t, total)
-		}
-	}
-	if err := h.wait(ctx, start.Add(winStart+scrapeLag)); err != nil {
-		return HarnessResult{}, err
-	}
-	sa, err := h.scrape(ctx)
+	sa, err := h.scrapeAt(ctx, start, 0, winStart, scrapeLag)
 	if err != nil {
 		return HarnessResult{}, err
 	}
-	for t := winStart.Truncate(time.Second) + time.Second; t < total; t += time.Second {
-		if err := h.wait(ctx, start.Add(t)); err != nil {
-			return HarnessResult{}, err
-		}
-		if p.Progress != nil {
-			p.Progress(t, total)
-		}
-	}
-	if err := h.wait(ctx, start.Add(total+scrapeLag)); err != nil {
-		return HarnessResult{}, err
-	}
-	sb, err := h.scrape(ctx)
+	sb, err := h.scrapeAt(ctx, start, winStart, total, scrapeLag)
 	if err != nil {
 		return HarnessResult{}, err
 	}
@@ -327,6 +305,23 @@ func (h *harness) run(ctx context.Context) (HarnessResult, error) {
 	log.Info("harness", "scenario", sc.Name, "viewers", p.Viewers, "egressMbps", round(res.ServerEgressMbps, 2),
 		"offload", round(res.Offload, 3), "continuity", round(res.Continuity, 4), "saturated", res.Harness.Saturated)
 	return res, nil
+}
+
+// scrapeAt waits from start+from to start+at (+lag), reporting progress
+// every whole second, and scrapes then.
+func (h *harness) scrapeAt(ctx context.Context, start time.Time, from, at, lag time.Duration) (scrape, error) {
+	for t := from.Truncate(time.Second) + time.Second; t < at; t += time.Second {
+		if err := h.wait(ctx, start.Add(t)); err != nil {
+			return scrape{}, err
+		}
+		if h.p.Progress != nil {
+			h.p.Progress(t, h.p.Duration)
+		}
+	}
+	if err := h.wait(ctx, start.Add(at+lag)); err != nil {
+		return scrape{}, err
+	}
+	return h.scrape(ctx)
 }
 
 // wait sleeps until t, or returns the context's error, or an error if a
