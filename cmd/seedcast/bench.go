@@ -17,24 +17,18 @@ import (
 
 func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var (
-		scenario, file, viewers, bitrate, out string
-		duration                              time.Duration
-		perProc                               int
-		seed                                  uint64
-		withSim                               bool
-		lf                                    logFlags
+		rf       runFlags
+		bitrate  string
+		duration time.Duration
+		perProc  int
+		withSim  bool
 	)
 	fs := flag.NewFlagSet("seedcast bench", flag.ContinueOnError)
-	fs.StringVar(&scenario, "scenario", "generous", "built-in scenario: the simulator's (seedcast sim --list)")
-	fs.StringVar(&file, "scenario-file", "", "a scenario JSON file instead of a built-in one")
-	fs.StringVar(&viewers, "viewers", "50", "audience sizes to run, comma-separated")
-	fs.StringVar(&bitrate, "bitrate", "500kbps", "stream rate asked for (the stream is the demo clip, ~0.55 Mbit/s: the report gives the measured rate)")
+	rf.register(fs, "50", "write results.json, results.md and plots to this directory (default: a new temporary one); processes' logs, plans and stats go under it too")
+	fs.StringVar(&bitrate, "bitrate", "500kbps", "stream rate asked for (the demo clip is ~0.55 Mbit/s of chunks; another rate is encoded with ffmpeg; the report gives the measured rate)")
 	fs.DurationVar(&duration, "duration", 60*time.Second, "length of each run (joins, settling and the window scale as in the simulator)")
 	fs.IntVar(&perProc, "nodes-per-process", 10, "viewer nodes each seedcast viewer process runs")
-	fs.Uint64Var(&seed, "seed", 1, "picks churn's departures, and the simulator's run")
 	fs.BoolVar(&withSim, "sim", true, "also run the simulator on the same scenario, audience, measured rate and length, and report both side by side")
-	fs.StringVar(&out, "out", "", "write results.json, results.md and plots to this directory (default: a new temporary one); processes' logs, plans and stats go under it too")
-	lf.register(fs)
 	return &ffcli.Command{
 		Name:       "bench",
 		ShortUsage: "seedcast bench [--viewers 50,100,200] [--bitrate 500kbps] [--duration 60s] [--scenario generous] [--out DIR]",
@@ -48,17 +42,13 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 		FlagSet: fs,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
-			log, err := lf.logger(stderr)
+			log, err := rf.log.logger(stderr)
 			if err != nil {
 				return err
 			}
-			sc, err := loadScenario(scenario, file)
+			sc, ns, err := rf.load()
 			if err != nil {
 				return err
-			}
-			ns, err := parseViewers(viewers)
-			if err != nil {
-				return fmt.Errorf("--viewers: %w", err)
 			}
 			kbps, err := scheduler.ParseKbps(bitrate)
 			if err != nil {
@@ -68,6 +58,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if err != nil {
 				return err
 			}
+			out := rf.out
 			if out == "" {
 				if out, err = os.MkdirTemp("", "seedcast-bench-"); err != nil {
 					return err
@@ -79,7 +70,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 				label := fmt.Sprintf("%s n=%d", sc.Name, n)
 				res, err := bench.RunHarness(ctx, bench.HarnessParams{
 					Binary: self, Dir: filepath.Join(out, fmt.Sprintf("run-%d", n)), Scenario: sc, Viewers: n,
-					BitrateKbps: int(kbps), Duration: duration, NodesPerProcess: perProc, Seed: seed, Logger: log,
+					BitrateKbps: int(kbps), Duration: duration, NodesPerProcess: perProc, Seed: rf.seed, Logger: log,
 					Progress: func(done, total time.Duration) { bar.show(label, done, total) },
 				})
 				bar.done()
