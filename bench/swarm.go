@@ -156,10 +156,10 @@ type SwarmReport struct {
 
 	// Delivery latency (ingest finished → held verified) of the chunks
 	// viewers held during the window, over all viewers and by depth.
-	Samples  int
-	P50, P95 time.Duration
-	ByDepth  []DepthRow
-	ByBudget []BudgetRow
+	Samples       int
+	P50, P95, P99 time.Duration
+	ByDepth       []DepthRow
+	ByBudget      []BudgetRow
 
 	// Counters over the window, and state at its end.
 	Rejected, Reassigned, StallReports int
@@ -183,7 +183,7 @@ type SwarmReport struct {
 // end: the deepest of their substreams).
 type DepthRow struct {
 	Depth, Nodes, Samples int
-	P50, P95              time.Duration
+	P50, P95, P99         time.Duration
 	Continuity, Offload   float64
 	UploadKbps            float64 // mean relay upload of these viewers
 }
@@ -202,7 +202,14 @@ type snapshot struct {
 	lat []time.Duration
 }
 
-func take(n *swarm.Node) snapshot { return snapshot{n.Stats(), n.LatencySamples()} }
+// latencySource is a node's counters and latency ring: a *swarm.Node, or
+// a simulated node's core.
+type latencySource interface {
+	Stats() swarm.Stats
+	LatencySamples() []time.Duration
+}
+
+func take(n latencySource) snapshot { return snapshot{n.Stats(), n.LatencySamples()} }
 
 // RunSwarm starts a seed and p.Nodes viewers against a live origin,
 // joining them at a steady rate, lets the swarm settle, measures over
@@ -291,8 +298,10 @@ func RunSwarm(ctx context.Context, p SwarmParams) (SwarmReport, error) {
 }
 
 // measure fills rep from the viewers' snapshots at the window's start (a)
-// and end (b); seedUp is what the seed uploaded over the window.
-func measure(rep *SwarmReport, budgets []int, seedUp int64, a, b []snapshot) {
+// and end (b); seedUp is what the seed uploaded over the window. A preset
+// rep.StreamKbps is kept (else it is the viewers' median rate). It returns
+// the window's latency samples by depth.
+func measure(rep *SwarmReport, budgets []int, seedUp int64, a, b []snapshot) map[int][]time.Duration {
 	secs := rep.Window.Seconds()
 	mbps := func(bytes int64) float64 { return float64(bytes) * 8 / 1e6 / secs }
 	var (
@@ -344,7 +353,9 @@ func measure(rep *SwarmReport, budgets []int, seedUp int64, a, b []snapshot) {
 			g.lat = append(g.lat, lat...)
 		}
 	}
-	rep.StreamKbps = median(rates)
+	if rep.StreamKbps == 0 {
+		rep.StreamKbps = median(rates)
+	}
 	if rep.StreamKbps == 0 {
 		rep.StreamKbps = rep.PeakKbps
 	}
@@ -358,12 +369,14 @@ func measure(rep *SwarmReport, budgets []int, seedUp int64, a, b []snapshot) {
 	rep.Copies, rep.BoundCopies = ratio(rep.EgressMbps, r), ratio(rep.BoundMbps, r)
 	rep.Efficiency = ratio(rep.EgressMbps, rep.BoundMbps)
 	rep.Samples = len(all)
-	rep.P50, rep.P95 = Percentile(all, 0.50), Percentile(all, 0.95)
+	rep.P50, rep.P95, rep.P99 = Percentile(all, 0.50), Percentile(all, 0.95), Percentile(all, 0.99)
+	byDepth := map[int][]time.Duration{}
 	for _, d := range sortedKeys(depths) {
 		g := depths[d]
+		byDepth[d] = g.lat
 		rep.ByDepth = append(rep.ByDepth, DepthRow{
 			Depth: d, Nodes: g.nodes, Samples: len(g.lat),
-			P50: Percentile(g.lat, 0.50), P95: Percentile(g.lat, 0.95),
+			P50: Percentile(g.lat, 0.50), P95: Percentile(g.lat, 0.95), P99: Percentile(g.lat, 0.99),
 			Continuity: ratio(float64(g.onTime), float64(g.onTime+g.late)),
 			Offload:    ratio(float64(g.peers), float64(g.total)),
 			UploadKbps: float64(g.up) * 8 / 1000 / secs / float64(g.nodes),
@@ -378,6 +391,7 @@ func measure(rep *SwarmReport, budgets []int, seedUp int64, a, b []snapshot) {
 			Continuity: ratio(float64(g.onTime), float64(g.onTime+g.late)),
 		})
 	}
+	return byDepth
 }
 
 func group[K comparable, V any](m map[K]V, k K, mk func() V) V {
@@ -484,7 +498,7 @@ func (r SwarmReport) Table() string {
 	fmt.Fprintf(&b, "server egress %.2f Mbps = %.2f copies (seed %.2f Mbps + HTTP %.2f Mbps)\n", r.EgressMbps, r.Copies, r.SeedMbps, r.HTTPMbps)
 	fmt.Fprintf(&b, "fluid bound %.2f Mbps = %.2f copies (U = %.1f Mbps of budgets, %.2f Mbps relayed); efficiency %.2f\n", r.BoundMbps, r.BoundCopies, r.BudgetMbps, r.RelayMbps, r.Efficiency)
 	fmt.Fprintf(&b, "offload %.1f%%, continuity %.2f%% (%d on time, %d late)\n", 100*r.Offload, 100*r.Continuity, r.OnTime, r.Late)
-	fmt.Fprintf(&b, "latency p50 %.0f ms, p95 %.0f ms over %d samples\n", ms(r.P50), ms(r.P95), r.Samples)
+	fmt.Fprintf(&b, "latency p50 %.0f ms, p95 %.0f ms, p99 %.0f ms over %d samples\n", ms(r.P50), ms(r.P95), ms(r.P99), r.Samples)
 	fmt.Fprintf(&b, "from peers: %d chunks pushed, %d pulled; %d dropped as unknown, %d rejected\n", r.Pushed, r.Pulled, r.Unknown, r.Rejected)
 	fmt.Fprintf(&b, "from the origin: %d chunks pulled near a deadline, %d fetched for substreams with no upstream\n", r.OriginPulls, r.HTTPFed)
 	fmt.Fprintf(&b, "reassigned %d, stall reports %d, throttled at end %d, open links %d\n", r.Reassigned, r.StallReports, r.Throttled, r.Peers)
@@ -501,9 +515,9 @@ func (r SwarmReport) Table() string {
 func (r SwarmReport) DepthTable() string {
 	var b strings.Builder
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	fmt.Fprintf(&b, "%5s %5s %7s %7s %7s %8s %8s %9s\n", "depth", "nodes", "samples", "p50ms", "p95ms", "contin%", "offload%", "up-kbps")
+	fmt.Fprintf(&b, "%5s %6s %8s %7s %7s %7s %8s %8s %9s\n", "depth", "nodes", "samples", "p50ms", "p95ms", "p99ms", "contin%", "offload%", "up-kbps")
 	for _, d := range r.ByDepth {
-		fmt.Fprintf(&b, "%5d %5d %7d %7.0f %7.0f %8.2f %8.1f %9.0f\n", d.Depth, d.Nodes, d.Samples, ms(d.P50), ms(d.P95), 100*d.Continuity, 100*d.Offload, d.UploadKbps)
+		fmt.Fprintf(&b, "%5d %6d %8d %7.0f %7.0f %7.0f %8.2f %8.1f %9.0f\n", d.Depth, d.Nodes, d.Samples, ms(d.P50), ms(d.P95), ms(d.P99), 100*d.Continuity, 100*d.Offload, d.UploadKbps)
 	}
 	return b.String()
 }

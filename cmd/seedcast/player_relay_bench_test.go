@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/seedcast/seedcast/bench"
 )
 
 // BenchmarkBrowserRelay measures the web player in headless Chromium (Debian's
@@ -94,7 +96,7 @@ func BenchmarkBrowserRelay(b *testing.B) {
 			natives = append(natives, startNative(b, nctx, srv.base, dir, 10*i+n, 10*time.Minute, "--relay", "off"))
 		}
 		// Ready when every viewer got its last second from peers only.
-		fed := waitNatives(b, ctx, natives, 60*time.Second, func(prev, last statsLine) bool {
+		fed := waitNatives(b, ctx, natives, 60*time.Second, func(prev, last bench.NodeLine) bool {
 			return last.BytesFromPeers > prev.BytesFromPeers && last.BytesFromOrigin == prev.BytesFromOrigin
 		})
 		if !fed {
@@ -136,13 +138,13 @@ func BenchmarkBrowserRelay(b *testing.B) {
 		waitMedia(b, srv.base)
 		nctx, stopNatives = context.WithCancel(ctx)
 		a := startNative(b, nctx, srv.base, dir, 10*i+5, 10*time.Minute, "--relay", depth3RelayA)
-		if !waitNatives(b, ctx, []*nativeViewer{a}, 60*time.Second, func(prev, last statsLine) bool {
+		if !waitNatives(b, ctx, []*nativeViewer{a}, 60*time.Second, func(prev, last bench.NodeLine) bool {
 			return last.MaxDepth == 1 && last.BytesFromSeed > prev.BytesFromSeed
 		}) {
 			b.Fatalf("viewer A was not fed by the origin's seed within 60 s: %+v\n%s", nativeLast(b, []*nativeViewer{a}), a.out)
 		}
 		bv := startNative(b, nctx, srv.base, dir, 10*i+6, 10*time.Minute, "--relay", "2000kbps")
-		if !waitNatives(b, ctx, []*nativeViewer{bv}, 60*time.Second, func(prev, last statsLine) bool {
+		if !waitNatives(b, ctx, []*nativeViewer{bv}, 60*time.Second, func(prev, last bench.NodeLine) bool {
 			return last.MaxDepth >= 2 && last.BytesFromPeers > prev.BytesFromPeers && last.BytesFromOrigin == prev.BytesFromOrigin
 		}) {
 			b.Logf("viewer B was not fed by peers alone within 60 s: %+v", nativeLast(b, []*nativeViewer{bv}))
@@ -248,7 +250,7 @@ func pctile(xs []float64, p int) float64 {
 
 // waitNatives polls the viewers' stats files until ready holds for each one's
 // last two lines, or for up to limit; false if it never did.
-func waitNatives(b *testing.B, ctx context.Context, natives []*nativeViewer, limit time.Duration, ready func(prev, last statsLine) bool) bool {
+func waitNatives(b *testing.B, ctx context.Context, natives []*nativeViewer, limit time.Duration, ready func(prev, last bench.NodeLine) bool) bool {
 	b.Helper()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -273,9 +275,9 @@ func waitNatives(b *testing.B, ctx context.Context, natives []*nativeViewer, lim
 }
 
 // nativeLast is each viewer's last stats line.
-func nativeLast(b *testing.B, natives []*nativeViewer) []statsLine {
+func nativeLast(b *testing.B, natives []*nativeViewer) []bench.NodeLine {
 	b.Helper()
-	out := make([]statsLine, len(natives))
+	out := make([]bench.NodeLine, len(natives))
 	for i, v := range natives {
 		if ls := v.lines(b); len(ls) > 0 {
 			out[i] = ls[len(ls)-1]

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/seedcast/seedcast/bench"
 )
 
 // pageStats is what window.seedcast.stats() returns (the fields read here).
@@ -76,12 +78,12 @@ func startNative(t testing.TB, ctx context.Context, base, dir string, i int, dur
 	return v
 }
 
-func (v *nativeViewer) lines(t testing.TB) []statsLine {
+func (v *nativeViewer) lines(t testing.TB) []bench.NodeLine {
 	t.Helper()
 	data, _ := os.ReadFile(v.stats)
-	var ls []statsLine
+	var ls []bench.NodeLine
 	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var x statsLine
+		var x bench.NodeLine
 		if json.Unmarshal([]byte(l), &x) == nil {
 			ls = append(ls, x)
 		}
@@ -147,7 +149,7 @@ func TestBrowserSwarm(t *testing.T) {
 	for i, tab := range tabs {
 		before[i] = readStats(t, tab)
 	}
-	nativeBefore := make([]statsLine, len(natives))
+	nativeBefore := make([]bench.NodeLine, len(natives))
 	for i, v := range natives {
 		if ls := v.lines(t); len(ls) > 0 {
 			nativeBefore[i] = ls[len(ls)-1]

@@ -1,12 +1,13 @@
 package swarmtest
 
 import (
-	"container/heap"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -37,6 +38,15 @@ type Params struct {
 	OriginRTT time.Duration
 	// RebalanceEvery is the tracker's rebalance period (2 s).
 	RebalanceEvery time.Duration
+	// Loss is the chance that a frame is lost once on its way (0: none).
+	// Data channels are reliable and ordered (SCTP): a lost frame is sent
+	// again, takes its sender's line a second time and arrives one round
+	// trip later, and the frames behind it on its link wait for it.
+	Loss float64
+	// Trusted lists the networks whose viewers the tracker believes from
+	// their join (tracker.SwarmParams.Trusted: seedcast serve's
+	// --trusted-peers); others start on probation.
+	Trusted []netip.Prefix
 	// Real makes chunks real bytes, checked by the production verifier
 	// (Ed25519 per batch, BLAKE3 per chunk) into the production store.
 	// Without it nodes check sizes only and keep no bytes, which is what
@@ -111,6 +121,21 @@ type Network struct {
 	Events int64
 	// OriginBytes counts the media bytes the origin sent over HTTP.
 	OriginBytes int64
+	// Traffic counts the frames' bytes between nodes.
+	Traffic Traffic
+	lossRng *rand.Rand // nil without Params.Loss
+}
+
+// Traffic counts the bytes of the frames nodes sent each other (frame
+// headers included). Every byte sent is delivered, lost (its receiver or its
+// link was gone when it arrived: churn; or it was a chunk's fragment that
+// left the origin's window before its last fragment went) or still in
+// flight (Network.InFlight): Sent = Delivered + Lost + InFlight.
+type Traffic struct {
+	Sent, Delivered, Lost int64
+	// Resent counts the bytes sent again after a loss (Params.Loss); they
+	// are not in Sent, which counts each frame once.
+	Resent int64
 }
 
 // New starts a network at Params.Start: the stream goes live and the
@@ -127,7 +152,7 @@ func New(p Params) (*Network, error) {
 	for _, r := range p.Renditions {
 		kbps += r.Kbps
 	}
-	sw, err := tracker.NewSwarm(tracker.SwarmParams{Substreams: p.Substreams, BitrateKbps: kbps, Rand: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))})
+	sw, err := tracker.NewSwarm(tracker.SwarmParams{Substreams: p.Substreams, BitrateKbps: kbps, Trusted: p.Trusted, Rand: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))})
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +162,9 @@ func New(p Params) (*Network, error) {
 	n := &Network{
 		p: p, now: p.Start, rng: rng, swarm: sw, nodes: map[protocol.PeerID]*Node{},
 		stream: newStream(p.Stream, key, p.ChunkDuration, p.Renditions, p.Window, rng, p.Start, p.Real),
+	}
+	if p.Loss > 0 {
+		n.lossRng = rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
 	}
 	n.at(n.stream.nextAt(), n.produce)
 	n.at(p.Start.Add(p.RebalanceEvery), n.rebalance)
@@ -174,23 +202,52 @@ func (n *Network) PublicKey() ed25519.PublicKey {
 // At runs f at virtual time t (in order with every other event at t).
 func (n *Network) At(t time.Time, f func()) { n.at(t, f) }
 
-func (n *Network) at(t time.Time, f func()) {
+func (n *Network) at(t time.Time, f func()) { n.atBytes(t, 0, f) }
+
+// atBytes schedules f, a delivery carrying b bytes of frames (InFlight
+// counts them until it runs).
+func (n *Network) atBytes(t time.Time, b int64, f func()) {
 	if t.Before(n.now) {
 		t = n.now
 	}
 	n.seq++
-	heap.Push(&n.q, event{at: t, seq: n.seq, f: f})
+	n.q.push(event{at: t.UnixNano(), seq: n.seq, f: f, bytes: b})
 }
 
 // RunUntil runs every event up to t, and leaves the clock at t.
 func (n *Network) RunUntil(t time.Time) {
-	for n.q.Len() > 0 && !n.q[0].at.After(t) {
-		ev := heap.Pop(&n.q).(event)
-		n.now = ev.at
+	end := t.UnixNano()
+	for len(n.q) > 0 && n.q[0].at <= end {
+		ev := n.q.pop()
+		n.now = time.Unix(0, ev.at).In(n.p.Start.Location())
 		ev.f()
 	}
 	n.now = t
 }
+
+// InFlight is the bytes of frames sent and not yet delivered or lost: on
+// their way, or fragments sent ahead of their chunk's last one. It is
+// counted from the pending events and links, apart from Traffic.
+func (n *Network) InFlight() int64 {
+	var b int64
+	for _, ev := range n.q {
+		b += ev.bytes
+	}
+	for _, v := range n.list {
+		for _, lk := range v.links {
+			b += lk.pending
+		}
+	}
+	if n.seed != nil {
+		for _, lk := range n.seed.links {
+			b += lk.pending
+		}
+	}
+	return b
+}
+
+// Pending is the number of events scheduled.
+func (n *Network) Pending() int { return len(n.q) }
 
 // Run runs the network for d of virtual time.
 func (n *Network) Run(d time.Duration) { n.RunUntil(n.now.Add(d)) }
@@ -235,6 +292,17 @@ type NodeParams struct {
 	Loc tracker.Location
 	// Core overrides the network's template for this node when non-nil.
 	Core *core.Params
+	// Region is where the node is in the modelled network (an index the
+	// network's Latency function may read with Node.Region; the tracker
+	// sees Loc, not this).
+	Region int
+	// OriginRTT is the node's round trip to the origin and the tracker
+	// (0: the network's).
+	OriginRTT time.Duration
+	// DownKbps is the node's download line: frames and HTTP answers that
+	// reach it are serialized at it, in the order they were sent (0: no
+	// limit).
+	DownKbps int
 }
 
 // Join adds a viewer now: it joins the tracker, gets its welcome and the
@@ -243,8 +311,9 @@ func (n *Network) Join(p NodeParams) (*Node, error) {
 	n.nextID++
 	id := protocol.PeerID("v" + strconv.Itoa(n.nextID))
 	if !p.Loc.Addr.IsValid() && !p.Loc.Prefix.IsValid() {
-		// Every viewer on its own address, in its own /24.
-		p.Loc.Addr = netip.AddrFrom4([4]byte{10, byte(n.nextID >> 8), byte(n.nextID), 1})
+		// Every viewer on its own address, in its own /24 (10.x.y.1 for
+		// the first 65,535; the first octet counts on past them).
+		p.Loc.Addr = netip.AddrFrom4([4]byte{byte(10 + n.nextID>>16), byte(n.nextID >> 8), byte(n.nextID), 1})
 	}
 	links, err := n.swarm.Join(n.now, tracker.PeerInfo{ID: id, Kind: protocol.KindNative, Loc: p.Loc, BudgetKbps: p.BudgetKbps * core.PushShare / 100})
 	if err != nil {
@@ -257,11 +326,11 @@ func (n *Network) Join(p NodeParams) (*Node, error) {
 		}
 	}
 	depth := n.swarm.ViewerDepth(id)
-	v := &Node{net: n, ID: id, p: p, links: map[core.LinkID]*link{}}
+	v := &Node{net: n, ID: id, p: p, links: map[core.LinkID]*link{}, OriginRTT: p.OriginRTT}
 	n.nodes[id] = v
 	n.list = append(n.list, v)
 	v.JoinedAt = n.now
-	n.at(n.now.Add(n.p.OriginRTT), func() {
+	n.at(n.now.Add(v.originRTT()), func() {
 		if _, err := n.start(id, p, false, &welcome{ups: ups, depth: depth}); err != nil {
 			v.Err = err
 		}
@@ -335,9 +404,12 @@ type Node struct {
 	frozen   bool
 	lineKbps int
 	lineFree time.Time // when the upload line is free
+	downFree time.Time // when the download line is free
 	links    map[core.LinkID]*link
 	wake     time.Time // the tick scheduled (zero: none)
 	JoinedAt time.Time
+	// LeftAt is when the node left or crashed (zero while it runs).
+	LeftAt time.Time
 	// Err is why the node could not start.
 	Err error
 	// Charged counts the bytes the node's budget paid for; PeakWindow is
@@ -395,6 +467,46 @@ type link struct {
 	from   *Node
 	to     *Node
 	peerID core.LinkID // the same link's id at the other end
+	// pending is the bytes of fragments sent ahead of their chunk's last
+	// one (delivered with it); last the arrival of the latest frame: the
+	// channel is ordered, no frame overtakes another.
+	pending int64
+	frags   []wire.Message // chunk fragments sent ahead (pending)
+	last    time.Time
+}
+
+// drop forgets a link whose end v held: fragments sent ahead on it are lost.
+func (v *Node) drop(id core.LinkID) *link {
+	lk := v.links[id]
+	if lk != nil {
+		delete(v.links, id)
+		v.net.Traffic.Lost += lk.pending
+		lk.pending, lk.frags = 0, nil
+	}
+	return lk
+}
+
+// Region is the node's modelled region (NodeParams.Region).
+func (v *Node) Region() int { return v.p.Region }
+
+// download runs f once size bytes that reach v now have come down its
+// download line: at once without one, else after what the line still
+// carries (first come, first served) and their own time on it. It is
+// called as they arrive, so that the line serves them in arrival order.
+// Of them, peer frames' bytes (inFlight) stay in flight until then.
+func (v *Node) download(size int, inFlight int64, f func()) {
+	n := v.net
+	if v.p.DownKbps <= 0 {
+		f()
+		return
+	}
+	v.downFree = maxTime(n.now, v.downFree).Add(lineTime(size, v.p.DownKbps))
+	n.atBytes(v.downFree, inFlight, f)
+}
+
+// lineTime is how long b bytes take on a line of kbps.
+func lineTime(b, kbps int) time.Duration {
+	return time.Duration(float64(b*8) / float64(kbps*1000) * float64(time.Second))
 }
 
 // Core is the node's core (read it between Run calls).
@@ -461,33 +573,55 @@ func (v *Node) carryOut(o core.Output) {
 			return // a frozen node sends no media, and says nothing of it
 		}
 		// Serialized on the sender's line, then one latency to the peer.
+		n.Traffic.Sent += int64(o.Bytes)
+		lk.pending += int64(o.Bytes)
 		start := maxTime(n.now, v.lineFree)
-		v.lineFree = start.Add(time.Duration(float64(o.Bytes*8) / float64(v.lineKbps*1000) * float64(time.Second)))
+		v.lineFree = start.Add(lineTime(o.Bytes, v.lineKbps))
+		lat := n.p.Latency(v, lk.to)
+		at := v.lineFree.Add(lat)
+		if n.lossRng != nil && n.lossRng.Float64() < n.p.Loss {
+			// Lost once: sent again a round trip later.
+			n.Traffic.Resent += int64(o.Bytes)
+			v.lineFree = v.lineFree.Add(lineTime(o.Bytes, v.lineKbps))
+			at = at.Add(2*lat + lineTime(o.Bytes, v.lineKbps))
+		}
+		at = maxTime(at, lk.last)
+		lk.last = at
 		msg := copyMsg(o.Msg)
+		var frags []wire.Message
 		if c, ok := msg.(*wire.Chunk); ok {
-			// Fragments travel as sent, but only the last is delivered,
-			// as the whole chunk: what the receiver does with a part is
-			// only to keep it, and this way the network keeps no copies.
+			// A chunk's fragments travel as sent, but are handed over
+			// together when its last one arrives: what the receiver does
+			// with a part is only to keep it. (Their bytes alias the
+			// sender's: nothing alters a chunk once stored.)
+			lk.frags = append(lk.frags, msg)
 			if int(c.Offset)+len(c.Data) < int(c.Size) {
 				return
 			}
-			if c.Offset > 0 {
-				data, ok := n.stream.chunk(c.ID)
-				if !ok || len(data) != int(c.Size) {
-					return // left the window: the receiver would drop it too
-				}
-				c.Offset, c.Data = 0, data
-			}
+			frags, lk.frags = lk.frags, nil
 		}
-		to, id := lk.to, lk.peerID
-		n.at(v.lineFree.Add(n.p.Latency(v, to)), func() {
-			if to.links[id] != nil {
-				to.input(func(now time.Time) { to.core.Receive(now, id, msg) })
-			}
+		to, id, b := lk.to, lk.peerID, lk.pending
+		lk.pending = 0
+		n.atBytes(at, b, func() {
+			to.download(int(b), b, func() {
+				if !to.alive || to.links[id] == nil {
+					n.Traffic.Lost += b
+					return
+				}
+				n.Traffic.Delivered += b
+				if frags == nil {
+					to.input(func(now time.Time) { to.core.Receive(now, id, msg) })
+					return
+				}
+				to.input(func(now time.Time) {
+					for _, m := range frags {
+						to.core.Receive(now, id, m)
+					}
+				})
+			})
 		})
 	case core.OutClose:
-		lk := v.links[o.Link]
-		delete(v.links, o.Link)
+		lk := v.drop(o.Link)
 		if lk != nil {
 			to, id := lk.to, lk.peerID
 			n.at(n.now.Add(n.p.Latency(v, to)), func() { to.closeLink(id) })
@@ -503,7 +637,9 @@ func (v *Node) carryOut(o core.Output) {
 			n.OriginBytes += int64(len(data))
 		}
 		id := o.Entry.Hash
-		n.at(n.now.Add(v.originRTT()), func() { v.input(func(now time.Time) { v.core.ChunkFetched(now, id, data, err) }) })
+		n.at(n.now.Add(v.originRTT()), func() {
+			v.download(len(data), 0, func() { v.input(func(now time.Time) { v.core.ChunkFetched(now, id, data, err) }) })
+		})
 	case core.OutFetchManifest:
 		delay := v.originRTT()
 		if v == n.seed {
@@ -577,33 +713,42 @@ func (v *Node) dial(to protocol.PeerID) {
 }
 
 func (v *Node) closeLink(id core.LinkID) {
-	if v.links[id] == nil {
+	if v.drop(id) == nil {
 		return
 	}
-	delete(v.links, id)
 	v.input(func(now time.Time) { v.core.LinkClosed(now, id) })
 }
 
 // Leave makes the node leave gracefully: the tracker hears at once, its
 // links close one latency later.
-func (v *Node) Leave() { v.stop(0) }
+func (v *Node) Leave() { v.stop(0, 0) }
 
 // Kill makes the node crash: its links and tracker connection drop with no
 // word (the tracker notices the connection close after closeAfter).
-func (v *Node) Kill(closeAfter time.Duration) { v.stop(closeAfter) }
+func (v *Node) Kill(closeAfter time.Duration) { v.stop(closeAfter, closeAfter) }
 
-func (v *Node) stop(after time.Duration) {
+// Vanish makes the node go silently: its peers find their links dead after
+// linksAfter (ICE consent), the tracker its connection after trackerAfter
+// (keepalive). Until then, what is sent to it is lost.
+func (v *Node) Vanish(linksAfter, trackerAfter time.Duration) { v.stop(linksAfter, trackerAfter) }
+
+func (v *Node) stop(linksAfter, trackerAfter time.Duration) {
 	n := v.net
 	if !v.alive {
 		return
 	}
 	v.alive = false
-	n.at(n.now.Add(after), func() {
-		n.reassign(n.swarm.Leave(n.now, v.ID))
-		for id, lk := range v.links {
+	v.LeftAt = n.now
+	n.at(n.now.Add(trackerAfter), func() { n.reassign(n.swarm.Leave(n.now, v.ID)) })
+	n.at(n.now.Add(linksAfter), func() {
+		for _, id := range slices.Sorted(maps.Keys(v.links)) {
+			lk := v.drop(id)
 			to, pid := lk.to, lk.peerID
-			delete(v.links, id)
-			n.at(n.now.Add(n.p.Latency(v, to)), func() { to.closeLink(pid) })
+			delay := n.p.Latency(v, to)
+			if linksAfter > 0 {
+				delay = 0 // the peer's own timeout ran out
+			}
+			n.at(n.now.Add(delay), func() { to.closeLink(pid) })
 		}
 	})
 }
@@ -631,25 +776,62 @@ func maxTime(a, b time.Time) time.Time {
 func (v *Node) String() string { return fmt.Sprintf("%s(%d kbps)", v.ID, v.p.BudgetKbps) }
 
 type event struct {
-	at  time.Time
-	seq uint64
-	f   func()
+	at    int64 // unix ns
+	seq   uint64
+	bytes int64 // frame bytes a delivery carries (0 for other events)
+	f     func()
 }
 
+func (e *event) before(o *event) bool {
+	if e.at != o.at {
+		return e.at < o.at
+	}
+	return e.seq < o.seq
+}
+
+// eventQueue is a binary min-heap of events by (at, seq): ties run in the
+// order they were scheduled. (Hand-written rather than container/heap,
+// whose interface boxing allocates an event per push: a large run pushes
+// billions.)
 type eventQueue []event
 
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
+func (q *eventQueue) push(e event) {
+	*q = append(*q, e)
+	h := *q
+	i := len(h) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h[i].before(&h[parent]) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
 	}
-	return q[i].seq < q[j].seq
 }
-func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return e
+
+func (q *eventQueue) pop() event {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h[last] = event{}
+	h = h[:last]
+	*q = h
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].before(&h[l]) {
+			m = r
+		}
+		if !h[m].before(&h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	return top
 }

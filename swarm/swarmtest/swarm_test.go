@@ -317,3 +317,43 @@ func TestRealBytes(t *testing.T) {
 		t.Errorf("offload %.3f", d.offload())
 	}
 }
+
+// TestTrafficConserved: at every instant, every byte a node put on the
+// wire to a peer has been delivered, is in flight (on its way, or a
+// fragment sent ahead of its chunk's last) or was lost (its receiver or
+// link gone, or a chunk that left the window mid-way), through loss,
+// download lines, chunks of several fragments, crashes, silent departures
+// and graceful leaves.
+func TestTrafficConserved(t *testing.T) {
+	n := newNet(t, Params{Seed: 4, Loss: 0.02, OriginSlots: 8, OriginKbps: 16000,
+		Renditions: []Rendition{{Name: "v0", Kind: "video", Kbps: 4000}}})
+	check := func() {
+		t.Helper()
+		tr, fl := n.Traffic, n.InFlight()
+		if tr.Sent != tr.Delivered+tr.Lost+fl {
+			t.Fatalf("at %v: sent %d ≠ delivered %d + lost %d + in flight %d", n.Now(), tr.Sent, tr.Delivered, tr.Lost, fl)
+		}
+	}
+	for i := range 20 {
+		join(t, n, NodeParams{BudgetKbps: []int{0, 5000, 9000}[i%3], DownKbps: 20_000, Region: i % 2})
+		n.Run(100 * time.Millisecond)
+		check()
+	}
+	for i := range 100 {
+		switch i {
+		case 20:
+			n.Nodes()[1].Kill(2 * time.Second)
+		case 40:
+			n.Nodes()[2].Vanish(3*time.Second, 10*time.Second)
+		case 60:
+			n.Nodes()[4].Leave()
+		}
+		n.Run(100 * time.Millisecond)
+		check()
+	}
+	tr := n.Traffic
+	t.Logf("sent %d B: delivered %d, lost %d, in flight %d; resent %d", tr.Sent, tr.Delivered, tr.Lost, n.InFlight(), tr.Resent)
+	if tr.Lost == 0 || tr.Resent == 0 || tr.Delivered < tr.Sent/2 {
+		t.Errorf("the run does not exercise what it checks: %+v", tr)
+	}
+}

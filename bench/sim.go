@@ -1,0 +1,609 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"github.com/seedcast/seedcast/swarm"
+	"github.com/seedcast/seedcast/swarm/core"
+	"github.com/seedcast/seedcast/swarm/swarmtest"
+	"github.com/seedcast/seedcast/tracker"
+	"github.com/seedcast/seedcast/tracker/protocol"
+)
+
+// substreams is K, as the tracker's default.
+const substreams = 4
+
+// SimParams configures RunSim. Zero fields take the scenario's values.
+type SimParams struct {
+	Scenario Scenario
+	// Viewers is n, the audience at full strength (required, 1 to
+	// 1,000,000).
+	Viewers     int
+	BitrateKbps int
+	Duration    time.Duration
+	// Buffer is the viewers' playback delay (0: the scenario's, else the
+	// production default).
+	Buffer time.Duration
+	// Seed makes the run: the same seed, the same run (1).
+	Seed uint64
+	// Progress, if set, is called after every virtual second with the
+	// virtual time done and the run's length.
+	Progress func(done, total time.Duration)
+	Logger   *slog.Logger // (discard)
+}
+
+// SimResult is one simulator run: the design's measures over the run's
+// window, with what the run cost. JSON names are those of results.json.
+type SimResult struct {
+	Scenario        string  `json:"scenario"`
+	Viewers         int     `json:"viewers"`
+	Seed            uint64  `json:"seed"`
+	BitrateMbps     float64 `json:"bitrateMbps"`
+	DurationSeconds float64 `json:"durationSeconds"`
+	// BufferSeconds is the viewers' playback delay behind live.
+	BufferSeconds float64 `json:"bufferSeconds"`
+	// OriginSlots and OriginEgressMbps are the origin's seed as run.
+	OriginSlots      int     `json:"originSlots"`
+	OriginEgressMbps float64 `json:"originEgressMbps"`
+	// WindowSeconds is the measured window (the run's end); MeanViewers
+	// the viewers online during it, on average.
+	WindowStartSeconds float64 `json:"windowStartSeconds"`
+	WindowSeconds      float64 `json:"windowSeconds"`
+	MeanViewers        float64 `json:"meanViewers"`
+
+	// Server egress: the origin's seed (data channels) and HTTP.
+	ServerEgressMbps float64 `json:"serverEgressMbps"`
+	SeedMbps         float64 `json:"seedMbps"`
+	HTTPMbps         float64 `json:"httpMbps"`
+	Copies           float64 `json:"copies"`
+	// CDNMbps is a plain CDN's egress, n·r; ClaimMbps the founding
+	// design's table at this n (scaled to the bitrate; absent outside 10
+	// to 100,000 viewers).
+	CDNMbps   float64  `json:"cdnMbps"`
+	ClaimMbps *float64 `json:"claimMbps,omitempty"`
+	// FluidBoundMbps is max(r, n·r − U) with n and U (the relay budgets
+	// of the viewers online) averaged over the window; Efficiency is
+	// egress ÷ bound.
+	FluidBoundMbps  float64 `json:"fluidBoundMbps"`
+	BoundCopies     float64 `json:"boundCopies"`
+	Efficiency      float64 `json:"efficiency"`
+	RelayBudgetMbps float64 `json:"relayBudgetMbps"`
+	RelayMbps       float64 `json:"relayMbps"`
+
+	Offload    float64 `json:"offload"`
+	Continuity float64 `json:"continuity"`
+	OnTime     int     `json:"chunksOnTime"`
+	Late       int     `json:"chunksLate"`
+
+	LatencyP50Ms   float64        `json:"latencyP50Ms"`
+	LatencyP95Ms   float64        `json:"latencyP95Ms"`
+	LatencyP99Ms   float64        `json:"latencyP99Ms"`
+	LatencyByDepth []DepthLatency `json:"latencyByDepth"`
+	// LatencyCDF is, per depth, the latency at every percentile (0 to
+	// 100) of the window's samples.
+	LatencyCDF []DepthCDF `json:"latencyCdf"`
+
+	// Startup is node start → first chunk ready, over the viewers that
+	// started; NotStarted counts those online for 10 s and more that had
+	// not.
+	StartupP50Ms float64 `json:"startupP50Ms"`
+	StartupP95Ms float64 `json:"startupP95Ms"`
+	NotStarted   int     `json:"notStarted"`
+
+	// MaxDepth and Depths are the hop depths of the viewers online at the
+	// end (Stats.Depth: the deepest of a viewer's substreams).
+	MaxDepth  int          `json:"maxDepth"`
+	MeanDepth float64      `json:"meanDepth"`
+	Depths    []DepthCount `json:"depths"`
+
+	// Joins, Leaves and Vanished count the audience's comings and goings.
+	Joins    int `json:"joins"`
+	Leaves   int `json:"leaves"`
+	Vanished int `json:"vanished"`
+
+	// SameRegionLinks is the share of peer links (viewer to viewer)
+	// within one region, RandomSameRegion what picking upstreams at
+	// random would give (with regions only).
+	SameRegionLinks  *float64 `json:"sameRegionLinks,omitempty"`
+	RandomSameRegion *float64 `json:"randomSameRegion,omitempty"`
+	// PeerLinkRTTMs is the mean round trip of the peer links at the end.
+	PeerLinkRTTMs float64 `json:"peerLinkRttMs"`
+
+	// Tracker is the tracker policy's counters at the end: links the
+	// origin and the viewers serve, the slots viewers may serve, and
+	// substreams left to HTTP.
+	Tracker tracker.Stats `json:"tracker"`
+
+	// Traffic between nodes over the whole run, in bytes, and what was
+	// still on its way at the end: Sent = Delivered + Lost + InFlightBytes.
+	Traffic       swarmtest.Traffic `json:"traffic"`
+	InFlightBytes int64             `json:"inFlightBytes"`
+	// Events is the core inputs handed to the nodes; WallSeconds and
+	// PeakRSSMB what the run cost on this machine (the process's peak
+	// resident set, reset at the run's start where Linux allows).
+	Events      int64   `json:"events"`
+	WallSeconds float64 `json:"wallSeconds"`
+	PeakRSSMB   float64 `json:"peakRSSMB"`
+	// LiveHeapMB is the Go heap in use at the run's end, after a
+	// collection: the network, the tracker and every core.
+	LiveHeapMB float64 `json:"liveHeapMB"`
+	// CPUSeconds is the process's CPU time (user and system) over the
+	// run: on a shared machine, a steadier cost than the wall time.
+	CPUSeconds float64 `json:"cpuSeconds"`
+
+	// Report is the same window as bench's report (Table, DepthTable).
+	Report SwarmReport `json:"-"`
+}
+
+// DepthLatency is the latency of the viewers at one depth.
+type DepthLatency struct {
+	Depth      int     `json:"depth"`
+	Viewers    int     `json:"viewers"`
+	Samples    int     `json:"samples"`
+	P50Ms      float64 `json:"p50Ms"`
+	P95Ms      float64 `json:"p95Ms"`
+	P99Ms      float64 `json:"p99Ms"`
+	Continuity float64 `json:"continuity"`
+	Offload    float64 `json:"offload"`
+}
+
+// DepthCDF is the latency percentiles at one depth: Ms[q] is the q-th.
+type DepthCDF struct {
+	Depth int       `json:"depth"`
+	Ms    []float64 `json:"ms"`
+}
+
+// DepthCount is how many viewers sit at one depth.
+type DepthCount struct {
+	Depth   int `json:"depth"`
+	Viewers int `json:"viewers"`
+}
+
+// designClaim is the founding design's server egress for a 4 Mbit/s
+// stream, in Mbit/s, by audience.
+var designClaim = []struct{ n, mbps float64 }{{10, 40}, {100, 60}, {1000, 80}, {10000, 100}, {100000, 150}}
+
+// ClaimMbps is the founding design's server egress for n viewers of a
+// stream at bitrateKbps: its table for 4 Mbit/s, scaled to the bitrate,
+// interpolated on log n; false outside 10 to 100,000 viewers.
+func ClaimMbps(n float64, bitrateKbps int) (float64, bool) {
+	first, last := designClaim[0], designClaim[len(designClaim)-1]
+	if n < first.n || n > last.n {
+		return 0, false
+	}
+	scale := float64(bitrateKbps) / 4000
+	for i := 1; i < len(designClaim); i++ {
+		a, b := designClaim[i-1], designClaim[i]
+		if n <= b.n {
+			f := (math.Log10(n) - math.Log10(a.n)) / (math.Log10(b.n) - math.Log10(a.n))
+			return scale * (a.mbps + f*(b.mbps-a.mbps)), true
+		}
+	}
+	return scale * last.mbps, true
+}
+
+// simNode is a simulated viewer as measure reads it.
+type simNode struct{ v *swarmtest.Node }
+
+func (s simNode) Stats() swarm.Stats { return s.v.Stats() }
+func (s simNode) LatencySamples() []time.Duration {
+	if s.v.Core() == nil {
+		return nil
+	}
+	return s.v.Core().LatencySamples()
+}
+
+// sim is one run in progress.
+type sim struct {
+	p       SimParams
+	sc      Scenario
+	net     *swarmtest.Network
+	rng     *rand.Rand
+	classes *interleave
+	regions *interleave
+	rate    int // kbps
+	budgets map[*swarmtest.Node]int
+	alive   []*swarmtest.Node // online viewers, for churn picks
+	pos     map[*swarmtest.Node]int
+	online  struct {
+		n      int
+		budget int64 // kbps
+	}
+	res SimResult
+}
+
+// RunSim runs a scenario on the simulator: the origin's seed (a production
+// node core with the origin's budget) and HTTP service, the production
+// tracker policy with its rebalance timer, and p.Viewers production node
+// cores, on one virtual clock over modelled links (swarm/swarmtest).
+// Viewers join at a steady rate over the scenario's JoinOver, come and go
+// as its churn says, and the design's measures are taken over the window
+// after they have settled.
+func RunSim(ctx context.Context, p SimParams) (SimResult, error) {
+	sc := p.Scenario
+	if p.BitrateKbps <= 0 {
+		p.BitrateKbps = int(sc.Bitrate)
+	}
+	if p.Duration <= 0 {
+		p.Duration = time.Duration(sc.Duration)
+	}
+	if p.Buffer <= 0 {
+		p.Buffer = time.Duration(sc.Buffer)
+	}
+	if p.Seed == 0 {
+		p.Seed = 1
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch {
+	case p.Viewers < 1 || p.Viewers > 1_000_000:
+		return SimResult{}, fmt.Errorf("%w: %d viewers (1 to 1,000,000)", ErrBadParams, p.Viewers)
+	case p.BitrateKbps <= 0 || p.BitrateKbps > 100_000:
+		return SimResult{}, fmt.Errorf("%w: bitrate %d kbps", ErrBadParams, p.BitrateKbps)
+	case p.Buffer < 0 || p.Buffer > time.Minute:
+		return SimResult{}, fmt.Errorf("%w: buffer %v (0 to 1 min)", ErrBadParams, p.Buffer)
+	case p.Duration < 10*time.Second || p.Duration > 24*time.Hour:
+		return SimResult{}, fmt.Errorf("%w: duration %v (10 s to 24 h)", ErrBadParams, p.Duration)
+	case len(sc.Audience) == 0:
+		return SimResult{}, fmt.Errorf("%w: a scenario with no audience (use ParseScenario or LoadScenario)", ErrBadParams)
+	}
+	resetPeakRSS()
+	wall, cpu := time.Now(), cpuTime()
+	s, err := newSim(p)
+	if err != nil {
+		return SimResult{}, err
+	}
+	if err := s.run(ctx); err != nil {
+		return SimResult{}, err
+	}
+	s.res.WallSeconds = time.Since(wall).Seconds()
+	s.res.CPUSeconds = (cpuTime() - cpu).Seconds()
+	s.res.PeakRSSMB = peakRSSMB()
+	p.Logger.Info("sim", "scenario", sc.Name, "viewers", p.Viewers, "egressMbps", round(s.res.ServerEgressMbps, 2),
+		"boundMbps", round(s.res.FluidBoundMbps, 2), "continuity", round(s.res.Continuity, 5), "wall", time.Since(wall).Round(time.Millisecond))
+	return s.res, nil
+}
+
+func newSim(p SimParams) (*sim, error) {
+	sc := p.Scenario
+	s := &sim{
+		p: p, sc: sc, rate: p.BitrateKbps,
+		rng:     rand.New(rand.NewPCG(p.Seed, 0x5eedca575e)),
+		budgets: map[*swarmtest.Node]int{}, pos: map[*swarmtest.Node]int{},
+	}
+	shares := make([]float64, len(sc.Audience))
+	for i, c := range sc.Audience {
+		shares[i] = c.Share
+	}
+	s.classes = newInterleave(shares)
+	rshares := []float64{1}
+	if len(sc.Regions) > 0 {
+		rshares = rshares[:0]
+		for _, r := range sc.Regions {
+			rshares = append(rshares, r.Share)
+		}
+	}
+	s.regions = newInterleave(rshares)
+	oneWay := func(a, b int) time.Duration {
+		if len(sc.RTTms) == 0 {
+			return time.Duration(sc.PeerRTTms / 2 * float64(time.Millisecond))
+		}
+		return time.Duration(sc.RTTms[a][b] / 2 * float64(time.Millisecond))
+	}
+	slots := sc.Origin.Slots
+	if slots == 0 {
+		// As the tracker sizes a viewer's slots from its announced push
+		// share (tracker.Swarm.Slots).
+		slots = max(int(int64(sc.Origin.Egress)*core.PushShare/100*substreams/int64(p.BitrateKbps)), 1)
+	}
+	net, err := swarmtest.New(swarmtest.Params{
+		Seed:        p.Seed,
+		Renditions:  []swarmtest.Rendition{{Name: "v0", Kind: "video", Kbps: p.BitrateKbps}},
+		Substreams:  substreams,
+		Core:        core.Params{Buffer: p.Buffer}, // zero: the production default
+		OriginSlots: slots,
+		OriginKbps:  int(sc.Origin.Egress),
+		OriginRTT:   time.Duration(sc.Origin.RTTms * float64(time.Millisecond)),
+		Latency:     func(a, b *swarmtest.Node) time.Duration { return oneWay(a.Region(), b.Region()) },
+		Loss:        sc.Loss,
+		Trusted:     trusted(sc),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadParams, err)
+	}
+	s.net = net
+	s.res = SimResult{
+		Scenario: sc.Name, Viewers: p.Viewers, Seed: p.Seed, BitrateMbps: float64(p.BitrateKbps) / 1000,
+		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
+	}
+	return s, nil
+}
+
+// trusted is the networks the tracker believes: every viewer's (they are
+// all on IPv4) when the scenario says so.
+func trusted(sc Scenario) []netip.Prefix {
+	if !sc.Trusted {
+		return nil
+	}
+	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+}
+
+// bufferOr is the playback delay a core runs with given b.
+func bufferOr(b time.Duration) time.Duration {
+	if b > 0 {
+		return b
+	}
+	return 2 * time.Second // core.Params' default
+}
+
+// originRTT is a viewer's round trip to the origin, by region.
+func (s *sim) originRTT(region int) time.Duration {
+	ms := s.sc.Origin.RTTms
+	if o := s.sc.Origin.Region; o != "" {
+		for i, r := range s.sc.Regions {
+			if r.Name == o {
+				ms = s.sc.RTTms[i][region]
+			}
+		}
+	}
+	return time.Duration(ms * float64(time.Millisecond))
+}
+
+// location is where the tracker sees viewer i of region r: its own
+// address in its own /24, and with regions, GeoIP's answer for it.
+func (s *sim) location(i, r int) tracker.Location {
+	addr := netip.AddrFrom4([4]byte{byte(10 + i>>16), byte(i >> 8), byte(i), 1})
+	loc := tracker.Location{Addr: addr, Prefix: netip.PrefixFrom(addr, 24).Masked()}
+	if len(s.sc.Regions) == 0 {
+		return loc
+	}
+	reg := s.sc.Regions[r]
+	// Uniform on the disc of SpreadKm around the centre (a flat Earth at
+	// this scale).
+	d := reg.SpreadKm * math.Sqrt(s.rng.Float64())
+	a := 2 * math.Pi * s.rng.Float64()
+	const kmPerDeg = 111.2
+	loc.Lat = reg.Lat + d*math.Sin(a)/kmPerDeg
+	loc.Lon = reg.Lon + d*math.Cos(a)/(kmPerDeg*math.Cos(reg.Lat*math.Pi/180))
+	loc.Lon = math.Mod(loc.Lon+540, 360) - 180
+	loc.HasCoords, loc.Country = true, reg.Country
+	if len(reg.ASNs) > 0 {
+		loc.ASN = reg.ASNs[i%len(reg.ASNs)]
+	}
+	return loc
+}
+
+func (s *sim) join() error {
+	c := s.sc.Audience[s.classes.next()]
+	r := s.regions.next()
+	budget := c.BudgetKbps(s.rate)
+	i := s.res.Joins + 1
+	// Frames leave at the viewer's upload line; the core's token bucket
+	// keeps them to the budget on average (a burst the bucket allows goes
+	// at the line's rate, as on a real line).
+	v, err := s.net.Join(swarmtest.NodeParams{
+		BudgetKbps: budget, LineKbps: max(int(c.Upload), budget), DownKbps: int(c.Down), Region: r, OriginRTT: s.originRTT(r), Loc: s.location(i, r),
+	})
+	if err != nil {
+		return fmt.Errorf("bench: join %d: %w", i, err)
+	}
+	s.res.Joins++
+	s.budgets[v] = budget
+	s.pos[v] = len(s.alive)
+	s.alive = append(s.alive, v)
+	s.online.n++
+	s.online.budget += int64(budget)
+	return nil
+}
+
+// leave takes a viewer picked at random off the air: gracefully, or
+// silently with the scenario's chance.
+func (s *sim) leave() {
+	if len(s.alive) == 0 {
+		return
+	}
+	v := s.alive[s.rng.IntN(len(s.alive))]
+	i := s.pos[v]
+	last := s.alive[len(s.alive)-1]
+	s.alive[i], s.pos[last] = last, i
+	s.alive = s.alive[:len(s.alive)-1]
+	delete(s.pos, v)
+	s.online.n--
+	s.online.budget -= int64(s.budgets[v])
+	ch := s.sc.Churn
+	if s.rng.Float64() < ch.Silent {
+		s.res.Vanished++
+		v.Vanish(time.Duration(ch.LinkTimeout), time.Duration(ch.TrackerTimeout))
+		return
+	}
+	s.res.Leaves++
+	v.Leave()
+}
+
+func (s *sim) run(ctx context.Context) error {
+	p, sc, net := s.p, s.sc, s.net
+	start := net.Now()
+	total := p.Duration
+	// The stream is live and the seed up a second before the first join.
+	const lead = time.Second
+	joinOver := min(time.Duration(sc.JoinOver), total/2)
+	joinEnd := lead + joinOver
+	var joinErr error
+	for i := range p.Viewers {
+		at := lead + time.Duration(int64(joinOver)*int64(i)/int64(max(p.Viewers-1, 1)))
+		net.At(start.Add(at), func() {
+			if err := s.join(); err != nil && joinErr == nil {
+				joinErr = err
+			}
+		})
+	}
+	if ch := sc.Churn; ch.PerMinute > 0 {
+		every := time.Duration(float64(time.Minute) / (ch.PerMinute * float64(p.Viewers)))
+		every = max(every, time.Millisecond)
+		for t := joinEnd + every; t < total; t += every {
+			net.At(start.Add(t), func() {
+				s.leave()
+				if err := s.join(); err != nil && joinErr == nil {
+					joinErr = err
+				}
+			})
+		}
+	}
+	winStart := min(joinEnd+time.Duration(sc.Settle), total-total/4)
+	s.res.WindowStartSeconds = winStart.Seconds()
+
+	var (
+		seedA   swarm.Stats
+		httpA   int64
+		before  map[*swarmtest.Node]snapshot
+		samples int
+		sumN    float64
+		sumU    float64
+	)
+	for t := time.Duration(0); t < total; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		step := min(time.Second, total-t)
+		if t < winStart && t+step > winStart {
+			step = winStart - t
+		}
+		net.RunUntil(start.Add(t + step))
+		t += step
+		if joinErr != nil {
+			return joinErr
+		}
+		if t == winStart {
+			before = map[*swarmtest.Node]snapshot{}
+			for _, v := range s.alive {
+				before[v] = take(simNode{v})
+			}
+			if sd := net.Seed(); sd != nil {
+				seedA = sd.Stats()
+			}
+			httpA = net.OriginBytes
+		}
+		if t > winStart {
+			samples++
+			sumN += float64(s.online.n)
+			sumU += float64(s.online.budget)
+		}
+		if p.Progress != nil {
+			p.Progress(t, total)
+		}
+	}
+	// The window's viewers: online at its start, or joined during it.
+	var (
+		budgets []int
+		a, b    []snapshot
+	)
+	for _, v := range net.Nodes() {
+		if !v.LeftAt.IsZero() && v.LeftAt.Sub(start) <= winStart {
+			continue
+		}
+		budgets = append(budgets, s.budgets[v])
+		a = append(a, before[v]) // zero for those who joined later
+		b = append(b, take(simNode{v}))
+	}
+	var seedB swarm.Stats
+	if sd := net.Seed(); sd != nil {
+		seedB = sd.Stats()
+	}
+	window := total - winStart
+	rep := SwarmReport{Nodes: len(b), Window: window, StreamKbps: float64(s.rate), PeakKbps: float64(s.rate), Cores: runtime.NumCPU()}
+	byDepth := measure(&rep, budgets, seedB.BytesUploaded-seedA.BytesUploaded, a, b)
+	// Egress over HTTP is what the origin sent (to viewers that left too);
+	// the bound is over the viewers online, on average.
+	meanN, meanU := sumN/float64(max(samples, 1)), sumU/float64(max(samples, 1))/1000
+	rep.setWindowBound(float64(net.OriginBytes-httpA)*8/1e6/window.Seconds(), meanN, meanU, float64(s.rate)/1000)
+	s.fill(rep, byDepth, meanN)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func round(f float64, digits int) float64 {
+	m := math.Pow(10, float64(digits))
+	return math.Round(f*m) / m
+}
+
+// fill turns the window's report into the result.
+func (s *sim) fill(rep SwarmReport, byDepth map[int][]time.Duration, meanN float64) {
+	res := &s.res
+	net := s.net
+	res.setReport(rep, byDepth, meanN, float64(s.rate), s.p.Viewers)
+	// Startup, depths and links, over the viewers online at the end.
+	end := net.Now()
+	var startup []time.Duration
+	depths := map[int]int{}
+	region := map[protocol.PeerID]int{}
+	for _, v := range s.alive {
+		region[v.ID] = v.Region()
+	}
+	var same, links int
+	var rtt time.Duration
+	for _, v := range net.Nodes() {
+		if !v.FirstReady.IsZero() {
+			startup = append(startup, v.FirstReady.Sub(v.JoinedAt))
+		}
+	}
+	for _, v := range s.alive {
+		if v.FirstReady.IsZero() && end.Sub(v.JoinedAt) >= 10*time.Second {
+			res.NotStarted++
+		}
+		if v.Core() == nil {
+			continue
+		}
+		st := v.Stats()
+		depths[st.Depth]++
+		res.MaxDepth = max(res.MaxDepth, st.Depth)
+		res.MeanDepth += float64(st.Depth)
+		for _, u := range v.Upstreams() {
+			ur, ok := region[u]
+			if !ok {
+				continue // the origin, HTTP, or gone
+			}
+			links++
+			if ur == v.Region() {
+				same++
+			}
+			if len(s.sc.RTTms) > 0 {
+				rtt += time.Duration(s.sc.RTTms[v.Region()][ur] * float64(time.Millisecond))
+			} else {
+				rtt += time.Duration(s.sc.PeerRTTms * float64(time.Millisecond))
+			}
+		}
+	}
+	res.MeanDepth /= float64(max(len(s.alive), 1))
+	for _, d := range sortedKeys(depths) {
+		res.Depths = append(res.Depths, DepthCount{Depth: d, Viewers: depths[d]})
+	}
+	res.StartupP50Ms, res.StartupP95Ms = ms(Percentile(startup, 0.5)), ms(Percentile(startup, 0.95))
+	if links > 0 {
+		res.PeerLinkRTTMs = ms(rtt) / float64(links)
+	}
+	if len(s.sc.Regions) > 0 && links > 0 {
+		f := float64(same) / float64(links)
+		rnd := 0.0
+		for _, r := range s.sc.Regions {
+			rnd += r.Share * r.Share
+		}
+		res.SameRegionLinks, res.RandomSameRegion = &f, &rnd
+	}
+	res.Traffic, res.InFlightBytes = net.Traffic, net.InFlight()
+	res.Tracker = net.Swarm().Stats()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	res.LiveHeapMB = float64(m.HeapAlloc) / (1 << 20)
+	res.Events = net.Events
+}
