@@ -95,7 +95,7 @@ func TestSimFluidBound(t *testing.T) {
 				t.Errorf("egress %.2f Mbps beats the fluid bound %.2f", r.ServerEgressMbps, r.FluidBoundMbps)
 			}
 			if name == "no-relay" {
-				if math.Abs(r.ServerEgressMbps/r.CDNMbps-1) > 0.05 || r.Offload != 0 {
+				if math.Abs(r.ServerEgressMbps/r.CDNMbps-1) > 0.02 || r.Offload != 0 {
 					t.Errorf("nobody relays, yet egress %.2f Mbps for n·r = %.2f (offload %.3f)", r.ServerEgressMbps, r.CDNMbps, r.Offload)
 				}
 				if r.FluidBoundMbps != r.CDNMbps {

@@ -119,7 +119,9 @@ type Network struct {
 	linkIDs core.LinkID
 	// Events counts the inputs handed to cores.
 	Events int64
-	// OriginBytes counts the media bytes the origin sent over HTTP.
+	// OriginBytes counts the media bytes the origin sent viewers over
+	// HTTP (the seed takes its chunks in process, as seedcast serve's
+	// does: not egress).
 	OriginBytes int64
 	// Traffic counts the frames' bytes between nodes.
 	Traffic Traffic
@@ -634,7 +636,9 @@ func (v *Node) carryOut(o core.Output) {
 		if !ok {
 			err = errNotFound
 		} else {
-			n.OriginBytes += int64(len(data))
+			if v != n.seed {
+				n.OriginBytes += int64(len(data))
+			}
 		}
 		id := o.Entry.Hash
 		n.at(n.now.Add(v.originRTT()), func() {
