@@ -29,6 +29,11 @@ const hideJS = `(() => {
 // node's timers move to a worker, which the browser does not throttle),
 // and back in view it plays at the live latency again.
 func TestBackgroundRelay(t *testing.T) {
+	if raceEnabled {
+		// Its figures are real time, and the race pass runs every package
+		// at once: ./scripts/test runs it in its second pass, alone.
+		t.Skip("run without -race by ./scripts/test")
+	}
 	if testing.Short() {
 		t.Skip("a browser and two native nodes for half a minute")
 	}

@@ -98,6 +98,11 @@ func (v *nativeViewer) lines(t testing.TB) []bench.NodeLine {
 // browser that joined with relay off uploads nothing, and once its slider
 // moves to high it uploads within seconds, on the same node (no reconnect).
 func TestBrowserSwarm(t *testing.T) {
+	if raceEnabled {
+		// Its figures are real time, and the race pass runs every package
+		// at once: ./scripts/test runs it in its second pass, alone.
+		t.Skip("run without -race by ./scripts/test")
+	}
 	if testing.Short() {
 		t.Skip("a swarm of 3 browsers and 5 native nodes for a minute")
 	}
