@@ -274,8 +274,10 @@ HTMLMediaElement.prototype.play = function () {
 	t.Run("autoplay-muted", func(t *testing.T) {
 		tab := openPage(t, bctx, base+"/watch/demo", autoplayPolicy)
 		waitPlaying(t, tab)
-		if !evalJS[bool](t, tab, `document.getElementById('video').muted && !document.getElementById('unmute').hidden`) {
-			t.Error("autoplay with sound refused: the player did not play muted with its unmute button showing")
+		// The 'playing' event comes before play()'s promise settles, and the
+		// unmute button shows when it does: wait for it, briefly.
+		if _, err := chromedp.Run(tab, chromedp.Poll[bool](`document.getElementById('video').muted && !document.getElementById('unmute').hidden`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+			t.Errorf("autoplay with sound refused: the player did not play muted with its unmute button showing: %v", err)
 		}
 		if evalJS[bool](t, tab, `document.getElementById('unmute').click(); document.getElementById('video').muted`) {
 			t.Error("the unmute button left the video muted")
