@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,7 +75,15 @@ func startNative(t testing.TB, ctx context.Context, base, dir string, i int, dur
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { v.done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		// Wait reports ctx's error for a process that was stopped and then
+		// exited cleanly: that is the stop asked for, not a failure.
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+			err = nil
+		}
+		v.done <- err
+	}()
 	return v
 }
 
