@@ -138,15 +138,13 @@ const HarnessRTTms = 1
 // came out at, with the same relay budgets in kbit/s (the harness sizes
 // the scenario's multiples of the stream rate on the clip's own rate,
 // before the container's overhead; the simulator on its stream rate), the
-// origin's slots the harness gave its origin, and the harness's network:
-// one place, HarnessRTTms round trips to the origin and between peers,
-// and a tracker that believes every viewer (seedcast serve trusts
-// loopback: --trusted-peers).
+// origin's slots the harness gave its origin, the rate its tracker sized
+// slots with, and the harness's network (SimParams.Loopback). The stream
+// is the simulator's: one rendition at the whole rate (the harness's has
+// its audio apart: HarnessRun.AudioMbps).
 func SimFor(sc Scenario, res HarnessResult) SimParams {
 	rate := res.BitrateMbps * 1000
 	sc.Origin.Slots = res.OriginSlots // as the harness's origin had them
-	sc.Regions, sc.RTTms, sc.Origin.Region, sc.Loss = nil, nil, "", 0
-	sc.Origin.RTTms, sc.PeerRTTms, sc.Trusted = HarnessRTTms, HarnessRTTms, true
 	if pub := res.Harness.PublishedBitrateMbps * 1000; pub > 0 && rate > 0 {
 		sc.Audience = append([]Class(nil), sc.Audience...)
 		for i, c := range sc.Audience {
@@ -156,7 +154,8 @@ func SimFor(sc Scenario, res HarnessResult) SimParams {
 			}
 		}
 	}
-	return SimParams{Scenario: sc, Viewers: res.Viewers, BitrateKbps: int(math.Round(rate)), Duration: secondsDuration(res.DurationSeconds), Seed: res.Seed}
+	return SimParams{Scenario: sc, Viewers: res.Viewers, BitrateKbps: int(math.Round(rate)), Duration: secondsDuration(res.DurationSeconds), Seed: res.Seed, Loopback: true,
+		TrackerKbps: res.Harness.TrackerKbps}
 }
 
 func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

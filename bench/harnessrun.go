@@ -365,9 +365,11 @@ func (h *harness) waitLive(ctx context.Context) error {
 type scrape struct {
 	at                             time.Time
 	seed, http, manifest, produced float64               // bytes
+	audio                          float64               // of produced, the audio's
 	cpu, wait                      map[int]time.Duration // by pid
 	machine                        machineCPU
 	load                           [3]float64
+	trackerKbps                    int
 }
 
 func (h *harness) scrape(ctx context.Context) (scrape, error) {
@@ -386,7 +388,36 @@ func (h *harness) scrape(ctx context.Context) (scrape, error) {
 	s.http = m.sum("seedcast_http_response_bytes_total", "route", "chunk")
 	s.manifest = m.sum("seedcast_http_response_bytes_total", "route", "manifest")
 	s.produced = m.sum("seedcast_chunk_bytes_total", "stream", harnessStream)
+	for _, x := range m {
+		if x.name == "seedcast_chunk_bytes_total" && x.labels["stream"] == harnessStream && strings.HasPrefix(x.labels["rendition"], "a") {
+			s.audio += x.value // ingest names its audio renditions a0, a1...
+		}
+	}
+	s.trackerKbps = h.trackerKbps(ctx)
 	return s, nil
+}
+
+// trackerKbps is the stream rate the tracker sizes slots with (its
+// dashboard's); 0 if it cannot be read.
+func (h *harness) trackerKbps(ctx context.Context) int {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/live/"+harnessStream+"/dashboard.json", nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var d struct {
+		BitrateKbps int `json:"bitrateKbps"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d) != nil {
+		return 0
+	}
+	return d.BitrateKbps
 }
 
 func (h *harness) metrics(ctx context.Context) (promText, error) {

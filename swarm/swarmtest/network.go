@@ -43,6 +43,11 @@ type Params struct {
 	// again, takes its sender's line a second time and arrives one round
 	// trip later, and the frames behind it on its link wait for it.
 	Loss float64
+	// TrackerKbps is the stream rate the tracker sizes viewers' slots with
+	// (0: the renditions' sum). A real tracker has the origin's average
+	// when the swarm began, and follows it only when it drifts by a
+	// quarter (tracker/server).
+	TrackerKbps int
 	// Trusted lists the networks whose viewers the tracker believes from
 	// their join (tracker.SwarmParams.Trusted: seedcast serve's
 	// --trusted-peers); others start on probation.
@@ -151,6 +156,9 @@ func New(p Params) (*Network, error) {
 	kbps := 0
 	for _, r := range p.Renditions {
 		kbps += r.Kbps
+	}
+	if p.TrackerKbps > 0 {
+		kbps = p.TrackerKbps
 	}
 	sw, err := tracker.NewSwarm(tracker.SwarmParams{Substreams: p.Substreams, BitrateKbps: kbps, Trusted: p.Trusted, Rand: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))})
 	if err != nil {
