@@ -56,15 +56,16 @@ func HarnessMarkdown(results []HarnessResult) string {
 			r.Viewers, h.Processes+2, h.HarnessCores, 100*h.WaitShare, 100*h.MachineBusy, h.Cores, h.LoadStart[0], h.LoadStart[1], h.LoadStart[2],
 			h.LoadEnd[0], h.LoadEnd[1], h.LoadEnd[2], h.Throttled, sat, r.WallSeconds, r.CPUSeconds, r.PeakRSSMB)
 	}
+	b.WriteString("\n| viewers | joins failed | egress as the viewers counted it: seed + HTTP Mbit/s | manifest polling Mbit/s (not in egress) | tracker's rate kbit/s | audio Mbit/s |\n|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
 		h := r.Harness
-		fmt.Fprintf(&b, "\n%d viewers: %d joins failed; egress as the viewers counted it: seed %.2f + HTTP %.2f Mbit/s; manifest polling %.2f Mbit/s. %s.",
-			r.Viewers, h.JoinFailed, h.ViewerSeedMbps, h.ViewerHTTPMbps, h.ManifestMbps, h.Shaping)
-		for _, n := range h.Notes {
-			b.WriteString(" " + n + ".")
-		}
-		b.WriteString("\n")
+		fmt.Fprintf(&b, "| %d | %d | %.2f + %.2f | %.2f | %d | %.3f |\n", r.Viewers, h.JoinFailed, h.ViewerSeedMbps, h.ViewerHTTPMbps, h.ManifestMbps, h.TrackerKbps, h.AudioMbps)
 	}
+	fmt.Fprintf(&b, "\nLinks: %s.", r0.Harness.Shaping)
+	for _, n := range r0.Harness.Notes {
+		b.WriteString(" " + strings.ToUpper(n[:1]) + n[1:] + ".")
+	}
+	b.WriteString("\n")
 	if md := ModelCheckMarkdown(results); md != "" {
 		b.WriteString("\n" + md)
 	}
