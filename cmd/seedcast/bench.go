@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -22,6 +24,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 		duration time.Duration
 		perProc  int
 		repeat   int
+		resim    string
 		withSim  bool
 	)
 	fs := flag.NewFlagSet("seedcast bench", flag.ContinueOnError)
@@ -30,6 +33,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.DurationVar(&duration, "duration", 60*time.Second, "length of each run (joins, settling and the window scale as in the simulator)")
 	fs.IntVar(&perProc, "nodes-per-process", 10, "viewer nodes each seedcast viewer process runs")
 	fs.IntVar(&repeat, "repeat", 1, "runs of each audience size (the simulator's with seeds --seed, --seed+1, ...): a real run's figures vary from run to run")
+	fs.StringVar(&resim, "resim", "", "run no processes: run the simulator again beside the harness's runs in this directory's results.json (after a change to the model), and rewrite its results")
 	fs.BoolVar(&withSim, "sim", true, "also run the simulator on the same scenario, audience, measured rate and length, and report both side by side")
 	return &ffcli.Command{
 		Name:       "bench",
@@ -51,6 +55,9 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 			sc, ns, err := rf.load()
 			if err != nil {
 				return err
+			}
+			if resim != "" {
+				return resimulate(ctx, resim, sc, log, stdout)
 			}
 			kbps, err := scheduler.ParseKbps(bitrate)
 			if err != nil {
@@ -115,4 +122,32 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 			return nil
 		},
 	}
+}
+
+// resimulate runs the simulator again beside the harness runs in dir and
+// rewrites their results.
+func resimulate(ctx context.Context, dir string, sc bench.Scenario, log *slog.Logger, stdout io.Writer) error {
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return err
+	}
+	var results []bench.HarnessResult
+	if err := json.Unmarshal(b, &results); err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	for i, r := range results {
+		if r.Scenario != sc.Name {
+			return fmt.Errorf("%s: run %d is of scenario %q, not %q (--scenario)", dir, i, r.Scenario, sc.Name)
+		}
+		sp := bench.SimFor(sc, r)
+		sp.Logger = log
+		sim, err := bench.RunSim(ctx, sp)
+		if err != nil {
+			return err
+		}
+		results[i].Sim = &sim
+		fmt.Fprintf(stdout, "n=%d real egress %.2f Mbps offload %.1f%%; sim egress %.2f Mbps (seed %.2f + http %.2f) offload %.1f%%; agrees within 20%%: %v\n",
+			r.Viewers, r.ServerEgressMbps, 100*r.Offload, sim.ServerEgressMbps, sim.SeedMbps, sim.HTTPMbps, 100*sim.Offload, bench.Agrees(sim, r.SimResult))
+	}
+	return bench.WriteHarnessResults(dir, results)
 }
