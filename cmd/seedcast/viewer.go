@@ -212,6 +212,11 @@ func runViewerNode(ctx context.Context, vp viewerParams, n bench.PlanNode, start
 	}
 	defer node.Close()
 	rec := bench.NodeRecorder{BudgetKbps: n.BudgetKbps}
+	// Lines fall on whole multiples of the interval on the wall clock, so
+	// that the lines of a harness's nodes are of the same instants.
+	if err := sleepCtx(ctx, time.Until(time.Now().Truncate(vp.interval).Add(vp.interval))); err != nil {
+		return nil
+	}
 	tick := time.NewTicker(vp.interval)
 	defer tick.Stop()
 	var prev swarm.Stats
