@@ -20,6 +20,17 @@
 // results.md and plots (gonum.org/v1/plot) against a plain CDN, the
 // founding design's claim and the fluid bound.
 //
+// RunHarness is the real-process harness (seedcast bench): on this
+// machine's loopback, `seedcast serve`, `seedcast publish` (the demo clip,
+// or one ffmpeg encodes at the asked rate) and n viewer nodes in `seedcast
+// viewer --plan` processes (ViewerPlan), joining and leaving as RunSim has
+// them, with the scenario's relay budgets. It measures RunSim's window from
+// the nodes' stats lines (NodeLine) and the origin's /metrics, takes the
+// CPU of every process and of the machine from /proc, says whether the run
+// was CPU-bound, and writes the simulator's report format (HarnessResult,
+// WriteHarnessResults), with the simulator's run of the same scenario
+// beside it (SimFor, ModelCheckMarkdown) for the model check.
+//
 // Nothing here is a separate policy: the nodes run the production swarm
 // core, scheduler and tracker code.
 package bench

@@ -53,10 +53,16 @@ type Scenario struct {
 	Churn Churn `json:"churn"`
 	// Regions are where viewers are (one region, "local", when empty);
 	// RTTms[i][j] the round trip between a viewer in region i and one in
-	// region j (in-region on the diagonal). Without regions, peers are 40
-	// ms apart.
-	Regions []Region    `json:"regions"`
-	RTTms   [][]float64 `json:"rttMs"`
+	// region j (in-region on the diagonal). Without regions, peers are
+	// PeerRTTms apart (40 ms).
+	Regions   []Region    `json:"regions"`
+	RTTms     [][]float64 `json:"rttMs"`
+	PeerRTTms float64     `json:"peerRttMs"`
+	// Trusted has the tracker believe every viewer's relay budget from
+	// its join, as it believes viewers on its trusted networks (seedcast
+	// serve --trusted-peers, loopback by default: the harness's viewers);
+	// otherwise a viewer starts on probation (tracker.SwarmParams).
+	Trusted bool `json:"trusted"`
 	// Buffer is the viewers' playback delay behind the live edge
 	// (core.Params.Buffer; 0: the production default, 2 s).
 	Buffer Duration `json:"buffer"`
@@ -236,6 +242,8 @@ func (sc *Scenario) check() error {
 		return fmt.Errorf("origin: %d slots (0 to 1024), egress %d kbps", sc.Origin.Slots, sc.Origin.Egress)
 	case !finite(sc.Origin.RTTms) || sc.Origin.RTTms < 0 || sc.Origin.RTTms > 10_000:
 		return fmt.Errorf("origin: RTT %v ms", sc.Origin.RTTms)
+	case !finite(sc.PeerRTTms) || sc.PeerRTTms < 0 || sc.PeerRTTms > 10_000 || (sc.PeerRTTms > 0 && len(sc.Regions) > 0):
+		return fmt.Errorf("peerRttMs %v (0 to 10000, and none with regions: rttMs says)", sc.PeerRTTms)
 	}
 	sum := 0.0
 	for i, c := range sc.Audience {
@@ -332,6 +340,9 @@ func (sc *Scenario) defaults() {
 	orDefault(&sc.Churn.TrackerTimeout, Duration(30*time.Second))
 	orDefault(&sc.Origin.Egress, 50_000)
 	orDefault(&sc.Origin.RTTms, 40)
+	if len(sc.Regions) == 0 {
+		orDefault(&sc.PeerRTTms, 40)
+	}
 	for i := range sc.Audience {
 		c := &sc.Audience[i]
 		orDefault(&c.Upload, 10_000)

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/seedcast/seedcast/swarm"
@@ -296,7 +295,7 @@ func newSim(p SimParams) (*sim, error) {
 	s.regions = newInterleave(rshares)
 	oneWay := func(a, b int) time.Duration {
 		if len(sc.RTTms) == 0 {
-			return 20 * time.Millisecond
+			return time.Duration(sc.PeerRTTms / 2 * float64(time.Millisecond))
 		}
 		return time.Duration(sc.RTTms[a][b] / 2 * float64(time.Millisecond))
 	}
@@ -316,6 +315,7 @@ func newSim(p SimParams) (*sim, error) {
 		OriginRTT:   time.Duration(sc.Origin.RTTms * float64(time.Millisecond)),
 		Latency:     func(a, b *swarmtest.Node) time.Duration { return oneWay(a.Region(), b.Region()) },
 		Loss:        sc.Loss,
+		Trusted:     trusted(sc),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadParams, err)
@@ -326,6 +326,15 @@ func newSim(p SimParams) (*sim, error) {
 		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
 	}
 	return s, nil
+}
+
+// trusted is the networks the tracker believes: every viewer's (they are
+// all on IPv4) when the scenario says so.
+func trusted(sc Scenario) []netip.Prefix {
+	if !sc.Trusted {
+		return nil
+	}
+	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 }
 
 // bufferOr is the playback delay a core runs with given b.
@@ -378,8 +387,11 @@ func (s *sim) join() error {
 	r := s.regions.next()
 	budget := c.BudgetKbps(s.rate)
 	i := s.res.Joins + 1
+	// Frames leave at the viewer's upload line; the core's token bucket
+	// keeps them to the budget on average (a burst the bucket allows goes
+	// at the line's rate, as on a real line).
 	v, err := s.net.Join(swarmtest.NodeParams{
-		BudgetKbps: budget, DownKbps: int(c.Down), Region: r, OriginRTT: s.originRTT(r), Loc: s.location(i, r),
+		BudgetKbps: budget, LineKbps: max(int(c.Upload), budget), DownKbps: int(c.Down), Region: r, OriginRTT: s.originRTT(r), Loc: s.location(i, r),
 	})
 	if err != nil {
 		return fmt.Errorf("bench: join %d: %w", i, err)
@@ -511,13 +523,8 @@ func (s *sim) run(ctx context.Context) error {
 	byDepth := measure(&rep, budgets, seedB.BytesUploaded-seedA.BytesUploaded, a, b)
 	// Egress over HTTP is what the origin sent (to viewers that left too);
 	// the bound is over the viewers online, on average.
-	r := float64(s.rate) / 1000
-	rep.HTTPMbps = float64(net.OriginBytes-httpA) * 8 / 1e6 / window.Seconds()
-	rep.EgressMbps = rep.SeedMbps + rep.HTTPMbps
 	meanN, meanU := sumN/float64(max(samples, 1)), sumU/float64(max(samples, 1))/1000
-	rep.BudgetMbps = meanU
-	rep.BoundMbps = max(r, meanN*r-meanU) // FluidBound, with n and U averaged over the window
-	rep.Copies, rep.BoundCopies, rep.Efficiency = ratio(rep.EgressMbps, r), ratio(rep.BoundMbps, r), ratio(rep.EgressMbps, rep.BoundMbps)
+	rep.setWindowBound(float64(net.OriginBytes-httpA)*8/1e6/window.Seconds(), meanN, meanU, float64(s.rate)/1000)
 	s.fill(rep, byDepth, meanN)
 	return nil
 }
@@ -533,34 +540,7 @@ func round(f float64, digits int) float64 {
 func (s *sim) fill(rep SwarmReport, byDepth map[int][]time.Duration, meanN float64) {
 	res := &s.res
 	net := s.net
-	res.Report = rep
-	res.WindowSeconds = rep.Window.Seconds()
-	res.MeanViewers = meanN
-	res.ServerEgressMbps, res.SeedMbps, res.HTTPMbps, res.Copies = rep.EgressMbps, rep.SeedMbps, rep.HTTPMbps, rep.Copies
-	res.CDNMbps = meanN * float64(s.rate) / 1000
-	if c, ok := ClaimMbps(float64(s.p.Viewers), s.rate); ok {
-		res.ClaimMbps = &c
-	}
-	res.FluidBoundMbps, res.BoundCopies, res.Efficiency = rep.BoundMbps, rep.BoundCopies, rep.Efficiency
-	res.RelayBudgetMbps, res.RelayMbps = rep.BudgetMbps, rep.RelayMbps
-	res.Offload, res.Continuity, res.OnTime, res.Late = rep.Offload, rep.Continuity, rep.OnTime, rep.Late
-	res.LatencyP50Ms, res.LatencyP95Ms, res.LatencyP99Ms = ms(rep.P50), ms(rep.P95), ms(rep.P99)
-	for _, d := range rep.ByDepth {
-		res.LatencyByDepth = append(res.LatencyByDepth, DepthLatency{
-			Depth: d.Depth, Viewers: d.Nodes, Samples: d.Samples, P50Ms: ms(d.P50), P95Ms: ms(d.P95), P99Ms: ms(d.P99),
-			Continuity: d.Continuity, Offload: d.Offload,
-		})
-		lat := slices.Clone(byDepth[d.Depth])
-		if len(lat) == 0 {
-			continue
-		}
-		slices.Sort(lat)
-		cdf := DepthCDF{Depth: d.Depth, Ms: make([]float64, 101)}
-		for q := range cdf.Ms {
-			cdf.Ms[q] = ms(lat[min(q*len(lat)/100, len(lat)-1)])
-		}
-		res.LatencyCDF = append(res.LatencyCDF, cdf)
-	}
+	res.setReport(rep, byDepth, meanN, float64(s.rate), s.p.Viewers)
 	// Startup, depths and links, over the viewers online at the end.
 	end := net.Now()
 	var startup []time.Duration
@@ -599,7 +579,7 @@ func (s *sim) fill(rep SwarmReport, byDepth map[int][]time.Duration, meanN float
 			if len(s.sc.RTTms) > 0 {
 				rtt += time.Duration(s.sc.RTTms[v.Region()][ur] * float64(time.Millisecond))
 			} else {
-				rtt += 40 * time.Millisecond
+				rtt += time.Duration(s.sc.PeerRTTms * float64(time.Millisecond))
 			}
 		}
 	}

@@ -13,6 +13,15 @@ import (
 // plain CDN, the founding design's claim and the fluid bound, then each
 // run's depths) and the plots (WriteSimPlots).
 func WriteSimResults(dir string, results []SimResult) error {
+	if err := writeResults(dir, results, SimMarkdown(results)); err != nil {
+		return err
+	}
+	return WriteSimPlots(dir, results)
+}
+
+// writeResults writes results as results.json and md as results.md in
+// dir.
+func writeResults(dir string, results any, md string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -23,10 +32,7 @@ func WriteSimResults(dir string, results []SimResult) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(SimMarkdown(results)), 0o644); err != nil {
-		return err
-	}
-	return WriteSimPlots(dir, results)
+	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644)
 }
 
 // SimMarkdown is the runs as a Markdown report.

@@ -13,6 +13,7 @@ type metrics struct {
 	inits         *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
 	requests      *prometheus.CounterVec
+	responseBytes *prometheus.CounterVec
 	storeBytes    prometheus.GaugeFunc
 	storeItems    prometheus.GaugeFunc
 }
@@ -38,6 +39,9 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "seedcast_http_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
+		responseBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seedcast_http_response_bytes_total", Help: "Response body bytes written, by route (chunk: the origin's HTTP media egress).",
+		}, []string{"route"}),
 		storeBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "seedcast_store_bytes", Help: "Bytes of chunks held by the origin store.",
 		}, func() float64 { _, b := store.Stats(); return float64(b) }),
@@ -45,7 +49,7 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 			Name: "seedcast_store_items", Help: "Chunks held by the origin store.",
 		}, func() float64 { n, _ := store.Stats(); return float64(n) }),
 	}
-	reg.MustRegister(m.chunks, m.chunkBytes, m.chunkDuration, m.inits, m.rejected, m.requests, m.storeBytes, m.storeItems)
+	reg.MustRegister(m.chunks, m.chunkBytes, m.chunkDuration, m.inits, m.rejected, m.requests, m.responseBytes, m.storeBytes, m.storeItems)
 	return m
 }
 

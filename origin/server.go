@@ -364,6 +364,9 @@ func (s *Server) count(route string, h http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(sw, r)
 		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		if sw.bytes > 0 {
+			s.metrics.responseBytes.WithLabelValues(route).Add(float64(sw.bytes))
+		}
 	})
 }
 
@@ -371,6 +374,13 @@ type statusWriter struct {
 	http.ResponseWriter
 	code        int
 	wroteHeader bool
+	bytes       int64 // body bytes written
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) WriteHeader(code int) {

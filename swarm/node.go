@@ -56,6 +56,10 @@ type NodeParams struct {
 	// OnUpload, if set, is called with every frame's size as it is handed to
 	// a peer link, after the budget allowed it (metering, tests).
 	OnUpload func(at time.Time, bytes int)
+	// OnReady, if set, is given every chunk and init segment the node
+	// holds verified, in order, with its bytes and its playback time
+	// (driver.Params.OnReady: it must return soon).
+	OnReady func(e manifest.Entry, deadline time.Time, data []byte)
 	// Admit, if set, admits (or refuses) each offer a downstream peer makes
 	// to this node before a peer connection is made for it
 	// (peerlink.LinkerParams.Admit); the origin's seed sets it.
@@ -151,7 +155,7 @@ func start(p NodeParams, tc *TrackerClient, m *manifest.Manifest) (*Node, error)
 	loop, err := driver.Start(driver.Params{
 		Core: c, Store: store, Linker: linker.Driver(), Tracker: tc, Origin: p.Source,
 		Leave:    func() { _ = tc.Close(); linker.Close() },
-		OnUpload: p.OnUpload, Logger: p.Logger.With("stream", p.Stream, "peer", w.Peer),
+		OnUpload: p.OnUpload, OnReady: p.OnReady, Logger: p.Logger.With("stream", p.Stream, "peer", w.Peer),
 	})
 	if err != nil {
 		return nil, err

@@ -56,7 +56,11 @@ type SeedsParams struct {
 	// link keeps failing re-dials, a peer that floods is refused.
 	OfferEvery time.Duration
 	OfferBurst int
-	Logger     *slog.Logger // (slog.Default())
+	// OnUpload, if set, is called with the size of every frame a seed
+	// hands to a peer within its budget (NodeParams.OnUpload): the
+	// origin's data-channel egress, for its metrics.
+	OnUpload func(stream string, bytes int)
+	Logger   *slog.Logger // (slog.Default())
 
 	// start starts one seed node (StartNode); tests replace it.
 	start func(context.Context, NodeParams) (seedNode, error)
@@ -129,7 +133,7 @@ func (s *Seeds) run(ctx context.Context, stream string) {
 		node, err := s.p.start(ctx, NodeParams{
 			Server: s.p.Server, Stream: stream, Seed: true, Token: s.p.Secret, BudgetKbps: s.p.EgressKbps,
 			Source: src, API: s.p.API, Logger: log, StoreBytes: s.p.StoreBytes, StoreWindow: s.p.StoreWindow,
-			Admit: s.admitter(stream, time.Now),
+			Admit: s.admitter(stream, time.Now), OnUpload: s.onUpload(stream),
 		})
 		if err != nil {
 			s.p.Logger.Warn("seed node", "stream", stream, "err", err)
@@ -142,6 +146,15 @@ func (s *Seeds) run(ctx context.Context, stream string) {
 		}
 		s.pause(ctx)
 	}
+}
+
+// onUpload is the OnUpload of stream's seed node (nil without
+// SeedsParams.OnUpload).
+func (s *Seeds) onUpload(stream string) func(time.Time, int) {
+	if s.p.OnUpload == nil {
+		return nil
+	}
+	return func(_ time.Time, bytes int) { s.p.OnUpload(stream, bytes) }
 }
 
 // ErrOfferRate means a downstream peer offered to a seed faster than

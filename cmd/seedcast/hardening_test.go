@@ -19,6 +19,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/seedcast/seedcast/bench"
 	"github.com/seedcast/seedcast/sfu"
 	"github.com/seedcast/seedcast/swarm"
 	"github.com/seedcast/seedcast/tracker/protocol"
@@ -356,7 +357,7 @@ func TestSeedOfferFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	var last statsLine
+	var last bench.NodeLine
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
 		t.Fatal(err)
 	}

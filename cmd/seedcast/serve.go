@@ -243,10 +243,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	seedEgress := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "seedcast_seed_egress_bytes_total", Help: "Bytes the streams' seed nodes sent to peers within their budgets (media and relayed batches, as framed).",
+	}, []string{"stream"})
+	reg.MustRegister(seedEgress)
 	sd, err := swarm.NewSeeds(swarm.SeedsParams{
 		Server: "http://" + ln.Addr().String(), Secret: secret, EgressKbps: int(seedKbps), Logger: log, Limits: limits,
 		StoreBytes: cfg.storeMB << 20, StoreWindow: cfg.window, // the seed keeps what the origin keeps
-		API: webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())),
+		OnUpload: func(stream string, n int) { seedEgress.WithLabelValues(stream).Add(float64(n)) },
+		API:      webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())),
 		Source: func(name string) (swarm.SeedSource, bool) {
 			st, ok := srv.Stream(name)
 			if !ok {

@@ -43,6 +43,10 @@ type Params struct {
 	// again, takes its sender's line a second time and arrives one round
 	// trip later, and the frames behind it on its link wait for it.
 	Loss float64
+	// Trusted lists the networks whose viewers the tracker believes from
+	// their join (tracker.SwarmParams.Trusted: seedcast serve's
+	// --trusted-peers); others start on probation.
+	Trusted []netip.Prefix
 	// Real makes chunks real bytes, checked by the production verifier
 	// (Ed25519 per batch, BLAKE3 per chunk) into the production store.
 	// Without it nodes check sizes only and keep no bytes, which is what
@@ -150,7 +154,7 @@ func New(p Params) (*Network, error) {
 	for _, r := range p.Renditions {
 		kbps += r.Kbps
 	}
-	sw, err := tracker.NewSwarm(tracker.SwarmParams{Substreams: p.Substreams, BitrateKbps: kbps, Rand: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))})
+	sw, err := tracker.NewSwarm(tracker.SwarmParams{Substreams: p.Substreams, BitrateKbps: kbps, Trusted: p.Trusted, Rand: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))})
 	if err != nil {
 		return nil, err
 	}
