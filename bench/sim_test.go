@@ -95,7 +95,7 @@ func TestSimFluidBound(t *testing.T) {
 				t.Errorf("egress %.2f Mbps beats the fluid bound %.2f", r.ServerEgressMbps, r.FluidBoundMbps)
 			}
 			if name == "no-relay" {
-				if math.Abs(r.ServerEgressMbps/r.CDNMbps-1) > 0.05 || r.Offload != 0 {
+				if math.Abs(r.ServerEgressMbps/r.CDNMbps-1) > 0.02 || r.Offload != 0 {
 					t.Errorf("nobody relays, yet egress %.2f Mbps for n·r = %.2f (offload %.3f)", r.ServerEgressMbps, r.CDNMbps, r.Offload)
 				}
 				if r.FluidBoundMbps != r.CDNMbps {
@@ -333,4 +333,23 @@ func FuzzScenario(f *testing.F) {
 			t.Fatalf("round trip changed the scenario:\n%+v\n%+v", sc, back)
 		}
 	})
+}
+
+// TestSimClaim: the design's table, at its points and between them (on
+// log n), scaled to the bitrate, and nothing outside 10 to 100,000.
+func TestSimClaim(t *testing.T) {
+	for _, c := range []struct {
+		n    float64
+		kbps int
+		want float64
+		ok   bool
+	}{
+		{10, 4000, 40, true}, {100, 4000, 60, true}, {1000, 4000, 80, true}, {10000, 4000, 100, true}, {100000, 4000, 150, true},
+		{math.Sqrt(10 * 100), 4000, 50, true}, {1000, 2000, 40, true}, {5, 4000, 0, false}, {200000, 4000, 0, false},
+	} {
+		got, ok := ClaimMbps(c.n, c.kbps)
+		if ok != c.ok || math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("ClaimMbps(%v, %d) = %v, %v; want %v, %v", c.n, c.kbps, got, ok, c.want, c.ok)
+		}
+	}
 }

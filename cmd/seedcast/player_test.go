@@ -69,7 +69,7 @@ const playbackJS = `(() => {
     stalls: window.__stalls || 0, hasStats: !!s};
 })()`
 
-func readPlayback(t *testing.T, ctx context.Context) playback {
+func readPlayback(t testing.TB, ctx context.Context) playback {
 	t.Helper()
 	raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](playbackJS))
 	if err != nil {
@@ -167,7 +167,7 @@ func TestWatchPage(t *testing.T) {
 
 // openPage opens url in a new tab of the browser bctx, at a desktop size,
 // running script (if any) before the page's own.
-func openPage(t *testing.T, bctx context.Context, url, script string) context.Context {
+func openPage(t testing.TB, bctx context.Context, url, script string) context.Context {
 	t.Helper()
 	tab, cancel := chromedp.NewContext(bctx)
 	t.Cleanup(cancel)
@@ -187,7 +187,7 @@ func openPage(t *testing.T, bctx context.Context, url, script string) context.Co
 
 // waitPlaying waits for the page's player to play, and fails with what
 // the page says if it does not.
-func waitPlaying(t *testing.T, tab context.Context) {
+func waitPlaying(t testing.TB, tab context.Context) {
 	t.Helper()
 	state, err := chromedp.Run(tab, chromedp.Poll[string](`window.seedcastPlayer && ['playing', 'error'].includes(window.seedcastPlayer.state) ? window.seedcastPlayer.state : false`, chromedp.WithPollingTimeout(30*time.Second)))
 	if err != nil || state != "playing" {
@@ -195,7 +195,7 @@ func waitPlaying(t *testing.T, tab context.Context) {
 	}
 }
 
-func evalJS[T any](t *testing.T, tab context.Context, expr string) T {
+func evalJS[T any](t testing.TB, tab context.Context, expr string) T {
 	t.Helper()
 	v, err := chromedp.Run(tab, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
@@ -260,6 +260,35 @@ func TestPlayerModes(t *testing.T) {
 		if d := evalJS[float64](t, tab, `document.getElementById('video').currentTime`) - t0; !managed || d < 2 || f < 45 {
 			t.Errorf("with ManagedMediaSource only: used it %v, playhead +%.1f s and %d frames in 3 s", managed, d, f)
 		}
+	})
+
+	// Browsers' autoplay policies: play() with sound refused without a
+	// user gesture, or any play() refused (window.__gesture lets it through,
+	// as a click would).
+	const autoplayPolicy = `localStorage.clear();
+const play0 = HTMLMediaElement.prototype.play;
+HTMLMediaElement.prototype.play = function () {
+  if (window.__gesture || (this.muted && !window.__noMuted)) return play0.call(this);
+  return Promise.reject(new DOMException('play() needs a user gesture', 'NotAllowedError'));
+};`
+	t.Run("autoplay-muted", func(t *testing.T) {
+		tab := openPage(t, bctx, base+"/watch/demo", autoplayPolicy)
+		waitPlaying(t, tab)
+		if !evalJS[bool](t, tab, `document.getElementById('video').muted && !document.getElementById('unmute').hidden`) {
+			t.Error("autoplay with sound refused: the player did not play muted with its unmute button showing")
+		}
+		if evalJS[bool](t, tab, `document.getElementById('unmute').click(); document.getElementById('video').muted`) {
+			t.Error("the unmute button left the video muted")
+		}
+	})
+	t.Run("autoplay-blocked", func(t *testing.T) {
+		tab := openPage(t, bctx, base+"/watch/demo", autoplayPolicy+`window.__noMuted = true;`)
+		if _, err := chromedp.Run(tab, chromedp.Poll[bool](`window.seedcastPlayer && window.seedcastPlayer.state === 'paused' && !document.getElementById('big-play').hidden`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			t.Fatalf("autoplay refused: no click-to-play: %v %+v", err, readPlayback(t, tab))
+		}
+		screenshot(t, tab, "watch-click-to-play", 1280, 800)
+		evalJS[any](t, tab, `window.__gesture = true; document.getElementById('big-play').click()`)
+		waitPlaying(t, tab)
 	})
 
 	t.Run("no-webrtc", func(t *testing.T) {

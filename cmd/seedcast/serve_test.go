@@ -66,6 +66,10 @@ type serverProc struct {
 	mu   sync.Mutex
 	logs []string // its log lines so far
 	more chan struct{}
+
+	// stop stops the server now (SIGTERM, checked to exit cleanly), before
+	// the test ends; the test's cleanup then does nothing more.
+	stop func()
 }
 
 // waitLog waits until the server logged a line containing every one of
@@ -129,7 +133,7 @@ func startServerProc(t testing.TB, wrap []string, args ...string) *serverProc {
 		}
 		exited <- cmd.Wait()
 	}()
-	t.Cleanup(func() {
+	proc.stop = sync.OnceFunc(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:
@@ -141,6 +145,7 @@ func startServerProc(t testing.TB, wrap []string, args ...string) *serverProc {
 			t.Error("server did not stop within 10 s of SIGTERM")
 		}
 	})
+	t.Cleanup(proc.stop)
 	select {
 	case a := <-addr:
 		proc.base = "http://" + a
@@ -153,7 +158,7 @@ func startServerProc(t testing.TB, wrap []string, args ...string) *serverProc {
 	return nil
 }
 
-func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
+func get(t testing.TB, url string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -29,6 +29,7 @@ var (
 	stopped  chan struct{}           // closed when the running node stops
 	busy     bool                    // a start is under way
 	abort    context.CancelCauseFunc // ends the start under way
+	started  chan struct{}           // closed when the start under way returns
 )
 
 func main() {
@@ -127,7 +128,9 @@ func start(_ js.Value, args []js.Value) any {
 		}
 		busy = true
 		ctx, cancel := context.WithCancelCause(context.Background())
-		abort = cancel
+		abort, started = cancel, make(chan struct{})
+		done := started
+		defer close(done)
 		mu.Unlock()
 		p := browser.Params{
 			Server: optString(opts, "server"), Stream: optString(opts, "stream"), Token: optString(opts, "token"),
@@ -155,7 +158,7 @@ func start(_ js.Value, args []js.Value) any {
 		n, err := browser.Start(ctx, p)
 		mu.Lock()
 		defer mu.Unlock()
-		busy, abort = false, nil
+		busy, abort, started = false, nil, nil
 		if ctx.Err() != nil {
 			cancel(nil)
 			if n != nil {
@@ -404,10 +407,14 @@ func stop(js.Value, []js.Value) any {
 		mu.Lock()
 		n, done := node, stopped
 		node, stopped = nil, nil
+		pending := started
 		if abort != nil {
 			abort(errStopped) // a start still waiting for the stream gives up
 		}
 		mu.Unlock()
+		if pending != nil {
+			<-pending // so that a start right after stop finds no start under way
+		}
 		if n != nil {
 			close(done)
 			n.Close()

@@ -124,7 +124,9 @@ type Network struct {
 	linkIDs core.LinkID
 	// Events counts the inputs handed to cores.
 	Events int64
-	// OriginBytes counts the media bytes the origin sent over HTTP.
+	// OriginBytes counts the media bytes the origin sent viewers over
+	// HTTP (the seed takes its chunks in process, as seedcast serve's
+	// does: not egress).
 	OriginBytes int64
 	// Traffic counts the frames' bytes between nodes.
 	Traffic Traffic

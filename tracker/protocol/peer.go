@@ -1,7 +1,5 @@
 package protocol
 
-import "regexp"
-
 // PeerID names a peer: 128 random bits in lower-case base32 (26 characters),
 // unguessable so that a peer cannot signal a peer it was not given.
 type PeerID string
@@ -9,10 +7,25 @@ type PeerID string
 // OriginPeer is the peer id of a stream's origin seed node.
 const OriginPeer PeerID = "origin"
 
-var peerIDRE = regexp.MustCompile(`^[a-z2-7]{26}$`)
+// ValidPeerID reports whether s has the form of a peer id, 26 characters of
+// [a-z2-7] (or is OriginPeer).
+func ValidPeerID(s PeerID) bool {
+	return s == OriginPeer || spanOf(string(s), 26, 26, func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '2' && c <= '7' })
+}
 
-// ValidPeerID reports whether s has the form of a peer id (or is OriginPeer).
-func ValidPeerID(s PeerID) bool { return peerIDRE.MatchString(string(s)) || s == OriginPeer }
+// spanOf reports whether s is min to max bytes, each one ok. (Checks this
+// simple need no regexp package, whose start-up the browser's node pays.)
+func spanOf(s string, min, max int, ok func(byte) bool) bool {
+	if len(s) < min || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 // Kind is what a peer runs.
 type Kind string

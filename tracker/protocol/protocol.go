@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"unicode/utf8"
 
 	"github.com/seedcast/seedcast/manifest"
@@ -204,7 +203,10 @@ type Error struct {
 	Message string `json:"message"`
 }
 
-var regionRE = regexp.MustCompile(`^[a-z0-9-]{0,32}$`)
+// validRegion: 0 to 32 of [a-z0-9-].
+func validRegion(s string) bool {
+	return spanOf(s, 0, 32, func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' })
+}
 
 // DecodeClient decodes one message a client sent: *Join, *Signal, *Report or
 // *Leave. It checks sizes and fields; an unknown type is an error (the
@@ -261,7 +263,7 @@ func (j *Join) check() error {
 		return fmt.Errorf("budget %d kbps", j.BudgetKbps)
 	case j.Kind != KindBrowser && j.Kind != KindNative && j.Kind != KindOrigin:
 		return fmt.Errorf("kind %q", j.Kind)
-	case !regionRE.MatchString(j.Region):
+	case !validRegion(j.Region):
 		return fmt.Errorf("region %q", j.Region)
 	}
 	for _, r := range j.Renditions {

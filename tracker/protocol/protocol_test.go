@@ -23,6 +23,8 @@ func TestDecodeClient(t *testing.T) {
 		{"join, bad stream", `{"type":"join","v":1,"stream":"../x","kind":"native"}`, false},
 		{"join, negative budget", `{"type":"join","v":1,"stream":"demo","kind":"native","budgetKbps":-1}`, false},
 		{"join, region", `{"type":"join","v":1,"stream":"demo","kind":"native","region":"EU West"}`, false},
+		{"join, long region", `{"type":"join","v":1,"stream":"demo","kind":"native","region":"` + strings.Repeat("a", 33) + `"}`, false},
+		{"join, 32-byte region", `{"type":"join","v":1,"stream":"demo","kind":"native","region":"` + strings.Repeat("a", 31) + `-"}`, true},
 		{"join, 17 renditions", `{"type":"join","v":1,"stream":"demo","kind":"native","renditions":["a","a","a","a","a","a","a","a","a","a","a","a","a","a","a","a","a"]}`, false},
 		{"signal sdp", `{"type":"signal","to":"` + peer + `","sdp":{"type":"offer","sdp":"v=0"}}`, true},
 		{"signal candidate", `{"type":"signal","to":"origin","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}}`, true},
@@ -124,6 +126,8 @@ func TestValidPeerID(t *testing.T) {
 		{"abcdefghijklmnopqrstuvwxyz2", false},
 		{"ABCDEFGHIJKLMNOPQRSTUVWXYZ", false},
 		{"abcdefghijklmnopqrstuvwxy1", false},
+		{"abcdefghijklmnopqrstuvwxy8", false},
+		{"abcdefghijklmnopqrstuvwxy{", false},
 	} {
 		if got := ValidPeerID(tc.id); got != tc.ok {
 			t.Errorf("ValidPeerID(%q) = %v", tc.id, got)

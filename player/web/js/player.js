@@ -40,7 +40,7 @@ export const codes = {
 };
 
 export class Player extends EventTarget {
-  constructor(video, { stream, server = '', bufferMs = 1000, startupMs = 250 }) {
+  constructor(video, { stream, server = '', bufferMs = 1500, startupMs = 250 }) {
     super();
     this.video = video;
     this.stream = stream;
@@ -470,11 +470,19 @@ export class Player extends EventTarget {
 // at its start: {bytes, at} (at on performance.now()), or null.
 async function prefetchManifest(server, stream) {
   try {
-    const res = await fetch(`${server}/live/${encodeURIComponent(stream)}/manifest?last=32`, { cache: 'no-store' });
+    // The page preloads this URL (same server), so that it is on its way
+    // before any module runs; the response says no-cache, and a later
+    // start fetches afresh.
+    const url = new URL(`${server}/live/${encodeURIComponent(stream)}/manifest?last=32`, location.href).href;
+    const res = await fetch(url);
     if (!res.ok) return null;
     const bytes = new Uint8Array(await res.arrayBuffer());
     performance.mark('seedcast:manifest-prefetched');
-    return { bytes, at: performance.now() };
+    // Its age counts from when the server answered, which for the preload
+    // may be long before this module ran (Resource Timing says when).
+    const timing = performance.getEntriesByName(url, 'resource');
+    const answered = timing.length ? timing[timing.length - 1].responseStart : 0;
+    return { bytes, at: answered > 0 ? answered : performance.now() };
   } catch {
     return null;
   }

@@ -48,6 +48,8 @@ export function mountPlayer(root, { embed = false } = {}) {
   };
   video.addEventListener('play', syncPlay);
   video.addEventListener('pause', syncPlay);
+  player.addEventListener('state', syncPlay); // a refused play() fires no event
+  syncPlay();
   $('play').addEventListener('click', () => {
     if (video.paused) { player.play(); player.resync(1); } else video.pause();
   });
