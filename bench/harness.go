@@ -28,6 +28,14 @@ type HarnessRun struct {
 	AskedBitrateMbps     float64 `json:"askedBitrateMbps"`
 	PublishedBitrateMbps float64 `json:"publishedBitrateMbps"`
 	Clip                 string  `json:"clip"`
+	// AudioMbps is the part of the stream's rate that is audio (the
+	// clip's Opus rendition, chunked apart from the video).
+	AudioMbps float64 `json:"audioMbps"`
+	// TrackerKbps is the stream rate the origin's tracker sized viewers'
+	// slots with at the window's end (its dashboard's: the origin's
+	// average when the stream's swarm began, updated when it drifts by a
+	// quarter).
+	TrackerKbps int `json:"trackerKbps"`
 	// Processes is the viewer processes, NodesPerProcess the nodes each
 	// runs at most; JoinFailed the nodes that never wrote a stats line.
 	Processes       int `json:"processes"`
@@ -353,6 +361,8 @@ func harnessMeasure(in harnessInput) HarnessResult {
 	h.AskedBitrateMbps, h.PublishedBitrateMbps = in.asked/1000, in.published/1000
 	h.ViewerSeedMbps, h.ViewerHTTPMbps = mbps(float64(viewerSeed)), viewerHTTP
 	h.ManifestMbps = mbps(in.b.manifest - in.a.manifest)
+	h.TrackerKbps = in.b.trackerKbps
+	h.AudioMbps = mbps(in.b.audio - in.a.audio)
 	h.Cores = cores()
 	h.MachineBusy = busy(in.a.machine, in.b.machine)
 	h.LoadStart, h.LoadEnd = in.a.load, in.b.load

@@ -181,3 +181,23 @@ func TestSaturatedAndAgrees(t *testing.T) {
 		t.Error("30% apart should not")
 	}
 }
+
+// TestModelChecks: repeated runs of a size average into one check.
+func TestModelChecks(t *testing.T) {
+	run := func(n int, sim, real, simOff, realOff float64, sat bool) HarnessResult {
+		return HarnessResult{SimResult: SimResult{Viewers: n, ServerEgressMbps: real, Offload: realOff},
+			Harness: HarnessRun{Saturated: sat}, Sim: &SimResult{ServerEgressMbps: sim, Offload: simOff}}
+	}
+	checks := ModelChecks([]HarnessResult{
+		run(50, 5, 4, 0.8, 0.8, false), run(50, 6, 8, 0.8, 0.7, true), run(100, 10, 30, 0.8, 0.2, true), {SimResult: SimResult{Viewers: 7}},
+	})
+	if len(checks) != 2 || checks[0].Runs != 2 || checks[0].Saturated != 1 || checks[0].RealEgress != [3]float64{6, 4, 8} || checks[0].SimEgress[0] != 5.5 {
+		t.Fatalf("%+v", checks)
+	}
+	if !checks[0].Agrees() || checks[1].Agrees() {
+		t.Errorf("agree: %v %v", checks[0].Agrees(), checks[1].Agrees())
+	}
+	if md := ModelCheckMarkdown([]HarnessResult{run(50, 5, 4, 0.8, 0.8, false), run(50, 6, 8, 0.8, 0.7, true)}); !strings.Contains(md, "On average") {
+		t.Errorf("no summary:\n%s", md)
+	}
+}

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -55,15 +56,16 @@ func HarnessMarkdown(results []HarnessResult) string {
 			r.Viewers, h.Processes+2, h.HarnessCores, 100*h.WaitShare, 100*h.MachineBusy, h.Cores, h.LoadStart[0], h.LoadStart[1], h.LoadStart[2],
 			h.LoadEnd[0], h.LoadEnd[1], h.LoadEnd[2], h.Throttled, sat, r.WallSeconds, r.CPUSeconds, r.PeakRSSMB)
 	}
+	b.WriteString("\n| viewers | joins failed | egress as the viewers counted it: seed + HTTP Mbit/s | manifest polling Mbit/s (not in egress) | tracker's rate kbit/s | audio Mbit/s |\n|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
 		h := r.Harness
-		fmt.Fprintf(&b, "\n%d viewers: %d joins failed; egress as the viewers counted it: seed %.2f + HTTP %.2f Mbit/s; manifest polling %.2f Mbit/s. %s.",
-			r.Viewers, h.JoinFailed, h.ViewerSeedMbps, h.ViewerHTTPMbps, h.ManifestMbps, h.Shaping)
-		for _, n := range h.Notes {
-			b.WriteString(" " + n + ".")
-		}
-		b.WriteString("\n")
+		fmt.Fprintf(&b, "| %d | %d | %.2f + %.2f | %.2f | %d | %.3f |\n", r.Viewers, h.JoinFailed, h.ViewerSeedMbps, h.ViewerHTTPMbps, h.ManifestMbps, h.TrackerKbps, h.AudioMbps)
 	}
+	fmt.Fprintf(&b, "\nLinks: %s.", r0.Harness.Shaping)
+	for _, n := range r0.Harness.Notes {
+		b.WriteString(" " + strings.ToUpper(n[:1]) + n[1:] + ".")
+	}
+	b.WriteString("\n")
 	if md := ModelCheckMarkdown(results); md != "" {
 		b.WriteString("\n" + md)
 	}
@@ -106,6 +108,93 @@ func ModelCheckMarkdown(results []HarnessResult) string {
 			s.SeedMbps, r.SeedMbps, s.HTTPMbps, r.HTTPMbps, 100*s.Continuity, 100*r.Continuity,
 			s.LatencyP50Ms, r.LatencyP50Ms, s.StartupP50Ms, r.StartupP50Ms, s.MaxDepth, r.MaxDepth, agree)
 	}
+	if sum := modelCheckSummary(results); sum != "" {
+		b.WriteString("\n" + sum)
+	}
+	return b.String()
+}
+
+// ModelCheck is the runs of one audience size, the harness's and the
+// simulator's, on average: a real run's figures vary from run to run
+// (timing picks the tracker's links), and so do the simulator's from seed
+// to seed.
+type ModelCheck struct {
+	Viewers, Runs, Saturated int
+	// Egress and offload of the simulator's runs and of the harness's:
+	// mean, least and most.
+	SimEgress, RealEgress, SimOffload, RealOffload [3]float64
+}
+
+// Agrees says whether the means agree within Agreement of the harness's.
+func (m ModelCheck) Agrees() bool {
+	return math.Abs(relDiff(m.SimEgress[0], m.RealEgress[0])) <= Agreement &&
+		math.Abs(relDiff(m.SimOffload[0], m.RealOffload[0])) <= Agreement
+}
+
+// ModelChecks groups the runs that have the simulator beside them by
+// audience size, in the order sizes first appear.
+func ModelChecks(results []HarnessResult) []ModelCheck {
+	var out []ModelCheck
+	idx := map[int]int{}
+	spread := func(a *[3]float64, v float64, first bool) {
+		if first {
+			*a = [3]float64{v, v, v}
+			return
+		}
+		a[0] += v
+		a[1], a[2] = min(a[1], v), max(a[2], v)
+	}
+	for _, r := range results {
+		if r.Sim == nil {
+			continue
+		}
+		i, ok := idx[r.Viewers]
+		if !ok {
+			i = len(out)
+			idx[r.Viewers] = i
+			out = append(out, ModelCheck{Viewers: r.Viewers})
+		}
+		m := &out[i]
+		first := m.Runs == 0
+		m.Runs++
+		if r.Harness.Saturated {
+			m.Saturated++
+		}
+		spread(&m.SimEgress, r.Sim.ServerEgressMbps, first)
+		spread(&m.RealEgress, r.ServerEgressMbps, first)
+		spread(&m.SimOffload, r.Sim.Offload, first)
+		spread(&m.RealOffload, r.Offload, first)
+	}
+	for i := range out {
+		m := &out[i]
+		for _, a := range []*[3]float64{&m.SimEgress, &m.RealEgress, &m.SimOffload, &m.RealOffload} {
+			a[0] /= float64(m.Runs)
+		}
+	}
+	return out
+}
+
+// modelCheckSummary is the model check on average over repeated runs
+// (none when every size ran once).
+func modelCheckSummary(results []HarnessResult) string {
+	checks := ModelChecks(results)
+	if !slices.ContainsFunc(checks, func(m ModelCheck) bool { return m.Runs > 1 }) {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("On average over the runs of each size (mean, and least–most):\n\n")
+	b.WriteString("| viewers | runs | egress Mbit/s sim | egress Mbit/s real | Δ | offload sim | offload real | Δ | CPU-bound runs | agree |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, m := range checks {
+		agree := "yes"
+		if !m.Agrees() {
+			agree = "**no**"
+		}
+		fmt.Fprintf(&b, "| %d | %d | %.2f (%.2f–%.2f) | %.2f (%.2f–%.2f) | %+.0f%% | %.1f%% (%.1f–%.1f) | %.1f%% (%.1f–%.1f) | %+.0f%% | %d | %s |\n",
+			m.Viewers, m.Runs, m.SimEgress[0], m.SimEgress[1], m.SimEgress[2], m.RealEgress[0], m.RealEgress[1], m.RealEgress[2],
+			100*relDiff(m.SimEgress[0], m.RealEgress[0]), 100*m.SimOffload[0], 100*m.SimOffload[1], 100*m.SimOffload[2],
+			100*m.RealOffload[0], 100*m.RealOffload[1], 100*m.RealOffload[2], 100*relDiff(m.SimOffload[0], m.RealOffload[0]), m.Saturated, agree)
+	}
 	return b.String()
 }
 
@@ -138,15 +227,13 @@ const HarnessRTTms = 1
 // came out at, with the same relay budgets in kbit/s (the harness sizes
 // the scenario's multiples of the stream rate on the clip's own rate,
 // before the container's overhead; the simulator on its stream rate), the
-// origin's slots the harness gave its origin, and the harness's network:
-// one place, HarnessRTTms round trips to the origin and between peers,
-// and a tracker that believes every viewer (seedcast serve trusts
-// loopback: --trusted-peers).
+// origin's slots the harness gave its origin, the rate its tracker sized
+// slots with, and the harness's network (SimParams.Loopback). The stream
+// is the simulator's: one rendition at the whole rate (the harness's has
+// its audio apart: HarnessRun.AudioMbps).
 func SimFor(sc Scenario, res HarnessResult) SimParams {
 	rate := res.BitrateMbps * 1000
 	sc.Origin.Slots = res.OriginSlots // as the harness's origin had them
-	sc.Regions, sc.RTTms, sc.Origin.Region, sc.Loss = nil, nil, "", 0
-	sc.Origin.RTTms, sc.PeerRTTms, sc.Trusted = HarnessRTTms, HarnessRTTms, true
 	if pub := res.Harness.PublishedBitrateMbps * 1000; pub > 0 && rate > 0 {
 		sc.Audience = append([]Class(nil), sc.Audience...)
 		for i, c := range sc.Audience {
@@ -156,7 +243,8 @@ func SimFor(sc Scenario, res HarnessResult) SimParams {
 			}
 		}
 	}
-	return SimParams{Scenario: sc, Viewers: res.Viewers, BitrateKbps: int(math.Round(rate)), Duration: secondsDuration(res.DurationSeconds), Seed: res.Seed}
+	return SimParams{Scenario: sc, Viewers: res.Viewers, BitrateKbps: int(math.Round(rate)), Duration: secondsDuration(res.DurationSeconds), Seed: res.Seed, Loopback: true,
+		TrackerKbps: res.Harness.TrackerKbps}
 }
 
 func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

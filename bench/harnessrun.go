@@ -196,6 +196,8 @@ func (h *harness) run(ctx context.Context) (HarnessResult, error) {
 	if len(sc.Regions) > 0 || sc.Loss > 0 {
 		notes = append(notes, "regions, RTTs and loss are not modelled: every process is on this machine's loopback")
 	}
+	notes = append(notes, fmt.Sprintf("the viewers' RTT guard runs with a slack of %v, what its 50 ms slack is over the scenario's %.0f ms round trip to the origin: loopback's is near zero, and the processes' scheduling on a busy machine would trip the production guard",
+		guardSlack(sc), sc.Origin.RTTms))
 	if sc.Churn.Silent > 0 {
 		notes = append(notes, "silent departures leave gracefully: a real node cannot vanish from its process without ending the others")
 	}
@@ -262,7 +264,7 @@ func (h *harness) run(ctx context.Context) (HarnessResult, error) {
 			return HarnessResult{}, err
 		}
 		if _, err := h.start(ctx, fmt.Sprintf("viewers-%d", g), len(nodes), nil, "viewer", "--server", h.base, "--stream", harnessStream,
-			"--plan", file, "--stats-interval", p.StatsEvery.String(), "--duration", (time.Until(start) + total + 10*time.Second).String(),
+			"--plan", file, "--stats-interval", p.StatsEvery.String(), "--rtt-guard-slack", guardSlack(sc).String(), "--duration", (time.Until(start) + total + 10*time.Second).String(),
 			"--webrtc-loopback-only", "--log-level", "warn"); err != nil {
 			return HarnessResult{}, err
 		}
@@ -324,6 +326,14 @@ func (h *harness) scrapeAt(ctx context.Context, start time.Time, from, at, lag t
 	return h.scrape(ctx)
 }
 
+// guardSlack is the viewers' RTT guard slack in a harness: the guard cuts
+// relay past Factor·baseline + Slack (2 and 50 ms), and on loopback the
+// baseline is near zero where the scenario's is its origin round trip,
+// so the slack takes that round trip's share.
+func guardSlack(sc Scenario) time.Duration {
+	return 50*time.Millisecond + time.Duration(2*sc.Origin.RTTms*float64(time.Millisecond))
+}
+
 // wait sleeps until t, or returns the context's error, or an error if a
 // process the run needs has ended.
 func (h *harness) wait(ctx context.Context, t time.Time) error {
@@ -365,9 +375,11 @@ func (h *harness) waitLive(ctx context.Context) error {
 type scrape struct {
 	at                             time.Time
 	seed, http, manifest, produced float64               // bytes
+	audio                          float64               // of produced, the audio's
 	cpu, wait                      map[int]time.Duration // by pid
 	machine                        machineCPU
 	load                           [3]float64
+	trackerKbps                    int
 }
 
 func (h *harness) scrape(ctx context.Context) (scrape, error) {
@@ -386,7 +398,36 @@ func (h *harness) scrape(ctx context.Context) (scrape, error) {
 	s.http = m.sum("seedcast_http_response_bytes_total", "route", "chunk")
 	s.manifest = m.sum("seedcast_http_response_bytes_total", "route", "manifest")
 	s.produced = m.sum("seedcast_chunk_bytes_total", "stream", harnessStream)
+	for _, x := range m {
+		if x.name == "seedcast_chunk_bytes_total" && x.labels["stream"] == harnessStream && strings.HasPrefix(x.labels["rendition"], "a") {
+			s.audio += x.value // ingest names its audio renditions a0, a1...
+		}
+	}
+	s.trackerKbps = h.trackerKbps(ctx)
 	return s, nil
+}
+
+// trackerKbps is the stream rate the tracker sizes slots with (its
+// dashboard's); 0 if it cannot be read.
+func (h *harness) trackerKbps(ctx context.Context) int {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/live/"+harnessStream+"/dashboard.json", nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var d struct {
+		BitrateKbps int `json:"bitrateKbps"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d) != nil {
+		return 0
+	}
+	return d.BitrateKbps
 }
 
 func (h *harness) metrics(ctx context.Context) (promText, error) {

@@ -58,11 +58,6 @@ type Scenario struct {
 	Regions   []Region    `json:"regions"`
 	RTTms     [][]float64 `json:"rttMs"`
 	PeerRTTms float64     `json:"peerRttMs"`
-	// Trusted has the tracker believe every viewer's relay budget from
-	// its join, as it believes viewers on its trusted networks (seedcast
-	// serve --trusted-peers, loopback by default: the harness's viewers);
-	// otherwise a viewer starts on probation (tracker.SwarmParams).
-	Trusted bool `json:"trusted"`
 	// Buffer is the viewers' playback delay behind the live edge
 	// (core.Params.Buffer; 0: the production default, 2 s).
 	Buffer Duration `json:"buffer"`

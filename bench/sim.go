@@ -34,6 +34,15 @@ type SimParams struct {
 	Buffer time.Duration
 	// Seed makes the run: the same seed, the same run (1).
 	Seed uint64
+	// Loopback places every viewer as the real-process harness has them:
+	// at one address, 127.0.0.1, which the tracker trusts (seedcast serve
+	// --trusted-peers: its declared budget buys slots at once, with no
+	// probation), HarnessRTTms from the origin and from each other. The
+	// scenario's regions, round trips and loss are not used.
+	Loopback bool
+	// TrackerKbps is the stream rate the tracker sizes slots with (0: the
+	// stream's; swarmtest.Params.TrackerKbps).
+	TrackerKbps int
 	// Progress, if set, is called after every virtual second with the
 	// virtual time done and the run's length.
 	Progress func(done, total time.Duration)
@@ -275,6 +284,12 @@ func RunSim(ctx context.Context, p SimParams) (SimResult, error) {
 
 func newSim(p SimParams) (*sim, error) {
 	sc := p.Scenario
+	var trusted []netip.Prefix
+	if p.Loopback {
+		sc.Regions, sc.RTTms, sc.Origin.Region, sc.Loss = nil, nil, "", 0
+		sc.Origin.RTTms, sc.PeerRTTms = HarnessRTTms, HarnessRTTms
+		trusted = []netip.Prefix{loopback}
+	}
 	s := &sim{
 		p: p, sc: sc, rate: p.BitrateKbps,
 		rng:     rand.New(rand.NewPCG(p.Seed, 0x5eedca575e)),
@@ -315,7 +330,8 @@ func newSim(p SimParams) (*sim, error) {
 		OriginRTT:   time.Duration(sc.Origin.RTTms * float64(time.Millisecond)),
 		Latency:     func(a, b *swarmtest.Node) time.Duration { return oneWay(a.Region(), b.Region()) },
 		Loss:        sc.Loss,
-		Trusted:     trusted(sc),
+		Trusted:     trusted,
+		TrackerKbps: p.TrackerKbps,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadParams, err)
@@ -328,14 +344,8 @@ func newSim(p SimParams) (*sim, error) {
 	return s, nil
 }
 
-// trusted is the networks the tracker believes: every viewer's (they are
-// all on IPv4) when the scenario says so.
-func trusted(sc Scenario) []netip.Prefix {
-	if !sc.Trusted {
-		return nil
-	}
-	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
-}
+// loopback is where the harness's viewers are (SimParams.Loopback).
+var loopback = netip.MustParsePrefix("127.0.0.0/8")
 
 // bufferOr is the playback delay a core runs with given b.
 func bufferOr(b time.Duration) time.Duration {
@@ -361,6 +371,10 @@ func (s *sim) originRTT(region int) time.Duration {
 // location is where the tracker sees viewer i of region r: its own
 // address in its own /24, and with regions, GeoIP's answer for it.
 func (s *sim) location(i, r int) tracker.Location {
+	if s.p.Loopback {
+		a := loopback.Addr().Next()
+		return tracker.Location{Addr: a, Prefix: netip.PrefixFrom(a, 24).Masked()}
+	}
 	addr := netip.AddrFrom4([4]byte{byte(10 + i>>16), byte(i >> 8), byte(i), 1})
 	loc := tracker.Location{Addr: addr, Prefix: netip.PrefixFrom(addr, 24).Masked()}
 	if len(s.sc.Regions) == 0 {

@@ -27,7 +27,7 @@ import (
 func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var (
 		server, stream, upload, reserve, relay, quality, token, statsJSON, planFile string
-		interval, duration, joinEvery                                               time.Duration
+		interval, duration, joinEvery, guardSlack                                   time.Duration
 		nodes                                                                       int
 		wf                                                                          webrtcFlags
 		lf                                                                          logFlags
@@ -46,6 +46,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.DurationVar(&duration, "duration", 0, "stop after this long (0: until interrupted)")
 	fs.IntVar(&nodes, "nodes", 1, "run this many nodes in this process, each its own peer with its own stats (--stats-json then needs {node} in its name)")
 	fs.DurationVar(&joinEvery, "join-every", 200*time.Millisecond, "with --nodes: the time between two nodes' joins")
+	fs.DurationVar(&guardSlack, "rtt-guard-slack", 0, "the RTT guard's slack: relay is cut when the round trip to the server exceeds twice its baseline plus this (0: the default, 50ms; a harness on loopback, whose baseline is near zero, gives what the slack would be at a real round trip)")
 	fs.StringVar(&planFile, "plan", "", "a harness's plan (seedcast bench): nodes with their budgets, join and leave times and stats files")
 	wf.register(fs)
 	lf.register(fs)
@@ -89,7 +90,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 				defer cancel()
 			}
 			vp := viewerParams{
-				server: server, stream: stream, token: token, quality: quality, interval: interval, log: log,
+				server: server, stream: stream, token: token, quality: quality, interval: interval, log: log, guard: scheduler.RTTGuardParams{Slack: guardSlack},
 				api: webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())), out: &syncWriter{w: stdout},
 			}
 			if planFile == "" && nodes == 1 {
@@ -119,6 +120,7 @@ type viewerParams struct {
 	server, stream, token, quality string
 	interval                       time.Duration
 	api                            *webrtc.API
+	guard                          scheduler.RTTGuardParams
 	log                            *slog.Logger
 	out                            io.Writer
 	many                           bool // several nodes: status lines say which
@@ -195,7 +197,7 @@ func runViewerNode(ctx context.Context, vp viewerParams, n bench.PlanNode, start
 	began := time.Now()
 	var firstReady atomic.Int64 // ns after began; 0: none yet
 	node, err := swarm.StartNode(ctx, swarm.NodeParams{
-		Server: vp.server, Stream: vp.stream, Token: vp.token, Quality: vp.quality, BudgetKbps: n.BudgetKbps, Logger: log, API: vp.api,
+		Server: vp.server, Stream: vp.stream, Token: vp.token, Quality: vp.quality, BudgetKbps: n.BudgetKbps, Logger: log, API: vp.api, Guard: vp.guard,
 		OnReady: func(e manifest.Entry, _ time.Time, _ []byte) {
 			if e.Kind == manifest.KindChunk && firstReady.Load() == 0 {
 				firstReady.CompareAndSwap(0, max(int64(time.Since(began)), 1))
@@ -210,6 +212,11 @@ func runViewerNode(ctx context.Context, vp viewerParams, n bench.PlanNode, start
 	}
 	defer node.Close()
 	rec := bench.NodeRecorder{BudgetKbps: n.BudgetKbps}
+	// Lines fall on whole multiples of the interval on the wall clock, so
+	// that the lines of a harness's nodes are of the same instants.
+	if err := sleepCtx(ctx, time.Until(time.Now().Truncate(vp.interval).Add(vp.interval))); err != nil {
+		return nil
+	}
 	tick := time.NewTicker(vp.interval)
 	defer tick.Stop()
 	var prev swarm.Stats

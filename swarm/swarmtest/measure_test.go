@@ -41,7 +41,9 @@ func TestReceiptsEarnSlots(t *testing.T) {
 // joins before everyone and forwards nothing (frozen: its links stay up,
 // it chokes nobody) is measured by its downstreams' receipts and stall
 // reports: it never serves more than its probation's K links, ends up
-// serving nothing, and the viewers around it play on time.
+// serving nothing (but for the tracker giving a failed address its K
+// slots back after Probation·2^(failures−1), which it fails again), and
+// the viewers around it play on time.
 func TestSilentClaimerLosesSlots(t *testing.T) {
 	n := newNet(t, Params{OriginSlots: 8})
 	claimer := join(t, n, NodeParams{BudgetKbps: 100_000})
@@ -52,21 +54,24 @@ func TestSilentClaimerLosesSlots(t *testing.T) {
 		viewers = append(viewers, join(t, n, NodeParams{BudgetKbps: []int{0, 0, 0, 2000}[j%4]}))
 		n.Run(200 * time.Millisecond)
 	}
-	most := 0
-	for range 60 { // 30 s
+	most, serving := 0, 0
+	for i := range 60 { // 30 s
 		n.Run(500 * time.Millisecond)
-		most = max(most, len(n.Swarm().Downstreams(claimer.ID)))
+		served := len(n.Swarm().Downstreams(claimer.ID))
+		most = max(most, served)
+		if i >= 30 && served > 0 { // past its probation
+			serving++
+		}
 	}
 	if k := n.Swarm().Substreams(); most > k {
 		t.Errorf("the claimer served %d links at once, more than its probation's K=%d", most, k)
 	}
-	served := len(n.Swarm().Downstreams(claimer.ID))
 	before := sum(viewers)
 	n.Run(10 * time.Second)
 	d := sum(viewers).minus(before)
-	t.Logf("the claimer serves %d links; viewers: offload %.3f, %d on time, %d late", served, d.offload(), d.onTime, d.late)
-	if served != 0 {
-		t.Errorf("the silent claimer still serves %d links after 30 s", served)
+	t.Logf("the claimer served links at %d of 30 instants past its probation; viewers: offload %.3f, %d on time, %d late", serving, d.offload(), d.onTime, d.late)
+	if serving > 30/4 {
+		t.Errorf("the silent claimer served links at %d of 30 instants past its probation", serving)
 	}
 	if d.late > 0 || d.onTime < 12*2*39 {
 		t.Errorf("viewers: %d on time, %d late", d.onTime, d.late)

@@ -43,6 +43,11 @@ type Params struct {
 	// again, takes its sender's line a second time and arrives one round
 	// trip later, and the frames behind it on its link wait for it.
 	Loss float64
+	// TrackerKbps is the stream rate the tracker sizes viewers' slots with
+	// (0: the renditions' sum). A real tracker has the origin's average
+	// when the swarm began, and follows it only when it drifts by a
+	// quarter (tracker/server).
+	TrackerKbps int
 	// Trusted lists the networks whose viewers the tracker believes from
 	// their join (tracker.SwarmParams.Trusted: seedcast serve's
 	// --trusted-peers); others start on probation.
@@ -153,6 +158,9 @@ func New(p Params) (*Network, error) {
 	kbps := 0
 	for _, r := range p.Renditions {
 		kbps += r.Kbps
+	}
+	if p.TrackerKbps > 0 {
+		kbps = p.TrackerKbps
 	}
 	sw, err := tracker.NewSwarm(tracker.SwarmParams{Substreams: p.Substreams, BitrateKbps: kbps, Trusted: p.Trusted, Rand: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))})
 	if err != nil {
@@ -633,15 +641,19 @@ func (v *Node) carryOut(o core.Output) {
 	case core.OutFetchChunk:
 		data, ok := n.stream.chunk(o.Entry.Hash)
 		var err error
-		if !ok {
+		delay := v.originRTT()
+		switch {
+		case !ok:
 			err = errNotFound
-		} else {
-			if v != n.seed {
-				n.OriginBytes += int64(len(data))
-			}
+		case v == n.seed:
+			// In process, from the origin's own store (swarm.Seeds): no
+			// HTTP, no round trip.
+			delay = 0
+		default:
+			n.OriginBytes += int64(len(data))
 		}
 		id := o.Entry.Hash
-		n.at(n.now.Add(v.originRTT()), func() {
+		n.at(n.now.Add(delay), func() {
 			v.download(len(data), 0, func() { v.input(func(now time.Time) { v.core.ChunkFetched(now, id, data, err) }) })
 		})
 	case core.OutFetchManifest:
