@@ -60,10 +60,14 @@ func SimMarkdown(results []SimResult) string {
 	b.WriteString("\nMeasured egress is the origin's seed (data channels) plus HTTP (chunks viewers pulled near their deadline, or fetched for substreams with no upstream).\n")
 	for _, r := range results {
 		fmt.Fprintf(&b, "\n## %d viewers\n\n", r.Viewers)
-		fmt.Fprintf(&b, "Egress %.1f Mbit/s: seed %.1f + HTTP %.1f. Relay budgets U = %.0f Mbit/s, relayed %.0f Mbit/s. %d joins, %d left, %d vanished; %d core events.",
-			r.ServerEgressMbps, r.SeedMbps, r.HTTPMbps, r.RelayBudgetMbps, r.RelayMbps, r.Joins, r.Leaves, r.Vanished, r.Events)
-		fmt.Fprintf(&b, " At the end the origin's seed served %d of its %d links, viewers %d links of the %d slots they may serve; %d substreams had no upstream.",
-			r.Tracker.OriginLinks, r.Tracker.OriginSlots, r.Tracker.PeerLinks, r.Tracker.PeerSlots, r.Tracker.Unassigned)
+		fmt.Fprintf(&b, "Egress %.1f Mbit/s: seed %.1f + HTTP %.1f. Relay budgets U = %.0f Mbit/s, relayed %.0f Mbit/s. %d joins, %d left, %d vanished",
+			r.ServerEgressMbps, r.SeedMbps, r.HTTPMbps, r.RelayBudgetMbps, r.RelayMbps, r.Joins, r.Leaves, r.Vanished)
+		if r.Events > 0 { // the simulator's (a real run's tracker and cores are out of reach)
+			fmt.Fprintf(&b, "; %d core events. At the end the origin's seed served %d of its %d links, viewers %d links of the %d slots they may serve; %d substreams had no upstream.",
+				r.Events, r.Tracker.OriginLinks, r.Tracker.OriginSlots, r.Tracker.PeerLinks, r.Tracker.PeerSlots, r.Tracker.Unassigned)
+		} else {
+			b.WriteString(".")
+		}
 		if r.SameRegionLinks != nil {
 			fmt.Fprintf(&b, " Peer links within a region: %.1f%% (%.1f%% at random); mean peer-link RTT %.0f ms.", 100**r.SameRegionLinks, 100**r.RandomSameRegion, r.PeerLinkRTTMs)
 		}
