@@ -41,9 +41,15 @@ type Reassembler struct {
 
 type partial struct {
 	reqID uint32
-	data  []byte
-	have  []span // received ranges, sorted, disjoint, not adjacent
-	got   int
+	size  int
+	// data is the chunk's buffer (len size), or, while view is set, the
+	// bytes received so far in place in the sender's own buffer: owned
+	// fragments that follow each other in one backing array (as a sender
+	// cuts them from its copy of the chunk) are taken without a copy.
+	data []byte
+	view bool
+	have []span // received ranges, sorted, disjoint, not adjacent
+	got  int
 }
 
 type span struct{ start, end uint32 }
@@ -85,15 +91,36 @@ func (r *Reassembler) Add(c *Chunk) ([]byte, error) {
 		if r.bytes+int(c.Size) > r.p.MaxBytes {
 			return nil, ErrTooManyChunks
 		}
-		p = &partial{reqID: c.ReqID, data: make([]byte, c.Size)}
+		p = &partial{reqID: c.ReqID, size: int(c.Size)}
 		r.pending[c.ID] = p
-		r.bytes += int(c.Size)
+		r.bytes += p.size
+		if r.p.Owned && c.Offset == 0 && cap(c.Data) >= p.size {
+			p.data, p.view, p.got = c.Data, true, len(c.Data)
+			return nil, nil
+		}
+		p.data = make([]byte, p.size)
 	} else {
-		if int(c.Size) != len(p.data) {
-			return nil, malformed("chunk %v: size %d, earlier fragments said %d", c.ID, c.Size, len(p.data))
+		if int(c.Size) != p.size {
+			return nil, malformed("chunk %v: size %d, earlier fragments said %d", c.ID, c.Size, p.size)
 		}
 		if c.ReqID != p.reqID {
 			return nil, malformed("chunk %v: request id %d, earlier fragments said %d", c.ID, c.ReqID, p.reqID)
+		}
+		if p.view {
+			if next := p.data[:p.size]; int(c.Offset) == len(p.data) && &next[c.Offset] == &c.Data[0] {
+				p.data = next[:int(c.Offset)+len(c.Data)]
+				p.got = len(p.data)
+				if p.got < p.size {
+					return nil, nil
+				}
+				r.drop(c.ID, p)
+				return p.data[:p.size:p.size], nil
+			}
+			// Out of order, or from another buffer: into a buffer of its own.
+			buf := make([]byte, p.size)
+			copy(buf, p.data)
+			p.have = []span{{0, uint32(len(p.data))}}
+			p.data, p.view = buf, false
 		}
 	}
 	start, end := c.Offset, c.Offset+uint32(len(c.Data))
@@ -128,7 +155,7 @@ func (r *Reassembler) Add(c *Chunk) ([]byte, error) {
 		copy(p.have[i+1:], p.have[i:])
 		p.have[i] = span{start, end}
 	}
-	if p.got < len(p.data) {
+	if p.got < p.size {
 		return nil, nil
 	}
 	r.drop(c.ID, p)
@@ -137,7 +164,7 @@ func (r *Reassembler) Add(c *Chunk) ([]byte, error) {
 
 func (r *Reassembler) drop(id manifest.ID, p *partial) {
 	delete(r.pending, id)
-	r.bytes -= len(p.data)
+	r.bytes -= p.size
 }
 
 // Drop forgets a chunk in progress (after a Cancel, a Reject or a timeout)

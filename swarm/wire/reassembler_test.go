@@ -40,6 +40,20 @@ func TestReassembler(t *testing.T) {
 		{"too many holes", ReassemblerParams{MaxGaps: 2}, []step{{c: frag(0, 1)}, {c: frag(2, 3)}, {c: frag(4, 5)}, {c: frag(6, 7), wantErr: ErrMalformed}}},
 		{"holes filled", ReassemblerParams{MaxGaps: 2}, []step{{c: frag(0, 1)}, {c: frag(2, 3)}, {c: frag(4, 5)}, {c: frag(1, 2)}, {c: frag(3, 4)}, {c: frag(6, 7)}, {c: frag(5, 6)}, {c: frag(7, 100), done: true}}},
 	}
+	copied := append([]byte(nil), data...)
+	tests = append(tests, struct {
+		name  string
+		p     ReassemblerParams
+		steps []step
+	}{"from two buffers", ReassemblerParams{}, []step{{c: frag(0, 30)}, {c: &Chunk{ReqID: 3, ID: id, Size: 100, Offset: 30, Data: copied[30:100]}, done: true}}})
+	// Every case again with owned fragments, whose in-order runs from one
+	// buffer are taken in place.
+	for _, tt := range tests {
+		owned := tt
+		owned.name += ", owned"
+		owned.p.Owned = true
+		tests = append(tests, owned)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := NewReassembler(tt.p)
@@ -65,6 +79,31 @@ func TestReassembler(t *testing.T) {
 				t.Fatalf("%d chunks, %d bytes left in progress", n, b)
 			}
 		})
+	}
+}
+
+// TestReassemblerOwnedInPlace: owned fragments cut in order from one buffer
+// come back as that buffer, with no copy and no room to append into it.
+func TestReassemblerOwnedInPlace(t *testing.T) {
+	data := fragment(100)
+	id := manifest.Sum(data)
+	r := NewReassembler(ReassemblerParams{Owned: true})
+	var out []byte
+	for off := 0; off < 100; off += 25 {
+		got, err := r.Add(&Chunk{ReqID: 1, ID: id, Size: 100, Offset: uint32(off), Data: data[off : off+25]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (got != nil) != (off == 75) {
+			t.Fatalf("offset %d: complete %v", off, got != nil)
+		}
+		out = got
+	}
+	if &out[0] != &data[0] || len(out) != 100 || cap(out) != 100 {
+		t.Fatalf("owned in-order fragments were copied (or the result can grow into the sender's buffer): len %d cap %d", len(out), cap(out))
+	}
+	if n, b := r.InProgress(); n != 0 || b != 0 {
+		t.Fatalf("%d chunks, %d bytes left in progress", n, b)
 	}
 }
 
