@@ -169,11 +169,15 @@ func parseViewers(s string) ([]int, error) {
 	return ns, nil
 }
 
-// progress draws a bar on a terminal, and nothing elsewhere.
+// progress draws a bar on a terminal; elsewhere (a log, CI) it writes a
+// line at every tenth of the run, with the wall time so far.
 type progress struct {
-	w    io.Writer
-	tty  bool
-	last string
+	w     io.Writer
+	tty   bool
+	last  string
+	label string
+	tenth int
+	start time.Time
 }
 
 func newProgress(w io.Writer) *progress {
@@ -188,7 +192,17 @@ func newProgress(w io.Writer) *progress {
 }
 
 func (p *progress) show(label string, done, total time.Duration) {
-	if !p.tty || total <= 0 {
+	if total <= 0 {
+		return
+	}
+	if !p.tty {
+		if label != p.label {
+			p.label, p.tenth, p.start = label, 0, time.Now()
+		}
+		if k := int(10 * done / total); k > p.tenth {
+			p.tenth = k
+			fmt.Fprintf(p.w, "%s: %d%% (%v of %v simulated, %v wall)\n", label, 10*k, done.Round(time.Second), total, time.Since(p.start).Round(time.Second))
+		}
 		return
 	}
 	const width = 30
