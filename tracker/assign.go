@@ -28,13 +28,17 @@ func (s *Swarm) reassign(now time.Time, orphans []downLink, why Reason, prev pro
 			cmp.Compare(a.sub, b.sub))
 	})
 	links := make([]Link, 0, len(orphans))
+	var moved []Link
 	for j, o := range orphans {
 		if j == 0 || orphans[j-1].peer != o.peer {
 			s.gather(now, o.peer, extras)
 			s.relaxed = false
 		}
 		l := Link{Peer: s.peers[o.peer].id, Substream: int(o.sub), Prev: prev, Reason: why}
-		if u := s.pick(now, o.peer, int(o.sub), exclude, true); u != none {
+		if m, ok := s.insert(o.peer, int(o.sub)); ok {
+			l.Upstream = s.peers[s.subs[s.at(o.peer, int(o.sub))].up].id
+			moved = append(moved, m)
+		} else if u := s.pick(now, o.peer, int(o.sub), exclude, true); u != none {
 			s.link(o.peer, int(o.sub), u)
 			l.Upstream = s.peers[u].id
 		} else {
@@ -45,7 +49,7 @@ func (s *Swarm) reassign(now time.Time, orphans []downLink, why Reason, prev pro
 			s.settle(o.peer)
 		}
 	}
-	return links
+	return append(links, moved...)
 }
 
 // drain retries a bounded number of substreams among the first upTo that
@@ -67,6 +71,11 @@ func (s *Swarm) drain(now time.Time, upTo int) []Link {
 		}
 		s.gather(now, e.peer, nil)
 		s.relaxed = false
+		if m, ok := s.insert(e.peer, int(e.sub)); ok {
+			links = append(links, Link{Peer: p.id, Substream: int(e.sub), Upstream: s.peers[s.subs[s.at(e.peer, int(e.sub))].up].id, Reason: ReasonPending}, m)
+			s.settle(e.peer)
+			continue
+		}
 		u := s.pick(now, e.peer, int(e.sub), none, true)
 		if u == none {
 			if ls := s.swapIn(e.peer, int(e.sub)); ls != nil {
@@ -195,21 +204,31 @@ func (s *Swarm) fits(u int32) bool {
 }
 
 // serves reports whether u may serve substream k: a peer whose address is
-// not proven serves one substream only (whichever it was given first). So
-// it serves any viewer one substream at most, and while a flash crowd is
-// all on probation each of its few slots branches one substream's tree,
-// rather than every tree growing as a chain (SplitStream's interior-disjoint
-// trees). It holds in every pass, like fits.
+// not proven yet serves one substream only, its home (setHome). So it serves
+// any viewer one substream at most, and while a flash crowd is all on
+// probation each of its few slots branches one substream's tree, rather
+// than every tree growing as a chain (SplitStream's interior-disjoint
+// trees). It holds in every pass, like fits. Proven peers prefer their home
+// too (pickPeer ranks it), and serve other trees when the home's relays
+// cannot, or when a viewer's upstreams must be diverse.
 func (s *Swarm) serves(u int32, k int) bool {
-	if s.proven(u) {
-		return true
+	return s.proven(u) || int(s.peers[u].home) == k
+}
+
+// setHome gives viewer p the substream it will relay: the one whose homed
+// viewers declare the fewest slots, so that the trees' capacity stays even.
+func (s *Swarm) setHome(p *peer) {
+	if s.homeSlots == nil {
+		s.homeSlots = make([]int64, s.k)
 	}
-	for _, d := range s.peers[u].down {
-		if int(d.sub) != k {
-			return false
+	h := 0
+	for k := 1; k < s.k; k++ {
+		if s.homeSlots[k] < s.homeSlots[h] {
+			h = k
 		}
 	}
-	return true
+	p.home = int32(h)
+	s.homeSlots[h] += int64(p.slots)
 }
 
 // asnTaken reports whether another of v's upstreams (s.upS) is in u's ASN.
@@ -254,7 +273,7 @@ func (s *Swarm) pickPeer(v int32, k int, exclude int32, strict bool) (int32, int
 	}
 	var best *cand
 	var bestD, bestFree int32
-	var bestTier, bestASN int8
+	var bestTier, bestASN, bestAway int8
 	for j := range s.cands {
 		c := &s.cands[j]
 		if !c.ok {
@@ -269,9 +288,14 @@ func (s *Swarm) pickPeer(v int32, k int, exclude int32, strict bool) (int32, int
 			asn = 1
 		}
 		free := s.free(c.i)
+		away := int8(0) // k is not c's home tree
+		if int(s.peers[c.i].home) != k {
+			away = 1
+		}
 		if best == nil || cmp.Or(
 			cmp.Compare(tier, bestTier),
 			cmp.Compare(c.prox, best.prox),
+			cmp.Compare(away, bestAway),
 			cmp.Compare(asn, bestASN),
 			cmp.Compare(c.net, best.net),
 			cmp.Compare(d, bestD),
@@ -279,7 +303,7 @@ func (s *Swarm) pickPeer(v int32, k int, exclude int32, strict bool) (int32, int
 			cmp.Compare(c.rel, best.rel),
 			cmp.Compare(bestFree, free),
 		) < 0 {
-			best, bestD, bestFree, bestTier, bestASN = c, d, free, tier, asn
+			best, bestD, bestFree, bestTier, bestASN, bestAway = c, d, free, tier, asn, away
 		}
 	}
 	return best.i, bestTier
@@ -475,4 +499,81 @@ func (s *Swarm) distinct(v int32, k int, u int32) int {
 	}
 	s.distS = set
 	return len(set)
+}
+
+// insertVisits bounds the breadth-first walk insert makes down one tree.
+const insertVisits = 512
+
+// insert places relay v (unlinked on k, its home substream, with a free
+// slot) as high in k's tree as a viewer that can never relay k sits: it
+// takes that leaf c's place under c's upstream u, and c moves under v. A
+// relay then branches the tree near its root, and leaves hang at its edge
+// (capacity-ordered placement, as in mTreebone), instead of every newcomer
+// hanging under the newest relays and the trees growing a level per
+// generation of joins. The walk is breadth-first from the origins, at most
+// insertVisits peers; a leaf is taken only where the prefix and diversity
+// rules let u serve v and v serve c, where u is an origin or as near v as
+// v's best sampled candidate, and where v is no farther from c than u was.
+// v's candidates must be gathered. It returns the link c was given, or
+// false (v is then left to pick).
+func (s *Swarm) insert(v int32, k int) (Link, bool) {
+	pv := &s.peers[v]
+	if pv.isOrigin() || int(pv.home) != k || s.free(v) == 0 || s.p.MaxDepth > 0 {
+		return Link{}, false
+	}
+	// v's upstreams must stay diverse (its other substreams' set, kept
+	// apart: diverseAfter below reuses s.distS for c).
+	mustNew, mustOld := s.diversity(v, k)
+	vset := s.vset[:0]
+	vset = append(vset, s.distS...)
+	s.vset = vset
+	// Near peers first: v goes only under an origin or a peer as near as
+	// its best sampled candidate (s.cands, gathered for v), and c only to
+	// an upstream no farther than the one it had.
+	near := int8(proxFar)
+	for j := range s.cands {
+		near = min(near, s.cands[j].prox)
+	}
+	queue := append(s.walk[:0], s.origins...)
+	defer func() { s.walk = queue[:0] }()
+	for j := 0; j < len(queue) && j < insertVisits; j++ {
+		u := queue[j]
+		pu := &s.peers[u]
+		under := pu.isOrigin() || proximity(pv, pu) <= near
+		for _, d := range pu.down {
+			if int(d.sub) != k {
+				continue
+			}
+			c := d.peer
+			pc := &s.peers[c]
+			if s.hasDown(c, k) {
+				queue = append(queue, c)
+				continue
+			}
+			if !under || int(pc.home) == k && pc.slots > 0 {
+				continue // c may relay k itself: it keeps its place
+			}
+			if !pu.isOrigin() && proximity(pc, pv) > proximity(pc, pu) {
+				continue
+			}
+			if in := slices.Contains(vset, u); mustNew && in || mustOld && !in {
+				continue
+			}
+			if s.others(v, k); !s.fits(u) {
+				continue
+			}
+			if s.others(c, k); !s.fits(v) || !s.diverseAfter(c, k, v) {
+				continue
+			}
+			s.unlink(c, k)
+			s.link(v, k, u)
+			s.link(c, k, v)
+			relaxed := s.relaxed // v's own picks', for its settle
+			s.relaxed = true
+			s.settle(c)
+			s.relaxed = relaxed
+			return Link{Peer: pc.id, Substream: k, Upstream: pv.id, Prev: s.peers[u].id, Reason: ReasonRebalance}, true
+		}
+	}
+	return Link{}, false
 }

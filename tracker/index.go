@@ -61,6 +61,7 @@ func (s *Swarm) remove(now time.Time, i int32) {
 		s.origins = slices.DeleteFunc(s.origins, func(o int32) bool { return o == i })
 	} else {
 		s.stats.Viewers--
+		s.homeSlots[p.home] -= int64(p.slots)
 		s.exit(now, i)
 		if p.flags&flagUndiverse != 0 {
 			s.stats.Undiverse--

@@ -203,7 +203,9 @@ type Swarm struct {
 	subs    []sub   // len(peers)·K: peer i's substream k at i·K+k
 	freeIdx []int32 // recycled peer indices
 	origins []int32
-	relays  []int32 // viewers that may serve ≥ 2K links, for Rebalance
+	// homeSlots[k]: the declared slots of the viewers whose home is k.
+	homeSlots []int64
+	relays    []int32 // viewers that may serve ≥ 2K links, for Rebalance
 
 	groups     []group // viewers sharing an address, and their allowance
 	freeGroups []int32
@@ -226,6 +228,8 @@ type Swarm struct {
 	wide    bool // s.cands holds the whole free index, or was widened
 	relaxed bool // a pick since the last settle relaxed the distinct-upstreams rule
 	stack   []int32
+	walk    []int32 // insert's breadth-first queue
+	vset    []int32 // insert's copy of the inserted viewer's upstreams
 	orph    []downLink
 	extras  []int32
 	distS   []int32
@@ -300,6 +304,7 @@ type peer struct {
 	pos    [3]int32 // positions in the cell, area and global buckets (none: absent)
 	bkt    [2]int32 // cell and area bucket ids while indexed
 	rpos   int32    // position in relays
+	home   int32    // the substream this viewer relays (interior-disjoint trees)
 	cc     uint16   // country, two ASCII letters
 	region uint16   // interned declared region, 0 when none
 	kind   uint8
@@ -456,9 +461,11 @@ func (s *Swarm) AddOrigin(id protocol.PeerID, slots int) error {
 }
 
 // Join registers a viewer and returns its K links, one per substream in
-// order. A link with no Upstream means nothing was free, not even an origin:
-// the viewer fetches that substream over HTTP until a later link
-// (ReasonPending) names an upstream.
+// order, then the links of the viewers moved to make room for it (a relay
+// takes a leaf's place high in its home tree, and the leaf moves under it:
+// insert). A link of the joiner with no Upstream means nothing was free,
+// not even an origin: the viewer fetches that substream over HTTP until a
+// later link (ReasonPending) names an upstream.
 func (s *Swarm) Join(now time.Time, pi PeerInfo) ([]Link, error) {
 	s.tick(now)
 	if err := s.checkInfo(pi); err != nil {
@@ -468,9 +475,13 @@ func (s *Swarm) Join(now time.Time, pi PeerInfo) ([]Link, error) {
 	links := make([]Link, 0, s.k)
 	s.gather(now, i, nil)
 	s.relaxed = false
+	var moved []Link
 	for k := range s.k {
 		l := Link{Peer: pi.ID, Substream: k, Reason: ReasonJoin}
-		if u := s.pick(now, i, k, none, true); u != none {
+		if m, ok := s.insert(i, k); ok {
+			l.Upstream = s.peers[s.subs[s.at(i, k)].up].id
+			moved = append(moved, m)
+		} else if u := s.pick(now, i, k, none, true); u != none {
 			s.link(i, k, u)
 			l.Upstream = s.peers[u].id
 		} else {
@@ -482,7 +493,7 @@ func (s *Swarm) Join(now time.Time, pi PeerInfo) ([]Link, error) {
 	}
 	s.settle(i)
 	s.index(i)
-	return links, nil
+	return append(links, moved...), nil
 }
 
 // admit registers viewer pi, unlinked: its slots, location and group.
@@ -495,6 +506,7 @@ func (s *Swarm) admit(now time.Time, pi PeerInfo) int32 {
 	p.joined = now.UnixNano()
 	p.budget = int32(min(pi.BudgetKbps, s.p.MaxBudgetKbps, math.MaxInt32))
 	p.slots = int32(s.Slots(int(p.budget)))
+	s.setHome(p)
 	s.setLoc(p, pi.Loc)
 	s.stats.Viewers++
 	s.stats.Unassigned += s.k
@@ -644,6 +656,7 @@ func (s *Swarm) SetBudget(now time.Time, id protocol.PeerID, budgetKbps int) []L
 	grew := slots > p.slots
 	g := &s.groups[p.grp]
 	g.decl += slots - p.slots
+	s.homeSlots[p.home] += int64(slots - p.slots)
 	p.slots = slots
 	s.retop(p.grp)
 	s.restat(p.grp)

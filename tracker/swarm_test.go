@@ -495,9 +495,9 @@ func TestPreference(t *testing.T) {
 			joiner: PeerInfo{Loc: berlin, BudgetKbps: 1000}, want: "b"},
 		{name: "relay does not take the origin's reserve",
 			p:      SwarmParams{Reserve: 0.5},
-			origin: 4, // 2 reserved; "c" and "d" use the other 2
-			nodes:  []node{{id: "c", loc: berlin, slots: 1, up: "o"}, {id: "d", loc: berlin, up: "o"}, b(berlin, "c")},
-			joiner: PeerInfo{Loc: berlin, BudgetKbps: 8000}, want: "b"},
+			origin: 4, // 2 reserved; "c" and "d" use the other 2 (both relays: no leaf to move under the joiner)
+			nodes:  []node{{id: "c", loc: berlin, slots: 1, up: "o"}, {id: "d", loc: berlin, slots: 1, up: "o"}, b(berlin, "c")},
+			joiner: PeerInfo{Loc: berlin, BudgetKbps: 8000}, want: "d"},
 		{name: "last resort takes the origin's reserve",
 			p:      SwarmParams{Reserve: 0.5},
 			origin: 4,
@@ -636,14 +636,19 @@ func TestLeaveReassignsEveryOrphan(t *testing.T) {
 			want[Link{Peer: d.Peer, Substream: d.Substream}] = true
 		}
 		links := s.Leave(t0, id)
+		last := map[Link]Link{} // (peer, substream) → its last link
+		added := map[Link]bool{}
 		for _, l := range links {
+			key := Link{Peer: l.Peer, Substream: l.Substream}
+			last[key] = l
+			if l.Reason == ReasonRebalance {
+				// A leaf moved under a relay orphan that took its place.
+				added[Link{Peer: l.Upstream, Substream: l.Substream}] = true
+				continue
+			}
 			if l.Prev != id || l.Reason != ReasonUpstreamLeft || l.Upstream == "" || l.Upstream == id {
 				t.Fatalf("link %+v", l)
 			}
-			if s.Upstreams(l.Peer)[l.Substream] != l.Upstream {
-				t.Fatalf("link %+v not in effect", l)
-			}
-			key := Link{Peer: l.Peer, Substream: l.Substream}
 			if !want[key] {
 				t.Fatalf("unexpected or repeated link %+v", l)
 			}
@@ -652,8 +657,19 @@ func TestLeaveReassignsEveryOrphan(t *testing.T) {
 		if len(want) != 0 {
 			t.Fatalf("orphans left without a link: %v", want)
 		}
+		for key, l := range last {
+			if s.Upstreams(l.Peer)[l.Substream] != l.Upstream {
+				t.Fatalf("link %+v not in effect (of %v)", l, key)
+			}
+		}
+		// Each orphan keeps its subtree, and gains only the leaves moved
+		// under it.
 		for o, sub := range subtrees {
-			if got := s.Downstreams(o); !sameLinks(got, sub) {
+			got := s.Downstreams(o)
+			kept := slices.DeleteFunc(slices.Clone(got), func(l Link) bool {
+				return added[Link{Peer: o, Substream: l.Substream}] && !slices.ContainsFunc(sub, func(x Link) bool { return x.Peer == l.Peer && x.Substream == l.Substream })
+			})
+			if !sameLinks(kept, sub) {
 				t.Fatalf("%s: subtree changed from %v to %v", o, sub, got)
 			}
 		}
@@ -1182,14 +1198,25 @@ func TestSwapIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// At once it takes "off"'s place on its home substream (insert), and
+	// "off" hangs under it there; its other substreams wait.
+	home := -1
+	for _, l := range links {
+		switch {
+		case l.Peer == "relay" && l.Upstream == "o" && home < 0:
+			home = l.Substream
+		case l.Peer == "relay" && l.Upstream != "":
+			t.Fatalf("the relay got %s on %d with the origin full", l.Upstream, l.Substream)
+		case l.Peer == "off" && (l.Upstream != "relay" || l.Substream != home):
+			t.Fatalf("link %+v: want off under relay on the relay's home %d", l, home)
+		}
+	}
+	if len(links) != 5 || home < 0 {
+		t.Fatalf("links %+v: want the relay's 4 (its home substream from the origin) and off's move", links)
+	}
 	// A relay proven already (a relay on probation would serve "off" one
 	// substream only).
 	trust(t, s, "relay")
-	for _, l := range links {
-		if l.Upstream != "" {
-			t.Fatalf("the relay got %s on %d with the origin full", l.Upstream, l.Substream)
-		}
-	}
 	links = s.Rebalance(t0.Add(2 * time.Second))
 	// Two viewers cannot have three distinct upstreams each.
 	if err := checkSwarm(s, true, func(protocol.PeerID) bool { return true }); err != nil {
@@ -1208,8 +1235,8 @@ func TestSwapIn(t *testing.T) {
 			t.Errorf("relay-off viewer's substream %d at depth %d", k, d)
 		}
 	}
-	if len(links) != 8 {
-		t.Errorf("%d links, want 4 for the relay and 4 for the viewer moved behind it: %+v", len(links), links)
+	if len(links) != 6 {
+		t.Errorf("%d links, want 3 for the relay and 3 for the viewer moved behind it: %+v", len(links), links)
 	}
 	if st := s.Stats(); st.OriginLinks != 4 {
 		t.Errorf("origin links %d, want 4 (one copy)", st.OriginLinks)
@@ -1249,6 +1276,48 @@ func TestSetBitrate(t *testing.T) {
 	}
 	// One moved to the origin's last slot, one waits on HTTP.
 	if err := checkSwarm(s, false, func(protocol.PeerID) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShallowTrees: 1,000 viewers of the simulator's generous mix (20%
+// relay off, 40% with 5 slots, 40% with 9, at 4 Mbit/s in 4 substreams),
+// believed at once, behind an origin of 40 slots. Each relay branches its
+// home substream's tree from near the root and leaves hang at the edge:
+// every viewer within 5 hops, none waiting (the trees were 14 deep when a
+// relay's slots spread over every tree and newcomers hung under the
+// newest relays).
+func TestShallowTrees(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{BitrateKbps: 4000, Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if err := s.AddOrigin("o", 40); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	now := t0
+	ids := make([]protocol.PeerID, 1000)
+	for i := range ids {
+		now = now.Add(40 * time.Millisecond)
+		kbps := 0
+		switch x := r.Float64(); {
+		case x < 0.2:
+		case x < 0.6:
+			kbps = 4500
+		default:
+			kbps = 8100
+		}
+		ids[i] = protocol.PeerID(fmt.Sprintf("v%d", i))
+		if _, err := s.Join(now, PeerInfo{ID: ids[i], Kind: protocol.KindNative, BudgetKbps: kbps, Loc: Location{Addr: netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deepest := 0
+	for _, id := range ids {
+		deepest = max(deepest, s.ViewerDepth(id))
+	}
+	if st := s.Stats(); deepest > 5 || st.Unassigned > 0 {
+		t.Errorf("deepest viewer at %d hops, %d substreams waiting (%+v)", deepest, st.Unassigned, st)
+	}
+	if err := checkSwarm(s, true, none_); err != nil {
 		t.Fatal(err)
 	}
 }

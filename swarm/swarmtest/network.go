@@ -330,11 +330,12 @@ func (n *Network) Join(p NodeParams) (*Node, error) {
 		return nil, err
 	}
 	ups := make([]protocol.PeerID, n.swarm.Substreams())
-	for _, l := range links {
+	for _, l := range links[:len(ups)] {
 		if l.Substream >= 0 && l.Substream < len(ups) {
 			ups[l.Substream] = l.Upstream
 		}
 	}
+	n.reassign(links[len(ups):]) // viewers moved to make room
 	depth := n.swarm.ViewerDepth(id)
 	v := &Node{net: n, ID: id, p: p, links: map[core.LinkID]*link{}, OriginRTT: p.OriginRTT}
 	n.nodes[id] = v

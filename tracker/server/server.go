@@ -709,6 +709,10 @@ func (s *Server) join(pc *peerConn, j *protocol.Join) bool {
 	now := s.p.Now()
 	st.mu.Lock()
 	links, err := st.swarm.Join(now, tracker.PeerInfo{ID: pc.id, Kind: j.Kind, Loc: loc, BudgetKbps: j.BudgetKbps})
+	var moved []tracker.Link // others moved to make room: told after the welcome
+	if k := st.swarm.Substreams(); err == nil && len(links) > k {
+		links, moved = links[:k], links[k:]
+	}
 	if err != nil { // only a bug: the swarm takes every valid join (on HTTP when full)
 		st.mu.Unlock()
 		s.log.Error("swarm refused a join", "stream", st.name, "err", err)
@@ -742,6 +746,7 @@ func (s *Server) join(pc *peerConn, j *protocol.Join) bool {
 	// rebalance may give it one at once) can only follow its welcome.
 	s.send(pc, w)
 	st.mu.Unlock()
+	s.reassign(st, moved)
 	s.log.Debug("peer joined", "stream", st.name, "peer", pc.id, "kind", j.Kind, "budgetKbps", j.BudgetKbps, "country", loc.Country)
 	return true
 }
