@@ -35,8 +35,8 @@ func (s *Swarm) reassign(now time.Time, orphans []downLink, why Reason, prev pro
 			s.relaxed = false
 		}
 		l := Link{Peer: s.peers[o.peer].id, Substream: int(o.sub), Prev: prev, Reason: why}
-		if m, ok := s.insert(o.peer, int(o.sub)); ok {
-			l.Upstream = s.peers[s.subs[s.at(o.peer, int(o.sub))].up].id
+		if u, m := s.insert(o.peer, int(o.sub)); u != none {
+			l.Upstream = s.peers[u].id
 			moved = append(moved, m)
 		} else if u := s.pick(now, o.peer, int(o.sub), exclude, true); u != none {
 			s.link(o.peer, int(o.sub), u)
@@ -71,8 +71,8 @@ func (s *Swarm) drain(now time.Time, upTo int) []Link {
 		}
 		s.gather(now, e.peer, nil)
 		s.relaxed = false
-		if m, ok := s.insert(e.peer, int(e.sub)); ok {
-			links = append(links, Link{Peer: p.id, Substream: int(e.sub), Upstream: s.peers[s.subs[s.at(e.peer, int(e.sub))].up].id, Reason: ReasonPending}, m)
+		if u, m := s.insert(e.peer, int(e.sub)); u != none {
+			links = append(links, Link{Peer: p.id, Substream: int(e.sub), Upstream: s.peers[u].id, Reason: ReasonPending}, m)
 			s.settle(e.peer)
 			continue
 		}
@@ -514,12 +514,12 @@ const insertVisits = 512
 // insertVisits peers; a leaf is taken only where the prefix and diversity
 // rules let u serve v and v serve c, where u is an origin or as near v as
 // v's best sampled candidate, and where v is no farther from c than u was.
-// v's candidates must be gathered. It returns the link c was given, or
-// false (v is then left to pick).
-func (s *Swarm) insert(v int32, k int) (Link, bool) {
+// v's candidates must be gathered. It returns v's new upstream and the
+// link c was given, or none (v is then left to pick).
+func (s *Swarm) insert(v int32, k int) (int32, Link) {
 	pv := &s.peers[v]
 	if pv.isOrigin() || int(pv.home) != k || s.free(v) == 0 || s.p.MaxDepth > 0 {
-		return Link{}, false
+		return none, Link{}
 	}
 	// v's upstreams must stay diverse (its other substreams' set, kept
 	// apart: diverseAfter below reuses s.distS for c).
@@ -539,7 +539,10 @@ func (s *Swarm) insert(v int32, k int) (Link, bool) {
 	for j := 0; j < len(queue) && j < insertVisits; j++ {
 		u := queue[j]
 		pu := &s.peers[u]
-		under := pu.isOrigin() || proximity(pv, pu) <= near
+		// Whether u may take v: near enough, and within v's rules.
+		in := slices.Contains(vset, u)
+		s.others(v, k)
+		takesV := (pu.isOrigin() || proximity(pv, pu) <= near) && !(mustNew && in || mustOld && !in) && s.fits(u)
 		for _, d := range pu.down {
 			if int(d.sub) != k {
 				continue
@@ -550,16 +553,10 @@ func (s *Swarm) insert(v int32, k int) (Link, bool) {
 				queue = append(queue, c)
 				continue
 			}
-			if !under || int(pc.home) == k && pc.slots > 0 {
+			if !takesV || int(pc.home) == k && pc.slots > 0 {
 				continue // c may relay k itself: it keeps its place
 			}
 			if !pu.isOrigin() && proximity(pc, pv) > proximity(pc, pu) {
-				continue
-			}
-			if in := slices.Contains(vset, u); mustNew && in || mustOld && !in {
-				continue
-			}
-			if s.others(v, k); !s.fits(u) {
 				continue
 			}
 			if s.others(c, k); !s.fits(v) || !s.diverseAfter(c, k, v) {
@@ -572,8 +569,8 @@ func (s *Swarm) insert(v int32, k int) (Link, bool) {
 			s.relaxed = true
 			s.settle(c)
 			s.relaxed = relaxed
-			return Link{Peer: pc.id, Substream: k, Upstream: pv.id, Prev: s.peers[u].id, Reason: ReasonRebalance}, true
+			return u, Link{Peer: pc.id, Substream: k, Upstream: pv.id, Prev: s.peers[u].id, Reason: ReasonRebalance}
 		}
 	}
-	return Link{}, false
+	return none, Link{}
 }

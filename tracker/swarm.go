@@ -478,8 +478,8 @@ func (s *Swarm) Join(now time.Time, pi PeerInfo) ([]Link, error) {
 	var moved []Link
 	for k := range s.k {
 		l := Link{Peer: pi.ID, Substream: k, Reason: ReasonJoin}
-		if m, ok := s.insert(i, k); ok {
-			l.Upstream = s.peers[s.subs[s.at(i, k)].up].id
+		if u, m := s.insert(i, k); u != none {
+			l.Upstream = s.peers[u].id
 			moved = append(moved, m)
 		} else if u := s.pick(now, i, k, none, true); u != none {
 			s.link(i, k, u)
