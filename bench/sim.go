@@ -34,6 +34,9 @@ type SimParams struct {
 	Buffer time.Duration
 	// Seed makes the run: the same seed, the same run (1).
 	Seed uint64
+	// CutThrough turns cut-through relay on (core.Params.CutThrough):
+	// relays forward each verified piece of a chunk as it arrives.
+	CutThrough bool
 	// Loopback places every viewer as the real-process harness has them:
 	// at one address, 127.0.0.1, which the tracker trusts (seedcast serve
 	// --trusted-peers: its declared budget buys slots at once, with no
@@ -57,6 +60,13 @@ type SimResult struct {
 	Seed            uint64  `json:"seed"`
 	BitrateMbps     float64 `json:"bitrateMbps"`
 	DurationSeconds float64 `json:"durationSeconds"`
+	// CutThrough: the run had cut-through relay on.
+	CutThrough bool `json:"cutThroughOn,omitempty"`
+	// CutThrough counts the pushes viewers began before they held the
+	// chunk whole (Stats.CutThrough), of Pushes, the chunks viewers
+	// received pushed.
+	CutThroughPushes int64 `json:"cutThroughPushes"`
+	Pushes           int64 `json:"pushes"`
 	// BufferSeconds is the viewers' playback delay behind live.
 	BufferSeconds float64 `json:"bufferSeconds"`
 	// OriginSlots and OriginEgressMbps are the origin's seed as run.
@@ -324,7 +334,7 @@ func newSim(p SimParams) (*sim, error) {
 		Seed:        p.Seed,
 		Renditions:  []swarmtest.Rendition{{Name: "v0", Kind: "video", Kbps: p.BitrateKbps}},
 		Substreams:  substreams,
-		Core:        core.Params{Buffer: p.Buffer}, // zero: the production default
+		Core:        core.Params{Buffer: p.Buffer, CutThrough: p.CutThrough}, // zero: the production default
 		OriginSlots: slots,
 		OriginKbps:  int(sc.Origin.Egress),
 		OriginRTT:   time.Duration(sc.Origin.RTTms * float64(time.Millisecond)),
@@ -339,7 +349,7 @@ func newSim(p SimParams) (*sim, error) {
 	s.net = net
 	s.res = SimResult{
 		Scenario: sc.Name, Viewers: p.Viewers, Seed: p.Seed, BitrateMbps: float64(p.BitrateKbps) / 1000,
-		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
+		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), CutThrough: p.CutThrough, OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
 	}
 	return s, nil
 }
@@ -578,6 +588,8 @@ func (s *sim) fill(rep SwarmReport, byDepth map[int][]time.Duration, meanN float
 			continue
 		}
 		st := v.Stats()
+		res.CutThroughPushes += int64(st.CutThrough)
+		res.Pushes += int64(st.Pushed)
 		depths[st.Depth]++
 		res.MaxDepth = max(res.MaxDepth, st.Depth)
 		res.MeanDepth += float64(st.Depth)

@@ -23,7 +23,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 		scenario, file, viewers, bitrate, out string
 		duration, buffer                      time.Duration
 		seed                                  uint64
-		list                                  bool
+		list, cut                             bool
 		lf                                    logFlags
 	)
 	fs := flag.NewFlagSet("seedcast sim", flag.ContinueOnError)
@@ -36,6 +36,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.Uint64Var(&seed, "seed", 1, "the run's seed: the same seed gives the same run")
 	fs.StringVar(&out, "out", "", "write results.json, results.md and plots (SVG, PNG) to this directory")
 	fs.BoolVar(&list, "list", false, "list the built-in scenarios and exit")
+	fs.BoolVar(&cut, "cut-through", false, "relay each verified piece of a chunk as it arrives (docs/protocol.md §5.8), to compare")
 	lf.register(fs)
 	return &ffcli.Command{
 		Name:       "sim",
@@ -83,7 +84,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 			for _, n := range ns {
 				label := fmt.Sprintf("%s n=%d", sc.Name, n)
 				res, err := bench.RunSim(ctx, bench.SimParams{
-					Scenario: sc, Viewers: n, BitrateKbps: int(kbps), Duration: duration, Buffer: buffer, Seed: seed, Logger: log,
+					Scenario: sc, Viewers: n, BitrateKbps: int(kbps), Duration: duration, Buffer: buffer, Seed: seed, CutThrough: cut, Logger: log,
 					Progress: func(done, total time.Duration) { bar.show(label, done, total) },
 				})
 				bar.done()

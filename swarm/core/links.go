@@ -81,7 +81,7 @@ func (n *Node) LinkOpened(now time.Time, id LinkID, remote protocol.PeerID, up b
 		dir = "/u"
 	}
 	p := &peer{
-		link: id, remote: remote, id: string(remote) + dir, up: up, re: wire.NewReassembler(wire.ReassemblerParams{Owned: n.p.OwnedFrames}),
+		link: id, remote: remote, id: string(remote) + dir, up: up, re: wire.NewReassembler(wire.ReassemblerParams{Owned: n.p.OwnedFrames, Stale: n.unwanted}),
 		subsTo: map[int]bool{}, subAt: map[int]time.Time{}, inflight: map[uint32]*inflight{}, subs: map[subKey]bool{},
 	}
 	if prev := n.byID[p.id]; prev != nil { // the same peer again: the old link is gone
@@ -176,8 +176,12 @@ func (n *Node) drop(now time.Time, p *peer) {
 	}
 	clear(p.inflight)
 	n.jobs = dropJobs(n.jobs, func(j *upJob) bool { return j.p == p })
-	if n.cur != nil && n.cur.p == p {
-		n.cur = nil
+	n.active = slices.DeleteFunc(n.active, func(j *upJob) bool { return j.p == p })
+	for _, in := range n.inbound {
+		if in.from == p {
+			// Its pushes on wait for the chunk to come another way.
+			in.from = nil
+		}
 	}
 	if p.up && n.ups[p.remote] == p {
 		delete(n.ups, p.remote)
@@ -353,7 +357,12 @@ func (n *Node) handle(now time.Time, p *peer, m wire.Message) {
 		n.serveRequest(p, m, now)
 	case *wire.Cancel:
 		n.jobs = dropJobs(n.jobs, func(j *upJob) bool { return j.p == p && j.reqID == m.ReqID && j.off == 0 })
+	case *wire.Outboard:
+		n.takeOutboard(now, p, m)
 	case *wire.Chunk:
+		if m.Offset > 0 && !p.re.Pending(m.ID) && n.unwanted(m.ID) {
+			return // the rest of a chunk dropped half way (docs/protocol.md §5.5)
+		}
 		data, err := p.re.Add(m)
 		if err != nil {
 			n.complain(now, p, protocol.ComplaintBadMessage, err)
@@ -361,6 +370,8 @@ func (n *Node) handle(now time.Time, p *peer, m wire.Message) {
 		}
 		if data != nil {
 			n.receive(p, m.ReqID, m.ID, data, now)
+		} else if in := n.inbound[m.ID]; in != nil && in.from == p {
+			n.advance(now, in)
 		}
 	case *wire.Manifest:
 		n.takeBatches(now, p, m)
@@ -385,6 +396,73 @@ func (n *Node) handle(now time.Time, p *peer, m wire.Message) {
 		}
 	case *wire.Stats:
 		p.bufferMs = m.BufferMs
+	}
+}
+
+// unwanted reports whether a chunk in progress from a peer is of no more
+// use: held already, or not wanted (given up, or never).
+func (n *Node) unwanted(id manifest.ID) bool {
+	return n.store.Has(id) || n.wants[id] == nil
+}
+
+// maxInbound bounds the chunks arriving cut-through at once.
+const maxInbound = 64
+
+// takeOutboard keeps the outboard a pusher sends before a chunk, when this
+// node will push that chunk on: it then verifies the chunk piece by piece
+// and relays each verified piece at once (docs/protocol.md §5.8). An
+// outboard this node has no use for is ignored; one that does not fit the
+// chunk's signed entry cuts the peer off.
+func (n *Node) takeOutboard(now time.Time, p *peer, m *wire.Outboard) {
+	e, known := n.verify.Entry(m.ID)
+	w := n.wants[m.ID]
+	if !n.p.CutThrough || !known || w == nil || n.inbound[m.ID] != nil || len(n.inbound) >= maxInbound ||
+		n.rate <= 0 || p.re.Pending(m.ID) || e.Kind != manifest.KindChunk {
+		return
+	}
+	if m.Size() != int(e.Size) {
+		n.stats.Rejected++
+		n.complain(now, p, protocol.ComplaintBadChunk, fmt.Errorf("%w: outboard of a chunk of %d bytes, signed %d", ErrBadChunk, m.Size(), e.Size))
+		return
+	}
+	key := subKey{e.Rendition, int(e.Seq % uint64(n.k))}
+	if !slices.ContainsFunc(n.plist, func(q *peer) bool { return q.subs[key] && !q.chokedIt && q != p }) {
+		return // nobody to push it on to
+	}
+	ob := m.Data
+	if !n.p.OwnedFrames {
+		ob = slices.Clone(ob)
+	}
+	n.inbound[m.ID] = &inbound{e: e, from: p, outboard: ob}
+}
+
+// advance verifies the pieces of in that have arrived whole since the last
+// call; the first verified piece starts the pushes on. A piece that fails
+// cuts its pusher off; the pushes begun then wait for the chunk to come
+// another way.
+func (n *Node) advance(now time.Time, in *inbound) {
+	p := in.from
+	prefix := p.re.Prefix(in.e.Hash)
+	end := len(prefix) - len(prefix)%manifest.PieceSize
+	if end <= len(in.data) {
+		return
+	}
+	if _, err := n.verify.CheckPieces(in.e.Hash, in.outboard, len(in.data), prefix[len(in.data):end]); err != nil {
+		n.stats.Rejected++
+		in.from = nil
+		n.complain(now, p, protocol.ComplaintBadChunk, err)
+		return
+	}
+	first := len(in.data) == 0
+	in.data = prefix[:end]
+	if !first || n.rate <= 0 {
+		return
+	}
+	key := subKey{in.e.Rendition, int(in.e.Seq % uint64(n.k))}
+	for _, q := range n.plist {
+		if q.subs[key] && !q.chokedIt && q != p && n.queue(&upJob{p: q, e: in.e, src: in, kind: scheduler.UploadPush, at: now}) {
+			in.to = append(in.to, q)
+		}
 	}
 }
 
@@ -463,7 +541,15 @@ func (n *Node) takeBatches(now time.Time, p *peer, m *wire.Manifest) {
 // receive takes a whole chunk from a peer: verified, it is kept and
 // relayed; a chunk that does not match its signed entry cuts the peer off.
 func (n *Node) receive(p *peer, reqID uint32, id manifest.ID, data []byte, now time.Time) {
-	e, err := n.verify.Check(id, data)
+	var e manifest.Entry
+	var err error
+	if in := n.inbound[id]; in != nil && in.from == p && len(in.data) < len(data) {
+		// Arrived with its outboard: what is left to verify is the pieces
+		// after those verified already.
+		e, err = n.verify.CheckPieces(id, in.outboard, len(in.data), data[len(in.data):])
+	} else {
+		e, err = n.verify.Check(id, data)
+	}
 	var f *inflight
 	if reqID != 0 {
 		if f = p.inflight[reqID]; f != nil {

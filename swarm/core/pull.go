@@ -206,6 +206,13 @@ func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, 
 	}
 	n.store.Put(e.Hash, data)
 	n.stats.Chunks++
+	var begun []*peer // subscribers whose push began as the chunk arrived
+	if in := n.inbound[e.Hash]; in != nil {
+		in.data, in.full, in.from = data, true, nil
+		begun = in.to
+		delete(n.inbound, e.Hash)
+		n.obs.put(e.Hash, in.outboard)
+	}
 	switch {
 	case from != nil && from.remote == protocol.OriginPeer:
 		// The origin's seed over a data channel is still the origin.
@@ -261,7 +268,7 @@ func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, 
 	}
 	key := subKey{e.Rendition, int(e.Seq % uint64(n.k))}
 	for _, p := range n.plist {
-		if p.subs[key] && !p.chokedIt && p != from {
+		if p.subs[key] && !p.chokedIt && p != from && !slices.Contains(begun, p) {
 			n.queue(&upJob{p: p, e: e, data: data, kind: scheduler.UploadPush, at: now})
 		}
 	}
@@ -297,6 +304,11 @@ func (n *Node) addWant(w *want) {
 
 // dropWant forgets a want.
 func (n *Node) dropWant(w *want) {
+	if in := n.inbound[w.e.Hash]; in != nil {
+		// Given up before it came whole: so are the pushes on.
+		n.dropSource(in)
+		delete(n.inbound, w.e.Hash)
+	}
 	delete(n.wants, w.e.Hash)
 	delete(n.byKey, w.key)
 	if i := slices.Index(n.wantList, w); i >= 0 {

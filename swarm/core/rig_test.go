@@ -21,6 +21,7 @@ type rig struct {
 	batches map[uint64]manifest.Batch
 	data    map[manifest.ID][]byte
 	outs    []Output // every output so far
+	vsize   int      // bytes of each v0 chunk
 }
 
 const rigD = 250 * time.Millisecond
@@ -28,11 +29,18 @@ const rigD = 250 * time.Millisecond
 var rigStart = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // rigSlot returns slot seq's signed batch (number seq+1) and chunk bytes.
-func rigSlot(seq uint64) (manifest.Batch, [][]byte) {
+func rigSlot(seq uint64) (manifest.Batch, [][]byte) { return rigSlotSized(seq, 3000) }
+
+// rigSlotSized is rigSlot with v0 chunks of vsize bytes (a0's are 1000).
+func rigSlotSized(seq uint64, vsize int) (manifest.Batch, [][]byte) {
 	b := manifest.Batch{Stream: "demo", N: seq + 1}
 	var data [][]byte
 	for i, r := range []string{"v0", "a0"} {
-		d := make([]byte, 3000-i*2000)
+		size := vsize
+		if i == 1 {
+			size = 1000
+		}
+		d := make([]byte, size)
 		for j := range d {
 			d[j] = byte(seq*7 + uint64(i*31+j))
 		}
@@ -52,7 +60,13 @@ func rigSlot(seq uint64) (manifest.Batch, [][]byte) {
 // (empty: over HTTP), at slot 8 of the stream, with slots 0–7 listed.
 func newRig(t testing.TB, budget int, up protocol.PeerID) *rig {
 	t.Helper()
-	r := &rig{t: t, start: rigStart, batches: map[uint64]manifest.Batch{}, data: map[manifest.ID][]byte{}}
+	return newRigSized(t, budget, up, 3000)
+}
+
+// newRigSized is newRig with v0 chunks of vsize bytes.
+func newRigSized(t testing.TB, budget int, up protocol.PeerID, vsize int) *rig {
+	t.Helper()
+	r := &rig{t: t, start: rigStart, batches: map[uint64]manifest.Batch{}, data: map[manifest.ID][]byte{}, vsize: vsize}
 	r.now = rigStart.Add(8 * rigD)
 	m := &manifest.Manifest{Version: 1, Stream: "demo", PublicKey: hex.EncodeToString(streamKey.Public().(ed25519.PublicKey)), ChunkDurationMs: 250,
 		Renditions: []manifest.RenditionInfo{{Name: "v0", Kind: "video"}, {Name: "a0", Kind: "audio"}}}
@@ -82,7 +96,7 @@ func newRig(t testing.TB, budget int, up protocol.PeerID) *rig {
 }
 
 func (r *rig) slot(seq uint64) manifest.Batch {
-	b, data := rigSlot(seq)
+	b, data := rigSlotSized(seq, r.vsize)
 	r.batches[b.N] = b
 	for i, e := range b.Entries {
 		r.data[e.Hash] = data[i]

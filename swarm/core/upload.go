@@ -42,11 +42,81 @@ const (
 type upJob struct {
 	p     *peer
 	e     manifest.Entry
-	data  []byte
-	reqID uint32 // 0 for a push
+	data  []byte   // the chunk; nil while src brings it
+	src   *inbound // the chunk still arriving (cut-through), else nil
+	reqID uint32   // 0 for a push
 	kind  scheduler.UploadKind
 	at    time.Time
-	off   int // bytes of data sent so far
+	off   int  // bytes of data sent so far
+	obOK  bool // the outboard went, or none is due
+}
+
+// bytes returns the chunk's bytes that may be sent: all of it, or while it
+// arrives the pieces verified so far.
+func (j *upJob) bytes() []byte {
+	if j.src != nil {
+		return j.src.data
+	}
+	return j.data
+}
+
+// ready reports whether the job has bytes to send now.
+func (j *upJob) ready() bool { return j.off < len(j.bytes()) || !j.obOK && j.off == 0 }
+
+func (j *upJob) done() bool { return j.off >= int(j.e.Size) }
+
+// inbound is a chunk being pushed to this node with its outboard: verified
+// piece by piece as it arrives, and pushed on to subscribers before it is
+// whole (cut-through, docs/protocol.md §5.8).
+type inbound struct {
+	e        manifest.Entry
+	from     *peer // the pusher; nil once it went away or lied
+	outboard []byte
+	data     []byte  // the verified bytes from offset 0 (the whole chunk once full)
+	full     bool    // data is the whole chunk, verified
+	to       []*peer // the subscribers given a job for it
+}
+
+// obCache keeps the outboards of the newest chunks this node holds, so that
+// a chunk pushed to several relays is hashed for them once.
+type obCache struct {
+	m     map[manifest.ID][]byte
+	order []manifest.ID
+}
+
+const obCacheLen = 64
+
+func (c *obCache) get(id manifest.ID) ([]byte, bool) {
+	ob, ok := c.m[id]
+	return ob, ok
+}
+
+func (c *obCache) put(id manifest.ID, ob []byte) {
+	if c.m == nil {
+		c.m = map[manifest.ID][]byte{}
+	}
+	if _, ok := c.m[id]; ok {
+		return
+	}
+	c.m[id] = ob
+	c.order = append(c.order, id)
+	if len(c.order) > obCacheLen {
+		delete(c.m, c.order[0])
+		c.order = slices.Delete(c.order, 0, 1)
+	}
+}
+
+// outboard returns the outboard of the chunk of job j.
+func (n *Node) outboard(j *upJob) []byte {
+	if j.src != nil {
+		return j.src.outboard
+	}
+	if ob, ok := n.obs.get(j.e.Hash); ok {
+		return ob
+	}
+	ob := n.verify.Outboard(j.e.Hash, j.data)
+	n.obs.put(j.e.Hash, ob)
+	return ob
 }
 
 func dropJobs(jobs []*upJob, drop func(*upJob) bool) []*upJob {
@@ -118,12 +188,26 @@ func (n *Node) serveRequest(p *peer, m *wire.Request, now time.Time) {
 func (n *Node) pump(now time.Time) {
 	n.upWake = time.Time{}
 	for {
-		if n.cur == nil {
-			n.cur = n.nextJob(now)
+		// A job begun goes on before a new one begins; one whose next
+		// pieces have not arrived waits, and others go meanwhile.
+		var j *upJob
+		for _, a := range n.active {
+			if a.ready() {
+				j = a
+				break
+			}
 		}
-		j := n.cur
 		if j == nil {
-			return
+			if j = n.nextJob(now); j == nil {
+				return
+			}
+			// A relay-off peer, or a chunk of one piece, has no use for an
+			// outboard.
+			j.obOK = !n.p.CutThrough || j.kind != scheduler.UploadPush || !j.p.relays || j.e.Size <= manifest.PieceSize
+			if j.src != nil && !j.src.full {
+				n.stats.CutThrough++
+			}
+			n.active = append(n.active, j)
 		}
 		msgs, batch := n.frames(j)
 		size := 0
@@ -133,8 +217,7 @@ func (n *Node) pump(now time.Time) {
 		if !n.bucket.Allow(now, size) {
 			at, ok := n.bucket.ReadyAt(now, size)
 			if !ok { // relay off, or cut to nothing: the peer pulls elsewhere
-				j.p.queued--
-				n.cur = nil
+				n.finish(j)
 				continue
 			}
 			// A microsecond past the bucket's own estimate, so that float
@@ -149,6 +232,11 @@ func (n *Node) pump(now time.Time) {
 			j.off += len(c.Data)
 		}
 		for _, m := range msgs {
+			if _, ok := m.(*wire.Outboard); ok {
+				j.obOK = true
+			}
+		}
+		for _, m := range msgs {
 			b := wire.FrameSize(m)
 			_, media := m.(*wire.Chunk)
 			if media {
@@ -158,11 +246,32 @@ func (n *Node) pump(now time.Time) {
 			}
 			n.emit(Output{Kind: OutSend, Link: j.p.link, Peer: j.p.remote, Msg: m, Bytes: b, Charged: true, Media: media})
 		}
-		if j.off >= len(j.data) {
-			j.p.queued--
-			n.cur = nil
+		if j.done() {
+			n.finish(j)
 		}
 	}
+}
+
+// finish forgets a job begun: sent whole, or given up.
+func (n *Node) finish(j *upJob) {
+	if i := slices.Index(n.active, j); i >= 0 {
+		n.active = slices.Delete(n.active, i, i+1)
+		j.p.queued--
+	}
+}
+
+// dropSource gives up the jobs whose chunk was arriving from in, which
+// will not be whole: those not begun are dropped, those begun end where
+// they are (their receivers discard the part, docs/protocol.md §5.5).
+func (n *Node) dropSource(in *inbound) {
+	n.jobs = dropJobs(n.jobs, func(j *upJob) bool { return j.src == in })
+	n.active = slices.DeleteFunc(n.active, func(j *upJob) bool {
+		if j.src == in {
+			j.p.queued--
+			return true
+		}
+		return false
+	})
 }
 
 // nextJob takes the next job in upload order, dropping stale ones and those
@@ -185,11 +294,11 @@ func (n *Node) nextJob(now time.Time) *upJob {
 	}
 	pending := make([]scheduler.Upload, 0, len(n.jobs))
 	for i, j := range n.jobs {
-		if j.p.backlog > maxBuffered {
+		if j.p.backlog > maxBuffered || !j.ready() {
 			continue
 		}
 		pending = append(pending, scheduler.Upload{
-			Peer: j.p.id, Seq: uint64(i), Size: len(j.data), Kind: j.kind,
+			Peer: j.p.id, Seq: uint64(i), Size: int(j.e.Size), Kind: j.kind,
 			Buffer: time.Duration(j.p.bufferMs) * time.Millisecond, Relay: j.p.relays,
 		})
 	}
@@ -211,19 +320,29 @@ func (n *Node) nextJob(now time.Time) *upJob {
 func (n *Node) frames(j *upJob) (msgs []wire.Message, batch uint64) {
 	room := n.fragSize
 	if j.off == 0 {
+		pre := 0
 		if b, ok := n.verify.BatchOf(j.e.Hash); ok && !j.p.sentBatch.Has(b) {
 			if sb, ok := n.verify.Signed(b); ok {
 				m := &wire.Manifest{Batches: []manifest.SignedBatch{sb}}
 				msgs, batch = append(msgs, m), b
-				room = min(room, n.burst-wire.FrameSize(m)-wire.HeaderSize-wire.ChunkHeaderSize)
-				if room < 256 {
-					return msgs, batch
-				}
+				pre += wire.FrameSize(m)
 			}
 		}
+		if !j.obOK {
+			m := &wire.Outboard{ID: j.e.Hash, Data: n.outboard(j)}
+			msgs = append(msgs, m)
+			pre += wire.FrameSize(m)
+		}
+		if pre > 0 {
+			room = min(room, n.burst-pre-wire.HeaderSize-wire.ChunkHeaderSize)
+		}
+		if len(msgs) > 0 && (room < 256 || j.off >= len(j.bytes())) {
+			return msgs, batch
+		}
 	}
-	end := min(j.off+room, len(j.data))
-	return append(msgs, &wire.Chunk{ReqID: j.reqID, ID: j.e.Hash, Size: uint32(len(j.data)), Offset: uint32(j.off), Data: j.data[j.off:end]}), batch
+	data := j.bytes()
+	end := min(j.off+room, len(data))
+	return append(msgs, &wire.Chunk{ReqID: j.reqID, ID: j.e.Hash, Size: j.e.Size, Offset: uint32(j.off), Data: data[j.off:end]}), batch
 }
 
 // setRate puts the relay rate in force: the budget scaled by the RTT guard.

@@ -206,6 +206,23 @@ func (v *Verifier) Entry(id manifest.ID) (manifest.Entry, bool) {
 	return e, ok
 }
 
+// CheckPieces accepts data as bytes [off, off+len(data)) of chunk id only
+// when id is a signed entry and outboard proves them against it: the chunk
+// verified piece by piece, as it arrives (docs/protocol.md §5.8).
+func (v *Verifier) CheckPieces(id manifest.ID, outboard []byte, off int, data []byte) (manifest.Entry, error) {
+	e, ok := v.Entry(id)
+	if !ok {
+		return e, fmt.Errorf("%w: %s", ErrUnknownChunk, id)
+	}
+	if err := manifest.VerifyPieces(id, int(e.Size), outboard, off, data); err != nil {
+		return e, fmt.Errorf("%w: %s/%d: %w", ErrBadChunk, e.Rendition, e.Seq, err)
+	}
+	return e, nil
+}
+
+// Outboard returns manifest.Outboard(data).
+func (v *Verifier) Outboard(_ manifest.ID, data []byte) []byte { return manifest.Outboard(data) }
+
 // Check accepts data as chunk (or init segment) id only when id is a signed
 // entry and data hashes to it with the signed size. The id a peer claims
 // proves nothing by itself: this is the only door into the store.

@@ -2,6 +2,7 @@ package swarmtest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/seedcast/seedcast/manifest"
@@ -70,6 +71,29 @@ func (v *trustVerifier) Check(id manifest.ID, data []byte) (manifest.Entry, erro
 		return e, fmt.Errorf("%w: %d bytes, signed %d", core.ErrBadChunk, len(data), e.Size)
 	}
 	return e, nil
+}
+
+// CheckPieces checks what the model can: a known entry, an outboard of the
+// right size and whole pieces within the chunk (no BLAKE3).
+func (v *trustVerifier) CheckPieces(id manifest.ID, outboard []byte, off int, data []byte) (manifest.Entry, error) {
+	e, ok := v.Entry(id)
+	if !ok {
+		return e, fmt.Errorf("%w: %s", core.ErrUnknownChunk, id)
+	}
+	size := int(e.Size)
+	if len(outboard) != manifest.OutboardSize(size) || off%manifest.PieceSize != 0 || off+len(data) > size ||
+		len(data)%manifest.PieceSize != 0 && off+len(data) != size {
+		return e, fmt.Errorf("%w: pieces [%d, %d) of %d", core.ErrBadChunk, off, off+len(data), size)
+	}
+	return e, nil
+}
+
+// Outboard returns zeros of an outboard's size, its length field set: the
+// model carries its bytes, not its hashes.
+func (v *trustVerifier) Outboard(_ manifest.ID, data []byte) []byte {
+	ob := make([]byte, manifest.OutboardSize(len(data)))
+	binary.LittleEndian.PutUint64(ob, uint64(len(data)))
+	return ob
 }
 
 func (v *trustVerifier) BatchOf(id manifest.ID) (uint64, bool) {

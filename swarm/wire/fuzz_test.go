@@ -37,7 +37,7 @@ func FuzzDecode(f *testing.F) {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownType) {
 				t.Fatalf("error %v wraps neither sentinel", err)
 			}
-			if errors.Is(err, ErrUnknownType) && (len(frame) < HeaderSize || FrameType(frame) <= TypeStats && FrameType(frame) != 0) {
+			if errors.Is(err, ErrUnknownType) && (len(frame) < HeaderSize || FrameType(frame) <= TypeOutboard && FrameType(frame) != 0) {
 				t.Fatalf("ErrUnknownType for type %v", FrameType(frame))
 			}
 			return

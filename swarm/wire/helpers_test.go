@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"github.com/seedcast/seedcast/internal/docvectors"
@@ -27,6 +28,30 @@ func vectorSignedBatch(t testing.TB) manifest.SignedBatch {
 
 // vectorID is the id used by the wire vectors: BLAKE3 of "seedcast test chunk 1".
 func vectorID() manifest.ID { return manifest.Sum([]byte("seedcast test chunk 1")) }
+
+// pieceData is the outboard vector's chunk: byte i is i mod 251.
+func pieceData(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
+}
+
+// vectorOutboard is the outboard of docs/protocol.md §5.8: the chunk of
+// 32,769 bytes of pieceData (three pieces).
+func vectorOutboard() *Outboard {
+	data := pieceData(2*manifest.PieceSize + 1)
+	return &Outboard{ID: manifest.Sum(data), Data: manifest.Outboard(data)}
+}
+
+// maxOutboard is a well-formed outboard of a chunk of MaxChunk bytes (its
+// tree nodes are not a real chunk's).
+func maxOutboard() []byte {
+	b := make([]byte, manifest.OutboardSize(MaxChunk))
+	binary.LittleEndian.PutUint64(b, MaxChunk)
+	return b
+}
 
 // fragment is a deterministic test payload.
 func fragment(n int) []byte {
@@ -61,5 +86,8 @@ func sampleMessages(t testing.TB) map[string]Message {
 		"unchoke":        &Unchoke{},
 		"reject":         &Reject{ReqID: 7, Reason: RejectNotHeld},
 		"stats":          &Stats{BufferMs: 3200, UploadKbps: 800, Peers: 5},
+		"outboard":       vectorOutboard(),
+		"outboard-one":   &Outboard{ID: vectorID(), Data: []byte{0x00, 0x40, 0, 0, 0, 0, 0, 0}},
+		"outboard-max":   &Outboard{ID: vectorID(), Data: maxOutboard()},
 	}
 }

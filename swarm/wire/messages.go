@@ -319,6 +319,47 @@ func decodeChunk(d *decoder) *Chunk {
 	return m
 }
 
+// Outboard carries the BLAKE3 tree of a chunk above its 16 KiB pieces
+// (manifest.Outboard), sent before the chunk's first fragment by a pusher
+// that has it, so that the receiver can verify the chunk piece by piece and
+// relay each verified piece before the chunk is whole (cut-through,
+// docs/protocol.md §5.8). It proves nothing alone: the receiver checks every
+// piece against it and the signed chunk id.
+type Outboard struct {
+	ID manifest.ID
+	// Data is the outboard: the chunk's size (8 bytes, little endian) and
+	// the tree's parent nodes. It aliases the frame after Decode.
+	Data []byte
+}
+
+func (*Outboard) Type() Type { return TypeOutboard }
+
+func (m *Outboard) Append(buf []byte) []byte {
+	buf, start := beginFrame(buf, TypeOutboard)
+	buf = append(buf, m.ID[:]...)
+	buf = append(buf, m.Data...)
+	return endFrame(buf, start)
+}
+
+// Size is the chunk size the outboard states (0 if it is too short to say).
+func (m *Outboard) Size() int {
+	if len(m.Data) < 8 {
+		return 0
+	}
+	return int(min(binary.LittleEndian.Uint64(m.Data), MaxChunk+1))
+}
+
+func (m *Outboard) Validate() error {
+	n := m.Size()
+	if n < 1 || n > MaxChunk {
+		return malformed("outboard: %d bytes, for a chunk size not in 1…%d", len(m.Data), MaxChunk)
+	}
+	if want := manifest.OutboardSize(n); len(m.Data) != want {
+		return malformed("outboard: %d bytes for a chunk of %d, want %d", len(m.Data), n, want)
+	}
+	return nil
+}
+
 // Fragments appends to dst the Chunk messages that carry data whole, in
 // order, each with at most MaxFragment bytes; the messages alias data.
 func Fragments(dst []Chunk, reqID uint32, id manifest.ID, data []byte) []Chunk {

@@ -22,6 +22,10 @@ type ReassemblerParams struct {
 	// as is, without a copy. A simulator passing messages in memory sets it;
 	// a reader of a byte stream, whose buffer is reused, must not.
 	Owned bool
+	// Stale, if set, names the chunks in progress that may be dropped when
+	// a new chunk would exceed the limits (the receiver holds them already,
+	// or wants them no more): their sender may have given them up half way.
+	Stale func(manifest.ID) bool
 }
 
 // Reassembler collects the fragments of chunks sent by one peer and returns
@@ -85,10 +89,10 @@ func (r *Reassembler) Add(c *Chunk) ([]byte, error) {
 			}
 			return append([]byte(nil), c.Data...), nil
 		}
-		if len(r.pending) >= r.p.MaxInProgress {
-			return nil, ErrTooManyChunks
+		if len(r.pending) >= r.p.MaxInProgress || r.bytes+int(c.Size) > r.p.MaxBytes {
+			r.dropStale()
 		}
-		if r.bytes+int(c.Size) > r.p.MaxBytes {
+		if len(r.pending) >= r.p.MaxInProgress || r.bytes+int(c.Size) > r.p.MaxBytes {
 			return nil, ErrTooManyChunks
 		}
 		p = &partial{reqID: c.ReqID, size: int(c.Size)}
@@ -165,6 +169,37 @@ func (r *Reassembler) Add(c *Chunk) ([]byte, error) {
 func (r *Reassembler) drop(id manifest.ID, p *partial) {
 	delete(r.pending, id)
 	r.bytes -= p.size
+}
+
+func (r *Reassembler) dropStale() {
+	if r.p.Stale == nil {
+		return
+	}
+	for id, p := range r.pending {
+		if r.p.Stale(id) {
+			r.drop(id, p)
+		}
+	}
+}
+
+// Pending reports whether chunk id is in progress.
+func (r *Reassembler) Pending(id manifest.ID) bool { return r.pending[id] != nil }
+
+// Prefix returns the bytes of chunk id in progress received without a gap
+// from offset 0 (nil if none). They stay valid and unchanged: later
+// fragments only add bytes after them, and the chunk Add finally returns
+// begins with them.
+func (r *Reassembler) Prefix(id manifest.ID) []byte {
+	p := r.pending[id]
+	switch {
+	case p == nil:
+		return nil
+	case p.view:
+		return p.data[:len(p.data):len(p.data)]
+	case len(p.have) > 0 && p.have[0].start == 0:
+		return p.data[:p.have[0].end:p.have[0].end]
+	}
+	return nil
 }
 
 // Drop forgets a chunk in progress (after a Cancel, a Reject or a timeout)

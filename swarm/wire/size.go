@@ -30,6 +30,8 @@ func FrameSize(m Message) int {
 		n = 4 + 1
 	case *Stats:
 		n = 4 + 4 + 2
+	case *Outboard:
+		n = 32 + len(m.Data)
 	case *Manifest:
 		n = 1
 		for _, b := range m.Batches {

@@ -25,6 +25,7 @@ func wireVectors(t testing.TB) map[string]Message {
 		"wire-unchoke":   &Unchoke{},
 		"wire-reject":    &Reject{ReqID: 7, Reason: RejectNotHeld},
 		"wire-stats":     &Stats{BufferMs: 3200, UploadKbps: 800, Peers: 5},
+		"wire-outboard":  vectorOutboard(),
 		"wire-unknown":   nil,
 	}
 }

@@ -74,12 +74,14 @@ const (
 	TypeUnchoke     Type = 0x0a
 	TypeReject      Type = 0x0b
 	TypeStats       Type = 0x0c
+	TypeOutboard    Type = 0x0d
 )
 
 var typeNames = [...]string{
 	TypeHello: "hello", TypeHave: "have", TypeSubscribe: "subscribe", TypeUnsubscribe: "unsubscribe",
 	TypeRequest: "request", TypeCancel: "cancel", TypeChunk: "chunk", TypeManifest: "manifest",
 	TypeChoke: "choke", TypeUnchoke: "unchoke", TypeReject: "reject", TypeStats: "stats",
+	TypeOutboard: "outboard",
 }
 
 func (t Type) String() string {
@@ -180,6 +182,8 @@ func Decode(frame []byte) (Message, error) {
 		m = &Reject{ReqID: d.u32(), Reason: RejectReason(d.u8())}
 	case TypeStats:
 		m = &Stats{BufferMs: d.u32(), UploadKbps: d.u32(), Peers: d.u16()}
+	case TypeOutboard:
+		m = &Outboard{ID: d.id(), Data: d.bytes(len(d.b))}
 	default:
 		return nil, fmt.Errorf("%w 0x%02x (%d bytes skipped)", ErrUnknownType, uint8(t), n)
 	}

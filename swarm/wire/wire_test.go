@@ -111,6 +111,8 @@ func TestMalformed(t *testing.T) {
 	}
 	u16 := func(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 	u32 := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+	le64 := func(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+	vid := vectorID()
 	u64 := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 	name := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
 	vb := vectorSignedBatch(t)
@@ -160,6 +162,11 @@ func TestMalformed(t *testing.T) {
 		{"reject id 0", frame(TypeReject, u32(0), []byte{1})},
 		{"stats short", frame(TypeStats, u32(1), u32(1))},
 		{"stats long", frame(TypeStats, u32(1), u32(1), u16(1), []byte{0})},
+		{"outboard no size", frame(TypeOutboard, vid[:], []byte{1, 0, 0})},
+		{"outboard size 0", frame(TypeOutboard, vid[:], make([]byte, 8))},
+		{"outboard size over MaxChunk", frame(TypeOutboard, vid[:], le64(MaxChunk+1), make([]byte, manifest.OutboardSize(MaxChunk)))},
+		{"outboard short", frame(TypeOutboard, vid[:], vectorOutboard().Data[:100])},
+		{"outboard long", frame(TypeOutboard, vid[:], vectorOutboard().Data, []byte{0})},
 	}
 	for _, tt := range tests {
 		_, err := Decode(tt.frame)
@@ -174,7 +181,7 @@ func TestMalformed(t *testing.T) {
 func TestUnknownTypeSkipped(t *testing.T) {
 	var stream []byte
 	stream = (&Stats{BufferMs: 1}).Append(stream)
-	for _, typ := range []byte{0x00, 0x0d, 0x7f, 0xff} {
+	for _, typ := range []byte{0x00, 0x0e, 0x7f, 0xff} {
 		stream = append(stream, 0, 0, 0, 4, typ, 1, 2, 3)
 	}
 	stream = (&Unchoke{}).Append(stream)
