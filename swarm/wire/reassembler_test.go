@@ -141,3 +141,67 @@ func TestReassemblerLimits(t *testing.T) {
 		t.Fatalf("oversize chunk: %v", err)
 	}
 }
+
+// TestReassemblerPrefix: Prefix is the gap-free start of a chunk in
+// progress, in both buffer modes, and the chunk Add returns begins with
+// those very bytes.
+func TestReassemblerPrefix(t *testing.T) {
+	for _, owned := range []bool{false, true} {
+		data := fragment(100)
+		id := manifest.Sum(data)
+		r := NewReassembler(ReassemblerParams{Owned: owned})
+		add := func(off, end int) []byte {
+			t.Helper()
+			out, err := r.Add(&Chunk{ID: id, Size: 100, Offset: uint32(off), Data: data[off:end]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		if r.Prefix(id) != nil || r.Pending(id) {
+			t.Fatal("prefix of a chunk not begun")
+		}
+		add(0, 30)
+		if p := r.Prefix(id); !bytes.Equal(p, data[:30]) || !r.Pending(id) {
+			t.Fatalf("owned %v: prefix %v after [0, 30)", owned, p)
+		}
+		add(60, 80) // a hole: the prefix stays
+		if p := r.Prefix(id); !bytes.Equal(p, data[:30]) {
+			t.Fatalf("owned %v: prefix of %d bytes after [60, 80)", owned, len(p))
+		}
+		first := r.Prefix(id)
+		add(30, 60)
+		if p := r.Prefix(id); !bytes.Equal(p, data[:80]) || !bytes.Equal(first, data[:30]) {
+			t.Fatalf("owned %v: prefix of %d bytes after the hole filled, or the old prefix changed", owned, len(p))
+		}
+		p := r.Prefix(id)
+		out := add(80, 100)
+		if !bytes.Equal(out, data) || &out[0] != &p[0] {
+			t.Fatalf("owned %v: the chunk does not begin with the prefix's bytes", owned)
+		}
+		if r.Prefix(id) != nil || r.Pending(id) {
+			t.Fatal("a complete chunk still in progress")
+		}
+	}
+}
+
+// TestReassemblerStale: at the limits, the chunks the caller calls stale
+// make room; the others are kept and the new chunk refused.
+func TestReassemblerStale(t *testing.T) {
+	stale := map[manifest.ID]bool{{1}: true}
+	r := NewReassembler(ReassemblerParams{MaxInProgress: 2, Stale: func(id manifest.ID) bool { return stale[id] }})
+	for i := range byte(2) {
+		if _, err := r.Add(&Chunk{ID: manifest.ID{i}, Size: 100, Data: []byte{1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Add(&Chunk{ID: manifest.ID{2}, Size: 100, Data: []byte{1}}); err != nil {
+		t.Fatalf("a stale chunk did not make room: %v", err)
+	}
+	if r.Pending(manifest.ID{1}) || !r.Pending(manifest.ID{0}) || !r.Pending(manifest.ID{2}) {
+		t.Fatal("the wrong chunk was dropped")
+	}
+	if _, err := r.Add(&Chunk{ID: manifest.ID{3}, Size: 100, Data: []byte{1}}); !errors.Is(err, ErrTooManyChunks) {
+		t.Fatalf("no stale chunk left, yet: %v", err)
+	}
+}
