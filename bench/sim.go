@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/swarm"
 	"github.com/seedcast/seedcast/swarm/core"
 	"github.com/seedcast/seedcast/swarm/swarmtest"
@@ -32,6 +33,10 @@ type SimParams struct {
 	// Buffer is the viewers' playback delay (0: the scenario's, else the
 	// production default).
 	Buffer time.Duration
+	// ChunkDuration is the chunker's target (0: the production default,
+	// manifest.DefaultChunkDuration; 100 ms to 500 ms as seedcast serve
+	// --chunk-duration).
+	ChunkDuration time.Duration
 	// Seed makes the run: the same seed, the same run (1).
 	Seed uint64
 	// CutThrough turns cut-through relay on (core.Params.CutThrough):
@@ -67,6 +72,8 @@ type SimResult struct {
 	// received pushed.
 	CutThroughPushes int64 `json:"cutThroughPushes"`
 	Pushes           int64 `json:"pushes"`
+	// ChunkMs is the chunker's target duration.
+	ChunkMs int `json:"chunkMs"`
 	// BufferSeconds is the viewers' playback delay behind live.
 	BufferSeconds float64 `json:"bufferSeconds"`
 	// OriginSlots and OriginEgressMbps are the origin's seed as run.
@@ -260,6 +267,9 @@ func RunSim(ctx context.Context, p SimParams) (SimResult, error) {
 	if p.Seed == 0 {
 		p.Seed = 1
 	}
+	if p.ChunkDuration == 0 {
+		p.ChunkDuration = manifest.DefaultChunkDuration
+	}
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -268,6 +278,8 @@ func RunSim(ctx context.Context, p SimParams) (SimResult, error) {
 		return SimResult{}, fmt.Errorf("%w: %d viewers (1 to 1,000,000)", ErrBadParams, p.Viewers)
 	case p.BitrateKbps <= 0 || p.BitrateKbps > 100_000:
 		return SimResult{}, fmt.Errorf("%w: bitrate %d kbps", ErrBadParams, p.BitrateKbps)
+	case p.ChunkDuration < manifest.MinChunkDuration || p.ChunkDuration > manifest.MaxChunkDuration:
+		return SimResult{}, fmt.Errorf("%w: chunk duration %v (%v to %v)", ErrBadParams, p.ChunkDuration, manifest.MinChunkDuration, manifest.MaxChunkDuration)
 	case p.Buffer < 0 || p.Buffer > time.Minute:
 		return SimResult{}, fmt.Errorf("%w: buffer %v (0 to 1 min)", ErrBadParams, p.Buffer)
 	case p.Duration < 10*time.Second || p.Duration > 24*time.Hour:
@@ -331,17 +343,18 @@ func newSim(p SimParams) (*sim, error) {
 		slots = max(int(int64(sc.Origin.Egress)*core.PushShare/100*substreams/int64(p.BitrateKbps)), 1)
 	}
 	net, err := swarmtest.New(swarmtest.Params{
-		Seed:        p.Seed,
-		Renditions:  []swarmtest.Rendition{{Name: "v0", Kind: "video", Kbps: p.BitrateKbps}},
-		Substreams:  substreams,
-		Core:        core.Params{Buffer: p.Buffer, CutThrough: p.CutThrough}, // zero: the production default
-		OriginSlots: slots,
-		OriginKbps:  int(sc.Origin.Egress),
-		OriginRTT:   time.Duration(sc.Origin.RTTms * float64(time.Millisecond)),
-		Latency:     func(a, b *swarmtest.Node) time.Duration { return oneWay(a.Region(), b.Region()) },
-		Loss:        sc.Loss,
-		Trusted:     trusted,
-		TrackerKbps: p.TrackerKbps,
+		Seed:          p.Seed,
+		Renditions:    []swarmtest.Rendition{{Name: "v0", Kind: "video", Kbps: p.BitrateKbps}},
+		Substreams:    substreams,
+		ChunkDuration: p.ChunkDuration,
+		Core:          core.Params{Buffer: p.Buffer, CutThrough: p.CutThrough}, // zero: the production default
+		OriginSlots:   slots,
+		OriginKbps:    int(sc.Origin.Egress),
+		OriginRTT:     time.Duration(sc.Origin.RTTms * float64(time.Millisecond)),
+		Latency:       func(a, b *swarmtest.Node) time.Duration { return oneWay(a.Region(), b.Region()) },
+		Loss:          sc.Loss,
+		Trusted:       trusted,
+		TrackerKbps:   p.TrackerKbps,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadParams, err)
@@ -349,7 +362,7 @@ func newSim(p SimParams) (*sim, error) {
 	s.net = net
 	s.res = SimResult{
 		Scenario: sc.Name, Viewers: p.Viewers, Seed: p.Seed, BitrateMbps: float64(p.BitrateKbps) / 1000,
-		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), CutThrough: p.CutThrough, OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
+		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), ChunkMs: int(p.ChunkDuration.Milliseconds()), CutThrough: p.CutThrough, OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
 	}
 	return s, nil
 }

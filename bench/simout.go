@@ -42,7 +42,11 @@ func SimMarkdown(results []SimResult) string {
 		return "No runs.\n"
 	}
 	r0 := results[0]
-	fmt.Fprintf(&b, "# Simulator: %s, %.1f Mbit/s, %.0f s, seed %d, playback buffer %.1f s\n\n", r0.Scenario, r0.BitrateMbps, r0.DurationSeconds, r0.Seed, r0.BufferSeconds)
+	fmt.Fprintf(&b, "# Simulator: %s, %.1f Mbit/s, %.0f s, seed %d, playback buffer %.1f s, chunks of %d ms", r0.Scenario, r0.BitrateMbps, r0.DurationSeconds, r0.Seed, r0.BufferSeconds, r0.ChunkMs)
+	if r0.CutThrough {
+		b.WriteString(", cut-through relay")
+	}
+	b.WriteString("\n\n")
 	b.WriteString("Server egress in Mbit/s over the measured window (the run's end, after every viewer joined and settled). ")
 	b.WriteString("CDN is a plain CDN's n·r; claim the founding design's table (scaled to the bitrate); ")
 	b.WriteString("bound the fluid bound max(r, n·r − U), the least any swarm of these viewers can do.\n\n")

@@ -15,13 +15,14 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/seedcast/seedcast/bench"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/scheduler"
 )
 
 func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var (
 		scenario, file, viewers, bitrate, out string
-		duration, buffer                      time.Duration
+		duration, buffer, chunk               time.Duration
 		seed                                  uint64
 		list, cut                             bool
 		lf                                    logFlags
@@ -33,6 +34,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&bitrate, "bitrate", "", "stream rate r, e.g. 4Mbps (default: the scenario's)")
 	fs.DurationVar(&duration, "duration", 0, "virtual time of each run (default: the scenario's)")
 	fs.DurationVar(&buffer, "buffer", 0, "viewers' playback delay behind live (default: the scenario's, else the node core's 2s)")
+	fs.DurationVar(&chunk, "chunk-duration", manifest.DefaultChunkDuration, "the chunker's target chunk duration, 100ms–500ms (as seedcast serve --chunk-duration)")
 	fs.Uint64Var(&seed, "seed", 1, "the run's seed: the same seed gives the same run")
 	fs.StringVar(&out, "out", "", "write results.json, results.md and plots (SVG, PNG) to this directory")
 	fs.BoolVar(&list, "list", false, "list the built-in scenarios and exit")
@@ -40,7 +42,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	lf.register(fs)
 	return &ffcli.Command{
 		Name:       "sim",
-		ShortUsage: "seedcast sim [--scenario generous] [--viewers 10,100,1000] [--bitrate 4Mbps] [--duration 120s] [--buffer 2s] [--seed 1] [--out DIR]",
+		ShortUsage: "seedcast sim [--scenario generous] [--viewers 10,100,1000] [--bitrate 4Mbps] [--duration 120s] [--buffer 2s] [--chunk-duration 250ms] [--seed 1] [--out DIR]",
 		ShortHelp:  "simulate a swarm: the production node core and tracker policy on a virtual clock, at any audience size",
 		LongHelp: "Runs a scenario on the simulator (package bench): one origin (its seed node and HTTP),\n" +
 			"the production tracker policy and n production node cores on one virtual clock, over\n" +
@@ -84,7 +86,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 			for _, n := range ns {
 				label := fmt.Sprintf("%s n=%d", sc.Name, n)
 				res, err := bench.RunSim(ctx, bench.SimParams{
-					Scenario: sc, Viewers: n, BitrateKbps: int(kbps), Duration: duration, Buffer: buffer, Seed: seed, CutThrough: cut, Logger: log,
+					Scenario: sc, Viewers: n, BitrateKbps: int(kbps), Duration: duration, Buffer: buffer, ChunkDuration: chunk, Seed: seed, CutThrough: cut, Logger: log,
 					Progress: func(done, total time.Duration) { bar.show(label, done, total) },
 				})
 				bar.done()
