@@ -273,6 +273,7 @@ type harnessInput struct {
 	sc               Scenario
 	viewers          int
 	seed             uint64
+	chunk            time.Duration
 	plan             []plannedNode
 	series           []nodeSeries
 	winStart, total  time.Duration
@@ -311,7 +312,7 @@ func harnessMeasure(in harnessInput) HarnessResult {
 	*r = SimResult{
 		Scenario: in.sc.Name, Viewers: in.viewers, Seed: in.seed, BitrateMbps: rate / 1000,
 		DurationSeconds: in.total.Seconds(), BufferSeconds: bufferOr(time.Duration(in.sc.Buffer)).Seconds(),
-		OriginSlots: in.slots, OriginEgressMbps: float64(in.sc.Origin.Egress) / 1000,
+		ChunkMs: int(in.chunk.Milliseconds()), OriginSlots: in.slots, OriginEgressMbps: float64(in.sc.Origin.Egress) / 1000,
 		WindowStartSeconds: in.winStart.Seconds(),
 	}
 	r.setReport(rep, byDepth, meanN, rate, in.viewers)

@@ -244,7 +244,7 @@ func SimFor(sc Scenario, res HarnessResult) SimParams {
 		}
 	}
 	return SimParams{Scenario: sc, Viewers: res.Viewers, BitrateKbps: int(math.Round(rate)), Duration: secondsDuration(res.DurationSeconds), Seed: res.Seed, Loopback: true,
-		TrackerKbps: res.Harness.TrackerKbps}
+		TrackerKbps: res.Harness.TrackerKbps, ChunkDuration: time.Duration(res.ChunkMs) * time.Millisecond}
 }
 
 func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

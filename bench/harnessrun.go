@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/media"
 )
 
@@ -47,6 +48,9 @@ type HarnessParams struct {
 	StatsEvery time.Duration
 	// Seed picks churn's departures (1).
 	Seed uint64
+	// ChunkDuration is the origin's chunk duration (seedcast serve
+	// --chunk-duration; 0: its default).
+	ChunkDuration time.Duration
 	// Progress, if set, is called every second with the run's time done
 	// and its length.
 	Progress func(done, total time.Duration)
@@ -217,7 +221,7 @@ func (h *harness) run(ctx context.Context) (HarnessResult, error) {
 	}, "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--webrtc-loopback-only",
 		"--stream-key", harnessStream+"="+key, "--seed-egress", fmt.Sprintf("%dkbps", sc.Origin.Egress),
 		"--origin-slots", strconv.Itoa(slots), "--tracker-conns-per-ip", strconv.Itoa(p.Viewers+16),
-		"--max-peer-conns-per-ip", strconv.Itoa(p.Viewers+16))
+		"--max-peer-conns-per-ip", strconv.Itoa(p.Viewers+16), "--chunk-duration", chunkOr(p.ChunkDuration).String())
 	if err != nil {
 		return HarnessResult{}, err
 	}
@@ -297,7 +301,7 @@ func (h *harness) run(ctx context.Context) (HarnessResult, error) {
 		series = append(series, s)
 	}
 	res := harnessMeasure(harnessInput{
-		sc: sc, viewers: p.Viewers, seed: p.Seed, plan: plan, series: series, winStart: winStart, total: total,
+		sc: sc, viewers: p.Viewers, seed: p.Seed, chunk: chunkOr(p.ChunkDuration), plan: plan, series: series, winStart: winStart, total: total,
 		slack: scrapeLag, a: sa, b: sb, published: h.published, asked: float64(p.BitrateKbps), costs: costs, slots: slots,
 	})
 	res.Harness.Clip = h.clipName
@@ -653,4 +657,12 @@ func viewerEnv(env []string) []string {
 		}
 	}
 	return env
+}
+
+// chunkOr is d, or the chunker's default for 0.
+func chunkOr(d time.Duration) time.Duration {
+	if d <= 0 {
+		return manifest.DefaultChunkDuration
+	}
+	return d
 }

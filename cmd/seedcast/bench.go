@@ -14,6 +14,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/seedcast/seedcast/bench"
+	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/scheduler"
 )
 
@@ -26,11 +27,13 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 		repeat   int
 		resim    string
 		withSim  bool
+		chunk    time.Duration
 	)
 	fs := flag.NewFlagSet("seedcast bench", flag.ContinueOnError)
 	rf.register(fs, "50", "write results.json, results.md and plots to this directory (default: a new temporary one); processes' logs, plans and stats go under it too")
 	fs.StringVar(&bitrate, "bitrate", "500kbps", "stream rate asked for (the demo clip is ~0.55 Mbit/s of chunks; another rate is encoded with ffmpeg; the report gives the measured rate)")
 	fs.DurationVar(&duration, "duration", 60*time.Second, "length of each run (joins, settling and the window scale as in the simulator)")
+	fs.DurationVar(&chunk, "chunk-duration", manifest.DefaultChunkDuration, "the origin's chunk duration, 100ms–500ms (seedcast serve --chunk-duration)")
 	fs.IntVar(&perProc, "nodes-per-process", 10, "viewer nodes each seedcast viewer process runs")
 	fs.IntVar(&repeat, "repeat", 1, "runs of each audience size (the simulator's with seeds --seed, --seed+1, ...): a real run's figures vary from run to run")
 	fs.StringVar(&resim, "resim", "", "run no processes: run the simulator again beside the harness's runs in this directory's results.json (after a change to the model), and rewrite its results")
@@ -87,7 +90,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 					}
 					res, err := bench.RunHarness(ctx, bench.HarnessParams{
 						Binary: self, Dir: dir, Scenario: sc, Viewers: n,
-						BitrateKbps: int(kbps), Duration: duration, NodesPerProcess: perProc, Seed: rf.seed + uint64(i), Logger: log,
+						BitrateKbps: int(kbps), Duration: duration, NodesPerProcess: perProc, Seed: rf.seed + uint64(i), ChunkDuration: chunk, Logger: log,
 						Progress: func(done, total time.Duration) { bar.show(label, done, total) },
 					})
 					bar.done()
