@@ -15,8 +15,13 @@ import (
 // LL-HLS layout. A segment is a run of whole chunks that starts with an
 // independent chunk of the primary rendition (the first video rendition, or
 // audio when there is no video) once the running segment has reached
-// SegmentTarget; every chunk is also listed as a partial segment pointing at
-// its immutable /c/{hash} URL. Segments of all renditions share boundaries
+// SegmentTarget. Partial segments are runs of chunks too: each chunk, at its
+// immutable /c/{hash} URL, when chunks last MinPart or more; else
+// ⌈MinPart / chunk duration⌉ chunks at part/{msn}.{i}.m4s, so that a part
+// holds enough frames for the rule that every part but a segment's last
+// last at least 85% of PART-TARGET (RFC 8216bis §4.4.4.9: at 30 fps, 125 ms
+// chunks are 3 or 4 frames, 100 or 133 ms; two of them, 233 or 267 ms).
+// Segments of all renditions share boundaries
 // (chunk slots), so the media sequence number names the same media time in
 // every media playlist.
 
@@ -30,6 +35,10 @@ type PlaylistParams struct {
 	// playlist at /live/{stream}/{rendition}/index.m3u8; default "../../../c/".
 	ChunkURI string
 }
+
+// MinPart is the shortest part duration aimed for: shorter chunks are
+// grouped into parts of at least this much (see the LL-HLS layout above).
+const MinPart = 200 * time.Millisecond
 
 // ErrNoSuchSegment is returned for a rendition or segment the playlist does
 // not hold.
@@ -46,6 +55,7 @@ type Playlist struct {
 	edge       uint64    // newest primary slot seen
 	hasEdge    bool
 	partTarget time.Duration
+	group      int // chunks per part
 	targetDur  int // seconds
 	discSeq    int // discontinuities pruned from the front
 }
@@ -81,8 +91,9 @@ func NewPlaylist(p PlaylistParams) *Playlist {
 	if p.ChunkURI == "" {
 		p.ChunkURI = "../../../c/"
 	}
+	group := max(1, int((MinPart+p.ChunkDuration-1)/p.ChunkDuration))
 	return &Playlist{
-		p: p, rends: map[string]*hlsRendition{}, partTarget: p.ChunkDuration,
+		p: p, rends: map[string]*hlsRendition{}, partTarget: time.Duration(group) * p.ChunkDuration, group: group,
 		targetDur: int(math.Ceil(p.SegmentTarget.Seconds())),
 	}
 }
@@ -114,18 +125,13 @@ func (pl *Playlist) Add(entries []manifest.Entry) {
 			continue
 		}
 		r.chunks[e.Seq] = e
-		if e.Duration > pl.partTarget {
-			pl.partTarget = e.Duration.Round(time.Millisecond)
-			if pl.partTarget < e.Duration {
-				pl.partTarget += time.Millisecond
-			}
-		}
 		if pl.primary == "" {
 			pl.primary = pl.pickPrimary(e.Rendition)
 		}
 		if e.Rendition == pl.primary {
 			pl.addPrimary(e)
 		}
+		pl.growPartTarget(r, e.Seq)
 	}
 	pl.prune()
 }
@@ -153,6 +159,29 @@ func (pl *Playlist) addPrimary(e manifest.Entry) {
 		open = &pl.segs[len(pl.segs)-1]
 	}
 	open.primaryDur += e.Duration
+}
+
+// growPartTarget raises PART-TARGET to the duration of the part that holds
+// slot seq in r, when it is longer (rounded up to the millisecond).
+func (pl *Playlist) growPartTarget(r *hlsRendition, seq uint64) {
+	first := seq
+	for i := len(pl.segs) - 1; i >= 0; i-- {
+		if pl.segs[i].first <= seq {
+			first = pl.segs[i].first
+			break
+		}
+	}
+	start := first + (seq-first)/uint64(pl.group)*uint64(pl.group)
+	var d time.Duration
+	for s := start; s < start+uint64(pl.group); s++ {
+		d += r.chunks[s].Duration
+	}
+	if d > pl.partTarget {
+		pl.partTarget = d.Round(time.Millisecond)
+		if pl.partTarget < d {
+			pl.partTarget += time.Millisecond
+		}
+	}
 }
 
 // cut closes the open segment before slot seq and opens the next one there.
@@ -232,6 +261,35 @@ func (pl *Playlist) parts(r *hlsRendition, s *segment) []manifest.Entry {
 	return out
 }
 
+// part is one partial segment: chunks of one run of group slots.
+type part struct {
+	index   int // the run's place in its segment (its URI's second number)
+	entries []manifest.Entry
+	dur     time.Duration
+}
+
+// partList groups rendition r's chunks in segment s into parts: runs of
+// group slots from the segment's first, the last of a closed segment
+// possibly shorter. A run of the open segment is listed once its last slot
+// has passed (the primary's newest); a run with no chunk is not listed.
+func (pl *Playlist) partList(r *hlsRendition, s *segment) []part {
+	var out []part
+	g := uint64(pl.group)
+	for _, e := range pl.parts(r, s) {
+		i := int((e.Seq - s.first) / g)
+		if !s.closed && s.first+uint64(i+1)*g-1 > pl.edge {
+			break // the run is not over yet
+		}
+		if len(out) == 0 || out[len(out)-1].index != i {
+			out = append(out, part{index: i})
+		}
+		p := &out[len(out)-1]
+		p.entries = append(p.entries, e)
+		p.dur += e.Duration
+	}
+	return out
+}
+
 func (pl *Playlist) initFor(r *hlsRendition, seq uint64) (manifest.Entry, bool) {
 	var in manifest.Entry
 	found := false
@@ -257,7 +315,7 @@ func (pl *Playlist) Ready(rendition string, msn uint64, part int) bool {
 	if msn > last.msn || part < 0 {
 		return false
 	}
-	return len(pl.parts(r, last)) > part
+	return len(pl.partList(r, last)) > part
 }
 
 // NextMSN is the media sequence number of the open segment.
@@ -286,6 +344,21 @@ func (pl *Playlist) SegmentChunks(rendition string, msn uint64) ([]manifest.Entr
 		return nil, ErrNoSuchSegment
 	}
 	return parts, nil
+}
+
+// PartChunks returns, in order, the chunks of part index (the URI's second
+// number) of rendition's segment msn, once the part is listed.
+func (pl *Playlist) PartChunks(rendition string, msn uint64, index int) ([]manifest.Entry, error) {
+	r := pl.rends[rendition]
+	if r == nil || len(pl.segs) == 0 || msn < pl.segs[0].msn || msn-pl.segs[0].msn >= uint64(len(pl.segs)) || pl.group == 1 {
+		return nil, ErrNoSuchSegment
+	}
+	for _, p := range pl.partList(r, &pl.segs[msn-pl.segs[0].msn]) {
+		if p.index == index {
+			return p.entries, nil
+		}
+	}
+	return nil, ErrNoSuchSegment
 }
 
 // Media renders rendition's media playlist.
@@ -330,9 +403,13 @@ func (pl *Playlist) Media(rendition string) ([]byte, error) {
 			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", start.Format("2006-01-02T15:04:05.000Z"))
 		}
 		if time.Duration(i) >= partsFrom {
-			for _, e := range parts {
-				fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%.5f,URI=\"%s%s\"", e.Duration.Seconds(), pl.p.ChunkURI, e.Hash)
-				if e.Independent {
+			for _, p := range pl.partList(r, s) {
+				uri := pl.p.ChunkURI + p.entries[0].Hash.String()
+				if pl.group > 1 {
+					uri = fmt.Sprintf("part/%d.%d.m4s", s.msn, p.index)
+				}
+				fmt.Fprintf(&b, "#EXT-X-PART:DURATION=%.5f,URI=\"%s\"", p.dur.Seconds(), uri)
+				if p.entries[0].Independent {
 					b.WriteString(",INDEPENDENT=YES")
 				}
 				b.WriteByte('\n')

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,6 +79,12 @@ func attrList(s string) map[string]string {
 // would, with a clock that advances one millisecond per call.
 func demoOutputs(t *testing.T, loops int) []chunker.Output {
 	t.Helper()
+	return demoOutputsD(t, loops, 0)
+}
+
+// demoOutputsD is demoOutputs with chunks of d (0: the default).
+func demoOutputsD(t *testing.T, loops int, d time.Duration) []chunker.Output {
+	t.Helper()
 	clip, err := media.DemoClip()
 	if err != nil {
 		t.Fatal(err)
@@ -85,9 +92,10 @@ func demoOutputs(t *testing.T, loops int) []chunker.Output {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	var outs []chunker.Output
 	c, err := chunker.New(chunker.Params{
-		Stream:  "demo",
-		Now:     func() time.Time { now = now.Add(time.Millisecond); return now },
-		Publish: func(o chunker.Output) { outs = append(outs, o) },
+		Stream:        "demo",
+		ChunkDuration: d,
+		Now:           func() time.Time { now = now.Add(time.Millisecond); return now },
+		Publish:       func(o chunker.Output) { outs = append(outs, o) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +124,7 @@ func demoOutputs(t *testing.T, loops int) []chunker.Output {
 // outputs it was fed.
 func demoPlaylist(t *testing.T, loops int, p PlaylistParams) (*Playlist, []chunker.Output) {
 	t.Helper()
-	outs := demoOutputs(t, loops)
+	outs := demoOutputsD(t, loops, p.ChunkDuration)
 	pl := NewPlaylist(p)
 	for _, o := range outs {
 		if o.Renditions != nil {
@@ -139,8 +147,17 @@ func firstInit(outs []chunker.Output, rendition string) manifest.ID {
 	return manifest.ID{}
 }
 
+// TestMediaPlaylistLayout checks the playlists of the demo clip (30 fps,
+// 1 s GOPs) cut into chunks of 250 ms (each chunk a part), 125 ms and
+// 100 ms (two chunks to a part, at part/{msn}.{i}.m4s).
 func TestMediaPlaylistLayout(t *testing.T) {
-	pl, outs := demoPlaylist(t, 1, PlaylistParams{})
+	for _, d := range []time.Duration{250 * time.Millisecond, 125 * time.Millisecond, 100 * time.Millisecond} {
+		t.Run(d.String(), func(t *testing.T) { testMediaPlaylistLayout(t, d) })
+	}
+}
+
+func testMediaPlaylistLayout(t *testing.T, d time.Duration) {
+	pl, outs := demoPlaylist(t, 1, PlaylistParams{ChunkDuration: d})
 	v, err := pl.Media("v0")
 	if err != nil {
 		t.Fatal(err)
@@ -194,9 +211,33 @@ func TestMediaPlaylistLayout(t *testing.T) {
 		}
 	}
 	// Segment bytes are the chunks of its slots, in order.
+	perSeg := int(time.Second / d)
 	chunks, err := pl.SegmentChunks("v0", 2)
-	if err != nil || len(chunks) != 4 || chunks[0].Seq != 8 || !chunks[0].Independent {
+	if err != nil || len(chunks) != perSeg || chunks[0].Seq != uint64(2*perSeg) || !chunks[0].Independent {
 		t.Errorf("segment 2: %v %+v", err, chunks)
+	}
+	// A part's URI: the chunk's own, or part/{msn}.{i}.m4s for the chunks
+	// that PartChunks gives, lasting what the playlist says.
+	for _, p := range m.parts {
+		if d >= MinPart {
+			if !strings.HasPrefix(p.uri, "../../../c/") {
+				t.Fatalf("part %+v: not a chunk URL", p)
+			}
+			continue
+		}
+		var msn uint64
+		var i int
+		if _, err := fmt.Sscanf(p.uri, "part/%d.%d.m4s", &msn, &i); err != nil {
+			t.Fatalf("part URI %q: %v", p.uri, err)
+		}
+		es, err := pl.PartChunks("v0", msn, i)
+		var sum time.Duration
+		for _, e := range es {
+			sum += e.Duration
+		}
+		if err != nil || len(es) == 0 || len(es) > 2 || math.Abs(sum.Seconds()-p.dur) > 1e-5 || es[0].Independent != p.independent {
+			t.Errorf("part %q: %d chunks lasting %v (%v), playlist says %v", p.uri, len(es), sum, err, p.dur)
+		}
 	}
 	if _, err := pl.SegmentChunks("v0", 9); err == nil {
 		t.Error("open segment served as a whole")

@@ -79,6 +79,7 @@ func New(p Params) *Server {
 	s.route("GET /live/{stream}/index.m3u8", "multivariant", s.serveMultivariant)
 	s.route("GET /live/{stream}/{rendition}/index.m3u8", "media_playlist", s.serveMediaPlaylist)
 	s.route("GET /live/{stream}/{rendition}/seg/{segment}", "segment", s.serveSegment)
+	s.route("GET /live/{stream}/{rendition}/part/{part}", "part", s.servePart)
 	s.route("GET /healthz", "healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -334,6 +335,37 @@ func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such segment", http.StatusNotFound)
 		return
 	}
+	s.serveChunks(w, r, entries)
+}
+
+// servePart serves a partial segment of chunks grouped (Playlist's LL-HLS
+// layout): part/{msn}.{i}.m4s.
+func (s *Server) servePart(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.stream(w, r)
+	if !ok {
+		return
+	}
+	name, found := strings.CutSuffix(r.PathValue("part"), ".m4s")
+	a, b, dot := strings.Cut(name, ".")
+	msn, err1 := strconv.ParseUint(a, 10, 64)
+	i, err2 := strconv.ParseUint(b, 10, 16)
+	if !found || !dot || err1 != nil || err2 != nil {
+		http.Error(w, "bad part name", http.StatusBadRequest)
+		return
+	}
+	st.mu.Lock()
+	entries, err := st.playlist.PartChunks(r.PathValue("rendition"), msn, int(i))
+	st.mu.Unlock()
+	if err != nil {
+		http.Error(w, "no such part", http.StatusNotFound)
+		return
+	}
+	s.serveChunks(w, r, entries)
+}
+
+// serveChunks answers with the chunks' bytes one after the other: a
+// segment or a part, immutable once listed.
+func (s *Server) serveChunks(w http.ResponseWriter, r *http.Request, entries []manifest.Entry) {
 	var body []byte
 	for _, e := range entries {
 		data, ok := s.store.Get(e.Hash)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -38,6 +39,12 @@ type demoFeed struct {
 
 func newDemoFeed(t testing.TB, window time.Duration) *demoFeed {
 	t.Helper()
+	return newDemoFeedD(t, window, manifest.DefaultChunkDuration)
+}
+
+// newDemoFeedD is newDemoFeed with chunks of d.
+func newDemoFeedD(t testing.TB, window, d time.Duration) *demoFeed {
+	t.Helper()
 	clip, err := media.DemoClip()
 	if err != nil {
 		t.Fatal(err)
@@ -47,14 +54,14 @@ func newDemoFeed(t testing.TB, window time.Duration) *demoFeed {
 	f.srv = New(Params{Registry: prometheus.NewRegistry(), Window: window, Now: clock})
 	pub, key, _ := ed25519.GenerateKey(nil)
 	f.pub, f.key = pub, key
-	if f.st, err = f.srv.AddStream("demo", pub, manifest.DefaultChunkDuration); err != nil {
+	if f.st, err = f.srv.AddStream("demo", pub, d); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.srv.AddStream("demo", pub, 0); err == nil {
 		t.Error("stream registered twice")
 	}
 	// Signed here as ingest.Pipeline signs (this package cannot import ingest).
-	f.c, _ = chunker.New(chunker.Params{Stream: "demo", Now: clock, Publish: func(o chunker.Output) {
+	f.c, _ = chunker.New(chunker.Params{Stream: "demo", ChunkDuration: d, Now: clock, Publish: func(o chunker.Output) {
 		if err := o.Batch.Sign(key); err != nil {
 			t.Error(err)
 		}
@@ -252,6 +259,77 @@ func TestBlockingReload(t *testing.T) {
 }
 
 func waiting(st *Stream) bool { return st.waiters.Load() > 0 }
+
+// TestPartRoute: with 125 ms chunks the playlist lists parts of two chunks
+// at part/{msn}.{i}.m4s, and each is served as its chunks' bytes, those of
+// the open segment included; bad names are refused, unlisted parts not
+// found.
+func TestPartRoute(t *testing.T) {
+	f := newDemoFeedD(t, time.Minute, 125*time.Millisecond)
+	f.feed(t, 3*time.Second+500*time.Millisecond)
+	h := f.srv.Handler()
+	get := func(target string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+		return rec
+	}
+	rec := get("/live/demo/v0/index.m3u8")
+	if rec.Code != 200 {
+		t.Fatalf("playlist: %d", rec.Code)
+	}
+	var uris []string
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if _, rest, ok := strings.Cut(line, "#EXT-X-PART:"); ok {
+			uri := attrList(rest)["URI"]
+			uris = append(uris, strings.Trim(uri, `"`))
+		}
+	}
+	if len(uris) < 8 {
+		t.Fatalf("%d parts listed:\n%s", len(uris), rec.Body)
+	}
+	open := f.st.playlist.NextMSN()
+	servedOpen := false
+	for _, uri := range uris {
+		var msn uint64
+		var i int
+		if _, err := fmt.Sscanf(uri, "part/%d.%d.m4s", &msn, &i); err != nil {
+			t.Fatalf("part URI %q: %v", uri, err)
+		}
+		f.st.mu.Lock()
+		es, err := f.st.playlist.PartChunks("v0", msn, i)
+		f.st.mu.Unlock()
+		if err != nil || len(es) != 2 {
+			t.Fatalf("%s: %d chunks, %v", uri, len(es), err)
+		}
+		var want []byte
+		for _, e := range es {
+			data, _ := f.srv.store.Get(e.Hash)
+			want = append(want, data...)
+		}
+		rec := get("/live/demo/v0/" + uri)
+		if rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), want) || rec.Header().Get("Cache-Control") != immutable {
+			t.Errorf("%s: %d, %d bytes (want %d), Cache-Control %q", uri, rec.Code, rec.Body.Len(), len(want), rec.Header().Get("Cache-Control"))
+		}
+		servedOpen = servedOpen || msn == open
+	}
+	if !servedOpen {
+		t.Error("no part of the open segment listed")
+	}
+	for target, code := range map[string]int{
+		"/live/demo/v0/part/1.m4s":       http.StatusBadRequest,
+		"/live/demo/v0/part/x.0.m4s":     http.StatusBadRequest,
+		"/live/demo/v0/part/1.0":         http.StatusBadRequest,
+		"/live/demo/v0/part/999.0.m4s":   http.StatusNotFound,
+		"/live/demo/v0/part/1.99.m4s":    http.StatusNotFound,
+		"/live/demo/zz/part/1.0.m4s":     http.StatusNotFound,
+		"/live/nope/v0/part/1.0.m4s":     http.StatusNotFound,
+		"/live/demo/v0/part/1.70000.m4s": http.StatusBadRequest,
+	} {
+		if rec := get(target); rec.Code != code {
+			t.Errorf("%s: %d, want %d", target, rec.Code, code)
+		}
+	}
+}
 
 // TestPublishRefuses: the origin publishes only batches signed with the
 // stream's key, whole and of that stream; what it refuses is counted and
