@@ -58,6 +58,11 @@ type run struct {
 // chunkDemo chunks loops of the demo clip. edit may change or drop units
 // (returning false); annexB declares the video rendition as Annex-B without
 // out-of-band parameter sets (edit must then convert the units).
+// fixtureChunk is the slot length the tests' expectations are worked out
+// for (the demo clip's 1 s GOP puts an IDR at the start of every fourth
+// slot), whatever the production default.
+const fixtureChunk = 250 * time.Millisecond
+
 func chunkDemo(t testing.TB, loops int, d time.Duration, edit func(*unit) bool, annexB bool) *run {
 	t.Helper()
 	clip, units := demoUnits(t, loops)
@@ -119,7 +124,7 @@ func samples(t testing.TB, init, chunk []byte) []mp4.FullSample {
 }
 
 func TestDemoChunks(t *testing.T) {
-	const d = manifest.DefaultChunkDuration
+	const d = fixtureChunk
 	clip, units := demoUnits(t, 2)
 	r := chunkDemo(t, 2, d, nil, false)
 
@@ -190,7 +195,7 @@ func TestDemoChunks(t *testing.T) {
 }
 
 func TestInitSegments(t *testing.T) {
-	r := chunkDemo(t, 1, 0, nil, false)
+	r := chunkDemo(t, 1, fixtureChunk, nil, false)
 	for rend, fourcc := range map[string]string{"v0": "avc1", "a0": "Opus"} {
 		f, err := mp4.DecodeFile(bytes.NewReader(r.inits[rend]))
 		if err != nil || f.Init == nil {
@@ -214,7 +219,7 @@ func TestInitSegments(t *testing.T) {
 // The chunker hands out small, numbered, unsigned batches that encode (so
 // the key holder can sign them): init segments alone, chunks by slot.
 func TestBatches(t *testing.T) {
-	r := chunkDemo(t, 1, 0, nil, false)
+	r := chunkDemo(t, 1, fixtureChunk, nil, false)
 	var prev uint64
 	for i, o := range r.outs {
 		if o.Batch.Signature != nil {
@@ -257,9 +262,9 @@ func TestChunkDurationBounds(t *testing.T) {
 // Annex-B input with in-band parameter sets gives the very same chunks as
 // AVCC input with parameter sets out of band.
 func TestAnnexBMatchesAVCC(t *testing.T) {
-	avccRun := chunkDemo(t, 1, 0, nil, false)
+	avccRun := chunkDemo(t, 1, fixtureChunk, nil, false)
 	clip, _ := demoUnits(t, 1)
-	annexB := chunkDemo(t, 1, 0, func(u *unit) bool {
+	annexB := chunkDemo(t, 1, fixtureChunk, func(u *unit) bool {
 		if u.rendition != "v0" {
 			return true
 		}
@@ -287,7 +292,7 @@ func TestAnnexBMatchesAVCC(t *testing.T) {
 func TestBadUnits(t *testing.T) {
 	clip, _ := demoUnits(t, 1)
 	var outs []Output
-	c, _ := New(Params{Stream: "s", Publish: func(o Output) { outs = append(outs, o) }})
+	c, _ := New(Params{Stream: "s", ChunkDuration: fixtureChunk, Publish: func(o Output) { outs = append(outs, o) }})
 	annexB := media.Track{Codec: media.CodecH264, Format: media.AnnexB}
 	if err := c.AddRendition("v0", annexB); err != nil {
 		t.Fatal(err)
@@ -346,7 +351,7 @@ func TestBadUnits(t *testing.T) {
 // A gap longer than maxSampleGap gives the last sample before it a nominal
 // duration and marks the next chunk discontinuous.
 func TestGapMarksDiscontinuity(t *testing.T) {
-	r := chunkDemo(t, 1, 0, func(u *unit) bool {
+	r := chunkDemo(t, 1, fixtureChunk, func(u *unit) bool {
 		return u.rendition != "a0" || u.au.DTS < 2*time.Second || u.au.DTS >= 5*time.Second
 	}, false)
 	for _, e := range r.byR["a0"] {
@@ -375,7 +380,7 @@ func BenchmarkChunker(b *testing.B) {
 	b.SetBytes(bytesIn)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		c, _ := New(Params{Stream: "demo", Publish: func(Output) {}})
+		c, _ := New(Params{Stream: "demo", ChunkDuration: fixtureChunk, Publish: func(Output) {}})
 		_ = c.AddRendition("v0", *clip.Video)
 		_ = c.AddRendition("a0", *clip.Audio)
 		for _, u := range units {
@@ -391,9 +396,9 @@ func BenchmarkChunker(b *testing.B) {
 // Keyframes that arrive shortly before a slot boundary (as keyframes
 // requested over RTCP do) still start an independent chunk of the next slot.
 func TestKeyframeSnap(t *testing.T) {
-	const d = manifest.DefaultChunkDuration
+	const d = fixtureChunk
 	const early = 40 * time.Millisecond // more than a frame before the boundary, within the snap
-	r := chunkDemo(t, 1, 0, func(u *unit) bool {
+	r := chunkDemo(t, 1, fixtureChunk, func(u *unit) bool {
 		u.au.DTS += d - early // keyframes now at k s + 210 ms
 		u.au.PTS += d - early
 		return true
@@ -419,11 +424,11 @@ func TestKeyframeSnap(t *testing.T) {
 // boundary still opens that slot's chunk: the chunk before takes the frames
 // up to it.
 func TestExpectKeyframe(t *testing.T) {
-	const d = manifest.DefaultChunkDuration
+	const d = fixtureChunk
 	const late = 80 * time.Millisecond // keyframes 80 ms after the boundary
 	clip, units := demoUnits(t, 1)
 	var outs []Output
-	c, _ := New(Params{Stream: "s", Now: fixedClock(), Publish: func(o Output) { outs = append(outs, o) }})
+	c, _ := New(Params{Stream: "s", ChunkDuration: fixtureChunk, Now: fixedClock(), Publish: func(o Output) { outs = append(outs, o) }})
 	_ = c.AddRendition("v0", *clip.Video)
 	for _, u := range units {
 		if u.rendition != "v0" {
@@ -460,7 +465,7 @@ func TestExpectKeyframe(t *testing.T) {
 		}
 	}
 	// Without the expectation, the same keyframes land mid-chunk.
-	r := chunkDemo(t, 1, 0, func(u *unit) bool { u.au.DTS += late; u.au.PTS += late; return true }, false)
+	r := chunkDemo(t, 1, fixtureChunk, func(u *unit) bool { u.au.DTS += late; u.au.PTS += late; return true }, false)
 	for _, e := range r.byR["v0"] {
 		if e.Independent && e.Seq > 0 {
 			t.Errorf("v0/%d independent without an expected keyframe", e.Seq)

@@ -117,7 +117,7 @@ func TestWHIPToChunks(t *testing.T) {
 	live := startLive(t, ctx)
 	pubCtx, stopPub := context.WithCancel(ctx)
 	errc := publishDemo(t, pubCtx, live.url)
-	m := waitChunks(t, ctx, live.stream, "v0", 16) // 4 s
+	m := waitChunks(t, ctx, live.stream, "v0", int(4*time.Second/manifest.DefaultChunkDuration)) // 4 s
 	stopPub()
 	if err := <-errc; err != nil {
 		t.Fatalf("publisher: %v", err)

@@ -269,38 +269,48 @@ func TestMultivariant(t *testing.T) {
 }
 
 func TestPlaylistReady(t *testing.T) {
-	pl := NewPlaylist(PlaylistParams{})
-	if pl.Ready("v0", 0, 0) {
-		t.Error("empty playlist ready")
-	}
-	_, outs := demoPlaylist(t, 1, PlaylistParams{})
-	pl.SetRenditions([]manifest.RenditionInfo{{Name: "v0", Kind: "video"}, {Name: "a0", Kind: "audio"}})
-	var added int
-	for _, o := range outs {
-		pl.Add(o.Batch.Entries)
-		for _, e := range o.Batch.Entries {
-			if e.Rendition == "v0" && e.Kind == manifest.KindChunk {
-				added++
-			}
-		}
-		if added == 6 { // slots 0–5: segment 0 closed, segment 1 has parts 0 and 1
-			break
-		}
-	}
-	cases := []struct {
+	type ready struct {
 		msn  uint64
 		part int
 		want bool
+	}
+	for _, tc := range []struct {
+		d     time.Duration
+		slots int // v0 chunks added
+		cases []ready
 	}{
-		{0, -1, true}, {0, 3, true}, {1, 0, true}, {1, 1, true}, {1, 2, false}, {1, -1, false}, {2, 0, false},
-	}
-	for _, c := range cases {
-		if got := pl.Ready("v0", c.msn, c.part); got != c.want {
-			t.Errorf("Ready(v0, %d, %d) = %v", c.msn, c.part, got)
+		// Slots 0–5: segment 0 closed, segment 1 has parts 0 and 1.
+		{250 * time.Millisecond, 6, []ready{{0, -1, true}, {0, 3, true}, {1, 0, true}, {1, 1, true}, {1, 2, false}, {1, -1, false}, {2, 0, false}}},
+		// Slots 0–12: segment 0 closed (four parts of two chunks), segment
+		// 1 has parts (8, 9) and (10, 11); (12, 13) is not over.
+		{125 * time.Millisecond, 13, []ready{{0, -1, true}, {0, 3, true}, {1, 0, true}, {1, 1, true}, {1, 2, false}, {1, -1, false}, {2, 0, false}}},
+	} {
+		pl := NewPlaylist(PlaylistParams{ChunkDuration: tc.d})
+		if pl.Ready("v0", 0, 0) {
+			t.Error("empty playlist ready")
 		}
-	}
-	if pl.NextMSN() != 1 || pl.Ready("zz", 0, -1) {
-		t.Errorf("NextMSN %d", pl.NextMSN())
+		_, outs := demoPlaylist(t, 1, PlaylistParams{ChunkDuration: tc.d})
+		pl.SetRenditions([]manifest.RenditionInfo{{Name: "v0", Kind: "video"}, {Name: "a0", Kind: "audio"}})
+		var added int
+		for _, o := range outs {
+			pl.Add(o.Batch.Entries)
+			for _, e := range o.Batch.Entries {
+				if e.Rendition == "v0" && e.Kind == manifest.KindChunk {
+					added++
+				}
+			}
+			if added == tc.slots {
+				break
+			}
+		}
+		for _, c := range tc.cases {
+			if got := pl.Ready("v0", c.msn, c.part); got != c.want {
+				t.Errorf("%v: Ready(v0, %d, %d) = %v", tc.d, c.msn, c.part, got)
+			}
+		}
+		if pl.NextMSN() != 1 || pl.Ready("zz", 0, -1) {
+			t.Errorf("%v: NextMSN %d", tc.d, pl.NextMSN())
+		}
 	}
 }
 
@@ -322,10 +332,10 @@ func TestPlaylistWindow(t *testing.T) {
 // A new init segment of the primary rendition starts a new segment with a
 // discontinuity and a new map.
 func TestPlaylistInitChange(t *testing.T) {
-	pl := NewPlaylist(PlaylistParams{})
+	d := 250 * time.Millisecond
+	pl := NewPlaylist(PlaylistParams{ChunkDuration: d})
 	pl.SetRenditions([]manifest.RenditionInfo{{Name: "v0", Kind: "video"}})
 	at := time.Unix(0, 0)
-	d := manifest.DefaultChunkDuration
 	chunk := func(seq uint64, indep bool) manifest.Entry {
 		return manifest.Entry{Kind: manifest.KindChunk, Rendition: "v0", Seq: seq, MediaTime: time.Duration(seq) * d, Duration: d,
 			IngestTime: at.Add(time.Duration(seq) * d), Size: 1000, Independent: indep, Hash: manifest.Sum([]byte{byte(seq)})}

@@ -247,17 +247,19 @@ func TestServeDemo(t *testing.T) {
 	if resp, _ := get(t, etagURL, "If-None-Match", `"`+entries[0].Hash.String()+`"`); resp.StatusCode != http.StatusNotModified {
 		t.Errorf("If-None-Match: %d", resp.StatusCode)
 	}
-	// A segment is its chunks, concatenated.
+	// A segment is its chunks, concatenated: segment 1 is the demo's second
+	// 1 s GOP.
+	per := uint64(time.Second / manifest.DefaultChunkDuration)
 	_, seg := get(t, base+"/live/demo/a0/seg/1.m4s")
 	var want []byte
 	for _, e := range m.Entries {
-		if e.Rendition == "a0" && e.Seq >= 4 && e.Seq < 8 {
+		if e.Rendition == "a0" && e.Seq >= per && e.Seq < 2*per {
 			_, data := get(t, base+"/c/"+e.Hash.String())
 			want = append(want, data...)
 		}
 	}
 	if len(seg) == 0 || !bytes.Equal(seg, want) {
-		t.Errorf("a0 segment 1: %d bytes, chunks 4–7 make %d", len(seg), len(want))
+		t.Errorf("a0 segment 1: %d bytes, chunks %d–%d make %d", len(seg), per, 2*per-1, len(want))
 	}
 }
 

@@ -40,7 +40,7 @@ type Params struct {
 	// (32 MiB).
 	StoreBytes int64
 	// Buffer is the playback delay behind the live edge, Startup the extra
-	// wait at start (core.Params: 2 s and 500 ms). PollEvery is the
+	// wait at start (core.Params: 2.5 s and 500 ms). PollEvery is the
 	// manifest poll while a substream comes over HTTP, and the wait between
 	// tries while the stream is not live yet (200 ms).
 	Buffer, Startup, PollEvery time.Duration

@@ -97,7 +97,9 @@ type Params struct {
 	StallAfter time.Duration
 	// ReportEvery is the health report period (2 s).
 	ReportEvery time.Duration
-	// Buffer is the playback delay behind the live edge (2 s); Startup the
+	// Buffer is the playback delay behind the live edge (2.5 s: at 2 s a
+	// 1,000-viewer swarm's pushes miss the window the origin's margin
+	// leaves, docs/benchmarks.md); Startup the
 	// extra wait at start to fetch the first chunks (500 ms).
 	Buffer, Startup time.Duration
 	// DialBackoff is how long a failed upstream is not dialed again (5 s).
@@ -128,7 +130,7 @@ func (p *Params) defaults() {
 	def(&p.PushGrace, 400*time.Millisecond)
 	def(&p.StallAfter, 2*time.Second)
 	def(&p.ReportEvery, 2*time.Second)
-	def(&p.Buffer, 2*time.Second)
+	def(&p.Buffer, 2500*time.Millisecond)
 	def(&p.Startup, 500*time.Millisecond)
 	def(&p.DialBackoff, 5*time.Second)
 	p.Substreams = max(p.Substreams, 1)

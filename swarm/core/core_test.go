@@ -364,7 +364,7 @@ func TestStartSkipsStaleBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := New(Params{Stream: "demo", Renditions: []string{"v0", "a0"}, Substreams: 4, Upstreams: make([]protocol.PeerID, 4),
-		Manifest: m, Verifier: v, Store: NewStore(0), Now: rigStart.Add(80 * rigD)})
+		Manifest: m, Verifier: v, Store: NewStore(0), Now: rigStart.Add(80 * rigD), Buffer: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

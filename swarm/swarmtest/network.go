@@ -25,7 +25,7 @@ type Params struct {
 	Stream string    // ("demo")
 	// Renditions of the stream (v0: 500 kbit/s video, a0: 64 kbit/s audio).
 	Renditions    []Rendition
-	ChunkDuration time.Duration // (250 ms)
+	ChunkDuration time.Duration // (manifest.DefaultChunkDuration)
 	Window        int           // chunk slots the origin's manifest lists (120)
 	Substreams    int           // K (4)
 	// OriginSlots is the substream links the origin's seed serves (4);
@@ -77,7 +77,7 @@ func (p *Params) defaults() {
 		p.Renditions = []Rendition{{Name: "v0", Kind: "video", Kbps: 500}, {Name: "a0", Kind: "audio", Kbps: 64}}
 	}
 	if p.ChunkDuration <= 0 {
-		p.ChunkDuration = 250 * time.Millisecond
+		p.ChunkDuration = manifest.DefaultChunkDuration
 	}
 	if p.Window <= 0 {
 		p.Window = 120
