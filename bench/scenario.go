@@ -59,7 +59,7 @@ type Scenario struct {
 	RTTms     [][]float64 `json:"rttMs"`
 	PeerRTTms float64     `json:"peerRttMs"`
 	// Buffer is the viewers' playback delay behind the live edge
-	// (core.Params.Buffer; 0: the production default, 2 s).
+	// (core.Params.Buffer; 0: the production default, core.DefaultBuffer).
 	Buffer Duration `json:"buffer"`
 	// Loss is the chance a frame between peers is lost once (and sent
 	// again: data channels are reliable); 0 to 0.5.
@@ -77,7 +77,19 @@ type Class struct {
 	Upload  Rate     `json:"upload,omitempty"`  // the viewer's upload line (10Mbps)
 	Reserve Rate     `json:"reserve,omitempty"` // kept for other apps (5Mbps)
 	Down    Rate     `json:"down,omitempty"`    // the download line (100Mbps)
+	// Adversary makes the class hostile: "liar" declares its relay
+	// setting and forwards nothing (its links stay up, it chokes nobody);
+	// "poisoner" relays chunks whose bytes are not the chunk's and batches
+	// whose signatures are forged. Their own viewing is left out of the
+	// measures; what they cost the origin is in them.
+	Adversary string `json:"adversary,omitempty"`
 }
+
+// Adversary kinds (Class.Adversary).
+const (
+	Liar     = "liar"
+	Poisoner = "poisoner"
+)
 
 // Origin is the origin: its seed's egress budget (50 Mbit/s, seedcast
 // serve's default) and the substream links the tracker gives it (Slots;
@@ -255,6 +267,9 @@ func (sc *Scenario) check() error {
 		}
 		if c.RelayX != nil && (!finite(*c.RelayX) || *c.RelayX < 0 || *c.RelayX > 100) {
 			return fmt.Errorf("audience %d: relayX %v not in [0, 100]", i, *c.RelayX)
+		}
+		if c.Adversary != "" && c.Adversary != Liar && c.Adversary != Poisoner {
+			return fmt.Errorf("audience %d: adversary %q (liar or poisoner)", i, c.Adversary)
 		}
 		if c.Upload < 0 || c.Reserve < 0 || c.Down < 0 {
 			return fmt.Errorf("audience %d: negative rate", i)

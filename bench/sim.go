@@ -40,8 +40,12 @@ type SimParams struct {
 	// Seed makes the run: the same seed, the same run (1).
 	Seed uint64
 	// CutThrough turns cut-through relay on (core.Params.CutThrough):
-	// relays forward each verified piece of a chunk as it arrives.
+	// relays forward each verified piece of a chunk as it arrives. It
+	// implies PerFragment.
 	CutThrough bool
+	// PerFragment hands nodes each fragment as it arrives
+	// (swarmtest.Params.PerFragment), not a chunk's all at once.
+	PerFragment bool
 	// Loopback places every viewer as the real-process harness has them:
 	// at one address, 127.0.0.1, which the tracker trusts (seedcast serve
 	// --trusted-peers: its declared budget buys slots at once, with no
@@ -71,7 +75,20 @@ type SimResult struct {
 	// chunk whole (Stats.CutThrough), of Pushes, the chunks viewers
 	// received pushed.
 	CutThroughPushes int64 `json:"cutThroughPushes"`
-	Pushes           int64 `json:"pushes"`
+	// Adversaries counts the hostile viewers that joined (liars and
+	// poisoners, Class.Adversary); the measures above are over the others.
+	// BadChunksStored counts the chunks honest or not that nodes stored
+	// with bytes not the chunk's (must be 0); Complaints the peers the
+	// honest viewers cut off for lying. AdversaryFedMaxSeconds is, by
+	// kind, the longest one adversary fed one substream of an honest
+	// viewer, in a row (sampled every second); AdversaryFedShare the share of the honest viewers'
+	// substream-seconds over the window that adversaries fed.
+	Adversaries            int            `json:"adversaries,omitempty"`
+	BadChunksStored        int64          `json:"badChunksStored"`
+	Complaints             int            `json:"complaints,omitempty"`
+	AdversaryFedMaxSeconds map[string]int `json:"adversaryFedMaxSeconds,omitempty"`
+	AdversaryFedShare      float64        `json:"adversaryFedShare,omitempty"`
+	Pushes                 int64          `json:"pushes"`
 	// ChunkMs is the chunker's target duration.
 	ChunkMs int `json:"chunkMs"`
 	// BufferSeconds is the viewers' playback delay behind live.
@@ -243,7 +260,24 @@ type sim struct {
 		n      int
 		budget int64 // kbps
 	}
-	res SimResult
+	// adv marks the hostile viewers (Class.Adversary); fed counts, for
+	// each honest viewer's substream, the seconds in a row an adversary
+	// has fed it.
+	adv            map[protocol.PeerID]string
+	fed            map[fedKey]fedRun
+	fedSec, subSec int64
+	res            SimResult
+}
+
+type fedKey struct {
+	v *swarmtest.Node
+	k int
+}
+
+// fedRun is an adversary feeding one substream: who, for how many seconds.
+type fedRun struct {
+	u protocol.PeerID
+	n int
 }
 
 // RunSim runs a scenario on the simulator: the origin's seed (a production
@@ -316,6 +350,7 @@ func newSim(p SimParams) (*sim, error) {
 		p: p, sc: sc, rate: p.BitrateKbps,
 		rng:     rand.New(rand.NewPCG(p.Seed, 0x5eedca575e)),
 		budgets: map[*swarmtest.Node]int{}, pos: map[*swarmtest.Node]int{},
+		adv: map[protocol.PeerID]string{}, fed: map[fedKey]fedRun{},
 	}
 	shares := make([]float64, len(sc.Audience))
 	for i, c := range sc.Audience {
@@ -347,6 +382,7 @@ func newSim(p SimParams) (*sim, error) {
 		Renditions:    []swarmtest.Rendition{{Name: "v0", Kind: "video", Kbps: p.BitrateKbps}},
 		Substreams:    substreams,
 		ChunkDuration: p.ChunkDuration,
+		PerFragment:   p.CutThrough || p.PerFragment,
 		Core:          core.Params{Buffer: p.Buffer, CutThrough: p.CutThrough}, // zero: the production default
 		OriginSlots:   slots,
 		OriginKbps:    int(sc.Origin.Egress),
@@ -375,7 +411,7 @@ func bufferOr(b time.Duration) time.Duration {
 	if b > 0 {
 		return b
 	}
-	return 2 * time.Second // core.Params' default
+	return core.DefaultBuffer
 }
 
 // originRTT is a viewer's round trip to the origin, by region.
@@ -432,6 +468,16 @@ func (s *sim) join() error {
 	})
 	if err != nil {
 		return fmt.Errorf("bench: join %d: %w", i, err)
+	}
+	switch c.Adversary {
+	case Liar:
+		v.Freeze()
+	case Poisoner:
+		v.Poison()
+	}
+	if c.Adversary != "" {
+		s.adv[v.ID] = c.Adversary
+		s.res.Adversaries++
 	}
 	s.res.Joins++
 	s.budgets[v] = budget
@@ -534,6 +580,9 @@ func (s *sim) run(ctx context.Context) error {
 			sumN += float64(s.online.n)
 			sumU += float64(s.online.budget)
 		}
+		if len(s.adv) > 0 {
+			s.sampleFed(t > winStart)
+		}
 		if p.Progress != nil {
 			p.Progress(t, total)
 		}
@@ -544,7 +593,7 @@ func (s *sim) run(ctx context.Context) error {
 		a, b    []snapshot
 	)
 	for _, v := range net.Nodes() {
-		if !v.LeftAt.IsZero() && v.LeftAt.Sub(start) <= winStart {
+		if !v.LeftAt.IsZero() && v.LeftAt.Sub(start) <= winStart || s.adv[v.ID] != "" {
 			continue
 		}
 		budgets = append(budgets, s.budgets[v])
@@ -564,6 +613,40 @@ func (s *sim) run(ctx context.Context) error {
 	rep.setWindowBound(float64(net.OriginBytes-httpA)*8/1e6/window.Seconds(), meanN, meanU, float64(s.rate)/1000)
 	s.fill(rep, byDepth, meanN)
 	return nil
+}
+
+// sampleFed records, once a second, which honest viewers' substreams an
+// adversary feeds, and how long one adversary has fed each in a row.
+func (s *sim) sampleFed(inWindow bool) {
+	for _, v := range s.alive {
+		if s.adv[v.ID] != "" || v.Core() == nil {
+			continue
+		}
+		for k, u := range v.Upstreams() {
+			key := fedKey{v, k}
+			if s.adv[u] == "" {
+				delete(s.fed, key)
+				continue
+			}
+			run := s.fed[key]
+			if run.u != u {
+				run = fedRun{u: u}
+			}
+			run.n++
+			s.fed[key] = run
+			if s.res.AdversaryFedMaxSeconds == nil {
+				s.res.AdversaryFedMaxSeconds = map[string]int{}
+			}
+			kind := s.adv[u]
+			s.res.AdversaryFedMaxSeconds[kind] = max(s.res.AdversaryFedMaxSeconds[kind], run.n)
+			if inWindow {
+				s.fedSec++
+			}
+		}
+		if inWindow {
+			s.subSec += int64(len(v.Upstreams()))
+		}
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -589,9 +672,19 @@ func (s *sim) fill(rep SwarmReport, byDepth map[int][]time.Duration, meanN float
 	var same, links int
 	var rtt time.Duration
 	for _, v := range net.Nodes() {
+		if s.adv[v.ID] != "" {
+			continue
+		}
 		if !v.FirstReady.IsZero() {
 			startup = append(startup, v.FirstReady.Sub(v.JoinedAt))
 		}
+		if v.Core() != nil {
+			res.Complaints += v.Stats().Complaints
+		}
+	}
+	res.BadChunksStored = net.BadStored
+	if s.subSec > 0 {
+		res.AdversaryFedShare = float64(s.fedSec) / float64(s.subSec)
 	}
 	for _, v := range s.alive {
 		if v.FirstReady.IsZero() && end.Sub(v.JoinedAt) >= 10*time.Second {

@@ -205,6 +205,46 @@ func TestSimGeo(t *testing.T) {
 	}
 }
 
+// TestSimAdversaries: 10% of the audience lies (declares 25× the stream
+// rate of relay and forwards nothing) or poisons (relays bytes that are not
+// the chunk's, and batches with forged signatures). No bad chunk is stored
+// anywhere, the poisoners are cut off, the honest viewers play on, and no
+// adversary feeds an honest viewer's substream for long. The same run
+// without the adversaries' harm (both classes honest) is the baseline.
+func TestSimAdversaries(t *testing.T) {
+	sc := scenario(t, "liars")
+	sc.JoinOver, sc.Settle = Duration(15*time.Second), Duration(10*time.Second)
+	r := runSim(t, sc, 100, 40*time.Second, 1)
+	honest := sc
+	honest.Audience = append([]Class(nil), sc.Audience...)
+	for i := range honest.Audience {
+		honest.Audience[i].Adversary = ""
+	}
+	base := runSim(t, honest, 100, 40*time.Second, 1)
+	t.Logf("adversaries %d: bad chunks stored %d, peers cut off %d, longest fed %v s, fed share %.4f; honest continuity %.5f, egress %.1f Mbps (baseline %.5f, %.1f Mbps)",
+		r.Adversaries, r.BadChunksStored, r.Complaints, r.AdversaryFedMaxSeconds, r.AdversaryFedShare, r.Continuity, r.ServerEgressMbps, base.Continuity, base.ServerEgressMbps)
+	if r.Adversaries != 10 || base.Adversaries != 0 {
+		t.Fatalf("%d adversaries, baseline %d: want 10 and 0", r.Adversaries, base.Adversaries)
+	}
+	if r.BadChunksStored != 0 {
+		t.Errorf("%d bad chunks stored", r.BadChunksStored)
+	}
+	if r.Complaints == 0 {
+		t.Error("no poisoner was cut off")
+	}
+	if r.Continuity < 0.99 {
+		t.Errorf("honest continuity %.4f, want ≥ 0.99", r.Continuity)
+	}
+	for kind, s := range r.AdversaryFedMaxSeconds {
+		if s > 15 {
+			t.Errorf("a %s fed one honest substream for %d s in a row", kind, s)
+		}
+	}
+	if r.AdversaryFedShare > 0.1 {
+		t.Errorf("adversaries fed %.3f of the honest viewers' substream-time", r.AdversaryFedShare)
+	}
+}
+
 // TestScenarioFiles: every scenario shipped loads, and runs briefly.
 func TestScenarioFiles(t *testing.T) {
 	names := Scenarios()
@@ -280,6 +320,7 @@ func TestScenarioMalformed(t *testing.T) {
 		{"rtt shape", `{` + base + `,"regions":[{"name":"a","share":1,"lat":0,"lon":0}],"rttMs":[[10,20]]}`, "rttMs row 0"},
 		{"origin region", `{` + base + `,"regions":[{"name":"a","share":1,"lat":0,"lon":0}],"rttMs":[[10]],"origin":{"region":"b"}}`, "not a region"},
 		{"churn", `{` + base + `,"churn":{"perMinute":2}}`, "churn"},
+		{"adversary", `{"name":"x","audience":[{"share":1,"relayX":1,"adversary":"troll"}]}`, "liar or poisoner"},
 		{"huge", `{"name":"` + strings.Repeat("x", MaxScenarioBytes) + `"}`, "over"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

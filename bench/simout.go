@@ -72,6 +72,10 @@ func SimMarkdown(results []SimResult) string {
 		} else {
 			b.WriteString(".")
 		}
+		if r.Adversaries > 0 {
+			fmt.Fprintf(&b, " %d adversaries (left out of the measures): %d bad chunks stored, %d peers cut off by honest viewers, an adversary fed one substream for at most %v s in a row, %.2f%% of the honest viewers' substream-time.",
+				r.Adversaries, r.BadChunksStored, r.Complaints, r.AdversaryFedMaxSeconds, 100*r.AdversaryFedShare)
+		}
 		if r.SameRegionLinks != nil {
 			fmt.Fprintf(&b, " Peer links within a region: %.1f%% (%.1f%% at random); mean peer-link RTT %.0f ms.", 100**r.SameRegionLinks, 100**r.RandomSameRegion, r.PeerLinkRTTMs)
 		}

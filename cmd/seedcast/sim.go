@@ -101,6 +101,10 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 				fmt.Fprintf(stdout, "n=%d egress %.1f Mbps (%.1f copies; seed %.1f + http %.1f) cdn %.0f claim %s bound %.1f (÷ %.2f) offload %.1f%% continuity %.3f%% latency p50/p95/p99 %.0f/%.0f/%.0f ms startup p50 %.0f ms max depth %d wall %.1fs cpu %.1fs peak RSS %.0f MB\n",
 					res.Viewers, res.ServerEgressMbps, res.Copies, res.SeedMbps, res.HTTPMbps, res.CDNMbps, claim, res.FluidBoundMbps, res.Efficiency,
 					100*res.Offload, 100*res.Continuity, res.LatencyP50Ms, res.LatencyP95Ms, res.LatencyP99Ms, res.StartupP50Ms, res.MaxDepth, res.WallSeconds, res.CPUSeconds, res.PeakRSSMB)
+				if res.Adversaries > 0 {
+					fmt.Fprintf(stdout, "n=%d adversaries %d: bad chunks stored %d, peers cut off %d, longest an adversary fed a substream (s) %v, share of substream-time fed by adversaries %.2f%%\n",
+						res.Viewers, res.Adversaries, res.BadChunksStored, res.Complaints, res.AdversaryFedMaxSeconds, 100*res.AdversaryFedShare)
+				}
 				if out != "" { // written after every run, so that a long series keeps what it has
 					if err := bench.WriteSimResults(out, results); err != nil {
 						return err

@@ -49,6 +49,11 @@ type ChunkStore interface {
 	Has(id manifest.ID) bool
 }
 
+// DefaultBuffer is Params.Buffer's default: at 2 s a 1,000-viewer swarm's
+// pushes miss the window that the origin's margin leaves, and it falls back
+// to HTTP (docs/benchmarks.md, "The chunk duration").
+const DefaultBuffer = 2500 * time.Millisecond
+
 // Params configures a Node. Zero durations take the defaults shown.
 type Params struct {
 	Stream string
@@ -97,9 +102,8 @@ type Params struct {
 	StallAfter time.Duration
 	// ReportEvery is the health report period (2 s).
 	ReportEvery time.Duration
-	// Buffer is the playback delay behind the live edge (2.5 s: at 2 s a
-	// 1,000-viewer swarm's pushes miss the window the origin's margin
-	// leaves, docs/benchmarks.md); Startup the
+	// Buffer is the playback delay behind the live edge (DefaultBuffer,
+	// 2.5 s); Startup the
 	// extra wait at start to fetch the first chunks (500 ms).
 	Buffer, Startup time.Duration
 	// DialBackoff is how long a failed upstream is not dialed again (5 s).
@@ -130,7 +134,7 @@ func (p *Params) defaults() {
 	def(&p.PushGrace, 400*time.Millisecond)
 	def(&p.StallAfter, 2*time.Second)
 	def(&p.ReportEvery, 2*time.Second)
-	def(&p.Buffer, 2500*time.Millisecond)
+	def(&p.Buffer, DefaultBuffer)
 	def(&p.Startup, 500*time.Millisecond)
 	def(&p.DialBackoff, 5*time.Second)
 	p.Substreams = max(p.Substreams, 1)

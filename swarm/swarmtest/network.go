@@ -1,6 +1,7 @@
 package swarmtest
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -48,6 +49,12 @@ type Params struct {
 	// when the swarm began, and follows it only when it drifts by a
 	// quarter (tracker/server).
 	TrackerKbps int
+	// PerFragment hands each fragment of a chunk to its receiver as it
+	// arrives. Without it a chunk's fragments are handed over together
+	// when the last one arrives: fewer events, and the same outcome for a
+	// node that only keeps a part until the chunk is whole, which is what a
+	// node does without cut-through relay (core.Params.CutThrough).
+	PerFragment bool
 	// Trusted lists the networks whose viewers the tracker believes from
 	// their join (tracker.SwarmParams.Trusted: seedcast serve's
 	// --trusted-peers); others start on probation.
@@ -128,6 +135,10 @@ type Network struct {
 	// HTTP (the seed takes its chunks in process, as seedcast serve's
 	// does: not egress).
 	OriginBytes int64
+	// BadStored counts the chunks that nodes stored whose bytes were not
+	// the chunk's (sizes-only networks): what a poisoner got past the
+	// verifier. It must stay 0.
+	BadStored int64
 	// Traffic counts the frames' bytes between nodes.
 	Traffic Traffic
 	lossRng *rand.Rand // nil without Params.Loss
@@ -390,7 +401,9 @@ func (n *Network) start(id protocol.PeerID, p NodeParams, seed bool, w *welcome)
 		}
 		cp.Verifier, cp.Store = vf, core.NewStore(64<<20)
 	} else {
-		cp.Verifier, cp.Store = newTrustVerifier(n.stream), newSizeStore(1024)
+		st := newSizeStore(1024)
+		st.bad = &n.BadStored
+		cp.Verifier, cp.Store = newTrustVerifier(n.stream), st
 	}
 	c, err := core.New(cp)
 	if err != nil {
@@ -413,6 +426,7 @@ type Node struct {
 	core     *core.Node
 	alive    bool
 	frozen   bool
+	poison   bool
 	lineKbps int
 	lineFree time.Time // when the upload line is free
 	downFree time.Time // when the download line is free
@@ -583,6 +597,9 @@ func (v *Node) carryOut(o core.Output) {
 		if v.frozen && o.Media {
 			return // a frozen node sends no media, and says nothing of it
 		}
+		if v.poison {
+			o.Msg = poisoned(o.Msg)
+		}
 		// Serialized on the sender's line, then one latency to the peer.
 		n.Traffic.Sent += int64(o.Bytes)
 		lk.pending += int64(o.Bytes)
@@ -600,11 +617,12 @@ func (v *Node) carryOut(o core.Output) {
 		lk.last = at
 		msg := copyMsg(o.Msg)
 		var frags []wire.Message
-		if c, ok := msg.(*wire.Chunk); ok {
+		if c, ok := msg.(*wire.Chunk); ok && !n.p.PerFragment {
 			// A chunk's fragments travel as sent, but are handed over
 			// together when its last one arrives: what the receiver does
-			// with a part is only to keep it. (Their bytes alias the
-			// sender's: nothing alters a chunk once stored.)
+			// with a part is only to keep it (see PerFragment). (Their
+			// bytes alias the sender's: nothing alters a chunk once
+			// stored.)
 			lk.frags = append(lk.frags, msg)
 			if int(c.Offset)+len(c.Data) < int(c.Size) {
 				return
@@ -773,6 +791,30 @@ func (v *Node) stop(linksAfter, trackerAfter time.Duration) {
 // Freeze makes the node stop sending media without a word: links stay up,
 // it chokes nobody, and its core believes it sends.
 func (v *Node) Freeze() { v.frozen = true }
+
+// Poison makes the node a poisoner: every chunk fragment it sends from now
+// on carries bytes that are not the chunk's, and every batch it relays a
+// forged signature.
+func (v *Node) Poison() { v.poison = true }
+
+// poisoned is what a poisoner sends instead of m.
+func poisoned(m wire.Message) wire.Message {
+	switch m := m.(type) {
+	case *wire.Chunk:
+		c := *m
+		c.Data = bytes.Repeat([]byte{0xa5}, len(m.Data))
+		return &c
+	case *wire.Manifest:
+		f := &wire.Manifest{}
+		for _, sb := range m.Batches {
+			sb.Signature = bytes.Clone(sb.Signature)
+			sb.Signature[0] ^= 1
+			f.Batches = append(f.Batches, sb)
+		}
+		return f
+	}
+	return m
+}
 
 // SetBudget changes the node's relay budget (the user moved the slider).
 func (v *Node) SetBudget(kbps int) {

@@ -12,8 +12,9 @@ import (
 
 // trustVerifier is the sizes-only network's verifier: a batch is genuine
 // when its signature is the one the modelled origin made for that number
-// (no Ed25519 per node), and a chunk when its size matches its entry (no
-// BLAKE3). Each node keeps only the numbers of the batches it learnt; the
+// (no Ed25519 per node), and a chunk when its size matches its entry and
+// its bytes are the model's, all zero (no BLAKE3: a poisoner's bytes are
+// not zero). Each node keeps only the numbers of the batches it learnt; the
 // entries are the stream's, shared. Like core.Verifier it forgets what
 // left the window: here, what left the origin's.
 type trustVerifier struct {
@@ -70,7 +71,24 @@ func (v *trustVerifier) Check(id manifest.ID, data []byte) (manifest.Entry, erro
 	if len(data) != int(e.Size) {
 		return e, fmt.Errorf("%w: %d bytes, signed %d", core.ErrBadChunk, len(data), e.Size)
 	}
+	if !modelBytes(data) {
+		return e, fmt.Errorf("%w: bytes that are not the chunk's", core.ErrBadChunk)
+	}
 	return e, nil
+}
+
+// modelBytes reports whether data is the model's bytes of a chunk: zeros
+// (most often the shared zero buffer itself, checked without a scan).
+func modelBytes(data []byte) bool {
+	if len(data) == 0 || len(zeroBuf) > 0 && &data[0] == &zeroBuf[0] {
+		return true
+	}
+	for _, b := range data {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckPieces checks what the model can: a known entry, an outboard of the
@@ -82,7 +100,7 @@ func (v *trustVerifier) CheckPieces(id manifest.ID, outboard []byte, off int, da
 	}
 	size := int(e.Size)
 	if len(outboard) != manifest.OutboardSize(size) || off%manifest.PieceSize != 0 || off+len(data) > size ||
-		len(data)%manifest.PieceSize != 0 && off+len(data) != size {
+		len(data)%manifest.PieceSize != 0 && off+len(data) != size || !modelBytes(data) {
 		return e, fmt.Errorf("%w: pieces [%d, %d) of %d", core.ErrBadChunk, off, off+len(data), size)
 	}
 	return e, nil
@@ -113,6 +131,7 @@ func (v *trustVerifier) Signed(n uint64) (manifest.SignedBatch, bool) {
 // Get returns zeros of the right size. It holds at most max chunks, oldest
 // out first.
 type sizeStore struct {
+	bad   *int64 // counts chunks put whose bytes are not the model's
 	max   int
 	size  map[manifest.ID]int
 	order []manifest.ID
@@ -123,6 +142,9 @@ func newSizeStore(max int) *sizeStore { return &sizeStore{max: max, size: map[ma
 func (s *sizeStore) Put(id manifest.ID, data []byte) {
 	if _, ok := s.size[id]; ok {
 		return
+	}
+	if s.bad != nil && !modelBytes(data) {
+		*s.bad++
 	}
 	s.size[id] = len(data)
 	s.order = append(s.order, id)
