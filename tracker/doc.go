@@ -23,7 +23,10 @@
 // (one copy of the stream) and then follows what their downstreams' reports
 // say they received from them (protocol.Report.Received), never their own
 // upload figures. A viewer whose address is not proven yet serves one
-// substream only. Its buffer and RTT claims can only rank it lower.
+// substream only. Its buffer and RTT claims can only rank it lower. An
+// address whose viewer two other addresses' viewers, each fed by it, caught
+// in a verified lie (a bad chunk, a forged batch) within a minute loses its
+// allowance at once, as a failed measurement loses it (convict).
 //
 // A viewer's upstreams are spread so that no one party can capture it: never
 // two in one IP prefix (/24, IPv6 /48), a hard rule, since the origin (or

@@ -605,7 +605,11 @@ func (s *Swarm) TakeReport(now time.Time, id protocol.PeerID, r *protocol.Report
 		}
 	}
 	if c := r.Complaint; c != nil {
-		links = append(links, s.Complain(now, id, c.Peer)...)
+		ls, applied := s.complain(now, id, c.Peer)
+		links = append(links, ls...)
+		if applied && (c.Reason == protocol.ComplaintBadChunk || c.Reason == protocol.ComplaintForgedManifest) {
+			links = append(links, s.convict(now, id, c.Peer)...)
+		}
 	}
 	for _, p := range r.Stalled {
 		links = append(links, s.Complain(now, id, p)...)
@@ -621,11 +625,17 @@ func (s *Swarm) TakeReport(now time.Time, id protocol.PeerID, r *protocol.Report
 // receives from about is reassigned, and about's reliability is penalised.
 // A complaint about a peer that is not from's upstream is ignored.
 func (s *Swarm) Complain(now time.Time, from, about protocol.PeerID) []Link {
+	links, _ := s.complain(now, from, about)
+	return links
+}
+
+// complain is Complain; applied says whether about was from's upstream.
+func (s *Swarm) complain(now time.Time, from, about protocol.PeerID) ([]Link, bool) {
 	s.tick(now)
 	fi, ok1 := s.ids[from]
 	ai, ok2 := s.ids[about]
 	if !ok1 || !ok2 {
-		return nil
+		return nil, false
 	}
 	s.orph = s.orph[:0]
 	for k := range s.k {
@@ -635,10 +645,10 @@ func (s *Swarm) Complain(now time.Time, from, about protocol.PeerID) []Link {
 		}
 	}
 	if len(s.orph) == 0 {
-		return nil
+		return nil, false
 	}
 	s.penalise(now, ai, complaintPenalty)
-	return s.reassign(now, s.orph, ReasonComplaint, about, ai, nil)
+	return s.reassign(now, s.orph, ReasonComplaint, about, ai, nil), true
 }
 
 // SetBudget changes a viewer's relay budget (the node cut or restored its

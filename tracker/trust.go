@@ -34,8 +34,11 @@ type group struct {
 	need    float64    // ... and what its links needed
 	ratio   float32    // got/need at the last measurement; -1 before any
 	strikes uint8      // failed measurements in a row
-	proven  bool       // measured keeping up since its last failure
-	trusted bool       // in SwarmParams.Trusted: believed, never measured
+	// accusers are the groups whose viewers caught this one in a verified
+	// lie (convict), with when: the newest convictBy.
+	accusers [convictBy]accusal
+	proven   bool // measured keeping up since its last failure
+	trusted  bool // in SwarmParams.Trusted: believed, never measured
 }
 
 // Measurement and allowance constants.
@@ -73,6 +76,61 @@ const (
 	groupLinger  = 10 * time.Minute
 	maxLingering = 1 << 16
 )
+
+// Convictions: a group fails at once when viewers of convictBy other
+// groups, each fed by one of its members, caught it in a verified lie (a
+// chunk that did not match its signed entry, a batch whose signature
+// failed) within convictWindow. One accuser is not enough: a viewer could
+// lie about its upstream; it can only accuse a peer the tracker linked it
+// to, and two must agree.
+const (
+	convictBy     = 2
+	convictWindow = time.Minute
+)
+
+type accusal struct {
+	grp int32
+	at  int64 // unix ns; 0: none
+}
+
+// convict records that from caught its upstream about in a verified lie;
+// when convictBy groups have within convictWindow, about's group fails as
+// a failed measurement fails it, at once: no allowance, and its probation
+// slots back only after Probation·2^(failures−1).
+func (s *Swarm) convict(now time.Time, from, about protocol.PeerID) []Link {
+	fi, ai := s.ids[from], s.ids[about]
+	if s.peers[ai].isOrigin() {
+		return nil
+	}
+	fg, gi := s.peers[fi].grp, s.peers[ai].grp
+	g := &s.groups[gi]
+	if fg == gi || g.trusted {
+		return nil
+	}
+	nowNs := now.UnixNano()
+	free, agree := -1, 1 // from agrees with itself
+	for j, a := range g.accusers {
+		switch {
+		case a.at == 0 || nowNs-a.at > int64(convictWindow):
+			g.accusers[j], free = accusal{}, j
+		case a.grp == fg:
+			g.accusers[j].at = nowNs // the same accuser again
+			return nil
+		default:
+			agree++
+		}
+	}
+	if agree < convictBy {
+		g.accusers[free] = accusal{grp: fg, at: nowNs} // agree < convictBy: a slot is free
+		return nil
+	}
+	g.accusers = [convictBy]accusal{}
+	g.proven = false
+	g.strikes = min(g.strikes+1, maxRetryShift+1)
+	g.retryAt = nowNs + int64(s.p.Probation)<<(g.strikes-1)
+	g.got, g.need, g.evalAt = 0, 0, nowNs
+	return s.setAllow(now, gi, 0)
+}
 
 // addrKey is the address peers are grouped by: the address itself for
 // IPv4, its /64 for IPv6; invalid when unknown.

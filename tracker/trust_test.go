@@ -472,3 +472,63 @@ func TestReceiptsCapped(t *testing.T) {
 		t.Errorf("x, not d's upstream: need %v got %v", gx.need, gx.got)
 	}
 }
+
+// TestConvict: a relay caught in a verified lie (a bad chunk, a forged
+// batch) by viewers of two different addresses loses its whole allowance
+// at once; one accuser, or two of one address, or stall reports are not
+// enough; and it gets probation back only after Probation.
+func TestConvict(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{})
+	if err := s.AddOrigin("o", 1); err != nil {
+		t.Fatal(err)
+	}
+	m := newSim(t, s)
+	m.join("p", "10.0.0.1", 10_000, false)
+	for _, v := range []struct {
+		id   protocol.PeerID
+		addr string
+	}{{"v1", "10.0.1.1"}, {"v2", "10.0.1.1"}, {"v3", "10.0.2.1"}, {"v4", "10.0.3.1"}} {
+		m.join(v.id, v.addr, 0, false)
+	}
+	under := func() []protocol.PeerID {
+		var ds []protocol.PeerID
+		for _, v := range []protocol.PeerID{"v1", "v2", "v3", "v4"} {
+			if slices.Contains(s.Upstreams(v), "p") {
+				ds = append(ds, v)
+			}
+		}
+		return ds
+	}
+	if got := under(); len(got) != 4 {
+		t.Fatalf("viewers under p: %v, want all four (the origin has one slot)", got)
+	}
+	accuse := func(from protocol.PeerID, reason protocol.ComplaintReason) {
+		t.Helper()
+		m.now = m.now.Add(100 * time.Millisecond)
+		s.TakeReport(m.now, from, &protocol.Report{BufferSec: 4, Complaint: &protocol.Complaint{Peer: "p", Reason: reason}}, 0)
+		if err := checkSwarm(s, false, all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow := func() int32 { return s.groups[s.peers[s.ids["p"]].grp].allow }
+	before := allow()
+	// A stall report is not a verified lie.
+	m.now = m.now.Add(100 * time.Millisecond)
+	s.TakeReport(m.now, "v4", &protocol.Report{BufferSec: 4, Stalled: []protocol.PeerID{"p"}}, 0)
+	accuse("v1", protocol.ComplaintBadChunk)
+	accuse("v2", protocol.ComplaintForgedManifest) // the same address as v1
+	accuse("v1", protocol.ComplaintBadChunk)       // no longer its upstream
+	if allow() != before || !slices.Contains(under(), "v3") {
+		t.Fatalf("after one address's accusations and a stall: allowance %d (was %d), under p %v", allow(), before, under())
+	}
+	accuse("v3", protocol.ComplaintBadChunk)
+	if allow() != 0 || len(under()) != 0 {
+		t.Fatalf("after two addresses' accusations: allowance %d, under p %v", allow(), under())
+	}
+	// Its probation slots come back after Probation (a failed group's
+	// retry), not before.
+	g := &s.groups[s.peers[s.ids["p"]].grp]
+	if d := time.Duration(g.retryAt - m.now.UnixNano()); d != s.p.Probation {
+		t.Errorf("retry in %v, want Probation %v", d, s.p.Probation)
+	}
+}
