@@ -34,18 +34,29 @@ func Outboard(data []byte) []byte {
 	return ob
 }
 
+// CheckPieceBounds checks what VerifyPieces checks before hashing: that
+// outboard has the size and length field of a chunk of size bytes, and
+// that bytes [off, off+n) are whole pieces of it (the chunk's last piece
+// may be short). The error wraps ErrBadPiece.
+func CheckPieceBounds(size int, outboard []byte, off, n int) error {
+	switch {
+	case len(outboard) != OutboardSize(size) || binary.LittleEndian.Uint64(outboard) != uint64(size):
+		return fmt.Errorf("%w: outboard of %d bytes for a chunk of %d", ErrBadPiece, len(outboard), size)
+	case off < 0 || off%PieceSize != 0 || off+n > size || n == 0:
+		return fmt.Errorf("%w: bytes [%d, %d) of %d are not whole pieces", ErrBadPiece, off, off+n, size)
+	case n%PieceSize != 0 && off+n != size:
+		return fmt.Errorf("%w: bytes [%d, %d) of %d end inside a piece", ErrBadPiece, off, off+n, size)
+	}
+	return nil
+}
+
 // VerifyPieces reports whether data is bytes [off, off+len(data)) of the
 // chunk named id, of size bytes, as proven by outboard. off must be a
 // multiple of PieceSize and data whole pieces (the chunk's last piece may be
 // short). The error wraps ErrBadPiece.
 func VerifyPieces(id ID, size int, outboard []byte, off int, data []byte) error {
-	switch {
-	case len(outboard) != OutboardSize(size) || binary.LittleEndian.Uint64(outboard) != uint64(size):
-		return fmt.Errorf("%w: outboard of %d bytes for a chunk of %d", ErrBadPiece, len(outboard), size)
-	case off < 0 || off%PieceSize != 0 || off+len(data) > size || len(data) == 0:
-		return fmt.Errorf("%w: bytes [%d, %d) of %d are not whole pieces", ErrBadPiece, off, off+len(data), size)
-	case len(data)%PieceSize != 0 && off+len(data) != size:
-		return fmt.Errorf("%w: bytes [%d, %d) of %d end inside a piece", ErrBadPiece, off, off+len(data), size)
+	if err := CheckPieceBounds(size, outboard, off, len(data)); err != nil {
+		return err
 	}
 	if !bao.VerifyChunk(data, outboard, pieceGroup, uint64(off), id) {
 		return fmt.Errorf("%w: bytes [%d, %d) of %s", ErrBadPiece, off, off+len(data), id)

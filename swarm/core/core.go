@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
 	"github.com/seedcast/seedcast/manifest"
 	"github.com/seedcast/seedcast/scheduler"
 	"github.com/seedcast/seedcast/swarm/wire"
@@ -248,10 +250,10 @@ type Node struct {
 	jobs      []*upJob
 	active    []*upJob // jobs begun, in the order they began
 	inbound   map[manifest.ID]*inbound
-	obs       obCache   // outboards of chunks held, for pushes to relays
-	upWake    time.Time // when the bucket holds the next frame (zero: not waiting)
-	lastUp    string    // round-robin cursor of OrderUploads
-	toldRelay int       // relay kbps the tracker was last told (at join: the push share of the budget)
+	obs       *simplelru.LRU[manifest.ID, []byte] // outboards of chunks held, for pushes to relays
+	upWake    time.Time                           // when the bucket holds the next frame (zero: not waiting)
+	lastUp    string                              // round-robin cursor of OrderUploads
+	toldRelay int                                 // relay kbps the tracker was last told (at join: the push share of the budget)
 
 	// Timers.
 	nextTick, nextHave, nextReport, nextPoll, nextPing time.Time
@@ -315,6 +317,7 @@ func New(p Params) (*Node, error) {
 		nextTick: now.Add(p.TickEvery), nextHave: now, nextReport: now.Add(p.ReportEvery),
 		nextPoll: now.Add(p.PollEvery), nextPing: now,
 	}
+	n.obs, _ = simplelru.NewLRU[manifest.ID, []byte](obCacheLen, nil) // errs only for a size < 1
 	n.stats.Depth = p.Depth
 	for i, r := range n.rends {
 		n.ri[r], n.slot[r] = i, i

@@ -176,7 +176,7 @@ func (n *Node) drop(now time.Time, p *peer) {
 	}
 	clear(p.inflight)
 	n.jobs = dropJobs(n.jobs, func(j *upJob) bool { return j.p == p })
-	n.active = slices.DeleteFunc(n.active, func(j *upJob) bool { return j.p == p })
+	n.active = dropJobs(n.active, func(j *upJob) bool { return j.p == p })
 	for _, in := range n.inbound {
 		if in.from == p {
 			// Its pushes on wait for the chunk to come another way.
@@ -415,8 +415,7 @@ const maxInbound = 64
 // chunk's signed entry cuts the peer off.
 func (n *Node) takeOutboard(now time.Time, p *peer, m *wire.Outboard) {
 	e, known := n.verify.Entry(m.ID)
-	w := n.wants[m.ID]
-	if !n.p.CutThrough || !known || w == nil || n.inbound[m.ID] != nil || len(n.inbound) >= maxInbound ||
+	if !n.p.CutThrough || !known || n.wants[m.ID] == nil || n.inbound[m.ID] != nil || len(n.inbound) >= maxInbound ||
 		n.rate <= 0 || p.re.Pending(m.ID) || e.Kind != manifest.KindChunk {
 		return
 	}
@@ -425,8 +424,7 @@ func (n *Node) takeOutboard(now time.Time, p *peer, m *wire.Outboard) {
 		n.complain(now, p, protocol.ComplaintBadChunk, fmt.Errorf("%w: outboard of a chunk of %d bytes, signed %d", ErrBadChunk, m.Size(), e.Size))
 		return
 	}
-	key := subKey{e.Rendition, int(e.Seq % uint64(n.k))}
-	if !slices.ContainsFunc(n.plist, func(q *peer) bool { return q.subs[key] && !q.chokedIt && q != p }) {
+	if !slices.ContainsFunc(n.plist, func(q *peer) bool { return n.pushesTo(q, e, p) }) {
 		return // nobody to push it on to
 	}
 	ob := m.Data
@@ -458,9 +456,8 @@ func (n *Node) advance(now time.Time, in *inbound) {
 	if !first || n.rate <= 0 {
 		return
 	}
-	key := subKey{in.e.Rendition, int(in.e.Seq % uint64(n.k))}
 	for _, q := range n.plist {
-		if q.subs[key] && !q.chokedIt && q != p && n.queue(&upJob{p: q, e: in.e, src: in, kind: scheduler.UploadPush, at: now}) {
+		if n.pushesTo(q, in.e, p) && n.queue(&upJob{p: q, e: in.e, src: in, kind: scheduler.UploadPush, at: now}) {
 			in.to = append(in.to, q)
 		}
 	}

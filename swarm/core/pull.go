@@ -208,10 +208,10 @@ func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, 
 	n.stats.Chunks++
 	var begun []*peer // subscribers whose push began as the chunk arrived
 	if in := n.inbound[e.Hash]; in != nil {
-		in.data, in.full, in.from = data, true, nil
+		in.data, in.from = data, nil
 		begun = in.to
 		delete(n.inbound, e.Hash)
-		n.obs.put(e.Hash, in.outboard)
+		n.obs.Add(e.Hash, in.outboard)
 	}
 	switch {
 	case from != nil && from.remote == protocol.OriginPeer:
@@ -266,12 +266,17 @@ func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, 
 	if n.rate <= 0 {
 		return
 	}
-	key := subKey{e.Rendition, int(e.Seq % uint64(n.k))}
 	for _, p := range n.plist {
-		if p.subs[key] && !p.chokedIt && p != from && !slices.Contains(begun, p) {
+		if n.pushesTo(p, e, from) && !slices.Contains(begun, p) {
 			n.queue(&upJob{p: p, e: e, data: data, kind: scheduler.UploadPush, at: now})
 		}
 	}
+}
+
+// pushesTo reports whether chunk e is pushed to q: q subscribes to its
+// substream, is not choked, and is not from, the peer it came from.
+func (n *Node) pushesTo(q *peer, e manifest.Entry, from *peer) bool {
+	return q != from && !q.chokedIt && q.subs[subKey{e.Rendition, int(e.Seq % uint64(n.k))}]
 }
 
 // cancel withdraws the requests still pending for a chunk that came another

@@ -72,50 +72,24 @@ type inbound struct {
 	e        manifest.Entry
 	from     *peer // the pusher; nil once it went away or lied
 	outboard []byte
-	data     []byte  // the verified bytes from offset 0 (the whole chunk once full)
-	full     bool    // data is the whole chunk, verified
+	data     []byte  // the verified bytes from offset 0 (all of them once whole)
 	to       []*peer // the subscribers given a job for it
 }
 
-// obCache keeps the outboards of the newest chunks this node holds, so that
-// a chunk pushed to several relays is hashed for them once.
-type obCache struct {
-	m     map[manifest.ID][]byte
-	order []manifest.ID
-}
-
+// obCacheLen is how many outboards of chunks held a node keeps, so that a
+// chunk pushed to several relays is hashed for them once.
 const obCacheLen = 64
-
-func (c *obCache) get(id manifest.ID) ([]byte, bool) {
-	ob, ok := c.m[id]
-	return ob, ok
-}
-
-func (c *obCache) put(id manifest.ID, ob []byte) {
-	if c.m == nil {
-		c.m = map[manifest.ID][]byte{}
-	}
-	if _, ok := c.m[id]; ok {
-		return
-	}
-	c.m[id] = ob
-	c.order = append(c.order, id)
-	if len(c.order) > obCacheLen {
-		delete(c.m, c.order[0])
-		c.order = slices.Delete(c.order, 0, 1)
-	}
-}
 
 // outboard returns the outboard of the chunk of job j.
 func (n *Node) outboard(j *upJob) []byte {
 	if j.src != nil {
 		return j.src.outboard
 	}
-	if ob, ok := n.obs.get(j.e.Hash); ok {
+	if ob, ok := n.obs.Get(j.e.Hash); ok {
 		return ob
 	}
 	ob := n.verify.Outboard(j.e.Hash, j.data)
-	n.obs.put(j.e.Hash, ob)
+	n.obs.Add(j.e.Hash, ob)
 	return ob
 }
 
@@ -204,7 +178,7 @@ func (n *Node) pump(now time.Time) {
 			// A relay-off peer, or a chunk of one piece, has no use for an
 			// outboard.
 			j.obOK = !n.p.CutThrough || j.kind != scheduler.UploadPush || !j.p.relays || j.e.Size <= manifest.PieceSize
-			if j.src != nil && !j.src.full {
+			if j.src != nil && len(j.src.data) < int(j.e.Size) {
 				n.stats.CutThrough++
 			}
 			n.active = append(n.active, j)
@@ -232,13 +206,11 @@ func (n *Node) pump(now time.Time) {
 			j.off += len(c.Data)
 		}
 		for _, m := range msgs {
-			if _, ok := m.(*wire.Outboard); ok {
-				j.obOK = true
-			}
-		}
-		for _, m := range msgs {
 			b := wire.FrameSize(m)
 			_, media := m.(*wire.Chunk)
+			if _, ob := m.(*wire.Outboard); ob {
+				j.obOK = true
+			}
 			if media {
 				n.stats.BytesUploaded += int64(b)
 			} else {
@@ -265,13 +237,7 @@ func (n *Node) finish(j *upJob) {
 // they are (their receivers discard the part, docs/protocol.md §5.5).
 func (n *Node) dropSource(in *inbound) {
 	n.jobs = dropJobs(n.jobs, func(j *upJob) bool { return j.src == in })
-	n.active = slices.DeleteFunc(n.active, func(j *upJob) bool {
-		if j.src == in {
-			j.p.queued--
-			return true
-		}
-		return false
-	})
+	n.active = dropJobs(n.active, func(j *upJob) bool { return j.src == in })
 }
 
 // nextJob takes the next job in upload order, dropping stale ones and those

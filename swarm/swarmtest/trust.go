@@ -91,17 +91,19 @@ func modelBytes(data []byte) bool {
 	return true
 }
 
-// CheckPieces checks what the model can: a known entry, an outboard of the
-// right size and whole pieces within the chunk (no BLAKE3).
+// CheckPieces checks what the model can: a known entry, an outboard and
+// whole pieces that fit it (manifest.CheckPieceBounds), and the model's
+// bytes (no BLAKE3).
 func (v *trustVerifier) CheckPieces(id manifest.ID, outboard []byte, off int, data []byte) (manifest.Entry, error) {
 	e, ok := v.Entry(id)
 	if !ok {
 		return e, fmt.Errorf("%w: %s", core.ErrUnknownChunk, id)
 	}
-	size := int(e.Size)
-	if len(outboard) != manifest.OutboardSize(size) || off%manifest.PieceSize != 0 || off+len(data) > size ||
-		len(data)%manifest.PieceSize != 0 && off+len(data) != size || !modelBytes(data) {
-		return e, fmt.Errorf("%w: pieces [%d, %d) of %d", core.ErrBadChunk, off, off+len(data), size)
+	if err := manifest.CheckPieceBounds(int(e.Size), outboard, off, len(data)); err != nil {
+		return e, fmt.Errorf("%w: %w", core.ErrBadChunk, err)
+	}
+	if !modelBytes(data) {
+		return e, fmt.Errorf("%w: pieces [%d, %d): bytes that are not the chunk's", core.ErrBadChunk, off, off+len(data))
 	}
 	return e, nil
 }
