@@ -6,6 +6,18 @@ import { pct, rate, secs } from './format.js';
 
 const stream = document.body.dataset.stream;
 const $ = (id) => document.getElementById(id);
+// big shows a figure with its unit set smaller beside it ("1.1" "Mbit/s"),
+// so that a card's figure stays on one line.
+function big(id, text) {
+  const m = /^(\S+) (.+)$/.exec(text);
+  if (!m) {
+    $(id).textContent = text;
+    return;
+  }
+  const unit = document.createElement('small');
+  unit.textContent = m[2];
+  $(id).replaceChildren(m[1], unit);
+}
 const chart = new StackChart($('d-chart'), [{ color: '--http' }, { color: '--peers' }], 300);
 chart.label = (max) => 'max ' + rate(max);
 
@@ -20,15 +32,15 @@ async function refresh() {
   }
   $('d-viewers').textContent = String(d.viewers);
   $('d-kinds').textContent = `${d.browsers} in browsers · ${d.natives} native`;
-  $('d-egress').textContent = rate(d.serverKbps);
+  big('d-egress', rate(d.serverKbps));
   $('d-copies').textContent = d.bitrateKbps > 0 ? `${(d.serverKbps / d.bitrateKbps).toFixed(1)} copies of the stream` : '–';
-  $('d-peers').textContent = rate(d.peerKbps);
+  big('d-peers', rate(d.peerKbps));
   $('d-offload').textContent = `offload ${pct(d.offload)}`;
   const cdn = d.viewers * d.bitrateKbps;
   $('d-saved').textContent = cdn > 0 ? pct(Math.max(0, 1 - d.serverKbps / cdn)) : '–';
   $('d-cont').textContent = d.continuity >= 0 ? (d.continuity * 100).toFixed(2) + '%' : '–';
-  $('d-lat').textContent = 'p50 ' + secs(d.latencyP50Ms);
-  $('d-lat95').textContent = 'p95 ' + secs(d.latencyP95Ms);
+  big('d-lat', secs(d.latencyP50Ms));
+  $('d-lat95').textContent = `median · p95 ${secs(d.latencyP95Ms)}`;
   $('d-depth').textContent = d.depthMean > 0 ? d.depthMean.toFixed(1) : '–';
   $('d-depthmax').textContent = d.depthMax > 0 ? `deepest ${d.depthMax} hops` : 'hops from the origin';
   chart.set((d.history || []).map((h) => [h.serverKbps, h.peerKbps]));
