@@ -6,7 +6,9 @@
 // HTTP (HTTPSource, or any Source in-process), handed with the core to the
 // event loop the browser's driver runs too (package swarm/driver), which
 // feeds the core its inputs with the time and carries out its outputs.
-// Seeds keeps the origin's seed node of each stream running (seedcast
+// Viewer keeps a viewer's node running across the loss of its tracker (a
+// restarted origin signs with a new key: the node is replaced by one that
+// takes the key the server gives then). Seeds keeps the origin's seed node of each stream running (seedcast
 // serve), its chunks bounded like the origin's store: by its window as
 // well as by bytes; LoopbackAPI is a pion API for peers on one machine.
 //

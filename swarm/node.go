@@ -169,6 +169,9 @@ func start(p NodeParams, tc *TrackerClient, m *manifest.Manifest) (*Node, error)
 // Close leaves the swarm and stops the node.
 func (n *Node) Close() { n.loop.Close() }
 
+// Lost is closed when the node loses the tracker (driver.Loop.Lost).
+func (n *Node) Lost() <-chan struct{} { return n.loop.Lost() }
+
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats { return n.loop.Stats() }
 

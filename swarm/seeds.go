@@ -44,8 +44,10 @@ type SeedsParams struct {
 	// Source returns the in-process source of a stream, or false once the
 	// stream is gone; its seed then stops for good (required).
 	Source func(stream string) (SeedSource, bool)
-	// Restart is how often a running seed checks its stream's renditions,
-	// and the pause before a seed starts again (2 s).
+	// Restart is the pause before a seed whose start failed tries again,
+	// and how often a running seed checks its stream's renditions between
+	// the changes its source announces (2 s). A seed whose renditions
+	// changed starts again at once.
 	Restart time.Duration
 	// Limits, if set, caps the seeds' peer connections (kind
 	// connlimit.KindSeed, sharing the process's caps with the SFU's
@@ -126,7 +128,7 @@ func (s *Seeds) run(ctx context.Context, stream string) {
 		if !ok {
 			return
 		}
-		rends := waitSeedRenditions(ctx, src)
+		rends := waitSeedRenditions(ctx, src, seedSettle)
 		if rends == nil {
 			return
 		}
@@ -139,12 +141,38 @@ func (s *Seeds) run(ctx context.Context, stream string) {
 			s.p.Logger.Warn("seed node", "stream", stream, "err", err)
 		} else {
 			s.p.Logger.Info("seed node up", "stream", stream, "renditions", rends, "egress_kbps", s.p.EgressKbps)
-			for ctx.Err() == nil && slices.Equal(seedRenditions(ctx, src), rends) {
-				s.pause(ctx)
-			}
+			s.whileRenditions(ctx, src, rends)
 			node.Close()
+			continue // at once: the viewers wait on the seed
 		}
 		s.pause(ctx)
+	}
+}
+
+// seedSettle is how long a new stream's renditions must stay the same
+// before its seed starts: a publisher's tracks come up one after another
+// (video, then audio a moment later), and a seed started on the first
+// alone restarts when the next comes.
+const seedSettle = 300 * time.Millisecond
+
+// whileRenditions returns when the stream's renditions are no longer rends,
+// or ctx ends. It looks at every change the source announces, and every
+// Restart at least.
+func (s *Seeds) whileRenditions(ctx context.Context, src SeedSource, rends []string) {
+	t := time.NewTimer(s.p.Restart)
+	defer t.Stop()
+	for {
+		ch := src.Changed()
+		if !slices.Equal(seedRenditions(ctx, src), rends) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-t.C:
+			t.Reset(s.p.Restart)
+		}
 	}
 }
 
@@ -223,16 +251,25 @@ func (s *Seeds) pause(ctx context.Context) {
 	}
 }
 
-// waitSeedRenditions waits until the stream lists media and returns its
-// renditions, or nil when ctx ends.
-func waitSeedRenditions(ctx context.Context, src SeedSource) []string {
+// waitSeedRenditions waits until the stream lists media, and its
+// renditions have stayed the same for settle, and returns them; nil when
+// ctx ends.
+func waitSeedRenditions(ctx context.Context, src SeedSource, settle time.Duration) []string {
+	var rends []string
+	var stable <-chan time.Time
 	for {
 		ch := src.Changed()
-		if r := seedRenditions(ctx, src); len(r) > 0 {
-			return r
+		if r := seedRenditions(ctx, src); !slices.Equal(r, rends) {
+			rends = r
+			stable = nil
+			if len(r) > 0 {
+				stable = time.After(settle)
+			}
 		}
 		select {
 		case <-ch:
+		case <-stable:
+			return rends
 		case <-ctx.Done():
 			return nil
 		}

@@ -196,14 +196,16 @@ func runViewerNode(ctx context.Context, vp viewerParams, n bench.PlanNode, start
 	}
 	began := time.Now()
 	var firstReady atomic.Int64 // ns after began; 0: none yet
-	node, err := swarm.StartNode(ctx, swarm.NodeParams{
+	// A viewer outlives its origin: a node that loses the tracker is
+	// replaced by a new one once the stream is live again (swarm.Viewer).
+	node, err := swarm.StartViewer(ctx, swarm.ViewerParams{Node: swarm.NodeParams{
 		Server: vp.server, Stream: vp.stream, Token: vp.token, Quality: vp.quality, BudgetKbps: n.BudgetKbps, Logger: log, API: vp.api, Guard: vp.guard,
 		OnReady: func(e manifest.Entry, _ time.Time, _ []byte) {
 			if e.Kind == manifest.KindChunk && firstReady.Load() == 0 {
 				firstReady.CompareAndSwap(0, max(int64(time.Since(began)), 1))
 			}
 		},
-	})
+	}})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

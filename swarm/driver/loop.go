@@ -74,6 +74,7 @@ type Loop struct {
 	drained chan struct{} // a link's send backlog fell low (Drainer)
 	reports chan *protocol.Report
 	offers  chan struct{} // bounds the offers answered at once
+	lost    chan struct{} // closed when the tracker connection is lost
 	closed  sync.Once
 
 	mu     sync.Mutex
@@ -101,6 +102,7 @@ func Start(p Params) (*Loop, error) {
 	l := &Loop{
 		p: p, log: p.Logger, core: p.Core, links: map[core.LinkID]Link{},
 		kick: make(chan struct{}, 1), drained: make(chan struct{}, 1), reports: make(chan *protocol.Report, MaxReports), offers: make(chan struct{}, MaxOffers),
+		lost: make(chan struct{}),
 	}
 	l.turn = sync.NewCond(&l.sendMu)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -121,6 +123,12 @@ func (l *Loop) Close() {
 		l.wg.Wait()
 	})
 }
+
+// Lost is closed when the tracker connection is lost while the loop runs
+// (not by Close). The node keeps its links, but it hears of no new
+// upstream, and a restarted origin signs with a key it does not know: a
+// viewer starts a new node (swarm.Viewer).
+func (l *Loop) Lost() <-chan struct{} { return l.lost }
 
 // Follow makes every change nt announces call the core's ManifestChanged,
 // until the loop closes. (A core told Params.Notified polls slowly.)
@@ -345,6 +353,7 @@ func (l *Loop) trackerLoop() {
 			if !ok {
 				if l.ctx.Err() == nil {
 					l.log.Warn("tracker connection lost; peers stay linked", "err", l.p.Tracker.Err())
+					close(l.lost)
 				}
 				return
 			}
