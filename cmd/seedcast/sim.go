@@ -22,7 +22,7 @@ import (
 func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var (
 		scenario, file, viewers, bitrate, out string
-		duration, buffer, chunk, hopDelay     time.Duration
+		duration, buffer, chunk               time.Duration
 		seed                                  uint64
 		list, cut                             bool
 		lf                                    logFlags
@@ -38,7 +38,6 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.Uint64Var(&seed, "seed", 1, "the run's seed: the same seed gives the same run")
 	fs.StringVar(&out, "out", "", "write results.json, results.md and plots (SVG, PNG) to this directory")
 	fs.BoolVar(&list, "list", false, "list the built-in scenarios and exit")
-	fs.DurationVar(&hopDelay, "hop-delay", 0, "lengthen the playback delay of viewers that start deeper than 3 hops by this much a hop (core.Params.HopDelay), to compare")
 	fs.BoolVar(&cut, "cut-through", false, "relay each verified piece of a chunk as it arrives (docs/protocol.md §5.8), to compare")
 	lf.register(fs)
 	return &ffcli.Command{
@@ -87,7 +86,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 			for _, n := range ns {
 				label := fmt.Sprintf("%s n=%d", sc.Name, n)
 				res, err := bench.RunSim(ctx, bench.SimParams{
-					Scenario: sc, Viewers: n, BitrateKbps: int(kbps), Duration: duration, Buffer: buffer, ChunkDuration: chunk, Seed: seed, CutThrough: cut, HopDelay: hopDelay, Logger: log,
+					Scenario: sc, Viewers: n, BitrateKbps: int(kbps), Duration: duration, Buffer: buffer, ChunkDuration: chunk, Seed: seed, CutThrough: cut, Logger: log,
 					Progress: func(done, total time.Duration) { bar.show(label, done, total) },
 				})
 				bar.done()

@@ -108,11 +108,6 @@ type Params struct {
 	// 2.5 s); Startup the
 	// extra wait at start to fetch the first chunks (500 ms).
 	Buffer, Startup time.Duration
-	// HopDelay, when set, lengthens the playback delay of a node that
-	// starts deep in the trees: Buffer plus HopDelay for every hop of
-	// Depth past FreeHops. A push needs about a hop's time per relay, and
-	// a deep leaf's pushes otherwise come after its origin margin opens.
-	HopDelay time.Duration
 	// DialBackoff is how long a failed upstream is not dialed again (5 s).
 	DialBackoff time.Duration
 	// Pull tunes pull repair (nil: scheduler.DefaultPullParams()).
@@ -384,18 +379,9 @@ func (n *Node) anchor(now time.Time, m *manifest.Manifest, age time.Duration) {
 	}
 }
 
-// FreeHops is how deep a node may start before Params.HopDelay adds to
-// its playback delay.
-const FreeHops = 3
-
-// delay is the node's playback delay behind the live edge.
-func (n *Node) delay() time.Duration {
-	return n.p.Buffer + time.Duration(max(n.p.Depth-FreeHops, 0))*n.p.HopDelay
-}
-
 // anchorAt says media time edge is live at now.
 func (n *Node) anchorAt(now time.Time, edge time.Duration) {
-	n.t0, n.playFrom, n.anchored = now.Add(n.p.Startup), edge-n.delay(), true
+	n.t0, n.playFrom, n.anchored = now.Add(n.p.Startup), edge-n.p.Buffer, true
 }
 
 // deadline is when a chunk plays: on the playback clock, and no earlier
