@@ -27,7 +27,7 @@ import (
 func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var (
 		server, stream, upload, reserve, relay, quality, token, statsJSON, planFile string
-		interval, duration, joinEvery, guardSlack                                   time.Duration
+		interval, duration, joinEvery, guardSlack, storeWindow                      time.Duration
 		nodes                                                                       int
 		wf                                                                          webrtcFlags
 		lf                                                                          logFlags
@@ -47,6 +47,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.IntVar(&nodes, "nodes", 1, "run this many nodes in this process, each its own peer with its own stats (--stats-json then needs {node} in its name)")
 	fs.DurationVar(&joinEvery, "join-every", 200*time.Millisecond, "with --nodes: the time between two nodes' joins")
 	fs.DurationVar(&guardSlack, "rtt-guard-slack", 0, "the RTT guard's slack: relay is cut when the round trip to the server exceeds twice its baseline plus this (0: the default, 50ms; a harness on loopback, whose baseline is near zero, gives what the slack would be at a real round trip)")
+	fs.DurationVar(&storeWindow, "store-window", time.Minute, "keep the verified chunks peers may ask for this long at most (and 64 MiB at most)")
 	fs.StringVar(&planFile, "plan", "", "a harness's plan (seedcast bench): nodes with their budgets, join and leave times and stats files")
 	wf.register(fs)
 	lf.register(fs)
@@ -90,7 +91,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 				defer cancel()
 			}
 			vp := viewerParams{
-				server: server, stream: stream, token: token, quality: quality, interval: interval, log: log, guard: scheduler.RTTGuardParams{Slack: guardSlack},
+				server: server, stream: stream, token: token, quality: quality, interval: interval, log: log, guard: scheduler.RTTGuardParams{Slack: guardSlack}, storeWindow: storeWindow,
 				api: webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())), out: &syncWriter{w: stdout},
 			}
 			if planFile == "" && nodes == 1 {
@@ -118,7 +119,7 @@ func viewerCommand(stdout, stderr io.Writer) *ffcli.Command {
 // viewerParams is what every node of a viewer process shares.
 type viewerParams struct {
 	server, stream, token, quality string
-	interval                       time.Duration
+	interval, storeWindow          time.Duration
 	api                            *webrtc.API
 	guard                          scheduler.RTTGuardParams
 	log                            *slog.Logger
@@ -199,7 +200,7 @@ func runViewerNode(ctx context.Context, vp viewerParams, n bench.PlanNode, start
 	// A viewer outlives its origin: a node that loses the tracker is
 	// replaced by a new one once the stream is live again (swarm.Viewer).
 	node, err := swarm.StartViewer(ctx, swarm.ViewerParams{Node: swarm.NodeParams{
-		Server: vp.server, Stream: vp.stream, Token: vp.token, Quality: vp.quality, BudgetKbps: n.BudgetKbps, Logger: log, API: vp.api, Guard: vp.guard,
+		Server: vp.server, Stream: vp.stream, Token: vp.token, Quality: vp.quality, BudgetKbps: n.BudgetKbps, Logger: log, API: vp.api, Guard: vp.guard, StoreWindow: vp.storeWindow,
 		OnReady: func(e manifest.Entry, _ time.Time, _ []byte) {
 			if e.Kind == manifest.KindChunk && firstReady.Load() == 0 {
 				firstReady.CompareAndSwap(0, max(int64(time.Since(began)), 1))
