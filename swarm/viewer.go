@@ -62,10 +62,8 @@ func StartViewer(ctx context.Context, p ViewerParams) (*Viewer, error) {
 func (v *Viewer) run(ctx context.Context) {
 	defer close(v.done)
 	log := v.p.Node.Logger
+	n := v.cur // set before run started; only run replaces it
 	for {
-		v.mu.Lock()
-		n := v.cur
-		v.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			n.Close()
@@ -74,13 +72,17 @@ func (v *Viewer) run(ctx context.Context) {
 		}
 		n.Close()
 		v.mu.Lock()
-		v.base = addStats(v.base, n.Stats())
+		v.base, v.cur = addStats(v.base, n.Stats()), nil // no node until the next one runs
 		v.mu.Unlock()
 		log.Info("viewer: the tracker is gone; starting a new node when the stream is live")
 		wait := v.p.RetryMin
 		for {
-			next, err := StartNode(ctx, v.p.Node)
+			v.mu.Lock()
+			np := v.p.Node // SetBudget may have moved the budget meanwhile
+			v.mu.Unlock()
+			next, err := StartNode(ctx, np)
 			if err == nil {
+				n = next
 				v.mu.Lock()
 				v.cur, v.restarts = next, v.restarts+1
 				r := v.restarts
@@ -119,19 +121,27 @@ func (v *Viewer) Restarts() int {
 }
 
 // Stats returns the counters of every node the viewer ran, summed, with the
-// gauges (peers, depth, relay, RTT, latencies) of the one running.
+// gauges (peers, depth, relay, RTT, latencies) of the one running (zero
+// between two nodes).
 func (v *Viewer) Stats() Stats {
 	v.mu.Lock()
 	n, base := v.cur, v.base
 	v.mu.Unlock()
+	if n == nil {
+		return base
+	}
 	return addStats(base, n.Stats())
 }
 
-// LatencySamples are the running node's (Node.LatencySamples).
+// LatencySamples are the running node's (Node.LatencySamples; none
+// between two nodes).
 func (v *Viewer) LatencySamples() []time.Duration {
 	v.mu.Lock()
 	n := v.cur
 	v.mu.Unlock()
+	if n == nil {
+		return nil
+	}
 	return n.LatencySamples()
 }
 
@@ -141,7 +151,9 @@ func (v *Viewer) SetBudget(kbps int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.p.Node.BudgetKbps = kbps
-	v.cur.SetBudget(kbps)
+	if v.cur != nil {
+		v.cur.SetBudget(kbps)
+	}
 }
 
 // addStats adds b's counters to a's, and takes b's gauges.
