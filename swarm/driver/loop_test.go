@@ -448,14 +448,33 @@ func TestLoopOffersBounded(t *testing.T) {
 	waitFor(t, "a new offer handled", func() bool { return calls.Load() == MaxOffers+1 })
 }
 
-// Close ends everything once; a lost tracker leaves the loop running.
+// Close ends everything once; a lost tracker leaves the loop running and
+// says so on Lost, which Close alone does not close.
 func TestLoopClose(t *testing.T) {
 	s := newStream()
 	n := startNode(t, s, &network{}, "node", 0)
+	select {
+	case <-n.loop.Lost():
+		t.Fatal("Lost closed with the tracker still there")
+	default:
+	}
 	n.tracker.Close() // the tracker goes away
+	select {
+	case <-n.loop.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost not closed 5 s after the tracker went away")
+	}
 	waitFor(t, "chunks after the tracker left", func() bool { c, _ := n.ready.count(); return c >= 2 })
 	n.loop.Close()
 	n.loop.Close()
+
+	kept := startNode(t, newStream(), &network{}, "kept", 0)
+	kept.loop.Close()
+	select {
+	case <-kept.loop.Lost():
+		t.Error("Close closed Lost")
+	default:
+	}
 }
 
 func TestStartParams(t *testing.T) {
