@@ -46,7 +46,15 @@ type Sample struct {
 	T          time.Time `json:"t"`
 	ServerKbps float64   `json:"serverKbps"`
 	PeerKbps   float64   `json:"peerKbps"`
+	// OnTime and Late are the chunks viewers reported judged in the
+	// interval.
+	OnTime uint64 `json:"onTime"`
+	Late   uint64 `json:"late"`
 }
+
+// recentSamples is how many of the latest samples the recent continuity
+// is over: a minute at the default two-second rebalance tick.
+const recentSamples = 30
 
 // audience is a stream's dashboard state; guarded by the stream's mu.
 type audience struct {
@@ -77,7 +85,11 @@ func (st *stream) sampleLocked(now time.Time) {
 				}
 				return float64(now-then) * 8 / 1000 / dt
 			}
-			a.history = append(a.history, Sample{T: now.UTC(), ServerKbps: kbps(tot.fromOrigin, a.last.fromOrigin), PeerKbps: kbps(tot.fromPeers, a.last.fromPeers)})
+			delta := func(now, then uint64) uint64 { return now - min(now, then) }
+			a.history = append(a.history, Sample{
+				T: now.UTC(), ServerKbps: kbps(tot.fromOrigin, a.last.fromOrigin), PeerKbps: kbps(tot.fromPeers, a.last.fromPeers),
+				OnTime: delta(tot.onTime, a.last.onTime), Late: delta(tot.late, a.last.late),
+			})
 			if len(a.history) > historyLen {
 				a.history = slices.Delete(a.history, 0, len(a.history)-historyLen)
 			}
@@ -107,9 +119,12 @@ type Dashboard struct {
 	ServerKbps float64 `json:"serverKbps"`
 	PeerKbps   float64 `json:"peerKbps"`
 	// Offload is BytesFromPeers over all media bytes; Continuity the share
-	// of chunks on time (-1 before any).
-	Offload    float64 `json:"offload"`
-	Continuity float64 `json:"continuity"`
+	// of chunks on time (-1 before any), and RecentContinuity the same over
+	// the last minute of samples (-1 when none was judged in it): the
+	// cumulative figure carries every viewer's start-up for ever.
+	Offload          float64 `json:"offload"`
+	Continuity       float64 `json:"continuity"`
+	RecentContinuity float64 `json:"recentContinuity"`
 	// Latency: the median and 95th percentile of the viewers' median
 	// delivery latencies (ingest to verified).
 	LatencyP50Ms float64 `json:"latencyP50Ms"`
@@ -131,7 +146,7 @@ func (s *Server) Dashboard(name string) (Dashboard, bool) {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	d := Dashboard{Stream: name, BitrateKbps: st.swarm.BitrateKbps(), Viewers: len(st.peers), Continuity: -1}
+	d := Dashboard{Stream: name, BitrateKbps: st.swarm.BitrateKbps(), Viewers: len(st.peers), Continuity: -1, RecentContinuity: -1}
 	tot := st.totalsLocked()
 	d.BytesFromPeers, d.BytesFromOrigin, d.BytesFromSeed = tot.fromPeers, tot.fromOrigin, tot.fromSeed
 	d.ChunksOnTime, d.ChunksLate = tot.onTime, tot.late
@@ -169,6 +184,13 @@ func (s *Server) Dashboard(name string) (Dashboard, bool) {
 			d.ServerKbps += h.ServerKbps / float64(n)
 			d.PeerKbps += h.PeerKbps / float64(n)
 		}
+	}
+	var onTime, late uint64
+	for _, h := range d.History[len(d.History)-min(len(d.History), recentSamples):] {
+		onTime, late = onTime+h.OnTime, late+h.Late
+	}
+	if onTime+late > 0 {
+		d.RecentContinuity = float64(onTime) / float64(onTime+late)
 	}
 	if d.History == nil {
 		d.History = []Sample{}

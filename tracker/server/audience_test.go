@@ -49,13 +49,27 @@ func TestDashboard(t *testing.T) {
 	if !ok || d.Viewers != 2 || d.Browsers != 1 || d.Natives != 1 {
 		t.Fatalf("dashboard %+v", d)
 	}
-	if d.BytesFromPeers != 1_500_000 || d.BytesFromOrigin != 250_000 || d.BytesFromSeed != 200_000 || d.Continuity != 149.0/150 {
-		t.Errorf("totals %+v", d)
-	}
 	// 1.5 MB from peers and 250 kB from the server in 2 s.
 	if len(d.History) != 1 || d.History[0].PeerKbps != 6000 || d.History[0].ServerKbps != 1000 || d.PeerKbps != 6000 {
 		t.Errorf("history %+v, peer rate %v", d.History, d.PeerKbps)
 	}
+	if d.BytesFromPeers != 1_500_000 || d.BytesFromOrigin != 250_000 || d.BytesFromSeed != 200_000 || d.Continuity != 149.0/150 || d.RecentContinuity != 149.0/150 {
+		t.Errorf("totals %+v", d)
+	}
+	// The recent continuity is over the last minute of samples: a start-up
+	// with late chunks leaves it once a minute of on-time play follows.
+	for range recentSamples {
+		report(a, protocol.Report{BytesFromPeers: 1_000_000, BytesFromOrigin: 250_000, BytesFromSeed: 200_000, ChunksOnTime: 99 + 10*uint64(len(d.History)), ChunksLate: 1, LatencyMs: 300})
+		want := 99 + 10*uint64(len(d.History))
+		waitFor(ctx, t, func() bool { d, _ := tt.srv.Dashboard("demo"); return d.ChunksOnTime == want+50 })
+		tt.advance(2 * time.Second)
+		sample()
+		d, _ = tt.srv.Dashboard("demo")
+	}
+	if d.RecentContinuity != 1 || d.Continuity >= 1 {
+		t.Errorf("after a minute on time: recent continuity %v (want 1), overall %v (want below 1)", d.RecentContinuity, d.Continuity)
+	}
+
 	if d.LatencyP50Ms != 700 || d.DepthMean <= 0 {
 		t.Errorf("latency %v, depth %v", d.LatencyP50Ms, d.DepthMean)
 	}
@@ -64,8 +78,8 @@ func TestDashboard(t *testing.T) {
 	report(b, protocol.Report{BytesFromPeers: 10})
 	_ = b.ws.Close(websocket.StatusNormalClosure, "bye")
 	waitFor(ctx, t, func() bool { d, _ := tt.srv.Dashboard("demo"); return d.Viewers == 1 })
-	if d, _ := tt.srv.Dashboard("demo"); d.BytesFromPeers != 1_500_000 || d.ChunksOnTime != 149 {
-		t.Errorf("after b left: %+v", d)
+	if after, _ := tt.srv.Dashboard("demo"); after.BytesFromPeers != 1_500_000 || after.ChunksOnTime != d.ChunksOnTime {
+		t.Errorf("after b left: %+v", after)
 	}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(tt.srv.AudienceCollector())

@@ -38,7 +38,14 @@ async function refresh() {
   $('d-offload').textContent = `offload ${pct(d.offload)}`;
   const cdn = d.viewers * d.bitrateKbps;
   $('d-saved').textContent = cdn > 0 ? pct(Math.max(0, 1 - d.serverKbps / cdn)) : '–';
-  $('d-cont').textContent = d.continuity >= 0 ? (d.continuity * 100).toFixed(2) + '%' : '–';
+  // The last minute's, big: the figure since the stream began carries
+  // every viewer's start-up.
+  const cont = (x) => (x * 100).toFixed(2) + '%';
+  const recent = d.recentContinuity >= 0 ? d.recentContinuity : d.continuity;
+  $('d-cont').textContent = recent >= 0 ? cont(recent) : '–';
+  $('d-cont-all').textContent = d.continuity >= 0
+    ? `on time, last minute · ${cont(d.continuity)} overall`
+    : 'chunks before their deadline';
   big('d-lat', secs(d.latencyP50Ms));
   $('d-lat95').textContent = `median · p95 ${secs(d.latencyP95Ms)}`;
   $('d-depth').textContent = d.depthMean > 0 ? d.depthMean.toFixed(1) : '–';
