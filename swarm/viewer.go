@@ -15,9 +15,6 @@ type ViewerParams struct {
 	// node while the origin cannot be reached (250 ms, doubling to 1 s: a
 	// viewer resumes within about a second of its stream being live again).
 	RetryMin, RetryMax time.Duration
-	// OnRestart, if set, is called with each new node's number (1, 2, …)
-	// once it runs.
-	OnRestart func(n int)
 }
 
 // Viewer runs a viewer node that outlives its origin. When the node loses
@@ -31,10 +28,9 @@ type Viewer struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu       sync.Mutex
-	cur      *Node
-	base     Stats // the counters of the nodes before cur
-	restarts int
+	mu   sync.Mutex
+	cur  *Node
+	base Stats // the counters of the nodes before cur
 }
 
 // StartViewer starts the first node (failing as StartNode fails) and
@@ -63,6 +59,7 @@ func (v *Viewer) run(ctx context.Context) {
 	defer close(v.done)
 	log := v.p.Node.Logger
 	n := v.cur // set before run started; only run replaces it
+	restarts := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -84,13 +81,10 @@ func (v *Viewer) run(ctx context.Context) {
 			if err == nil {
 				n = next
 				v.mu.Lock()
-				v.cur, v.restarts = next, v.restarts+1
-				r := v.restarts
+				v.cur = next
 				v.mu.Unlock()
-				log.Info("viewer: new node running", "restart", r)
-				if v.p.OnRestart != nil {
-					v.p.OnRestart(r)
-				}
+				restarts++
+				log.Info("viewer: new node running", "restart", restarts)
 				break
 			}
 			if ctx.Err() != nil {
@@ -111,13 +105,6 @@ func (v *Viewer) run(ctx context.Context) {
 func (v *Viewer) Close() {
 	v.cancel()
 	<-v.done
-}
-
-// Restarts is how many times the node was replaced.
-func (v *Viewer) Restarts() int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.restarts
 }
 
 // Stats returns the counters of every node the viewer ran, summed, with the

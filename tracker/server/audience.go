@@ -52,9 +52,9 @@ type Sample struct {
 	Late   uint64 `json:"late"`
 }
 
-// recentSamples is how many of the latest samples the recent continuity
-// is over: a minute at the default two-second rebalance tick.
-const recentSamples = 30
+// recentWindow is how far back from the newest sample the recent
+// continuity looks.
+const recentWindow = time.Minute
 
 // audience is a stream's dashboard state; guarded by the stream's mu.
 type audience struct {
@@ -79,13 +79,8 @@ func (st *stream) sampleLocked(now time.Time) {
 	tot := st.totalsLocked()
 	if !a.lastAt.IsZero() {
 		if dt := now.Sub(a.lastAt).Seconds(); dt > 0 {
-			kbps := func(now, then uint64) float64 {
-				if now < then {
-					return 0
-				}
-				return float64(now-then) * 8 / 1000 / dt
-			}
 			delta := func(now, then uint64) uint64 { return now - min(now, then) }
+			kbps := func(now, then uint64) float64 { return float64(delta(now, then)) * 8 / 1000 / dt }
 			a.history = append(a.history, Sample{
 				T: now.UTC(), ServerKbps: kbps(tot.fromOrigin, a.last.fromOrigin), PeerKbps: kbps(tot.fromPeers, a.last.fromPeers),
 				OnTime: delta(tot.onTime, a.last.onTime), Late: delta(tot.late, a.last.late),
@@ -186,8 +181,8 @@ func (s *Server) Dashboard(name string) (Dashboard, bool) {
 		}
 	}
 	var onTime, late uint64
-	for _, h := range d.History[len(d.History)-min(len(d.History), recentSamples):] {
-		onTime, late = onTime+h.OnTime, late+h.Late
+	for i := len(d.History) - 1; i >= 0 && d.History[i].T.After(d.History[len(d.History)-1].T.Add(-recentWindow)); i-- {
+		onTime, late = onTime+d.History[i].OnTime, late+d.History[i].Late
 	}
 	if onTime+late > 0 {
 		d.RecentContinuity = float64(onTime) / float64(onTime+late)

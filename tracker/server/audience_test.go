@@ -58,7 +58,7 @@ func TestDashboard(t *testing.T) {
 	}
 	// The recent continuity is over the last minute of samples: a start-up
 	// with late chunks leaves it once a minute of on-time play follows.
-	for range recentSamples {
+	for range int(recentWindow / (2 * time.Second)) {
 		report(a, protocol.Report{BytesFromPeers: 1_000_000, BytesFromOrigin: 250_000, BytesFromSeed: 200_000, ChunksOnTime: 99 + 10*uint64(len(d.History)), ChunksLate: 1, LatencyMs: 300})
 		want := 99 + 10*uint64(len(d.History))
 		waitFor(ctx, t, func() bool { d, _ := tt.srv.Dashboard("demo"); return d.ChunksOnTime == want+50 })
