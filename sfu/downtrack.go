@@ -36,6 +36,8 @@ type downTrack struct {
 	cur      *layer // layer being forwarded
 	target   *layer // layer to switch to at its next keyframe
 	pinned   string // rid chosen with SetLayer, "" for automatic
+	alloc    string // rid chosen by a call's allocator, "" for none
+	off      bool   // a call subscriber does not show the track: forward nothing
 	lastAsk  int64  // last keyframe request for target, Unix ns
 	est      *lossEstimator
 	hdr      rtp.Header      // scratch output header
@@ -77,6 +79,7 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.ws = ctx.WriteStream()
+	d.lastAsk = 0 // the first packet forwarded asks for a keyframe at once
 	d.ssrc = uint32(ctx.SSRC())
 	d.pt = uint8(c.PayloadType)
 	for _, e := range ctx.HeaderExtensions() {
@@ -237,8 +240,13 @@ func (d *downTrack) reselect(now time.Time, force bool) {
 	defer d.mu.Unlock()
 	var next *layer
 	switch {
+	case d.off:
+		d.target, d.cur = nil, nil
+		return
 	case len(layers) == 0:
 		next = nil
+	case d.pinned == "" && d.alloc != "":
+		next = allocLayer(layers, d.alloc)
 	case len(layers) == 1:
 		next = layers[0]
 	default:
@@ -264,6 +272,33 @@ func (d *downTrack) reselect(now time.Time, force bool) {
 		d.lastAsk = ns
 		next.requestKeyframe(ns, reasonJoin)
 	}
+}
+
+// allocLayer returns the layer a call's allocator chose (rid), or the
+// nearest call layer below it when that one is not received, or the lowest
+// there is.
+func allocLayer(layers []*layer, rid string) *layer {
+	want := rankOf(rid)
+	var best, low *layer
+	for _, l := range layers {
+		r := rankOf(l.rid)
+		if r < 0 {
+			continue
+		}
+		if r <= want && (best == nil || r > rankOf(best.rid)) {
+			best = l
+		}
+		if low == nil || r < rankOf(low.rid) {
+			low = l
+		}
+	}
+	switch {
+	case best != nil:
+		return best
+	case low != nil:
+		return low
+	}
+	return layers[0] // no simulcast
 }
 
 // autoLayer picks a layer by bandwidth estimate. Called with d.mu held.
@@ -299,6 +334,26 @@ func (d *downTrack) autoLayer(layers []*layer, now time.Time) *layer {
 		return layers[0]
 	}
 	return sorted[i]
+}
+
+// setAlloc sets the layer a call's allocator chose (rid; "" for the
+// automatic choice) and whether the track is shown at all.
+func (d *downTrack) setAlloc(rid string, off bool, now time.Time) {
+	d.mu.Lock()
+	same := d.alloc == rid && d.off == off
+	d.alloc, d.off = rid, off
+	d.mu.Unlock()
+	if !same {
+		d.reselect(now, false)
+	}
+}
+
+// wanted returns the layer this subscriber is forwarded or waits for
+// (nil for none).
+func (d *downTrack) wanted() (cur, target *layer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur, d.target
 }
 
 // rtcpLoop reads the subscriber's RTCP for this track: keyframe requests

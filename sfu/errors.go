@@ -30,6 +30,11 @@ var (
 	// ErrTooMany means the client's address holds as many sessions as one
 	// address may (HTTP 429); also carries connlimit.ErrTooMany.
 	ErrTooMany = errors.New("sfu: too many sessions from this address")
+	// ErrUnknownTrack means a call has no track with the id asked for.
+	ErrUnknownTrack = errors.New("sfu: unknown track")
+	// ErrNegotiation means a call peer connection's renegotiation failed
+	// (an answer out of turn or one pion refused).
+	ErrNegotiation = errors.New("sfu: negotiation failed")
 	// ErrClosed means the server, room or session has been closed.
 	ErrClosed = errors.New("sfu: closed")
 )

@@ -249,6 +249,10 @@ type pubOptions struct {
 	firstSeq uint16
 	vp8Offer bool
 	perFrame int // video packets per frame without simulcast; default 3
+	// exchange, when set, sends the offer in place of a WHIP POST and
+	// returns the answer (call participants).
+	exchange func(offer string) (string, error)
+	level    *atomic.Int32 // RFC 6464 level sent with audio (default 30: speech)
 }
 
 // testPublisher is a pion WHIP client sending synthetic H.264 and Opus.
@@ -330,12 +334,23 @@ func startPublisher(ctx context.Context, t testing.TB, env *testEnv, stream, key
 		audioSender = tr.Sender()
 	}
 	offer := offerFor(ctx, t, pc)
-	resp, body := env.post(ctx, "/whip/"+stream, "application/sdp", key, offer)
-	if resp.StatusCode != http.StatusCreated {
-		_ = pc.Close()
-		return nil, resp, body
+	var resp *http.Response
+	var body string
+	if o.exchange != nil {
+		ans, err := o.exchange(offer)
+		if err != nil {
+			_ = pc.Close()
+			return nil, nil, err.Error()
+		}
+		body = ans
+	} else {
+		resp, body = env.post(ctx, "/whip/"+stream, "application/sdp", key, offer)
+		if resp.StatusCode != http.StatusCreated {
+			_ = pc.Close()
+			return nil, resp, body
+		}
+		p.location = resp.Header.Get("Location")
 	}
-	p.location = resp.Header.Get("Location")
 	must(t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body}))
 
 	// RTCP: PLIs make the next frame of that layer a keyframe.
@@ -431,7 +446,11 @@ func (p *testPublisher) run(midExt, ridExt, levelExt uint8, mid string) {
 				Payload: makePayload([]byte{0xfc}, 'a', aframe, 0, 1, true, 60, rng),
 			}
 			if levelExt != 0 {
-				_ = pkt.Header.SetExtension(levelExt, []byte{30})
+				lv := byte(30)
+				if p.opts.level != nil {
+					lv = byte(p.opts.level.Load())
+				}
+				_ = pkt.Header.SetExtension(levelExt, []byte{lv})
 			}
 			_ = p.audio.WriteRTP(pkt)
 			aseq++

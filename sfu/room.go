@@ -106,6 +106,9 @@ type Room struct {
 	speakerMu  sync.Mutex
 	speaker    *speakerDetector
 	speakerCbs []func(participantID string)
+
+	demandMu  sync.Mutex
+	demandCbs []func(trackID string, q Quality)
 }
 
 func newRoom(s *Server, name string, kind RoomKind) *Room {
@@ -262,6 +265,15 @@ func (r *Room) DominantSpeaker() string {
 	return r.speaker.dominant
 }
 
+// SpeakerLevels returns each publisher's smoothed loudness now (0 for
+// silence, up to 127), by participant id (session id for WHIP), and the
+// threshold above which it counts as speaking.
+func (r *Room) SpeakerLevels() (levels map[string]float64, threshold float64) {
+	r.speakerMu.Lock()
+	defer r.speakerMu.Unlock()
+	return r.speaker.levels(r.s.now()), r.speaker.p.Threshold
+}
+
 func (r *Room) observeLevel(participant string, level uint8, now time.Time) {
 	r.speakerMu.Lock()
 	dom, changed := r.speaker.observe(participant, level, now)
@@ -285,6 +297,95 @@ func (r *Room) forgetSpeaker(participant string) {
 	r.speakerMu.Unlock()
 	for _, f := range cbs {
 		f(dom)
+	}
+}
+
+// OnLayerDemand registers f to be called when the highest simulcast layer
+// any subscriber of a call track forwards or waits for changes (dynacast:
+// the publisher can pause the layers above it). The lowest layer is always
+// in demand, so that a new subscriber starts at once. f must return
+// quickly; it may be called from media and RTCP goroutines.
+func (r *Room) OnLayerDemand(f func(trackID string, q Quality)) {
+	r.demandMu.Lock()
+	defer r.demandMu.Unlock()
+	r.demandCbs = append(r.demandCbs, f)
+}
+
+// updateDemand recomputes the layer demand of a call track and reports a
+// change.
+func (r *Room) updateDemand(t *publishedTrack) {
+	if t.kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	q := QualityLow
+	for _, d := range *t.downs.Load() {
+		cur, target := d.wanted()
+		for _, l := range []*layer{cur, target} {
+			if l != nil {
+				q = max(q, Quality(rankOf(l.rid)))
+			}
+		}
+	}
+	r.demandMu.Lock()
+	changed := t.demand != q
+	t.demand = q
+	cbs := r.demandCbs
+	r.demandMu.Unlock()
+	if changed {
+		for _, f := range cbs {
+			f(t.id, q)
+		}
+	}
+}
+
+// callTrack returns a call track by id.
+func (r *Room) callTrack(id string) (*publishedTrack, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.tracks[id]
+	return t, ok && r.kind == RoomKindCall
+}
+
+// attachDown starts forwarding t to a call subscriber's down track.
+func (r *Room) attachDown(d *downTrack, now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if r.tracks[d.t.id] != d.t {
+		return ErrUnknownTrack
+	}
+	d.t.addDown(d)
+	d.reselect(now, true)
+	return nil
+}
+
+// detachDown stops forwarding to d.
+func (r *Room) detachDown(d *downTrack) {
+	r.mu.Lock()
+	d.t.removeDown(d)
+	r.mu.Unlock()
+	r.updateDemand(d.t)
+}
+
+// removeTrack ends a call track: it is forgotten, and its subscribers'
+// participants drop it (their connections renegotiate without it).
+func (r *Room) removeTrack(id string) {
+	r.mu.Lock()
+	t, ok := r.tracks[id]
+	if !ok {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.tracks, id)
+	downs := *t.downs.Load()
+	t.downs.Store(&[]*downTrack{})
+	r.mu.Unlock()
+	for _, d := range downs {
+		if p := d.sub.part; p != nil {
+			p.trackGone(d)
+		}
 	}
 }
 
@@ -431,7 +532,7 @@ func (r *Room) removePublisher(ss *session) {
 	}
 	r.touchLocked()
 	r.mu.Unlock()
-	r.forgetSpeaker(ss.id)
+	r.forgetSpeaker(ss.speakerID())
 }
 
 // addSubscriber registers a subscriber session and attaches its down

@@ -12,6 +12,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -163,11 +165,15 @@ type ServerParams struct {
 // Server is an SFU: it holds rooms by name and the WHIP/WHEP sessions of
 // their participants. Create one with NewServer and Close it when done.
 type Server struct {
-	p   ServerParams
-	log *slog.Logger
-	api *webrtc.API
-	m   *metrics
-	now func() time.Time
+	p       ServerParams
+	log     *slog.Logger
+	api     *webrtc.API
+	callAPI *webrtc.API // call subscribers: api plus GCC
+	m       *metrics
+	now     func() time.Time
+
+	ccMu   sync.Mutex
+	ccLast cc.BandwidthEstimator // the estimator of the connection being made
 
 	nextSource atomic.Uint64
 
@@ -226,7 +232,26 @@ func NewServer(p ServerParams) (*Server, error) {
 		rooms:    make(map[string]*Room),
 		sessions: make(map[string]*session),
 	}
-	if s.api, err = newAPI(p.ICE); err != nil {
+	if s.api, err = newAPI(p.ICE, nil); err != nil {
+		return nil, err
+	}
+	// Call subscribers' connections estimate their downlink with GCC over
+	// transport-wide feedback. The estimator is made while
+	// NewPeerConnection runs; newCallSubscriberPC collects it under ccMu.
+	est := p.Estimator.withDefaults()
+	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(
+			gcc.SendSideBWEInitialBitrate(int(est.Initial)),
+			gcc.SendSideBWEMinBitrate(int(est.Min)),
+			gcc.SendSideBWEMaxBitrate(int(est.Max)),
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+		)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: congestion controller: %w", err)
+	}
+	ccf.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { s.ccLast = e })
+	if s.callAPI, err = newAPI(p.ICE, ccf); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -240,7 +265,7 @@ var videoFeedback = []webrtc.RTCPFeedback{
 
 // newAPI builds the pion API shared by every peer connection: codecs,
 // header extensions and interceptors (NACK, RTCP reports, TWCC).
-func newAPI(iceCfg ICEConfig) (*webrtc.API, error) {
+func newAPI(iceCfg ICEConfig, ccf *cc.InterceptorFactory) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	opus := webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{
@@ -293,6 +318,9 @@ func newAPI(iceCfg ICEConfig) (*webrtc.API, error) {
 	}
 
 	ir := &interceptor.Registry{}
+	if ccf != nil {
+		ir.Add(ccf) // before the NACK responder, as pion's cc asks
+	}
 	if err := webrtc.ConfigureNack(me, ir); err != nil {
 		return nil, err
 	}
@@ -471,6 +499,29 @@ func (s *Server) newPeerConnection() (*webrtc.PeerConnection, error) {
 		cfg.ICEServers = s.p.ICEServers
 	}
 	return s.api.NewPeerConnection(cfg)
+}
+
+// newCallSubscriberPC creates a peer connection for a call subscriber,
+// with its GCC bandwidth estimator.
+func (s *Server) newCallSubscriberPC() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+	var cfg webrtc.Configuration
+	if s.p.GatherWithICEServers {
+		cfg.ICEServers = s.p.ICEServers
+	}
+	s.ccMu.Lock()
+	defer s.ccMu.Unlock()
+	s.ccLast = nil
+	pc, err := s.callAPI.NewPeerConnection(cfg)
+	bwe := s.ccLast
+	s.ccLast = nil
+	if err != nil {
+		return nil, nil, err
+	}
+	if bwe == nil {
+		_ = pc.Close()
+		return nil, nil, fmt.Errorf("sfu: no bandwidth estimator for a call subscriber")
+	}
+	return pc, bwe, nil
 }
 
 // remoteAddr is the default ClientIP: the connection's remote address.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
@@ -44,7 +45,15 @@ type session struct {
 	ufrag string // the peer's ICE ufrag, from its offer
 	lease *connlimit.Lease
 
-	downs []*downTrack // subscribers: one per forwarded track
+	downs []*downTrack // WHEP subscribers: one per forwarded track
+
+	// Call participants' sessions (nil for WHIP and WHEP): the
+	// participant, hooks it sets before start, and the bandwidth estimate
+	// of a subscribe connection.
+	part        *Participant
+	onClose     func(reason string)
+	onConnected func(now time.Time)
+	bwe         cc.BandwidthEstimator
 
 	mu           sync.Mutex
 	registered   bool
@@ -69,7 +78,9 @@ func (s *Server) newSession(r role, room *Room) *session {
 // close ends the session: it leaves its room and its peer connection is
 // closed. Safe to call more than once and from pion callbacks.
 func (ss *session) close(reason string) {
+	first := false
 	ss.once.Do(func() {
+		first = true
 		ss.mu.Lock()
 		if ss.connectTimer != nil {
 			ss.connectTimer.Stop()
@@ -98,6 +109,9 @@ func (ss *session) close(reason string) {
 		ss.log.Info("session closed", "reason", reason)
 		close(ss.done)
 	})
+	if first && ss.onClose != nil {
+		ss.onClose(reason) // outside once: it may close this session again
+	}
 }
 
 // watch closes the session when its peer fails or does not connect within
@@ -123,6 +137,9 @@ func (ss *session) watch() {
 			now := ss.s.now()
 			for _, d := range ss.downs {
 				d.setReady(now)
+			}
+			if ss.onConnected != nil {
+				ss.onConnected(now)
 			}
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			ss.close("peer " + st.String())
@@ -204,11 +221,12 @@ func (s *Server) Publish(ctx context.Context, stream, offer string, opts Publish
 	}
 	kind := RoomKindBroadcast
 	if r, ok := s.Room(stream); ok {
-		kind = r.kind
-		if kind == RoomKindBroadcast {
-			if err := r.replaceStalePublishers(); err != nil {
-				return "", "", err
-			}
+		if r.kind != RoomKindBroadcast {
+			// A call's members join through its signalling (Join).
+			return "", "", fmt.Errorf("%w: %q is a %v room", ErrRoomKind, stream, r.kind)
+		}
+		if err := r.replaceStalePublishers(); err != nil {
+			return "", "", err
 		}
 	}
 	sd, err := checkOffer(offer, kind)
@@ -286,6 +304,9 @@ func (ss *session) trackID(kind webrtc.RTPCodecType, mid string) string {
 	if ss.room.kind == RoomKindBroadcast {
 		return kind.String()
 	}
+	if ss.part != nil {
+		return ss.part.trackID(mid)
+	}
 	return ss.id + "-" + mid
 }
 
@@ -323,7 +344,7 @@ type SubscribeOptions struct {
 // what a WHEP POST does, without HTTP or authorization.
 func (s *Server) Subscribe(ctx context.Context, stream, offer string, opts SubscribeOptions) (sessionID, answer string, err error) {
 	room, ok := s.Room(stream)
-	if !ok {
+	if !ok || room.kind != RoomKindBroadcast { // calls are not for WHEP
 		return "", "", ErrNotLive
 	}
 	tracks, err := room.liveTracks()
@@ -438,7 +459,9 @@ func h264Only(cs []webrtc.RTPCodecParameters) []webrtc.RTPCodecParameters {
 // the new session its peer connection, and returns the function that tears
 // the session down when its set-up fails.
 func (ss *session) start(offer *sdp.SessionDescription, addr netip.Addr) (fail func(error) (string, string, error), err error) {
-	ss.ufrag = offerUfrag(offer)
+	if offer != nil {
+		ss.ufrag = offerUfrag(offer)
+	}
 	kind := connlimit.KindWHEP
 	switch {
 	case ss.room.kind == RoomKindCall:
@@ -452,7 +475,15 @@ func (ss *session) start(offer *sdp.SessionDescription, addr netip.Addr) (fail f
 		}
 		return nil, fmt.Errorf("%w: %w", ErrBusy, err)
 	}
-	if ss.pc, err = ss.s.newPeerConnection(); err != nil {
+	newPC := ss.s.newPeerConnection
+	if ss.part != nil && ss.role == roleSubscriber {
+		newPC = func() (*webrtc.PeerConnection, error) {
+			pc, bwe, err := ss.s.newCallSubscriberPC()
+			ss.bwe = bwe
+			return pc, err
+		}
+	}
+	if ss.pc, err = newPC(); err != nil {
 		ss.lease.Release()
 		return nil, resourceErr(fmt.Errorf("sfu: new peer connection: %w", err))
 	}

@@ -135,3 +135,13 @@ func (d *speakerDetector) evaluate(now time.Time) (string, bool) {
 	}
 	return d.dominant, false
 }
+
+// levels returns every speaker's smoothed loudness at now (0 silent, up to
+// 127; above SpeakerParams.Threshold counts as speaking).
+func (d *speakerDetector) levels(now time.Time) map[string]float64 {
+	out := make(map[string]float64, len(d.speakers))
+	for id, s := range d.speakers {
+		out[id] = d.scoreAt(s, now)
+	}
+	return out
+}

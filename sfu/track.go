@@ -32,6 +32,8 @@ type publishedTrack struct {
 
 	layers atomic.Pointer[[]*layer]     // copy-on-write, written with room.mu held
 	downs  atomic.Pointer[[]*downTrack] // copy-on-write, written with room.mu held
+
+	demand Quality // highest layer in demand (calls), under room.demandMu
 }
 
 func newPublishedTrack(r *Room, id string, kind webrtc.RTPCodecType, codec webrtc.RTPCodecParameters) *publishedTrack {
@@ -206,7 +208,7 @@ func (l *layer) handle(pkt *rtp.Packet, now time.Time) {
 
 	if l.levelExt != 0 {
 		if v := pkt.Header.GetExtension(l.levelExt); len(v) > 0 {
-			t.room.observeLevel(l.pub.id, v[0]&0x7f, now)
+			t.room.observeLevel(l.pub.speakerID(), v[0]&0x7f, now)
 		}
 	}
 
