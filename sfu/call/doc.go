@@ -1,0 +1,17 @@
+// Package call runs group calls and voice channels over the SFU's call
+// participants (sfu.Participant): who is in a room, who waits at its door,
+// its host, chat, mute states, speaking levels, one-time invites, and the
+// JSON-over-WebSocket signalling between each participant and the server
+// (docs/protocol.md §6).
+//
+// A call's room id is 128 random bits; the first to join is its host, and
+// later joiners knock until the host admits them (or bring an invite). A
+// voice channel is a named, persistent, audio-only room that anyone may
+// join. A participant whose WebSocket drops keeps its place, its tracks
+// and its subscriptions for Limits.ResumeWindow, and resumes with its id
+// and token on a new WebSocket; nobody else sees it leave.
+//
+// Every resource is capped (rooms, members, people waiting, connections
+// per address, message size and rate) and every refusal is a clear error
+// code and a metric. Media never passes through this package.
+package call

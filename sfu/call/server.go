@@ -1,0 +1,376 @@
+package call
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedcast/seedcast/sfu"
+)
+
+// Limits bound what a call server holds. Zero values take the defaults.
+type Limits struct {
+	Rooms        int // rooms open at once (calls and voice channels); default 200
+	Participants int // members of a call; default 16
+	Voice        int // members of a voice channel; default 50
+	Waiting      int // knocking at one call's door; default 20
+	PerAddress   int // signalling connections from one address (IPv6: /64); default 16
+	// MsgRate messages a second per connection, with bursts of MsgBurst;
+	// defaults 20 and 60. A connection that keeps over it is closed.
+	MsgRate  float64
+	MsgBurst int
+	// ResumeWindow is how long a participant whose signalling connection
+	// went away stays in its room, waiting to resume; default 8 s.
+	ResumeWindow time.Duration
+	// PingInterval and PingTimeout: the server pings every connection, and
+	// one that does not answer in time is lost; defaults 2.5 s and 5 s.
+	PingInterval, PingTimeout time.Duration
+	InviteTTL                 time.Duration // default 24 h
+	ChatHistory               int           // lines kept per room; default 100
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.Rooms, 200)
+	def(&l.Participants, 16)
+	def(&l.Voice, 50)
+	def(&l.Waiting, 20)
+	def(&l.PerAddress, 16)
+	def(&l.MsgBurst, 60)
+	def(&l.ChatHistory, 100)
+	if l.MsgRate <= 0 {
+		l.MsgRate = 20
+	}
+	durs := []struct {
+		v *time.Duration
+		d time.Duration
+	}{
+		{&l.ResumeWindow, 8 * time.Second}, {&l.PingInterval, 2500 * time.Millisecond},
+		{&l.PingTimeout, 5 * time.Second}, {&l.InviteTTL, 24 * time.Hour},
+	}
+	for _, x := range durs {
+		if *x.v <= 0 {
+			*x.v = x.d
+		}
+	}
+	return l
+}
+
+// Params configures a Server.
+type Params struct {
+	SFU    *sfu.Server // required
+	Logger *slog.Logger
+	// Registerer receives the package's metrics (nil: unregistered).
+	Registerer prometheus.Registerer
+	// Secret signs invites; default random (invites die with the process).
+	Secret []byte
+	// ICEServers are given to clients for their peer connections.
+	ICEServers []ICE
+	// Voice lists the voice channels (names matching [a-z0-9-]{1,32}).
+	Voice  []string
+	Limits Limits
+	// ClientIP returns the address a request comes from; default the
+	// connection's remote address.
+	ClientIP func(*http.Request) netip.Addr
+	// OriginPatterns are the page origins (host patterns, as
+	// websocket.AcceptOptions) besides the server's own that may open the
+	// signalling WebSocket.
+	OriginPatterns []string
+	Now            func() time.Time
+}
+
+// Server runs call rooms and voice channels: their membership, access and
+// signalling, over the SFU's participants.
+type Server struct {
+	p   Params
+	lim Limits
+	log *slog.Logger
+	m   *metrics
+	now func() time.Time
+
+	mu     sync.Mutex
+	closed bool
+	rooms  map[string]*room // by SFU room name
+	perIP  map[netip.Prefix]int
+	wg     sync.WaitGroup
+	voice  map[string]bool
+	done   chan struct{}
+}
+
+// New returns a Server.
+func New(p Params) (*Server, error) {
+	if p.SFU == nil {
+		return nil, fmt.Errorf("%w: SFU is required", ErrBadParams)
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(p.Secret) == 0 {
+		p.Secret = make([]byte, 32)
+		_, _ = rand.Read(p.Secret)
+	}
+	if p.ClientIP == nil {
+		p.ClientIP = func(r *http.Request) netip.Addr {
+			ap, err := netip.ParseAddrPort(r.RemoteAddr)
+			if err != nil {
+				return netip.Addr{}
+			}
+			return ap.Addr().Unmap()
+		}
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	m, err := newMetrics(p.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		p: p, lim: p.Limits.withDefaults(), log: p.Logger, m: m, now: p.Now,
+		rooms: map[string]*room{}, perIP: map[netip.Prefix]int{}, voice: map[string]bool{},
+		done: make(chan struct{}),
+	}
+	for _, v := range p.Voice {
+		if !ValidChannel(v) {
+			return nil, fmt.Errorf("%w: voice channel %q: want [a-z0-9-]{1,32}", ErrBadParams, v)
+		}
+		s.voice[v] = true
+	}
+	return s, nil
+}
+
+// NewRoomID returns a fresh call room id: 128 bits of randomness in base32
+// (26 characters).
+func NewRoomID() string { return rand.Text() }
+
+// ValidRoomID reports whether id has the form of a call room id.
+func ValidRoomID(id string) bool {
+	if len(id) != 26 {
+		return false
+	}
+	for _, c := range id {
+		if (c < 'A' || c > 'Z') && (c < '2' || c > '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidChannel reports whether name is a valid voice channel name.
+func ValidChannel(name string) bool {
+	if len(name) == 0 || len(name) > 32 {
+		return false
+	}
+	for _, c := range name {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// Channels returns the voice channels with who is in each.
+func (s *Server) Channels() []ChannelInfo {
+	names := make([]string, 0, len(s.voice))
+	for v := range s.voice {
+		names = append(names, v)
+	}
+	slices.Sort(names)
+	out := make([]ChannelInfo, 0, len(names))
+	for _, n := range names {
+		out = append(out, s.Channel(n))
+	}
+	return out
+}
+
+// ChannelInfo is a voice channel as a passer-by sees it.
+type ChannelInfo struct {
+	Name    string   `json:"name"`
+	Members []Member `json:"members"`
+	// Speaking lists the members talking now.
+	Speaking []string `json:"speaking"`
+}
+
+// Channel returns one voice channel's members.
+func (s *Server) Channel(name string) ChannelInfo {
+	ci := ChannelInfo{Name: name, Members: []Member{}, Speaking: []string{}}
+	s.mu.Lock()
+	r := s.rooms[voicePrefix+name]
+	s.mu.Unlock()
+	if r == nil {
+		return ci
+	}
+	r.mu.Lock()
+	ci.Members = r.membersLocked()
+	r.mu.Unlock()
+	if sr, ok := s.p.SFU.Room(r.name); ok {
+		levels, th := sr.SpeakerLevels()
+		for id, l := range levels {
+			if l > th {
+				ci.Speaking = append(ci.Speaking, id)
+			}
+		}
+		slices.Sort(ci.Speaking)
+	}
+	return ci
+}
+
+// HasChannel reports whether name is a voice channel of the server.
+func (s *Server) HasChannel(name string) bool { return s.voice[name] }
+
+const (
+	callPrefix  = "call."
+	voicePrefix = "voice."
+)
+
+// Handler serves the signalling WebSockets: GET /call/{room}/ws and GET
+// /voice/{channel}/ws, and POST /call (a new room id, as JSON
+// {"room": id}).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /call/{room}/ws", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("room")
+		if !ValidRoomID(id) {
+			s.refuse(w, http.StatusNotFound, "bad-room", "a call room id is 26 characters of A–Z and 2–7")
+			return
+		}
+		s.serveWS(w, r, callPrefix+id, KindCall)
+	})
+	mux.HandleFunc("GET /voice/{channel}/ws", func(w http.ResponseWriter, r *http.Request) {
+		ch := r.PathValue("channel")
+		if !s.voice[ch] {
+			s.refuse(w, http.StatusNotFound, "bad-room", "no such voice channel")
+			return
+		}
+		s.serveWS(w, r, voicePrefix+ch, KindVoice)
+	})
+	mux.HandleFunc("POST /call", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, "{\"room\":%q}\n", NewRoomID())
+	})
+	return mux
+}
+
+// Room kinds.
+const (
+	KindCall  = "call"
+	KindVoice = "voice"
+)
+
+func (s *Server) refuse(w http.ResponseWriter, code int, reason, msg string) {
+	s.m.refused.WithLabelValues(reason).Inc()
+	http.Error(w, msg, code)
+}
+
+func addrKey(a netip.Addr) netip.Prefix {
+	if !a.IsValid() {
+		return netip.Prefix{}
+	}
+	bits := 32
+	if a.Is6() && !a.Is4In6() {
+		bits = 64
+	}
+	p, _ := a.Unmap().Prefix(bits)
+	return p
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, name, kind string) {
+	key := addrKey(s.p.ClientIP(r))
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.refuse(w, http.StatusServiceUnavailable, "closed", "shutting down")
+		return
+	}
+	if key.IsValid() && s.perIP[key] >= s.lim.PerAddress {
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", "5")
+		s.refuse(w, http.StatusTooManyRequests, CodeTooMany, "too many signalling connections from this address")
+		return
+	}
+	s.perIP[key]++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.perIP[key]--; s.perIP[key] <= 0 {
+			delete(s.perIP, key)
+		}
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.p.OriginPatterns})
+	if err != nil {
+		s.m.refused.WithLabelValues("handshake").Inc()
+		return
+	}
+	ws.SetReadLimit(MaxMessageBytes)
+	c := newConn(s, ws, name, kind, s.p.ClientIP(r))
+	c.run(r.Context())
+}
+
+// Close ends every room and connection and waits for them.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	close(s.done)
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.closeAll("server closing")
+	}
+	s.wg.Wait()
+}
+
+// room returns the room with this SFU name, opening it if allowed.
+func (s *Server) room(name, kind string) (*room, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, CodeServerFull
+	}
+	if r, ok := s.rooms[name]; ok {
+		return r, ""
+	}
+	if len(s.rooms) >= s.lim.Rooms {
+		return nil, CodeServerFull
+	}
+	r := newRoom(s, name, kind)
+	s.rooms[name] = r
+	s.m.rooms.Inc()
+	return r, ""
+}
+
+// forget removes an empty room.
+func (s *Server) forget(r *room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[r.name] == r {
+		delete(s.rooms, r.name)
+		s.m.rooms.Dec()
+	}
+}
+
+// idFor returns a fresh participant id.
+func idFor() string { return strings.ToLower(rand.Text()[:16]) }
