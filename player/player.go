@@ -44,6 +44,8 @@ type Params struct {
 	// EmbedOrigins are the origins (scheme://host[:port]) whose pages may
 	// frame /embed/ and talk to it; empty or "*": any.
 	EmbedOrigins []string
+	// Calls serves the meeting and voice channel pages when set.
+	Calls *CallPages
 	// Uplink bounds the upload test (zero values: its defaults).
 	Uplink UplinkParams
 	// ClientIP returns the address a request comes from, for the upload
@@ -51,6 +53,14 @@ type Params struct {
 	ClientIP func(*http.Request) netip.Addr
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+}
+
+// CallPages connects the call pages to the server's call rooms.
+type CallPages struct {
+	NewRoom   func() string            // a fresh room id (GET /call redirects to it)
+	ValidRoom func(string) bool        // whether a string is a room id
+	Channels  func() any               // the voice channels with their members (JSON)
+	Channel   func(string) (any, bool) // one channel's members (JSON); false: none
 }
 
 // Route is one route for the server's mux: Pattern in http.ServeMux
@@ -144,7 +154,7 @@ func New(p Params) (*Player, error) {
 
 // Routes returns the player's routes.
 func (pl *Player) Routes() []Route {
-	return []Route{
+	rs := []Route{
 		{"GET /{$}", "home", http.HandlerFunc(pl.serveHome)},
 		{"GET /watch/{stream}", "watch", http.HandlerFunc(pl.serveWatch)},
 		{"GET /embed/{stream}", "embed", http.HandlerFunc(pl.serveEmbed)},
@@ -154,6 +164,59 @@ func (pl *Player) Routes() []Route {
 		{"POST /api/uplink", "api_uplink", http.HandlerFunc(pl.serveUplink)},
 		{"GET /assets/", "assets", http.HandlerFunc(pl.assets.serve)},
 	}
+	if pl.p.Calls != nil {
+		rs = append(rs,
+			Route{"GET /call", "call_new", http.HandlerFunc(pl.serveNewCall)},
+			Route{"GET /call/{room}", "call", http.HandlerFunc(pl.serveCall)},
+			Route{"GET /voice/{channel}", "voice", http.HandlerFunc(pl.serveVoice)},
+			Route{"GET /voice/{channel}/members", "voice_members", http.HandlerFunc(pl.serveVoiceMembers)},
+			Route{"GET /api/voice", "api_voice", http.HandlerFunc(pl.serveChannels)},
+		)
+	}
+	return rs
+}
+
+func (pl *Player) serveNewCall(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "/call/"+pl.p.Calls.NewRoom(), http.StatusSeeOther)
+}
+
+func (pl *Player) serveCall(w http.ResponseWriter, r *http.Request) {
+	room := r.PathValue("room")
+	if !pl.p.Calls.ValidRoom(room) {
+		http.Error(w, "no such meeting: a meeting link ends in 26 letters and digits", http.StatusNotFound)
+		return
+	}
+	pl.callPage(w, "call.html", pageData{Title: "Meeting · Seedcast", Stream: room})
+}
+
+func (pl *Player) serveVoice(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("channel")
+	if _, ok := pl.p.Calls.Channel(name); !ok {
+		http.Error(w, "no such voice channel", http.StatusNotFound)
+		return
+	}
+	pl.callPage(w, "voice.html", pageData{Title: "#" + name + " · Seedcast", Stream: name})
+}
+
+func (pl *Player) serveVoiceMembers(w http.ResponseWriter, r *http.Request) {
+	ci, ok := pl.p.Calls.Channel(r.PathValue("channel"))
+	if !ok {
+		http.Error(w, "no such voice channel", http.StatusNotFound)
+		return
+	}
+	writeJSON(w, ci)
+}
+
+func (pl *Player) serveChannels(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]any{"channels": pl.p.Calls.Channels()})
+}
+
+// callPage renders a call page: the same policy as the other pages, and
+// the camera, microphone and screen capture allowed to this origin.
+func (pl *Player) callPage(w http.ResponseWriter, name string, d pageData) {
+	w.Header().Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self), autoplay=(self)")
+	pl.page(w, name, d, "'self'")
 }
 
 // Handler returns the routes on a mux of their own (tests, or a server

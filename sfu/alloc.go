@@ -100,6 +100,41 @@ func allocate(budget uint64, ts []allocTrack, p LayerPolicy) []int {
 	return out
 }
 
+// allocateProbing is allocate for an estimate that lags what the link can
+// carry. A send-side estimate (GCC) grows only to about 1.5 times what is
+// sent, so a subscriber held at low layers would never earn the estimate
+// a higher one needs. While the link shows no congestion, no track is
+// taken below the layer it has (unless its tile shrank), and when probe is
+// true the first track, in allocate's order, that is below what its tile
+// wants rises one layer: the rise itself is the probe, and the estimate
+// follows it or congestion undoes it. Under congestion it is allocate.
+func allocateProbing(budget uint64, ts []allocTrack, p LayerPolicy, congested, probe bool) (out []int, probed int) {
+	out = allocate(budget, ts, p)
+	probed = -1
+	if congested {
+		return out, probed
+	}
+	for i, t := range ts {
+		if t.cur >= 0 && out[i] >= 0 && out[i] < t.cur && t.cur <= int(t.want) && t.cur < len(t.rates) {
+			out[i] = t.cur
+		}
+	}
+	if !probe {
+		return out, probed
+	}
+	for q := Quality(len(callRIDs) - 1); q >= 0 && probed < 0; q-- {
+		for i, t := range ts {
+			top := min(int(t.want), len(t.rates)-1)
+			if top == int(q) && out[i] >= 0 && out[i] < top {
+				out[i]++
+				probed = i
+				break
+			}
+		}
+	}
+	return out, probed
+}
+
 // QualityFor returns the quality a tile of height tileH device pixels
 // needs from a publisher whose full layer is fullH pixels high, when its
 // layers are full, half and quarter height: the smallest layer at least

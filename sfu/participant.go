@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +81,8 @@ type Participant struct {
 	// ICE (restart). lastOffer is the offer out, for ResendOffer.
 	negotiating, needed, restart bool
 	lastOffer                    string
+	lastAlloc                    string    // the allocation last logged
+	lastProbe                    time.Time // the last layer rise past the estimate
 }
 
 // subscribed is one track forwarded to a participant.
@@ -87,6 +90,11 @@ type subscribed struct {
 	d      *downTrack
 	sender *webrtc.RTPSender
 	want   Quality
+	// The allocator's last choice for this track (a rank, -1 none), when
+	// it was made, and the want it was made for: see holdLayer.
+	last     int
+	lastAt   time.Time
+	lastWant Quality
 }
 
 // Join makes a participant of call room p.Room. Its peer connections are
@@ -348,7 +356,7 @@ func (p *Participant) Subscribe(id string, q Quality) error {
 		p.mu.Unlock()
 		return fmt.Errorf("%w: %v", ErrUnsupportedCodec, err)
 	}
-	p.subs[id] = &subscribed{d: d, sender: sender, want: q}
+	p.subs[id] = &subscribed{d: d, sender: sender, want: q, last: -2}
 	connected := p.sub.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
 	p.mu.Unlock()
 	now := p.s.now()
@@ -468,6 +476,15 @@ func (p *Participant) SetQuality(id string, q Quality) error {
 	return nil
 }
 
+func (p *Participant) gccStats() map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sub == nil || p.sub.bwe == nil {
+		return nil
+	}
+	return p.sub.bwe.GetStats()
+}
+
 // Estimate returns the subscribe connection's bandwidth estimate (GCC),
 // in bit/s; 0 before the connection exists.
 func (p *Participant) Estimate() int {
@@ -488,9 +505,12 @@ func (p *Participant) allocate() {
 		return
 	}
 	budget := uint64(max(p.sub.bwe.GetTargetBitrate(), 0))
+	estimate := budget
+	nowNS := p.s.now().UnixNano()
 	ids := slices.Sorted(mapKeys(p.subs))
 	var items []allocTrack
 	var downs []*downTrack
+	var subs []*subscribed
 	var rids [][]string
 	for _, id := range ids {
 		sb := p.subs[id]
@@ -505,15 +525,23 @@ func (p *Participant) allocate() {
 		}
 		it := allocTrack{want: sb.want, cur: -1}
 		cur, _ := sb.d.wanted()
+		silent := true // a muted camera sends nothing: it costs nothing
+		for _, l := range layers {
+			silent = silent && !l.flowing(nowNS)
+		}
 		var names []string
 		for q, rid := range callRIDs {
 			for _, l := range layers {
 				if l.rid != rid {
 					continue
 				}
+				// A layer paused by dynacast keeps the rate it had.
 				r := l.bitrate.Load()
 				if r == 0 {
 					r = nominalRate[q]
+				}
+				if silent {
+					r = 0
 				}
 				if l == cur {
 					it.cur = len(it.rates)
@@ -535,10 +563,33 @@ func (p *Participant) allocate() {
 		items = append(items, it)
 		downs = append(downs, sb.d)
 		rids = append(rids, names)
+		subs = append(subs, sb)
+	}
+	now := p.s.now()
+	congested := congestedBWE(p.sub.bwe.GetStats())
+	probe := now.Sub(p.lastProbe) >= riseHold
+	out, probed := allocateProbing(budget, items, p.s.p.Layers, congested, probe)
+	for i, sb := range subs {
+		out[i] = holdLayer(sb, out[i], now)
+	}
+	if probed >= 0 && out[probed] > items[probed].cur {
+		p.lastProbe = now
 	}
 	p.mu.Unlock()
-	out := allocate(budget, items, p.s.p.Layers)
-	now := p.s.now()
+	if p.log.Enabled(context.Background(), slog.LevelDebug) {
+		var got []string
+		for i, d := range downs {
+			got = append(got, fmt.Sprintf("%s:%d/%d", d.t.id, out[i], items[i].want))
+		}
+		key := strings.Join(got, " ")
+		p.mu.Lock()
+		changed := key != p.lastAlloc
+		p.lastAlloc = key
+		p.mu.Unlock()
+		if changed {
+			p.log.Debug("layers allocated", "estimate", estimate, "video_budget", budget, "tracks", key, "gcc", p.gccStats())
+		}
+	}
 	for i, d := range downs {
 		if out[i] < 0 {
 			d.setAlloc("", true, now)
@@ -547,6 +598,46 @@ func (p *Participant) allocate() {
 		}
 		p.room.updateDemand(d.t)
 	}
+}
+
+// congestedBWE reads a GCC estimator's state: congestion is overuse of
+// the link's delay, a decrease, or more than 5% loss.
+func congestedBWE(st map[string]any) bool {
+	if u, _ := st["usage"].(string); u == "overuse" {
+		return true
+	}
+	if s, _ := st["state"].(string); s == "decrease" {
+		return true
+	}
+	loss, _ := st["averageLoss"].(float64)
+	return loss > 0.05
+}
+
+// Layer changes the estimate alone asks for are held back: a rise comes
+// at least riseHold after the last change, a drop at least dropHold
+// after it. Every switch waits for a keyframe, so an estimate that swings
+// would otherwise freeze the picture again and again. A change of the
+// tile's size is followed at once.
+const (
+	riseHold = 3 * time.Second
+	dropHold = time.Second
+)
+
+// holdLayer applies the hold to the allocator's choice next (an index
+// into the track's layers, -1 for none) and records the result. Called
+// with p.mu held.
+func holdLayer(sb *subscribed, next int, now time.Time) int {
+	if sb.last != -2 && sb.want == sb.lastWant && next >= 0 && sb.last >= 0 {
+		since := now.Sub(sb.lastAt)
+		if (next > sb.last && since < riseHold) || (next < sb.last && since < dropHold) {
+			return sb.last
+		}
+	}
+	if next != sb.last {
+		sb.last, sb.lastAt = next, now
+	}
+	sb.lastWant = sb.want
+	return next
 }
 
 // negotiate makes a new offer on the subscribe connection, or marks one

@@ -365,3 +365,57 @@ func TestQualityFor(t *testing.T) {
 		}
 	}
 }
+
+func TestHoldLayer(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	sb := &subscribed{want: QualityHigh, last: -2}
+	steps := []struct {
+		at   time.Duration
+		want Quality
+		next int
+		got  int
+	}{
+		{0, QualityHigh, 2, 2},                       // first choice: taken
+		{500 * time.Millisecond, QualityHigh, 0, 2},  // the estimate dips: held for dropHold
+		{1200 * time.Millisecond, QualityHigh, 0, 0}, // still low after 1 s: dropped
+		{2 * time.Second, QualityHigh, 2, 0},         // back up: held for riseHold
+		{4300 * time.Millisecond, QualityHigh, 2, 2}, // 3 s after the drop: risen
+		{4400 * time.Millisecond, QualityLow, 0, 0},  // the tile shrank: at once
+		{4500 * time.Millisecond, QualityHigh, 2, 2}, // and grew: at once
+	}
+	for i, st := range steps {
+		sb.want = st.want
+		if got := holdLayer(sb, st.next, t0.Add(st.at)); got != st.got {
+			t.Fatalf("step %d (%v): holdLayer = %d, want %d", i, st.at, got, st.got)
+		}
+	}
+}
+
+func TestAllocateProbing(t *testing.T) {
+	rates := []uint64{150_000, 500_000, 1_500_000}
+	low := []allocTrack{{rates, QualityHigh, 1}, {rates, QualityMedium, 0}}
+	// The estimate covers only q+q: without congestion the first track
+	// keeps h, and a probe raises the track wanting most first.
+	out, probed := allocateProbing(300_000, low, LayerPolicy{}, false, true)
+	if out[0] != 2 || out[1] != 0 || probed != 0 {
+		t.Fatalf("probing: %v (probed %d), want [2 0] probing track 0", out, probed)
+	}
+	out, probed = allocateProbing(300_000, low, LayerPolicy{}, false, false)
+	if out[0] != 1 || out[1] != 0 || probed != -1 {
+		t.Fatalf("holding: %v (probed %d), want [1 0]", out, probed)
+	}
+	// Congested: the estimate rules, and no probe.
+	out, probed = allocateProbing(300_000, low, LayerPolicy{}, true, true)
+	if out[0] != 0 || out[1] != 0 || probed != -1 {
+		t.Fatalf("congested: %v (probed %d), want [0 0]", out, probed)
+	}
+	// A shrunk tile drops at once, congestion or not.
+	shrunk := []allocTrack{{rates, QualityLow, 2}}
+	if out, _ := allocateProbing(5_000_000, shrunk, LayerPolicy{}, false, true); out[0] != 0 {
+		t.Fatalf("shrunk tile: %v, want [0]", out)
+	}
+	if !congestedBWE(map[string]any{"usage": "overuse"}) || !congestedBWE(map[string]any{"averageLoss": 0.2}) ||
+		congestedBWE(map[string]any{"usage": "normal", "state": "increase", "averageLoss": 0.01}) {
+		t.Fatal("congestedBWE misreads GCC's state")
+	}
+}

@@ -319,7 +319,13 @@ func newAPI(iceCfg ICEConfig, ccf *cc.InterceptorFactory) (*webrtc.API, error) {
 
 	ir := &interceptor.Registry{}
 	if ccf != nil {
-		ir.Add(ccf) // before the NACK responder, as pion's cc asks
+		ir.Add(ccf) // innermost: it sees every packet with its transport-wide sequence number
+	}
+	// Transport-wide sequence numbers on what we send, inside the NACK
+	// responder, so that a retransmission gets a fresh one (as in pion's
+	// bandwidth estimation example) rather than repeating the original's.
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
+		return nil, err
 	}
 	if err := webrtc.ConfigureNack(me, ir); err != nil {
 		return nil, err
@@ -328,9 +334,6 @@ func newAPI(iceCfg ICEConfig, ccf *cc.InterceptorFactory) (*webrtc.API, error) {
 		return nil, err
 	}
 	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil { // feedback for what we receive
-		return nil, err
-	}
-	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil { // seq numbers on what we send
 		return nil, err
 	}
 	api := webrtc.NewAPI(

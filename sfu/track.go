@@ -74,6 +74,7 @@ type layer struct {
 	levelExt uint8 // RFC 6464 extension id, 0 if not negotiated
 	limiter  *rateLimiter
 	bitrate  atomic.Uint64 // smoothed bit/s
+	lastRTP  atomic.Int64  // Unix ns of the last packet
 
 	// Read-loop state.
 	lastTS    uint32
@@ -120,6 +121,9 @@ func newLayer(t *publishedTrack, pub *session, remote *webrtc.TrackRemote, recv 
 	}
 	return l
 }
+
+// flowing reports whether the layer received a packet in the last second.
+func (l *layer) flowing(now int64) bool { return now-l.lastRTP.Load() < int64(time.Second) }
 
 // requestKeyframe sends a PLI to the publisher unless one was sent for this
 // layer less than KeyframeInterval ago. now is Unix ns.
@@ -194,6 +198,7 @@ func (l *layer) handle(pkt *rtp.Packet, now time.Time) {
 	}
 
 	// Bitrate, for automatic layer selection.
+	l.lastRTP.Store(nowNS)
 	l.rateBytes += uint64(len(pkt.Payload))
 	if l.rateStart == 0 {
 		l.rateStart = nowNS

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/seedcast/seedcast/publish"
 	"github.com/seedcast/seedcast/scheduler"
 	"github.com/seedcast/seedcast/sfu"
+	"github.com/seedcast/seedcast/sfu/call"
 	"github.com/seedcast/seedcast/swarm"
 	"github.com/seedcast/seedcast/tracker/server"
 )
@@ -48,6 +50,7 @@ type serveConfig struct {
 	corsOrigin    string
 	embedOrigins  listFlag
 	seedEgress    string
+	voice         string
 	tracker       trackerFlags
 	limits        limitFlags
 	webrtc        webrtcFlags
@@ -71,6 +74,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&cfg.corsOrigin, "cors-origin", "*", "Access-Control-Allow-Origin for WHIP and WHEP")
 	fs.Var(&cfg.embedOrigins, "embed-origins", "origin (scheme://host[:port]) whose pages may embed /embed/ players (repeatable; none: any)")
 	fs.StringVar(&cfg.seedEgress, "seed-egress", "50Mbps", "upload budget of each stream's seed node (the origin's data-channel egress)")
+	fs.StringVar(&cfg.voice, "voice-channels", "lounge,studio", "voice channels, comma-separated ([a-z0-9-], up to 32 characters each; empty: none)")
 	cfg.tracker.register(fs)
 	cfg.limits.register(fs)
 	cfg.webrtc.register(fs)
@@ -87,6 +91,8 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"  GET /live/{stream}/manifest     signed manifest window\n" +
 			"  GET /c/{hash}                   one chunk or init segment (immutable)\n" +
 			"  GET /tracker                    tracker WebSocket (peer assignment, signaling)\n" +
+			"  GET /call, /call/{room}         meetings: a new room, its page; /call/{room}/ws signalling\n" +
+			"  GET /voice/{channel}            voice channels; /voice/{channel}/ws signalling\n" +
 			"  GET /metrics, GET /healthz",
 		FlagSet: fs,
 		Options: envOptions(),
@@ -197,6 +203,24 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	srv.Handle("/whip/", "whip", sfuSrv.Handler())
 	srv.Handle("/whep/", "whep", sfuSrv.Handler())
+	var voice []string
+	for _, v := range strings.Split(cfg.voice, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			voice = append(voice, v)
+		}
+	}
+	calls, err := call.New(call.Params{
+		SFU: sfuSrv, Logger: log, Registerer: reg, ICEServers: callICE(iceServers), Voice: voice,
+		ClientIP: func(r *http.Request) netip.Addr { return server.ClientIP(r, proxies) },
+	})
+	if err != nil {
+		return err
+	}
+	defer calls.Close()
+	ch := calls.Handler()
+	srv.Handle("GET /call/{room}/ws", "call_ws", ch)
+	srv.Handle("GET /voice/{channel}/ws", "voice_ws", ch)
+	srv.Handle("POST /call", "call_create", ch)
 	secret := rand.Text() // the tracker's origin secret, for the seeds' joins
 	trk, closeTracker, err := cfg.tracker.server(srv, reg, iceServers, secret, log)
 	if err != nil {
@@ -207,6 +231,16 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	reg.MustRegister(trk.AudienceCollector())
 	pl, err := player.New(player.Params{
 		Logger: log, EmbedOrigins: cfg.embedOrigins,
+		Calls: &player.CallPages{
+			NewRoom: call.NewRoomID, ValidRoom: call.ValidRoomID,
+			Channels: func() any { return calls.Channels() },
+			Channel: func(name string) (any, bool) {
+				if !calls.HasChannel(name) {
+					return nil, false
+				}
+				return calls.Channel(name), true
+			},
+		},
 		ClientIP: func(r *http.Request) netip.Addr { return server.ClientIP(r, proxies) },
 		Streams: func() []player.StreamInfo {
 			var out []player.StreamInfo
@@ -338,6 +372,19 @@ func runDemo(ctx context.Context, endpoint, key string, log *slog.Logger) {
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// callICE converts the ICE servers for call clients.
+func callICE(in []webrtc.ICEServer) []call.ICE {
+	out := make([]call.ICE, 0, len(in))
+	for _, s := range in {
+		c := call.ICE{URLs: s.URLs, Username: s.Username}
+		if cred, ok := s.Credential.(string); ok {
+			c.Credential = cred
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func randomKey() string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -29,7 +30,10 @@ func (w *webrtcFlags) register(fs *flag.FlagSet) {
 func (w *webrtcFlags) config() (sfu.ICEConfig, []webrtc.ICEServer, error) {
 	var c sfu.ICEConfig
 	if w.loopbackOnly {
-		c = sfu.LoopbackICE(0)
+		// A peer is failed after 6 s without consent (3 s disconnected, 3 s
+		// more): long enough for a browser on a loaded machine, and for a
+		// call to ride out a blip.
+		c = sfu.LoopbackICE(6 * time.Second)
 	} else {
 		// Loopback candidates too, so that a publisher on the same machine (the
 		// built-in demo) connects even where there is no other interface.

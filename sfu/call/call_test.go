@@ -40,12 +40,12 @@ type env struct {
 func newEnv(t *testing.T, lim call.Limits) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := sfu.NewServer(sfu.ServerParams{ICE: sfu.LoopbackICE(4 * time.Second), Registerer: reg})
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := sfu.NewServer(sfu.ServerParams{ICE: sfu.LoopbackICE(4 * time.Second), Registerer: reg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := call.New(call.Params{SFU: s, Registerer: reg, Limits: lim, Voice: []string{"lounge"},
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	cs, err := call.New(call.Params{SFU: s, Registerer: reg, Limits: lim, Voice: []string{"lounge"}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -312,7 +312,9 @@ func (r *room) resume(c *conn, msg Msg) {
 		old.closeWith(CodeReplaced, "resumed on another connection")
 	}
 	m.part.ResendOffer()
-	m.part.RestartICE()
+	if m.part.State(sfu.TargetSubscribe) != webrtc.PeerConnectionStateConnected {
+		m.part.RestartICE() // media did not ride out the blip: fresh ICE
+	}
 }
 
 // lost is called when c, m's connection, ended without a leave: m keeps
@@ -503,7 +505,7 @@ func (r *room) handle(ctx context.Context, m *member, msg Msg) {
 			}
 		}
 		pm := m.public(isHost)
-		r.sendLocked(m, Out{Type: TypeAnswer, Ref: msg.Ref, SDP: res.Answer, Tracks: pm.Tracks})
+		r.sendLocked(m, Out{Type: TypeAnswer, Ref: msg.Ref, SDP: res.Answer, Member: &pm, Tracks: pm.Tracks})
 		r.broadcastLocked(Out{Type: TypeTracks, Participant: m.id, Member: &pm, Tracks: pm.Tracks}, m.id)
 		r.mu.Unlock()
 	case TypeAnswer:
@@ -611,6 +613,7 @@ func (r *room) hostAction(h *member, msg Msg, fail func(code, text string)) {
 			reason = "denied"
 		}
 		r.sendLocked(h, Out{Type: TypeKnockEnd, Participant: k.id, Reason: reason})
+		r.s.log.Info("knock answered", "room", r.name, "participant", k.id, "answer", reason)
 		full := len(r.members) >= r.cap()
 		c := k.conn
 		r.mu.Unlock()

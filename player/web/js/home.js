@@ -35,5 +35,30 @@ async function refresh() {
   }
 }
 
+const channels = document.getElementById('channels');
+
+async function refreshVoice() {
+  try {
+    const resp = await fetch('/api/voice', { cache: 'no-store' });
+    if (!resp.ok) return;
+    const { channels: list } = await resp.json();
+    document.getElementById('talk').hidden = false;
+    channels.replaceChildren(...list.map((c) => {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.href = '/voice/' + encodeURIComponent(c.name);
+      a.innerHTML = '<span class="voice-icon"><svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M4 14v-2a8 8 0 0 1 16 0v2" fill="none" stroke="currentColor" stroke-width="1.8"/><rect x="3" y="13" width="4.5" height="7" rx="1.8" fill="currentColor"/><rect x="16.5" y="13" width="4.5" height="7" rx="1.8" fill="currentColor"/></svg></span><span><b></b><small></small></span>';
+      a.querySelector('b').textContent = '#' + c.name;
+      const n = c.members.length;
+      a.querySelector('small').textContent = n === 0 ? 'Nobody here — jump in' :
+        c.members.slice(0, 3).map((m) => m.name).join(', ') + (n > 3 ? ` and ${n - 3} more` : '');
+      li.append(a);
+      return li;
+    }));
+  } catch { /* next time */ }
+}
+
 refresh();
+refreshVoice();
 setInterval(refresh, 5000);
+setInterval(refreshVoice, 5000);
