@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/transport/v5/udp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -44,6 +46,17 @@ type ICEConfig struct {
 	DisconnectedTimeout, FailedTimeout, KeepaliveInterval time.Duration
 	// DisableMDNS turns mDNS candidate resolution off.
 	DisableMDNS bool
+	// UDPMux, when set, carries every peer connection's ICE on one socket
+	// (one port to open in a firewall; with NewBatchUDPMux, writes in
+	// batches). The caller closes it after the server.
+	UDPMux ice.UDPMux
+}
+
+// NewBatchUDPMux returns a UDP mux on conn whose writes go out in batches
+// (sendmmsg on Linux) of up to size packets, or every interval: far fewer
+// system calls when one packet goes to many subscribers.
+func NewBatchUDPMux(conn net.PacketConn, size int, interval time.Duration) ice.UDPMux {
+	return webrtc.NewICEUDPMux(nil, udp.NewBatchConn(conn, size, interval))
 }
 
 // LoopbackICE returns an ICEConfig for tests and same-host use: udp4 on the
@@ -95,6 +108,9 @@ func (c ICEConfig) SettingEngine() webrtc.SettingEngine {
 	se.SetICETimeouts(disc, failed, keep)
 	if c.DisableMDNS {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
+	if c.UDPMux != nil {
+		se.SetICEUDPMux(c.UDPMux)
 	}
 	return se
 }
@@ -320,12 +336,14 @@ func newAPI(iceCfg ICEConfig, ccf *cc.InterceptorFactory) (*webrtc.API, error) {
 	ir := &interceptor.Registry{}
 	if ccf != nil {
 		ir.Add(ccf) // innermost: it sees every packet with its transport-wide sequence number
-	}
-	// Transport-wide sequence numbers on what we send, inside the NACK
-	// responder, so that a retransmission gets a fresh one (as in pion's
-	// bandwidth estimation example) rather than repeating the original's.
-	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
-		return nil, err
+		// Transport-wide sequence numbers on what we send, inside the NACK
+		// responder, so that a retransmission gets a fresh one (as in
+		// pion's bandwidth estimation example). Only where GCC reads the
+		// feedback: elsewhere (WHEP) they would cost every packet an
+		// extension for nothing, and browsers send REMB instead.
+		if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
+			return nil, err
+		}
 	}
 	if err := webrtc.ConfigureNack(me, ir); err != nil {
 		return nil, err

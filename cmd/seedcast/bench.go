@@ -39,9 +39,10 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&resim, "resim", "", "run no processes: run the simulator again beside the harness's runs in this directory's results.json (after a change to the model), and rewrite its results")
 	fs.BoolVar(&withSim, "sim", true, "also run the simulator on the same scenario, audience, measured rate and length, and report both side by side")
 	return &ffcli.Command{
-		Name:       "bench",
-		ShortUsage: "seedcast bench [--viewers 50,100,200] [--bitrate 500kbps] [--duration 60s] [--scenario generous] [--out DIR]",
-		ShortHelp:  "run a scenario on real processes on this machine: an origin, a publisher and n viewer nodes over real data channels",
+		Subcommands: []*ffcli.Command{benchCallCommand(stdout, stderr), benchWHEPCommand(stdout, stderr)},
+		Name:        "bench",
+		ShortUsage:  "seedcast bench [--viewers 50,100,200] [--bitrate 500kbps] [--duration 60s] [--scenario generous] [--out DIR]",
+		ShortHelp:   "run a scenario on real processes on this machine: an origin, a publisher and n viewer nodes over real data channels",
 		LongHelp: "Starts `seedcast serve` on loopback, `seedcast publish --demo`, and n viewer nodes in\n" +
 			"`seedcast viewer` processes (--nodes-per-process each), with the scenario's relay budgets and\n" +
 			"the simulator's join and leave pattern. Measures over the simulator's window from the nodes'\n" +

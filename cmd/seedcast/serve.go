@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,9 @@ type serveConfig struct {
 	embedOrigins  listFlag
 	seedEgress    string
 	voice         string
+	callLimits    call.Limits
+	tlsCert       string
+	tlsKey        string
 	tracker       trackerFlags
 	limits        limitFlags
 	webrtc        webrtcFlags
@@ -74,6 +78,12 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&cfg.corsOrigin, "cors-origin", "*", "Access-Control-Allow-Origin for WHIP and WHEP")
 	fs.Var(&cfg.embedOrigins, "embed-origins", "origin (scheme://host[:port]) whose pages may embed /embed/ players (repeatable; none: any)")
 	fs.StringVar(&cfg.seedEgress, "seed-egress", "50Mbps", "upload budget of each stream's seed node (the origin's data-channel egress)")
+	fs.IntVar(&cfg.callLimits.Participants, "call-max-participants", 16, "members of one meeting")
+	fs.IntVar(&cfg.callLimits.Voice, "voice-max-participants", 50, "members of one voice channel")
+	fs.IntVar(&cfg.callLimits.Rooms, "call-max-rooms", 200, "meetings and voice channels open at once")
+	fs.IntVar(&cfg.callLimits.PerAddress, "call-conns-per-ip", 16, "call signalling WebSockets from one address (IPv6: /64)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM) and --tls-key: browsers give camera and microphone only to https pages (and to localhost)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
 	fs.StringVar(&cfg.voice, "voice-channels", "lounge,studio", "voice channels, comma-separated ([a-z0-9-], up to 32 characters each; empty: none)")
 	cfg.tracker.register(fs)
 	cfg.limits.register(fs)
@@ -146,6 +156,19 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cfg.webrtc.udpMux >= 0 {
+		host := "0.0.0.0"
+		if cfg.webrtc.loopbackOnly {
+			host = "127.0.0.1"
+		}
+		conn, err := net.ListenPacket("udp4", net.JoinHostPort(host, strconv.Itoa(cfg.webrtc.udpMux)))
+		if err != nil {
+			return fmt.Errorf("--webrtc-udp-mux: %w", err)
+		}
+		ice.UDPMux = sfu.NewBatchUDPMux(conn, 64, time.Millisecond)
+		defer ice.UDPMux.Close()
+		log.Info("ICE on one UDP port", "addr", conn.LocalAddr().String())
+	}
 	seedKbps, err := scheduler.ParseKbps(cfg.seedEgress)
 	if err != nil {
 		return fmt.Errorf("--seed-egress: %w", err)
@@ -210,7 +233,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		}
 	}
 	calls, err := call.New(call.Params{
-		SFU: sfuSrv, Logger: log, Registerer: reg, ICEServers: callICE(iceServers), Voice: voice,
+		SFU: sfuSrv, Logger: log, Registerer: reg, ICEServers: callICE(iceServers), Voice: voice, Limits: cfg.callLimits,
 		ClientIP: func(r *http.Request) netip.Addr { return server.ClientIP(r, proxies) },
 	})
 	if err != nil {
@@ -273,16 +296,33 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		srv.Handle(r.Pattern, r.Name, r.Handler)
 	}
 
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
+	}
+	// self is where the process's own clients (the seeds, the demo
+	// publisher) reach the server: the listener itself, or with TLS a
+	// plain loopback listener of their own.
+	scheme, self := "http", "http://"+ln.Addr().String()
+	var internal net.Listener
+	if cfg.tlsCert != "" {
+		scheme = "https"
+		if internal, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			ln.Close()
+			return err
+		}
+		defer internal.Close()
+		self = "http://" + internal.Addr().String()
 	}
 	seedEgress := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "seedcast_seed_egress_bytes_total", Help: "Bytes the streams' seed nodes sent to peers within their budgets (media and relayed batches, as framed).",
 	}, []string{"stream"})
 	reg.MustRegister(seedEgress)
 	sd, err := swarm.NewSeeds(swarm.SeedsParams{
-		Server: "http://" + ln.Addr().String(), Secret: secret, EgressKbps: int(seedKbps), Logger: log, Limits: limits,
+		Server: self, Secret: secret, EgressKbps: int(seedKbps), Logger: log, Limits: limits,
 		StoreBytes: cfg.storeMB << 20, StoreWindow: cfg.window, // the seed keeps what the origin keeps
 		OnUpload: func(stream string, n int) { seedEgress.WithLabelValues(stream).Add(float64(n)) },
 		API:      webrtc.NewAPI(webrtc.WithSettingEngine(ice.SettingEngine())),
@@ -299,9 +339,18 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	hs := origin.NewHTTPServer(srv.Handler(), log)
-	log.Info("listening", "addr", ln.Addr().String(), "streams", names)
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "streams", names)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if cfg.tlsCert != "" {
+			errc <- hs.ServeTLS(ln, cfg.tlsCert, cfg.tlsKey)
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	if internal != nil { // the in-process clients' plain HTTP, on loopback
+		go func() { _ = hs.Serve(internal) }()
+	}
 
 	seedCtx, stopSeeds := context.WithCancel(ctx)
 	for _, name := range names {
@@ -314,9 +363,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runDemo(demoCtx, "http://"+ln.Addr().String()+"/whip/demo", demoKey, log)
+			runDemo(demoCtx, self+"/whip/demo", demoKey, log)
 		}()
-		log.Info("demo stream", "hls", fmt.Sprintf("http://%s/live/demo/index.m3u8", ln.Addr()))
+		log.Info("demo stream", "hls", fmt.Sprintf("%s://%s/live/demo/index.m3u8", scheme, ln.Addr()))
 	}
 
 	select {

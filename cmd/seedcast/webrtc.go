@@ -16,12 +16,14 @@ import (
 type webrtcFlags struct {
 	loopbackOnly bool
 	udpPorts     string
+	udpMux       int
 	natIPs       string
 	iceServers   listFlag
 }
 
 func (w *webrtcFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&w.loopbackOnly, "webrtc-loopback-only", false, "ICE on 127.0.0.1 only (tests, single-machine demos)")
+	fs.IntVar(&w.udpMux, "webrtc-udp-mux", -1, "carry all ICE on this one UDP port (0: any free port; -1: a port per peer connection), writing packets in batches (sendmmsg)")
 	fs.StringVar(&w.udpPorts, "webrtc-udp-ports", "", "UDP port range for ICE, e.g. 40000-40999 (default: any)")
 	fs.StringVar(&w.natIPs, "webrtc-nat-ips", "", "public IPs to announce instead of the host's (comma-separated, 1:1 NAT)")
 	fs.Var(&w.iceServers, "ice-server", "STUN/TURN URL offered to clients (repeatable)")

@@ -29,10 +29,11 @@ type Limits struct {
 	MsgRate  float64
 	MsgBurst int
 	// ResumeWindow is how long a participant whose signalling connection
-	// went away stays in its room, waiting to resume; default 8 s.
+	// went away stays in its room, waiting to resume; default 6 s. With the
+	// keepalive, a participant that vanishes is gone within about 10 s.
 	ResumeWindow time.Duration
 	// PingInterval and PingTimeout: the server pings every connection, and
-	// one that does not answer in time is lost; defaults 2.5 s and 5 s.
+	// one that does not answer in time is lost; defaults 2 s and 3 s.
 	PingInterval, PingTimeout time.Duration
 	InviteTTL                 time.Duration // default 24 h
 	ChatHistory               int           // lines kept per room; default 100
@@ -58,8 +59,8 @@ func (l Limits) withDefaults() Limits {
 		v *time.Duration
 		d time.Duration
 	}{
-		{&l.ResumeWindow, 8 * time.Second}, {&l.PingInterval, 2500 * time.Millisecond},
-		{&l.PingTimeout, 5 * time.Second}, {&l.InviteTTL, 24 * time.Hour},
+		{&l.ResumeWindow, 6 * time.Second}, {&l.PingInterval, 2 * time.Second},
+		{&l.PingTimeout, 3 * time.Second}, {&l.InviteTTL, 24 * time.Hour},
 	}
 	for _, x := range durs {
 		if *x.v <= 0 {
