@@ -646,7 +646,7 @@ func (s *Swarm) insert(v int32, k int) (int32, Link) {
 // displace finds a place on k for v, which relays to a subtree there,
 // shallower than than: the place of the shallowest leaf c (a viewer
 // relaying nothing on k that can never relay k) under an upstream u that
-// may serve v, by insert's walk and rules, u trusted and not exclude. With to
+// may serve v, by insert's walk and rules, u not being exclude. With to
 // set, c must be able to take v's place under to (a swap, for Rebalance).
 // The caller moves c, and links v under u. Without it an orphaned relay
 // takes the free slot of its best sampled candidate, and in a swarm whose

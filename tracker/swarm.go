@@ -179,9 +179,9 @@ type Stats struct {
 //
 // Subtrees: a viewer moved together with the subtree it relays to (its
 // upstream left, complained of, or shed it) takes the place of the
-// shallowest leaf — a viewer that can never relay that substream — under
-// an origin or a proven, healthy peer, when no sampled free slot is as
-// shallow, and the leaf is placed anew, alone (displace). A peer that must serve fewer drops its newest link to a leaf
+// shallowest leaf — a viewer that can never relay that substream — when no
+// sampled free slot is as shallow, and the leaf is placed anew, alone
+// (displace). A peer that must serve fewer drops its newest link to a leaf
 // first, a relay (with its subtree) only when it serves no leaf. Rebalance
 // swaps relays sunk 3 or more deep with the shallowest leaf above them
 // (raise). When nearly every slot is in use (94% at 3,000 viewers of the
