@@ -45,7 +45,7 @@ func (s *Swarm) reassign(now time.Time, orphans []downLink, why Reason, prev pro
 			moved = append(moved, m)
 		} else {
 			u := s.pick(now, o.peer, k, exclude, true)
-			if w, c := s.displace(now, o.peer, k, exclude, s.depthUnder(u, k), none); c != none {
+			if w, c := s.displace(o.peer, k, exclude, s.depthUnder(u, k), none); c != none {
 				s.unlink(c, k)
 				s.link(o.peer, k, w)
 				l.Upstream = s.peers[w].id
@@ -654,7 +654,7 @@ func (s *Swarm) insert(v int32, k int) (int32, Link) {
 // viewers: its whole subtree sinks with it, the next reassignment sinks it
 // further, and the trees grow into chains. v's candidates must be
 // gathered. It returns u and c, or none, none.
-func (s *Swarm) displace(now time.Time, v int32, k int, exclude, than, to int32) (int32, int32) {
+func (s *Swarm) displace(v int32, k int, exclude, than, to int32) (int32, int32) {
 	pv := &s.peers[v]
 	if pv.isOrigin() || s.p.MaxDepth > 0 || than <= 1 || !s.hasDown(v, k) {
 		return none, none
@@ -680,10 +680,7 @@ func (s *Swarm) displace(now time.Time, v int32, k int, exclude, than, to int32)
 		}
 		in := slices.Contains(vset, u)
 		s.others(v, k)
-		// A whole subtree goes only under a proven, healthy peer: never
-		// one that has not shown it forwards (a liar on probation), nor
-		// one measured under-delivering.
-		takesV := u != exclude && s.trusted(now, u) && (pu.isOrigin() || proximity(pv, pu) <= near) &&
+		takesV := u != exclude && (pu.isOrigin() || proximity(pv, pu) <= near) &&
 			!(mustNew && in || mustOld && !in) && s.fits(u) && s.serves(u, k)
 		for _, d := range pu.down {
 			if int(d.sub) != k {
@@ -710,12 +707,6 @@ func (s *Swarm) displace(now time.Time, v int32, k int, exclude, than, to int32)
 	return none, none
 }
 
-// trusted reports whether a subtree may go under peer u: an origin, or a
-// viewer proven to forward and not degraded now.
-func (s *Swarm) trusted(now time.Time, u int32) bool {
-	return s.peers[u].isOrigin() || s.proven(u) && !s.degraded(now, u)
-}
-
 // raise lifts a viewer that relays its home substream to a subtree, has
 // been in the swarm promoteAge and sits at least raiseDepth deep (sunk by
 // reassignments), by swapping places with the
@@ -725,12 +716,11 @@ func (s *Swarm) raise(now time.Time, h int32) []Link {
 	ph := &s.peers[h]
 	k := int(ph.home)
 	sh := s.subs[s.at(h, k)]
-	if sh.up == none || sh.depth < raiseDepth || now.UnixNano()-ph.joined < int64(promoteAge) || !s.hasDown(h, k) ||
-		!s.trusted(now, h) || !s.trusted(now, sh.up) {
-		return nil // the leaf would go under h's upstream: it must be trusted too
+	if sh.up == none || sh.depth < raiseDepth || now.UnixNano()-ph.joined < int64(promoteAge) || !s.hasDown(h, k) || s.degraded(now, h) {
+		return nil
 	}
 	s.gather(now, h, nil)
-	u, c := s.displace(now, h, k, none, sh.depth, sh.up)
+	u, c := s.displace(h, k, none, sh.depth, sh.up)
 	if c == none {
 		return nil
 	}
