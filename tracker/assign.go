@@ -16,7 +16,10 @@ import (
 
 // reassign finds new upstreams for orphaned (peer, substream) pairs, whose
 // upstream links were already removed. Orphans that may serve more go
-// first, so that relays take the shallow slots just freed.
+// first, so that relays take the shallow slots just freed. An orphan that
+// relays to a subtree there takes a shallow leaf's place when no free slot
+// is as shallow (displace), so that its subtree does not sink with it; the
+// leaves it displaces are placed last, each alone.
 func (s *Swarm) reassign(now time.Time, orphans []downLink, why Reason, prev protocol.PeerID, exclude int32, extras []int32) []Link {
 	if len(orphans) == 0 {
 		return nil
@@ -29,27 +32,92 @@ func (s *Swarm) reassign(now time.Time, orphans []downLink, why Reason, prev pro
 	})
 	links := make([]Link, 0, len(orphans))
 	var moved []Link
+	var bumped []bump
 	for j, o := range orphans {
 		if j == 0 || orphans[j-1].peer != o.peer {
 			s.gather(now, o.peer, extras)
 			s.relaxed = false
 		}
-		l := Link{Peer: s.peers[o.peer].id, Substream: int(o.sub), Prev: prev, Reason: why}
-		if u, m := s.insert(o.peer, int(o.sub)); u != none {
+		k := int(o.sub)
+		l := Link{Peer: s.peers[o.peer].id, Substream: k, Prev: prev, Reason: why}
+		if u, m := s.insert(o.peer, k); u != none {
 			l.Upstream = s.peers[u].id
 			moved = append(moved, m)
-		} else if u := s.pick(now, o.peer, int(o.sub), exclude, true); u != none {
-			s.link(o.peer, int(o.sub), u)
-			l.Upstream = s.peers[u].id
 		} else {
-			s.pending = append(s.pending, pend(o))
+			u := s.pick(now, o.peer, k, exclude, true)
+			if w, c := s.displace(o.peer, k, exclude, s.depthUnder(u, k), none); c != none {
+				s.unlink(c, k)
+				s.link(o.peer, k, w)
+				l.Upstream = s.peers[w].id
+				bumped = append(bumped, bump{c: c, k: int32(k), from: w})
+			} else if u != none {
+				s.link(o.peer, k, u)
+				l.Upstream = s.peers[u].id
+			} else {
+				s.pending = append(s.pending, pend(o))
+			}
 		}
 		links = append(links, l)
 		if j == len(orphans)-1 || orphans[j+1].peer != o.peer {
 			s.settle(o.peer)
 		}
 	}
-	return append(links, moved...)
+	links = append(links, moved...)
+	for _, b := range bumped {
+		links = append(links, s.rehome(now, b))
+	}
+	return links
+}
+
+// bump is a leaf c displaced on substream k from upstream from.
+type bump struct {
+	c, k, from int32
+}
+
+// rehome gives a displaced leaf a new upstream on its substream (or has it
+// wait for one, over HTTP) and returns its link.
+func (s *Swarm) rehome(now time.Time, b bump) Link {
+	k := int(b.k)
+	l := Link{Peer: s.peers[b.c].id, Substream: k, Prev: s.peers[b.from].id, Reason: ReasonRebalance}
+	s.gather(now, b.c, nil)
+	s.relaxed = false
+	if u := s.pick(now, b.c, k, none, true); u != none {
+		s.link(b.c, k, u)
+		l.Upstream = s.peers[u].id
+	} else {
+		s.pending = append(s.pending, pend{peer: b.c, sub: b.k})
+	}
+	// Losing an upstream may leave c out of the distinct-upstreams bounds
+	// whatever it picks: flagged, as insert flags the leaf it moves.
+	s.relaxed = true
+	s.settle(b.c)
+	return l
+}
+
+// depthUnder is the depth a viewer would have on k under u: u's depth + 1,
+// or MaxInt32 when u is none.
+func (s *Swarm) depthUnder(u int32, k int) int32 {
+	if u == none {
+		return math.MaxInt32
+	}
+	if s.peers[u].isOrigin() {
+		return 1
+	}
+	return s.subs[s.at(u, k)].depth + 1
+}
+
+// shedIdx is the index in i's down list of the link i drops first when it
+// must serve fewer: its newest link to a leaf there (one relaying nothing
+// on that substream), else its newest. A relay dropped takes its subtree
+// with it to wherever it is placed next; a leaf moves alone.
+func (s *Swarm) shedIdx(i int32) int {
+	down := s.peers[i].down
+	for j := len(down) - 1; j >= 0; j-- {
+		if !s.hasDown(down[j].peer, int(down[j].sub)) {
+			return j
+		}
+	}
+	return len(down) - 1
 }
 
 // drain retries a bounded number of substreams among the first upTo that
@@ -573,4 +641,99 @@ func (s *Swarm) insert(v int32, k int) (int32, Link) {
 		}
 	}
 	return none, Link{}
+}
+
+// displace finds a place on k for v, which relays to a subtree there,
+// shallower than than: the place of the shallowest leaf c (a viewer
+// relaying nothing on k that can never relay k) under an upstream u that
+// may serve v, by insert's walk and rules, u not being exclude. With to
+// set, c must be able to take v's place under to (a swap, for Rebalance).
+// The caller moves c, and links v under u. Without it an orphaned relay
+// takes the free slot of its best sampled candidate, and in a swarm whose
+// slots are nearly all in use the free ones sit deep, under the newest
+// viewers: its whole subtree sinks with it, the next reassignment sinks it
+// further, and the trees grow into chains. v's candidates must be
+// gathered. It returns u and c, or none, none.
+func (s *Swarm) displace(v int32, k int, exclude, than, to int32) (int32, int32) {
+	pv := &s.peers[v]
+	if pv.isOrigin() || s.p.MaxDepth > 0 || than <= 1 || !s.hasDown(v, k) {
+		return none, none
+	}
+	mustNew, mustOld := s.diversity(v, k) // v's upstreams but on k
+	vset := append(s.vset[:0], s.distS...)
+	s.vset = vset
+	near := int8(proxFar)
+	for j := range s.cands {
+		near = min(near, s.cands[j].prox)
+	}
+	queue := append(s.walk[:0], s.origins...)
+	defer func() { s.walk = queue[:0] }()
+	for j := 0; j < len(queue) && j < insertVisits; j++ {
+		u := queue[j]
+		pu := &s.peers[u]
+		du := int32(0)
+		if !pu.isOrigin() {
+			du = s.subs[s.at(u, k)].depth
+		}
+		if du+1 >= than {
+			break // breadth-first: every place left is as deep
+		}
+		in := slices.Contains(vset, u)
+		s.others(v, k)
+		takesV := u != exclude && (pu.isOrigin() || proximity(pv, pu) <= near) &&
+			!(mustNew && in || mustOld && !in) && s.fits(u) && s.serves(u, k)
+		for _, d := range pu.down {
+			if int(d.sub) != k {
+				continue
+			}
+			c := d.peer
+			if s.hasDown(c, k) {
+				queue = append(queue, c)
+				continue
+			}
+			pc := &s.peers[c]
+			if !takesV || int(pc.home) == k && pc.slots > 0 {
+				continue
+			}
+			if to != none {
+				if s.others(c, k); !s.fits(to) || !s.diverseAfter(c, k, to) ||
+					!s.peers[to].isOrigin() && !pu.isOrigin() && proximity(pc, &s.peers[to]) > proximity(pc, pu) {
+					continue
+				}
+			}
+			return u, c
+		}
+	}
+	return none, none
+}
+
+// raise lifts a viewer that relays its home substream to a subtree, has
+// been in the swarm promoteAge and sits at least raiseDepth deep (sunk by
+// reassignments), by swapping places with the
+// shallowest leaf above it that displace finds: the viewer and its
+// subtree rise, the leaf alone sinks. It returns the two links, or nil.
+func (s *Swarm) raise(now time.Time, h int32) []Link {
+	ph := &s.peers[h]
+	k := int(ph.home)
+	sh := s.subs[s.at(h, k)]
+	if sh.up == none || sh.depth < raiseDepth || now.UnixNano()-ph.joined < int64(promoteAge) || !s.hasDown(h, k) || s.degraded(now, h) {
+		return nil
+	}
+	s.gather(now, h, nil)
+	u, c := s.displace(h, k, none, sh.depth, sh.up)
+	if c == none {
+		return nil
+	}
+	g := s.unlink(h, k)
+	s.unlink(c, k)
+	s.link(h, k, u)
+	s.link(c, k, g)
+	s.relaxed = true
+	s.settle(h)
+	s.relaxed = true
+	s.settle(c)
+	return []Link{
+		{Peer: ph.id, Substream: k, Upstream: s.peers[u].id, Prev: s.peers[g].id, Reason: ReasonRebalance},
+		{Peer: s.peers[c].id, Substream: k, Upstream: s.peers[g].id, Prev: s.peers[u].id, Reason: ReasonRebalance},
+	}
 }

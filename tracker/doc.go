@@ -14,7 +14,12 @@
 // leaf nearby and the leaf moves under it (insert), so that relays branch
 // the trees near the root and leaves hang at the edge: 1,000 viewers of the
 // simulator's generous mix sit within 5 hops, where spreading every relay's
-// slots over all K trees built chains 14 deep.
+// slots over all K trees built chains 14 deep. A relay moved with its
+// subtree takes a shallow leaf's place rather than a deep free slot
+// (displace), a peer serving fewer drops leaves before relays, and
+// Rebalance swaps relays sunk deep with shallow leaves (raise), so that
+// reassignments in a swarm with nearly every slot in use do not sink whole
+// subtrees into chains.
 //
 // It trusts measurement, not claims (trust.go). A declared relay budget is
 // believed up to SwarmParams.MaxBudgetKbps (100 Mbit/s), and what a viewer

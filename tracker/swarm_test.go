@@ -637,13 +637,14 @@ func TestLeaveReassignsEveryOrphan(t *testing.T) {
 		}
 		links := s.Leave(t0, id)
 		last := map[Link]Link{} // (peer, substream) → its last link
-		added := map[Link]bool{}
+		displaced := map[Link]bool{}
 		for _, l := range links {
 			key := Link{Peer: l.Peer, Substream: l.Substream}
 			last[key] = l
 			if l.Reason == ReasonRebalance {
-				// A leaf moved under a relay orphan that took its place.
-				added[Link{Peer: l.Upstream, Substream: l.Substream}] = true
+				// A leaf moved under a relay orphan that took its place,
+				// or displaced by one (and placed anew).
+				displaced[Link{Peer: l.Prev, Substream: l.Substream, Upstream: l.Peer}] = true
 				continue
 			}
 			if l.Prev != id || l.Reason != ReasonUpstreamLeft || l.Upstream == "" || l.Upstream == id {
@@ -662,12 +663,16 @@ func TestLeaveReassignsEveryOrphan(t *testing.T) {
 				t.Fatalf("link %+v not in effect (of %v)", l, key)
 			}
 		}
-		// Each orphan keeps its subtree, and gains only the leaves moved
-		// under it.
+		// Each orphan keeps its subtree, but for leaves another orphan
+		// displaced, and gains only what this leave's links put under it.
 		for o, sub := range subtrees {
 			got := s.Downstreams(o)
 			kept := slices.DeleteFunc(slices.Clone(got), func(l Link) bool {
-				return added[Link{Peer: o, Substream: l.Substream}] && !slices.ContainsFunc(sub, func(x Link) bool { return x.Peer == l.Peer && x.Substream == l.Substream })
+				nl, ok := last[Link{Peer: l.Peer, Substream: l.Substream}]
+				return ok && nl.Upstream == o && !slices.ContainsFunc(sub, func(x Link) bool { return x.Peer == l.Peer && x.Substream == l.Substream })
+			})
+			sub = slices.DeleteFunc(slices.Clone(sub), func(x Link) bool {
+				return displaced[Link{Peer: o, Substream: x.Substream, Upstream: x.Peer}] && !slices.ContainsFunc(got, func(l Link) bool { return l.Peer == x.Peer && l.Substream == x.Substream })
 			})
 			if !sameLinks(kept, sub) {
 				t.Fatalf("%s: subtree changed from %v to %v", o, sub, got)
@@ -1319,5 +1324,135 @@ func TestShallowTrees(t *testing.T) {
 	}
 	if err := checkSwarm(s, true, none_); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDisplace: a relay moved with its subtree (a complaint, or its
+// upstream shedding links) takes the place of the shallowest leaf that can
+// never relay its substream, when no free slot is as shallow, and the leaf
+// is placed anew alone; a relay that must serve fewer drops a leaf before a
+// relay. One substream, so that every tree is the same tree: "o" (2 slots)
+// serves r1 (2 slots) and L; r1 serves r2 (1 slot) and x (1 slot, free);
+// r2 serves y.
+func TestDisplace(t *testing.T) {
+	tests := []struct {
+		name   string
+		lHome  bool // L can relay the substream (a slot of its own)
+		act    func(s *Swarm) []Link
+		ups    map[protocol.PeerID]protocol.PeerID // upstreams after
+		depths map[protocol.PeerID]int
+		moved  []Link // the leaf's link (Reason rebalance), if any
+	}{
+		{
+			name:   "a complaint: r2 takes L's place under the origin",
+			act:    func(s *Swarm) []Link { return s.Complain(t0, "r2", "r1") },
+			ups:    map[protocol.PeerID]protocol.PeerID{"r2": "o", "y": "r2", "L": "r1"},
+			depths: map[protocol.PeerID]int{"r2": 1, "y": 2, "L": 2},
+			moved:  []Link{{Peer: "L", Substream: 0, Upstream: "r1", Prev: "o", Reason: ReasonRebalance}},
+		},
+		{
+			name:   "no leaf that cannot relay: r2 takes L's free slot",
+			lHome:  true,
+			act:    func(s *Swarm) []Link { return s.Complain(t0, "r2", "r1") },
+			ups:    map[protocol.PeerID]protocol.PeerID{"r2": "L", "y": "r2", "L": "o"},
+			depths: map[protocol.PeerID]int{"r2": 2, "y": 3},
+		},
+		{
+			// x, with a free slot, then takes L's place (insert).
+			name:  "r1 serves one fewer: x (a leaf) goes, r2 and its subtree stay",
+			act:   func(s *Swarm) []Link { return s.SetBudget(t0, "r1", budget(s, 1)) },
+			ups:   map[protocol.PeerID]protocol.PeerID{"r2": "r1", "y": "r2", "x": "o", "L": "x"},
+			moved: []Link{{Peer: "L", Substream: 0, Upstream: "x", Prev: "o", Reason: ReasonRebalance}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1, Reserve: -1})
+			if err := s.AddOrigin("o", 2); err != nil {
+				t.Fatal(err)
+			}
+			lSlots := 0
+			if tt.lHome {
+				lSlots = 1
+			}
+			force(t, s, t0, PeerInfo{ID: "r1", Kind: protocol.KindNative, BudgetKbps: budget(s, 2)}, "o")
+			force(t, s, t0, PeerInfo{ID: "L", Kind: protocol.KindBrowser, BudgetKbps: budget(s, lSlots)}, "o")
+			force(t, s, t0, PeerInfo{ID: "x", Kind: protocol.KindNative, BudgetKbps: budget(s, 1)}, "r1")
+			force(t, s, t0, PeerInfo{ID: "r2", Kind: protocol.KindNative, BudgetKbps: budget(s, 1)}, "r1")
+			force(t, s, t0, PeerInfo{ID: "y", Kind: protocol.KindBrowser, BudgetKbps: budget(s, 1)}, "r2")
+			mustCheck(t, s)
+			links := tt.act(s)
+			mustCheck(t, s)
+			for id, u := range tt.ups {
+				if got := s.Upstreams(id)[0]; got != u {
+					t.Errorf("%s's upstream %q, want %q (links %+v)", id, got, u, links)
+				}
+			}
+			for id, d := range tt.depths {
+				if got := s.Depth(id, 0); got != d {
+					t.Errorf("%s at depth %d, want %d", id, got, d)
+				}
+			}
+			var moved []Link
+			for _, l := range links {
+				if l.Reason == ReasonRebalance {
+					moved = append(moved, l)
+				}
+			}
+			if !reflect.DeepEqual(moved, tt.moved) {
+				t.Errorf("moved %+v, want %+v", moved, tt.moved)
+			}
+		})
+	}
+}
+
+// TestRaise: Rebalance swaps a relay sunk 3 deep (h, serving z1 and z2)
+// with the shallowest leaf above it that cannot relay, once h has been in
+// the swarm promoteAge: h and its subtree rise, the leaf takes h's place.
+// One substream; "o" (2 slots) serves a and L; a serves b and x; b serves
+// h and y.
+func TestRaise(t *testing.T) {
+	tests := []struct {
+		name  string
+		lHome bool // L can relay (a slot of its own, free)
+		after time.Duration
+		ups   map[protocol.PeerID]protocol.PeerID
+	}{
+		{"young: no move", false, 5 * time.Second,
+			map[protocol.PeerID]protocol.PeerID{"h": "b", "L": "o", "x": "a"}},
+		{"h takes L's place under the origin", false, 11 * time.Second,
+			map[protocol.PeerID]protocol.PeerID{"h": "o", "L": "b", "x": "a"}},
+		{"L may relay: h takes x's place under a", true, 11 * time.Second,
+			map[protocol.PeerID]protocol.PeerID{"h": "a", "L": "o", "x": "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1, Reserve: -1})
+			if err := s.AddOrigin("o", 2); err != nil {
+				t.Fatal(err)
+			}
+			lSlots := 0
+			if tt.lHome {
+				lSlots = 1
+			}
+			force(t, s, t0, PeerInfo{ID: "a", Kind: protocol.KindNative, BudgetKbps: budget(s, 2)}, "o")
+			force(t, s, t0, PeerInfo{ID: "L", Kind: protocol.KindBrowser, BudgetKbps: budget(s, lSlots)}, "o")
+			force(t, s, t0, PeerInfo{ID: "b", Kind: protocol.KindNative, BudgetKbps: budget(s, 2)}, "a")
+			force(t, s, t0, PeerInfo{ID: "x", Kind: protocol.KindBrowser}, "a")
+			force(t, s, t0, PeerInfo{ID: "h", Kind: protocol.KindNative, BudgetKbps: budget(s, 2)}, "b")
+			force(t, s, t0, PeerInfo{ID: "y", Kind: protocol.KindBrowser}, "b")
+			force(t, s, t0, PeerInfo{ID: "z1", Kind: protocol.KindBrowser}, "h")
+			force(t, s, t0, PeerInfo{ID: "z2", Kind: protocol.KindBrowser}, "h")
+			links := s.Rebalance(t0.Add(tt.after))
+			mustCheck(t, s)
+			for id, u := range tt.ups {
+				if got := s.Upstreams(id)[0]; got != u {
+					t.Errorf("%s's upstream %q, want %q (links %+v)", id, got, u, links)
+				}
+			}
+			if d, want := s.Depth("z1", 0), s.Depth("h", 0)+1; d != want {
+				t.Errorf("z1 at depth %d, want %d (under h)", d, want)
+			}
+		})
 	}
 }

@@ -478,7 +478,8 @@ func (s *Swarm) setAllow(now time.Time, gi int32, allow int32) []Link {
 }
 
 // shed reassigns links of gi's members until the group is within its
-// allowance.
+// allowance: the busiest member's first, a leaf's before a relay's
+// (shedIdx).
 func (s *Swarm) shed(now time.Time, gi int32) []Link {
 	type orphan struct {
 		by int32
@@ -493,8 +494,7 @@ func (s *Swarm) shed(now time.Time, gi int32) []Link {
 				busiest = m
 			}
 		}
-		pm := &s.peers[busiest]
-		d := pm.down[len(pm.down)-1] // its newest link
+		d := s.peers[busiest].down[s.shedIdx(busiest)]
 		s.unlink(d.peer, int(d.sub))
 		orphans = append(orphans, orphan{busiest, d})
 	}
