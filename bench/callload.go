@@ -318,6 +318,8 @@ func startServe(ctx context.Context, binary string, log *slog.Logger, args ...st
 
 // fetchMetrics scrapes a server's /metrics.
 func fetchMetrics(ctx context.Context, base string) (promText, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return nil, err
@@ -327,5 +329,8 @@ func fetchMetrics(ctx context.Context, base string) (promText, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	return parseProm(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: /metrics: %s", ErrHarness, resp.Status)
+	}
+	return parseProm(io.LimitReader(resp.Body, 16<<20))
 }

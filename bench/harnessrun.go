@@ -435,21 +435,7 @@ func (h *harness) trackerKbps(ctx context.Context) int {
 }
 
 func (h *harness) metrics(ctx context.Context) (promText, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: /metrics: %s", ErrHarness, resp.Status)
-	}
-	return parseProm(io.LimitReader(resp.Body, 16<<20))
+	return fetchMetrics(ctx, h.base)
 }
 
 // promText is the samples of a Prometheus text exposition: name, labels,

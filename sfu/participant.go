@@ -190,6 +190,21 @@ func sending(sd *sdp.SessionDescription) map[string]media.Kind {
 	return out
 }
 
+// OfferSendsVideo reports whether an SDP offer sends video (false for an
+// offer that does not parse: PublishOffer reports those).
+func OfferSendsVideo(offer string) bool {
+	sd := &sdp.SessionDescription{}
+	if sd.UnmarshalString(offer) != nil {
+		return false
+	}
+	for _, k := range sending(sd) {
+		if k == media.KindVideo {
+			return true
+		}
+	}
+	return false
+}
+
 // PublishOffer applies the participant's offer for its publish connection
 // (the first makes the connection; later ones add or stop tracks or
 // restart ICE) and returns the answer, with every candidate, and the
@@ -529,10 +544,20 @@ func (p *Participant) allocate() {
 		for _, l := range layers {
 			silent = silent && !l.flowing(nowNS)
 		}
+		demand := p.room.demandOf(sb.d.t)
 		var names []string
 		for q, rid := range callRIDs {
 			for _, l := range layers {
 				if l.rid != rid {
+					continue
+				}
+				if !silent && !l.flowing(nowNS) && l != cur && (Quality(q) <= demand || cur == nil) {
+					// The publisher was asked for this layer and sends
+					// nothing on it: its browser dropped it (CPU or
+					// bandwidth). A layer above the demand is paused by
+					// dynacast and comes back when asked for, while the
+					// subscriber keeps its current layer; one with none
+					// yet starts on a layer that flows.
 					continue
 				}
 				// A layer paused by dynacast keeps the rate it had.
@@ -570,7 +595,9 @@ func (p *Participant) allocate() {
 	probe := now.Sub(p.lastProbe) >= riseHold
 	out, probed := allocateProbing(budget, items, p.s.p.Layers, congested, probe)
 	for i, sb := range subs {
-		out[i] = holdLayer(sb, out[i], now)
+		// The hold may name a layer that has since stopped (its index is
+		// past the layers offered now): take the highest offered.
+		out[i] = min(holdLayer(sb, out[i], now), len(items[i].rates)-1)
 	}
 	if probed >= 0 && out[probed] > items[probed].cur {
 		p.lastProbe = now
@@ -746,15 +773,20 @@ const (
 	TargetSubscribe PeerTarget = "subscribe"
 )
 
+// session returns one of the participant's sessions (nil before it exists).
+func (p *Participant) session(target PeerTarget) *session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if target == TargetSubscribe {
+		return p.sub
+	}
+	return p.pub
+}
+
 // AddICECandidate adds a trickled candidate of the participant's to one of
 // its connections.
 func (p *Participant) AddICECandidate(target PeerTarget, c webrtc.ICECandidateInit) error {
-	p.mu.Lock()
-	ss := p.pub
-	if target == TargetSubscribe {
-		ss = p.sub
-	}
-	p.mu.Unlock()
+	ss := p.session(target)
 	if ss == nil {
 		return fmt.Errorf("%w: no %s connection", ErrBadTrickle, target)
 	}
@@ -767,12 +799,7 @@ func (p *Participant) AddICECandidate(target PeerTarget, c webrtc.ICECandidateIn
 // State returns the state of one of the participant's connections
 // (PeerConnectionStateNew before it exists).
 func (p *Participant) State(target PeerTarget) webrtc.PeerConnectionState {
-	p.mu.Lock()
-	ss := p.pub
-	if target == TargetSubscribe {
-		ss = p.sub
-	}
-	p.mu.Unlock()
+	ss := p.session(target)
 	if ss == nil {
 		return webrtc.PeerConnectionStateNew
 	}

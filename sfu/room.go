@@ -338,6 +338,13 @@ func (r *Room) updateDemand(t *publishedTrack) {
 	}
 }
 
+// demandOf returns the highest layer of t in demand.
+func (r *Room) demandOf(t *publishedTrack) Quality {
+	r.demandMu.Lock()
+	defer r.demandMu.Unlock()
+	return t.demand
+}
+
 // callTrack returns a call track by id.
 func (r *Room) callTrack(id string) (*publishedTrack, bool) {
 	r.mu.Lock()

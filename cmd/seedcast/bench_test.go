@@ -111,3 +111,33 @@ func TestBenchCommand(t *testing.T) {
 }
 
 func abs(f float64) float64 { return max(f, -f) }
+
+// TestBenchCall runs the call load tool end to end on a small meeting: the
+// server it starts forwards every publisher's tracks to the others, and the
+// report says so.
+func TestBenchCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "call.json")
+	b, err := exec.CommandContext(ctx, binary, "bench", "call", "--rooms", "1", "--publishers", "3", "--subscribers", "1",
+		"--duration", "4s", "--out", out).CombinedOutput()
+	if err != nil {
+		t.Fatalf("seedcast bench call: %v\n%s", err, b)
+	}
+	t.Logf("%s", b)
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res bench.CallLoadResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	// 3 publishers see 2 others' 2 tracks; the subscriber sees 3 × 2.
+	if res.Participants != 4 || res.ForwardedTracks != 18 {
+		t.Fatalf("%d participants, %d forwarded tracks: want 4 and 18", res.Participants, res.ForwardedTracks)
+	}
+	if res.Join.N != 4 || res.Media.N != 1 || res.PacketsOut <= res.PacketsIn || res.ServerCPU <= 0 {
+		t.Fatalf("implausible result: %s", raw)
+	}
+}

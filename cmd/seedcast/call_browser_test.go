@@ -141,7 +141,7 @@ func (tab *callTab) join(name string) {
 func TestBrowserCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	base := startServer(t, "--webrtc-loopback-only", "--voice-channels", "lounge", "--log-level", "debug")
+	base := startServer(t, "--webrtc-loopback-only", "--voice-channels", "lounge", "--log-level", "debug") // debug: the layer allocations, when a step fails
 	bctx := chromium(t, ctx)
 
 	// Ann opens /call: a new room, and its lobby with her camera preview.

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/seedcast/seedcast/media"
@@ -461,7 +460,7 @@ func (r *room) handle(ctx context.Context, m *member, msg Msg) {
 	}
 	switch msg.Type {
 	case TypePublish, TypeUnpublish:
-		if r.kind == KindVoice && sendsVideo(msg.SDP) {
+		if r.kind == KindVoice && sfu.OfferSendsVideo(msg.SDP) {
 			fail(CodeAudioOnly, "voice channels carry audio only")
 			return
 		}
@@ -649,27 +648,4 @@ func (r *room) hostAction(h *member, msg Msg, fail func(code, text string)) {
 	default:
 		r.mu.Unlock()
 	}
-}
-
-// sendsVideo reports whether an offer sends video.
-func sendsVideo(offer string) bool {
-	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(offer); err != nil {
-		return false // the SFU reports the bad offer
-	}
-	for _, md := range sd.MediaDescriptions {
-		if md.MediaName.Media != "video" || md.MediaName.Port.Value == 0 {
-			continue
-		}
-		send := true
-		for _, a := range md.Attributes {
-			if a.Key == "recvonly" || a.Key == "inactive" {
-				send = false
-			}
-		}
-		if send {
-			return true
-		}
-	}
-	return false
 }

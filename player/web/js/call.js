@@ -2,7 +2,7 @@
 // preview and device pickers, then a grid or spotlight of participants, a
 // control bar, chat, and the people panel where the host lets people in.
 
-import { CallClient } from './callclient.js';
+import { CallClient, syncAudio } from './callclient.js';
 
 const $ = (id) => document.getElementById(id);
 const room = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -492,16 +492,7 @@ function renderAudio() {
       if ((t.source === 'microphone' || t.source === 'screen-audio') && c.streams.has(t.id)) want.add(t.id);
     }
   }
-  const sink = $('audio-sink');
-  for (const a of [...sink.children]) if (!want.has(a.dataset.id)) { a.srcObject = null; a.remove(); }
-  for (const id of want) {
-    if (sink.querySelector(`[data-id="${CSS.escape(id)}"]`)) continue;
-    const a = document.createElement('audio');
-    a.autoplay = true;
-    a.dataset.id = id;
-    a.srcObject = c.streams.get(id);
-    sink.append(a);
-  }
+  syncAudio($('audio-sink'), c, want);
 }
 
 function paintLevels() {

@@ -21,6 +21,20 @@ function withDTX(sdp) {
     params.includes('usedtx') ? line : `a=fmtp:${pt} ${params};usedtx=1`);
 }
 
+// syncAudio keeps one playing <audio> element in sink per track id of
+// want (a Set), taking the streams from client.streams.
+export function syncAudio(sink, client, want) {
+  for (const a of [...sink.children]) if (!want.has(a.dataset.id)) { a.srcObject = null; a.remove(); }
+  for (const id of want) {
+    if (sink.querySelector(`[data-id="${CSS.escape(id)}"]`)) continue;
+    const a = document.createElement('audio');
+    a.autoplay = true;
+    a.dataset.id = id;
+    a.srcObject = client.streams.get(id);
+    sink.append(a);
+  }
+}
+
 export class CallClient extends EventTarget {
   constructor({ url, name, invite }) {
     super();

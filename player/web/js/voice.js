@@ -1,7 +1,7 @@
 // A voice channel (/voice/{channel}): who is in and who is talking, one
 // click to join or leave, voice activity or push-to-talk (hold Space).
 
-import { CallClient } from './callclient.js';
+import { CallClient, syncAudio } from './callclient.js';
 
 const $ = (id) => document.getElementById(id);
 const channel = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -144,15 +144,5 @@ window.addEventListener('blur', () => talk(false));
 
 function renderAudio() {
   const c = state.client;
-  const sink = $('audio-sink');
-  const want = new Set([...c.streams.keys()].filter((id) => !id.startsWith(c.me + '-')));
-  for (const a of [...sink.children]) if (!want.has(a.dataset.id)) a.remove();
-  for (const id of want) {
-    if (sink.querySelector(`[data-id="${CSS.escape(id)}"]`)) continue;
-    const a = document.createElement('audio');
-    a.autoplay = true;
-    a.dataset.id = id;
-    a.srcObject = c.streams.get(id);
-    sink.append(a);
-  }
+  syncAudio($('audio-sink'), c, new Set([...c.streams.keys()].filter((id) => !id.startsWith(c.me + '-'))));
 }

@@ -383,6 +383,19 @@ func (c *Client) RxAll() map[string]*RxStats {
 	return out
 }
 
+// trickle returns an OnICECandidate handler that sends the candidates of
+// one connection (target "publish" or "subscribe").
+func (c *Client) trickle(target string) func(*webrtc.ICECandidate) {
+	return func(ci *webrtc.ICECandidate) {
+		if ci == nil {
+			return
+		}
+		init := ci.ToJSON()
+		_ = c.Send(call.Msg{Type: call.TypeTrickle, Target: target, Candidate: &call.Candidate{
+			Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}})
+	}
+}
+
 // answerOffer answers a server offer on the subscribe connection.
 func (c *Client) answerOffer(sdp string) error {
 	c.mu.Lock()
@@ -394,14 +407,7 @@ func (c *Client) answerOffer(sdp string) error {
 		}
 		c.sub = pc
 		pc.OnTrack(c.onTrack)
-		pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
-			if ci == nil {
-				return
-			}
-			init := ci.ToJSON()
-			_ = c.Send(call.Msg{Type: call.TypeTrickle, Target: "subscribe", Candidate: &call.Candidate{
-				Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}})
-		})
+		pc.OnICECandidate(c.trickle("subscribe"))
 	}
 	pc := c.sub
 	c.mu.Unlock()

@@ -116,14 +116,7 @@ func (c *Client) Publish(ctx context.Context, o PublishOptions) error {
 	}
 	c.pub = pc
 	c.mu.Unlock()
-	pc.OnICECandidate(func(ci *webrtc.ICECandidate) {
-		if ci == nil {
-			return
-		}
-		init := ci.ToJSON()
-		_ = c.Send(call.Msg{Type: call.TypeTrickle, Target: "publish", Candidate: &call.Candidate{
-			Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}})
-	})
+	pc.OnICECandidate(c.trickle("publish"))
 	s := &sender{level: o.Level, quit: make(chan struct{})}
 	var vsender, asender *webrtc.RTPSender
 	if o.Video {
