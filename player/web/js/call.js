@@ -181,15 +181,27 @@ function wire(c) {
   c.addEventListener('speaker', (e) => { state.dominant = e.detail.dominant || ''; render(); });
   c.addEventListener('levels', (e) => { state.levels = e.detail; paintLevels(); });
   c.addEventListener('chat', (e) => addChat(e.detail));
-  c.addEventListener('knock', (e) => { state.knocks.set(e.detail.id, e.detail); renderKnocks(); toast(`${e.detail.name} wants to join`, 'Let in', () => c.hostAction('admit', e.detail.id)); });
-  c.addEventListener('knock-end', (e) => { state.knocks.delete(e.detail.participant); renderKnocks(); });
+  c.addEventListener('knock', (e) => {
+    state.knocks.set(e.detail.id, e.detail);
+    renderKnocks();
+    const t = toast(`${e.detail.name} wants to join`, 'Let in', () => c.hostAction('admit', e.detail.id));
+    t.dataset.knock = e.detail.id;
+  });
+  c.addEventListener('knock-end', (e) => { // answered (here or elsewhere) or gone: the toast goes too
+    state.knocks.delete(e.detail.participant);
+    renderKnocks();
+    $('toasts').querySelector(`[data-knock="${CSS.escape(e.detail.participant)}"]`)?.remove();
+  });
   c.addEventListener('room', (e) => { c.locked = e.detail.locked; $('lock-badge').hidden = !c.locked; syncButtons(); });
   c.addEventListener('host', () => { syncButtons(); renderPeople(); });
   c.addEventListener('mute', (e) => {
     if (e.detail.participant === c.me && e.detail.by === 'host') { toast('The host muted your microphone'); syncButtons(); }
   });
   c.addEventListener('state', (e) => { $('conn-state').textContent = e.detail; $('conn-state').hidden = !e.detail; });
-  c.addEventListener('error', (e) => { if (e.detail.code !== 'rate-limited') toast(describe(e.detail.code, e.detail.message)); });
+  c.addEventListener('error', (e) => {
+    // A size or subscription racing a track that just ended is harmless.
+    if (e.detail.code !== 'rate-limited' && e.detail.code !== 'unknown-track') toast(describe(e.detail.code, e.detail.message));
+  });
   c.addEventListener('closed', (e) => end(e.detail.code, e.detail.message));
 }
 
@@ -376,6 +388,7 @@ function toast(text, action, onAction) {
   if (action) t.append(button(action, 'primary small', () => { onAction(); t.remove(); }));
   $('toasts').append(t);
   setTimeout(() => t.remove(), action ? 15000 : 5000);
+  return t;
 }
 
 // --- the stage ----------------------------------------------------------------
