@@ -36,34 +36,32 @@
 // then both ViewConnecting, ViewActive, ViewHeld, ViewEnded. Events with
 // their side, in each state ("d" is a ringing callee device):
 //
-//	state       event                           next        reason
-//	----------  ------------------------------  ----------  -----------
-//	(New)       Params.Busy                     Ended       busy
-//	(New)       no callee device                Ended       unavailable
-//	(New)       own user, auto-answer device    Connecting
-//	(New)       otherwise                       Ringing
-//	Ringing     Answer(d)                       Connecting  (others: answered-elsewhere)
-//	Ringing     Decline(d)                      Ended       declined
-//	Ringing     Busy(d)                         Ended       busy
-//	Ringing     Cancel, Hangup(caller)          Ended       cancelled
-//	Ringing     DeviceAdded(new device)         Ringing     (it rings; or answers, if auto)
-//	Ringing     DeviceGone(d), others ring      Ringing     (no notice)
-//	Ringing     DeviceGone(last d)              Ended       unavailable
-//	Ringing     Lost(caller), Back(caller)      Ringing     (watchdog on/off)
-//	Ringing     Tick at no-answer deadline      Ended       no-answer
-//	Connecting  Joined(s), other side not yet   Connecting  (no notice)
-//	Connecting  Joined(s), other side joined    Active
-//	Connecting  Tick at connect deadline        Ended       failed
-//	Active      Hold(s)                         Held
-//	Held        Hold(s), s does not hold        Held        (HeldBy changes)
-//	Held        Resume(s), s holds, other too   Held        (HeldBy changes)
-//	Held        Resume(s), s the only holder    Active
-//	Connecting  Hangup(s)                       Ended       hangup
-//	Active      Hangup(s)                       Ended       hangup
-//	Held        Hangup(s)                       Ended       hangup
-//	Conn/Act/Hd Lost(s) not lost, Back(s) lost  same        (watchdog on/off)
-//	any live    Tick at s's lost deadline       Ended       lost
-//	Ended       any event                       error       (Tick: nothing)
+//	state        event                           next        reason
+//	-----------  ------------------------------  ----------  -----------
+//	(New)        Params.Busy                     Ended       busy
+//	(New)        no callee device                Ended       unavailable
+//	(New)        own user, auto-answer device    Connecting
+//	(New)        otherwise                       Ringing
+//	Ringing      Answer(d)                       Connecting  (others: answered-elsewhere)
+//	Ringing      Decline(d)                      Ended       declined
+//	Ringing      Busy(d)                         Ended       busy
+//	Ringing      Cancel, Hangup(caller)          Ended       cancelled
+//	Ringing      DeviceAdded(new device)         Ringing     (it rings; or answers, if auto)
+//	Ringing      DeviceGone(d), others ring      Ringing     (no notice)
+//	Ringing      DeviceGone(last d)              Ended       unavailable
+//	Ringing      Lost(caller), Back(caller)      Ringing     (watchdog on, off)
+//	Ringing      Tick at no-answer deadline      Ended       no-answer
+//	Connecting   Joined(s), other side not yet   Connecting  (no notice)
+//	Connecting   Joined(s), other side joined    Active
+//	Connecting   Tick at connect deadline        Ended       failed
+//	Active       Hold(s)                         Held
+//	Held         Hold(s), s does not hold        Held        (HeldBy changes)
+//	Held         Resume(s), s holds, other too   Held        (HeldBy changes)
+//	Held         Resume(s), s the only holder    Active
+//	Conn/Act/Hd  Hangup(s)                       Ended       hangup
+//	Conn/Act/Hd  Lost(s) not lost, Back(s) lost  unchanged   (watchdog on, off)
+//	not Ended    Tick at s's lost deadline       Ended       lost
+//	Ended        any event                       error       (Tick: nothing)
 //
 // Any other event (an answer after the end, a hold while ringing, Cancel
 // after the answer, a second Joined, Resume by the side that does not
