@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ type serveConfig struct {
 	seedEgress    string
 	voice         string
 	callLimits    call.Limits
+	chatDir       string
 	tlsCert       string
 	tlsKey        string
 	tracker       trackerFlags
@@ -84,6 +86,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.IntVar(&cfg.callLimits.PerAddress, "call-conns-per-ip", 16, "call signalling WebSockets from one address (IPv6: /64)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM) and --tls-key: browsers give camera and microphone only to https pages (and to localhost)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
+	fs.StringVar(&cfg.chatDir, "chat-dir", defaultChatDir(), "where meetings keep their end-to-end encrypted chat history (ciphertext only) across restarts; empty: in memory only")
 	fs.StringVar(&cfg.voice, "voice-channels", "lounge,studio", "voice channels, comma-separated ([a-z0-9-], up to 32 characters each; empty: none)")
 	cfg.tracker.register(fs)
 	cfg.limits.register(fs)
@@ -234,6 +237,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	calls, err := call.New(call.Params{
 		SFU: sfuSrv, Logger: log, Registerer: reg, ICEServers: callICE(iceServers), Voice: voice, Limits: cfg.callLimits,
+		ChatDir:  cfg.chatDir,
 		ClientIP: func(r *http.Request) netip.Addr { return server.ClientIP(r, proxies) },
 	})
 	if err != nil {
@@ -440,4 +444,16 @@ func randomKey() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// defaultChatDir is $XDG_STATE_HOME/seedcast/chat (~/.local/state/…), or
+// empty (memory only) when there is no home.
+func defaultChatDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "seedcast", "chat")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "seedcast", "chat")
+	}
+	return ""
 }

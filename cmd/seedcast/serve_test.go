@@ -103,7 +103,11 @@ func (p *serverProc) waitLog(t testing.TB, ctx context.Context, subs ...string) 
 // nil: none), returning the server's pid and log as well.
 func startServerProc(t testing.TB, wrap []string, args ...string) *serverProc {
 	t.Helper()
-	argv := append(append(slices.Clone(wrap), binary, "serve", "--addr", "127.0.0.1:0", "--log-format", "json"), args...)
+	argv := append(slices.Clone(wrap), binary, "serve", "--addr", "127.0.0.1:0", "--log-format", "json")
+	if !slices.Contains(args, "--chat-dir") { // never the user's own history
+		argv = append(argv, "--chat-dir", t.TempDir())
+	}
+	argv = append(argv, args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

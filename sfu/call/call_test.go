@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,9 +36,14 @@ type env struct {
 	reg  *prometheus.Registry
 	api  *webrtc.API
 	room string
+	// close ends the servers (once; also at cleanup).
+	close func()
 }
 
-func newEnv(t *testing.T, lim call.Limits) *env {
+func newEnv(t *testing.T, lim call.Limits) *env { t.Helper(); return newEnvDir(t, lim, "") }
+
+// newEnvDir is newEnv with the chat history kept in dir.
+func newEnvDir(t *testing.T, lim call.Limits, dir string) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -45,19 +51,23 @@ func newEnv(t *testing.T, lim call.Limits) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := call.New(call.Params{SFU: s, Registerer: reg, Limits: lim, Voice: []string{"lounge"}, Logger: log})
+	cs, err := call.New(call.Params{SFU: s, Registerer: reg, Limits: lim, Voice: []string{"lounge"}, Logger: log, ChatDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(cs.Handler())
 	e := &env{t: t, srv: cs, sfu: s, ts: ts, reg: reg, room: call.NewRoomID(),
 		api: client.NewAPI(sfu.LoopbackICE(4 * time.Second).SettingEngine())}
-	t.Cleanup(func() {
-		ts.CloseClientConnections()
-		cs.Close()
-		ts.Close()
-		_ = s.Close()
-	})
+	var once sync.Once
+	e.close = func() {
+		once.Do(func() {
+			ts.CloseClientConnections()
+			cs.Close()
+			ts.Close()
+			_ = s.Close()
+		})
+	}
+	t.Cleanup(e.close)
 	return e
 }
 
@@ -286,6 +296,9 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 				continue
 			}
 			for _, m := range mf.GetMetric() {
+				if label == "" && m.Counter != nil {
+					return m.Counter.GetValue()
+				}
 				for _, l := range m.GetLabel() {
 					if l.GetName() == label && l.GetValue() == value {
 						if m.Counter != nil {
@@ -298,6 +311,11 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 		}
 		return 0
 	})
+}
+
+// counterPlain returns an unlabelled counter of a registry.
+func counterPlain(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	return counter(t, reg, name, "", "")
 }
 
 type collectorFunc func() float64

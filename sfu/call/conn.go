@@ -2,11 +2,8 @@ package call
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -16,23 +13,14 @@ import (
 // joinTimeout is how long a new connection has to send join or resume.
 const joinTimeout = 10 * time.Second
 
-// sendQueue is how many messages may wait for a slow client before its
-// connection is closed.
-const sendQueue = 256
-
 // conn is one signalling WebSocket.
 type conn struct {
+	pump
 	s    *Server
-	ws   *websocket.Conn
 	name string // SFU room name
 	kind string
 	addr netip.Addr
 	lim  *rate.Limiter
-
-	out     chan Out
-	quit    chan struct{} // closed by closeWith: the writer ends after the queue
-	once    sync.Once
-	closing atomic.Bool
 
 	// Set by the read loop (join/resume) and under the room's lock.
 	r      *room
@@ -42,9 +30,8 @@ type conn struct {
 
 func newConn(s *Server, ws *websocket.Conn, name, kind string, addr netip.Addr) *conn {
 	return &conn{
-		s: s, ws: ws, name: name, kind: kind, addr: addr,
+		pump: newPump(s, ws), s: s, name: name, kind: kind, addr: addr,
 		lim: rate.NewLimiter(rate.Limit(s.lim.MsgRate), s.lim.MsgBurst),
-		out: make(chan Out, sendQueue), quit: make(chan struct{}),
 	}
 }
 
@@ -52,109 +39,19 @@ func newConn(s *Server, ws *websocket.Conn, name, kind string, addr netip.Addr) 
 // cut off. Safe with the room's lock held.
 func (c *conn) send(o Out) {
 	o.V = Version
-	if c.closing.Load() {
-		return
-	}
-	select {
-	case c.out <- o:
-	default:
-		c.s.m.refused.WithLabelValues("slow-client").Inc()
-		c.closeWith(CodeTimeout, "too slow to read")
-	}
+	c.queue(o, Out{V: Version, Type: TypeClosed, Code: CodeTimeout, Message: "too slow to read"})
 }
 
 // closeWith sends a closed message with code and reason, then closes.
 func (c *conn) closeWith(code, reason string) {
-	c.once.Do(func() {
-		c.closing.Store(true)
-		select {
-		case c.out <- Out{V: Version, Type: TypeClosed, Code: code, Message: reason}:
-		default:
-		}
-		close(c.quit)
-	})
+	c.close(Out{V: Version, Type: TypeClosed, Code: code, Message: reason})
 }
 
 // run serves the connection until it ends.
-func (c *conn) run(parent context.Context) {
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		c.writeLoop(ctx)
-		cancel()
-	}()
-	go func() {
-		defer wg.Done()
-		c.pingLoop(ctx)
-		cancel()
-	}()
-	c.readLoop(ctx)
-	cancel()
-	wg.Wait()
-	_ = c.ws.CloseNow()
+func (c *conn) run(ctx context.Context) {
+	c.pump.run(ctx, c.readLoop)
 	if c.r != nil && c.member != nil {
 		c.r.lost(c.member, c)
-	}
-}
-
-func (c *conn) writeLoop(ctx context.Context) {
-	write := func(o Out) error {
-		b, err := json.Marshal(o)
-		if err != nil {
-			return err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		return c.ws.Write(wctx, websocket.MessageText, b)
-	}
-	for {
-		select {
-		case o := <-c.out:
-			if err := write(o); err != nil {
-				return
-			}
-		case <-c.quit:
-			for {
-				select {
-				case o := <-c.out:
-					if write(o) != nil {
-						return
-					}
-				default:
-					_ = c.ws.Close(websocket.StatusNormalClosure, "")
-					return
-				}
-			}
-		case <-ctx.Done():
-			return
-		case <-c.s.done:
-			return
-		}
-	}
-}
-
-// pingLoop pings the client; one that does not answer in time is gone.
-func (c *conn) pingLoop(ctx context.Context) {
-	t := time.NewTicker(c.s.lim.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, c.s.lim.PingTimeout)
-		err := c.ws.Ping(pctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				c.s.m.refused.WithLabelValues("ping-timeout").Inc()
-			}
-			return
-		}
 	}
 }
 

@@ -10,6 +10,11 @@ type metrics struct {
 	refused      *prometheus.CounterVec
 	knocks       prometheus.Counter
 	resumes      prometheus.Counter
+	devices      prometheus.Gauge
+	rings        *prometheus.CounterVec
+	// chat history on disk
+	chatStoreErrors prometheus.Counter
+	chatCorrupt     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,9 +47,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "seedcast", Subsystem: "call", Name: "resumes_total",
 			Help: "Participants that resumed on a new signalling connection.",
 		}),
+		devices: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "seedcast", Subsystem: "call", Name: "presence_devices",
+			Help: "Devices (open pages, native devices) holding a presence connection.",
+		}),
+		rings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "seedcast", Subsystem: "call", Name: "rings_total",
+			Help: "Ringing calls: rung, refused as unavailable, and ended by reason.",
+		}, []string{"outcome"}),
+		chatStoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "seedcast", Subsystem: "call", Name: "chat_store_errors_total",
+			Help: "Sealed chat lines that could not be written to the history on disk.",
+		}),
+		chatCorrupt: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "seedcast", Subsystem: "call", Name: "chat_store_corrupt_lines_total",
+			Help: "Lines of the chat history on disk skipped as torn or corrupt.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rooms, m.participants, m.messages, m.badMessages, m.refused, m.knocks, m.resumes} {
+		for _, c := range []prometheus.Collector{m.rooms, m.participants, m.messages, m.badMessages, m.refused, m.knocks, m.resumes, m.devices, m.rings, m.chatStoreErrors, m.chatCorrupt} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

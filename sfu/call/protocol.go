@@ -18,6 +18,9 @@ const (
 	MaxTracks       = 8  // tracks in one publish
 	MaxIDs          = 64 // track ids in one subscribe
 	MaxSDPBytes     = 48 << 10
+	// MaxSealedBytes bounds an end-to-end encrypted chat envelope or key
+	// box (base64url): a MaxChatRunes message of 4-byte runes, sealed.
+	MaxSealedBytes = 12 << 10
 )
 
 // Message types, client to server.
@@ -37,6 +40,9 @@ const (
 	TypeInvite      = "invite" // also server to client: the link
 	TypePing        = "ping"
 	TypeLeave       = "leave"
+	// TypeE2EE carries an opaque end-to-end key message (a host's key
+	// rotation) to the room's other members; also server to client.
+	TypeE2EE = "e2ee"
 )
 
 // Message types, server to client.
@@ -124,8 +130,10 @@ type Msg struct {
 	// mute
 	Source string `json:"source,omitempty"`
 	Muted  bool   `json:"muted,omitempty"`
-	// chat
-	Text string `json:"text,omitempty"`
+	// chat: Text, or Sealed (an end-to-end encrypted envelope the server
+	// relays and stores but cannot read); e2ee: Sealed
+	Text   string `json:"text,omitempty"`
+	Sealed string `json:"sealed,omitempty"`
 	// host
 	Action string `json:"action,omitempty"`
 }
@@ -222,10 +230,18 @@ func (m *Msg) check() error {
 			return fmt.Errorf("unknown source %q", m.Source)
 		}
 	case TypeChat:
+		if m.Sealed != "" {
+			if m.Text != "" {
+				return fmt.Errorf("text and sealed: one or the other")
+			}
+			return checkSealed(m.Sealed)
+		}
 		if m.Text == "" {
 			return fmt.Errorf("empty text")
 		}
 		return checkText("text", m.Text, MaxChatRunes)
+	case TypeE2EE:
+		return checkSealed(m.Sealed)
 	case TypeHost:
 		switch m.Action {
 		case ActionLock, ActionUnlock:
@@ -239,6 +255,21 @@ func (m *Msg) check() error {
 	case TypeInvite, TypePing, TypeLeave:
 	default:
 		return fmt.Errorf("unknown type")
+	}
+	return nil
+}
+
+// checkSealed checks an opaque sealed envelope: base64url (with dots
+// between parts), at most MaxSealedBytes.
+func checkSealed(s string) error {
+	if s == "" || len(s) > MaxSealedBytes {
+		return fmt.Errorf("sealed: want 1 to %d bytes", MaxSealedBytes)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '-' && c != '_' && c != '.' {
+			return fmt.Errorf("sealed: not base64url")
+		}
 	}
 	return nil
 }
@@ -296,8 +327,11 @@ type Member struct {
 type ChatLine struct {
 	From string `json:"from"`
 	Name string `json:"name"`
-	Text string `json:"text"`
-	At   int64  `json:"at"` // Unix ms
+	Text string `json:"text,omitempty"`
+	// Sealed is an end-to-end encrypted line (docs/e2ee.md): the server
+	// keeps it, on disk too, but cannot read it.
+	Sealed string `json:"sealed,omitempty"`
+	At     int64  `json:"at"` // Unix ms
 }
 
 // Out is one server message. Type says which fields are set.
@@ -336,6 +370,11 @@ type Out struct {
 	Active []string `json:"active,omitempty"`
 	// chat
 	Line *ChatLine `json:"line,omitempty"`
+	// e2ee: Participant (the sender) and Sealed
+	Sealed string `json:"sealed,omitempty"`
+	// Epoch counts the members that left the room (welcome, left): end-to-end
+	// encrypted rooms ratchet their key once per leave.
+	Epoch int `json:"epoch,omitempty"`
 	// invite
 	Invite string `json:"invite,omitempty"`
 	// error, closed

@@ -35,6 +35,12 @@ func TestDecode(t *testing.T) {
 		{"host lock", `{"type":"host","action":"lock"}`, true},
 		{"resume", `{"type":"resume","participant":"p","token":"t"}`, true},
 		{"resume without token", `{"type":"resume","participant":"p"}`, false},
+		{"sealed chat", `{"type":"chat","sealed":"v1.AAAA.BBBB-_"}`, true},
+		{"sealed and text", `{"type":"chat","sealed":"v1.AAAA","text":"hi"}`, false},
+		{"sealed not base64url", `{"type":"chat","sealed":"a b"}`, false},
+		{"sealed too big", `{"type":"chat","sealed":"` + strings.Repeat("A", MaxSealedBytes+1) + `"}`, false},
+		{"e2ee", `{"type":"e2ee","sealed":"v1.AAAA"}`, true},
+		{"e2ee empty", `{"type":"e2ee"}`, false},
 		{"too big", `{"type":"chat","text":"` + strings.Repeat("x", MaxMessageBytes) + `"}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

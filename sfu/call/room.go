@@ -35,6 +35,7 @@ type room struct {
 	chat     []ChatLine
 	used     map[string]time.Time // invite nonces used, until their expiry
 	hooked   bool                 // SFU callbacks registered
+	epoch    int                  // members that left: E2EE rooms ratchet once each
 }
 
 // member is a participant, or someone knocking (part == nil).
@@ -47,6 +48,7 @@ type member struct {
 	micMuted        bool
 	camMuted        bool
 	lost            *time.Timer
+	ticket          string // the invite's nonce it joined with, if any (ring calls)
 }
 
 type pubTrack struct {
@@ -55,10 +57,14 @@ type pubTrack struct {
 }
 
 func newRoom(s *Server, name, kind string) *room {
-	return &room{
+	r := &room{
 		s: s, name: name, kind: kind,
 		members: map[string]*member{}, knocking: map[string]*member{}, used: map[string]time.Time{},
 	}
+	if s.chats != nil {
+		r.chat = s.chats.load(name, s.now())
+	}
+	return r
 }
 
 func (m *member) public(host bool) Member {
@@ -143,6 +149,7 @@ func (r *room) join(c *conn, msg Msg) bool {
 		}
 		r.used[nonce] = exp
 		admit = true
+		m.ticket = nonce
 	}
 	c.member = m
 	if !admit {
@@ -210,6 +217,9 @@ func (r *room) admit(m *member) {
 	}
 	r.mu.Unlock()
 	r.s.m.participants.Inc()
+	if r.kind == KindCall {
+		r.s.ringMember(r.name, m.ticket, m.id, memberJoined)
+	}
 	if hook {
 		r.hook(part.Room())
 	}
@@ -218,7 +228,7 @@ func (r *room) admit(m *member) {
 func (r *room) welcomeLocked(m *member, resumed bool) Out {
 	return Out{
 		Type: TypeWelcome, Participant: m.id, Token: m.token, Kind: r.kind, Host: m.id == r.host,
-		Locked: r.locked, Resumed: resumed, Members: r.membersLocked(), Chat: slices.Clone(r.chat),
+		Locked: r.locked, Resumed: resumed, Members: r.membersLocked(), Chat: slices.Clone(r.chat), Epoch: r.epoch,
 		ICEServers: r.s.p.ICEServers,
 	}
 }
@@ -307,6 +317,9 @@ func (r *room) resume(c *conn, msg Msg) {
 	r.sendLocked(m, r.welcomeLocked(m, true))
 	r.mu.Unlock()
 	r.s.m.resumes.Inc()
+	if r.kind == KindCall {
+		r.s.ringMember(r.name, "", m.id, memberBack)
+	}
 	if old != nil {
 		old.closeWith(CodeReplaced, "resumed on another connection")
 	}
@@ -347,6 +360,9 @@ func (r *room) lost(m *member, c *conn) {
 		}
 	})
 	r.mu.Unlock()
+	if r.kind == KindCall {
+		r.s.ringMember(r.name, "", m.id, memberLost)
+	}
 }
 
 // drop removes a member: its media ends everywhere and the others see it
@@ -374,7 +390,8 @@ func (r *room) drop(m *member, code, reason string) {
 	}
 	c := m.conn
 	m.conn = nil
-	r.broadcastLocked(Out{Type: TypeLeft, Participant: m.id, Reason: code}, "")
+	r.epoch++
+	r.broadcastLocked(Out{Type: TypeLeft, Participant: m.id, Reason: code, Epoch: r.epoch}, "")
 	var promote *member
 	if r.host == m.id {
 		r.host = ""
@@ -395,6 +412,9 @@ func (r *room) drop(m *member, code, reason string) {
 	}
 	r.mu.Unlock()
 	r.s.m.participants.Dec()
+	if r.kind == KindCall {
+		r.s.ringMember(r.name, "", m.id, memberGone)
+	}
 	m.part.Close()
 	if c != nil {
 		c.closeWith(code, reason)
@@ -524,7 +544,7 @@ func (r *room) handle(ctx context.Context, m *member, msg Msg) {
 		var bad []string
 		for _, id := range msg.IDs {
 			if err := m.part.Subscribe(id, sfu.QualityMedium); err != nil {
-				bad = append(bad, id)
+				bad = append(bad, id+" ("+err.Error()+")")
 			}
 		}
 		if len(bad) > 0 {
@@ -554,13 +574,24 @@ func (r *room) handle(ctx context.Context, m *member, msg Msg) {
 		r.setMuteLocked(m, msg.Source, msg.Muted, "")
 		r.mu.Unlock()
 	case TypeChat:
-		line := ChatLine{From: m.id, Name: m.name, Text: msg.Text, At: r.s.now().UnixMilli()}
+		now := r.s.now()
+		line := ChatLine{From: m.id, Name: m.name, Text: msg.Text, Sealed: msg.Sealed, At: now.UnixMilli()}
 		r.mu.Lock()
 		r.chat = append(r.chat, line)
 		if n := len(r.chat) - r.s.lim.ChatHistory; n > 0 {
 			r.chat = slices.Delete(r.chat, 0, n)
 		}
 		r.broadcastLocked(Out{Type: TypeChat, Line: &line}, "")
+		r.mu.Unlock()
+		if r.s.chats != nil && line.Sealed != "" {
+			if err := r.s.chats.add(r.name, line, now); err != nil {
+				r.s.m.chatStoreErrors.Inc()
+				r.s.log.Warn("chat history not stored", "room", r.name, "err", err)
+			}
+		}
+	case TypeE2EE:
+		r.mu.Lock()
+		r.broadcastLocked(Out{Type: TypeE2EE, Participant: m.id, Sealed: msg.Sealed}, m.id)
 		r.mu.Unlock()
 	case TypeInvite:
 		if !isHost {

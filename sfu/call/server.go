@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedcast/seedcast/sfu"
+	"github.com/seedcast/seedcast/sfu/call/ring"
 )
 
 // Limits bound what a call server holds. Zero values take the defaults.
@@ -37,6 +38,9 @@ type Limits struct {
 	PingInterval, PingTimeout time.Duration
 	InviteTTL                 time.Duration // default 24 h
 	ChatHistory               int           // lines kept per room; default 100
+	// Ring bounds ringing calls (no answer, connect, lost); zero values
+	// take package ring's defaults (30 s, 15 s, 10 s).
+	Ring ring.Timeouts
 }
 
 func (l Limits) withDefaults() Limits {
@@ -91,6 +95,9 @@ type Params struct {
 	// signalling WebSocket.
 	OriginPatterns []string
 	Now            func() time.Time
+	// ChatDir keeps rooms' end-to-end encrypted chat history (sealed lines
+	// only) across restarts; empty: in memory only.
+	ChatDir string
 }
 
 // Server runs call rooms and voice channels: their membership, access and
@@ -109,6 +116,15 @@ type Server struct {
 	wg     sync.WaitGroup
 	voice  map[string]bool
 	done   chan struct{}
+
+	// Presence and ringing calls (presence.go, ringcalls.go). pmu is never
+	// held while taking a room's lock.
+	pmu     sync.Mutex
+	devices map[string]map[string]*device // key → device id → device
+	calls   map[string]*ringCall          // by call id
+	tickets map[string]ticket             // ring calls' room invites, by nonce
+
+	chats *chatStore // nil without Params.ChatDir
 }
 
 // New returns a Server.
@@ -142,7 +158,14 @@ func New(p Params) (*Server, error) {
 	s := &Server{
 		p: p, lim: p.Limits.withDefaults(), log: p.Logger, m: m, now: p.Now,
 		rooms: map[string]*room{}, perIP: map[netip.Prefix]int{}, voice: map[string]bool{},
-		done: make(chan struct{}),
+		done:    make(chan struct{}),
+		devices: map[string]map[string]*device{}, calls: map[string]*ringCall{}, tickets: map[string]ticket{},
+	}
+	if p.ChatDir != "" {
+		s.chats, err = openChatStore(p.ChatDir, s.lim.ChatHistory, DefaultChatRooms, DefaultChatMaxAge, p.Logger, m.chatCorrupt.Inc)
+		if err != nil {
+			return nil, err
+		}
 	}
 	for _, v := range p.Voice {
 		if !ValidChannel(v) {
@@ -237,11 +260,12 @@ const (
 	voicePrefix = "voice."
 )
 
-// Handler serves the signalling WebSockets: GET /call/{room}/ws and GET
-// /voice/{channel}/ws, and POST /call (a new room id, as JSON
-// {"room": id}).
+// Handler serves the signalling WebSockets: GET /call/{room}/ws, GET
+// /voice/{channel}/ws and GET /presence/ws, and POST /call (a new room id,
+// as JSON {"room": id}).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /presence/ws", s.servePresence)
 	mux.HandleFunc("GET /call/{room}/ws", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("room")
 		if !ValidRoomID(id) {
@@ -289,31 +313,41 @@ func addrKey(a netip.Addr) netip.Prefix {
 	return p
 }
 
-func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, name, kind string) {
-	key := addrKey(s.p.ClientIP(r))
+// admitConn counts a new WebSocket against its address's cap (signalling
+// and presence together), or refuses it. release undoes the count.
+func (s *Server) admitConn(w http.ResponseWriter, addr netip.Addr) (release func(), ok bool) {
+	key := addrKey(addr)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		s.refuse(w, http.StatusServiceUnavailable, "closed", "shutting down")
-		return
+		return nil, false
 	}
 	if key.IsValid() && s.perIP[key] >= s.lim.PerAddress {
 		s.mu.Unlock()
 		w.Header().Set("Retry-After", "5")
 		s.refuse(w, http.StatusTooManyRequests, CodeTooMany, "too many signalling connections from this address")
-		return
+		return nil, false
 	}
 	s.perIP[key]++
 	s.wg.Add(1)
 	s.mu.Unlock()
-	defer func() {
+	return func() {
 		s.mu.Lock()
 		if s.perIP[key]--; s.perIP[key] <= 0 {
 			delete(s.perIP, key)
 		}
 		s.mu.Unlock()
 		s.wg.Done()
-	}()
+	}, true
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, name, kind string) {
+	release, ok := s.admitConn(w, s.p.ClientIP(r))
+	if !ok {
+		return
+	}
+	defer release()
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.p.OriginPatterns})
 	if err != nil {
 		s.m.refused.WithLabelValues("handshake").Inc()
@@ -341,6 +375,14 @@ func (s *Server) Close() {
 	for _, r := range rooms {
 		r.closeAll("server closing")
 	}
+	s.pmu.Lock()
+	for _, rc := range s.calls {
+		rc.ended = true
+		if rc.timer != nil {
+			rc.timer.Stop()
+		}
+	}
+	s.pmu.Unlock()
 	s.wg.Wait()
 }
 
