@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -398,4 +399,141 @@ func TestE2EEKeys(t *testing.T) {
 		}
 	}
 	t.Logf("refusals: %v", got.Bad)
+}
+
+// loopbackState is what the page reports of its two peer connections.
+type loopbackState struct {
+	FramesDecoded, VideoPackets, AudioPackets int
+	VideoCodec                                string
+	States                                    []string
+	SenderKID                                 string
+	Tx, Rx                                    map[string]struct {
+		Codec, State, LastError               string
+		Encrypted, Decrypted, Failed, Dropped int
+	}
+}
+
+// TestE2EELoopback: two RTCPeerConnections in one page (no server),
+// Chromium's fake camera and microphone sent as VP8 and Opus through the
+// encrypt transform and received through the decrypt transform, each side
+// with its own E2EE worker. With the sender's key the receiver decodes
+// frames and its worker counts them decrypted; with another key, or none,
+// packets arrive but not one frame reaches the decoder and the worker
+// counts failures. "ratchet": the receiver moves to the ratcheted key of
+// epoch 8 first and still opens the sender's epoch-7 frames (the
+// overlap), then the sender moves too and frames keep decrypting.
+func TestE2EELoopback(t *testing.T) {
+	tab := e2eePage(t, 120*time.Second)
+	for _, mode := range []string{"same", "other", "none", "ratchet"} {
+		t.Run(mode+"-key", func(t *testing.T) {
+			e2eeEval[bool](t, tab, mode, `
+				const { E2EE, supported } = await import('/assets/js/e2ee/transform.js');
+				if (!supported()) throw new Error('no RTCRtpScriptTransform');
+				if (window.__e2ee) { const o = window.__e2ee; o.pc1.close(); o.pc2.close(); o.tx.close(); o.rx.close(); o.stream.getTracks().forEach((t) => t.stop()); }
+				const key = crypto.getRandomValues(new Uint8Array(32));
+				const tx = new E2EE(), rx = new E2EE();
+				await tx.setKey(key, 7);
+				if (arg === 'same') await rx.setKey(key, 7);
+				if (arg === 'ratchet') {
+					const { ratchet } = await import('/assets/js/e2ee/keys.js');
+					await rx.setKey(key, 7);
+					await rx.setKey(await ratchet(key), 8, { overlapMs: 60000 });
+					window.__rotate = async () => tx.setKey(await ratchet(key), 8);
+				}
+				if (arg === 'other') await rx.setKey(crypto.getRandomValues(new Uint8Array(32)), 7);
+				const states = [];
+				rx.addEventListener('status', (e) => states.push(e.detail.id + ':' + e.detail.state));
+				const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
+				const pc1 = new RTCPeerConnection(), pc2 = new RTCPeerConnection();
+				pc1.onicecandidate = (e) => e.candidate && pc2.addIceCandidate(e.candidate);
+				pc2.onicecandidate = (e) => e.candidate && pc1.addIceCandidate(e.candidate);
+				pc2.ontrack = (e) => rx.attachReceiver(e.receiver, { id: 'recv-' + e.track.kind });
+				for (const track of stream.getTracks()) {
+					const tr = pc1.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+					if (track.kind === 'video') tr.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => c.mimeType === 'video/VP8'));
+					tx.attachSender(tr.sender, { id: 'send-' + track.kind });
+				}
+				await pc1.setLocalDescription();
+				await pc2.setRemoteDescription(pc1.localDescription);
+				await pc2.setLocalDescription();
+				await pc1.setRemoteDescription(pc2.localDescription);
+				window.__e2ee = { pc1, pc2, tx, rx, stream, states };
+				return true;`)
+			deadline := time.Now().Add(30 * time.Second)
+			var st loopbackState
+			rotatedAt := -1 // video frames decrypted when the sender moved to epoch 8
+			for {
+				st = e2eeEval[loopbackState](t, tab, nil, `
+					const o = window.__e2ee;
+					const r = { FramesDecoded: 0, VideoPackets: 0, AudioPackets: 0, VideoCodec: '', States: o.states };
+					const s = await o.pc2.getStats();
+					s.forEach((x) => {
+						if (x.type !== 'inbound-rtp') return;
+						if (x.kind === 'video') { r.FramesDecoded = x.framesDecoded || 0; r.VideoPackets = x.packetsReceived || 0; }
+						if (x.kind === 'audio') r.AudioPackets = x.packetsReceived || 0;
+					});
+					const pick = (m) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, { Codec: v.codec, State: v.state, LastError: v.lastError, Encrypted: v.encrypted, Decrypted: v.decrypted, Failed: v.failed, Dropped: v.dropped }]));
+					r.VideoCodec = o.pc2.getTransceivers().filter((t) => t.receiver.track.kind === 'video').flatMap((t) => t.receiver.getParameters().codecs.map((c) => c.mimeType)).join(' ');
+					const ts = await o.tx.stats();
+					r.Tx = pick(ts); r.Rx = pick(await o.rx.stats()); r.SenderKID = ts['send-video']?.kid || '';
+					return r;`)
+				rv, ra := st.Rx["recv-video"], st.Rx["recv-audio"]
+				done := false
+				switch mode {
+				case "same":
+					done = st.FramesDecoded >= 30 && rv.Decrypted >= 30 && ra.Decrypted >= 30
+				case "ratchet":
+					if rotatedAt < 0 && rv.Decrypted >= 30 && ra.Decrypted >= 30 {
+						if !strings.HasSuffix(st.SenderKID, "07") {
+							t.Fatalf("sender KID %s before the rotation, want epoch 7", st.SenderKID)
+						}
+						e2eeEval[bool](t, tab, nil, `await window.__rotate(); return true;`)
+						rotatedAt = rv.Decrypted
+					}
+					done = rotatedAt >= 0 && strings.HasSuffix(st.SenderKID, "08") && rv.Decrypted >= rotatedAt+30
+				default:
+					// Frames keep arriving and failing: 90 video frames is
+					// about three seconds of the fake camera.
+					done = rv.Failed >= 90 && ra.Failed >= 90 && st.VideoPackets > 0
+				}
+				if done {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s key: not there in 30 s: %+v", mode, st)
+				}
+				select {
+				case <-time.After(250 * time.Millisecond):
+				case <-tab.Done():
+					t.Fatal(tab.Err())
+				}
+			}
+			t.Logf("%s key: %+v", mode, st)
+			tv, ta := st.Tx["send-video"], st.Tx["send-audio"]
+			if tv.Encrypted == 0 || ta.Encrypted == 0 || tv.Codec != "video/VP8" || ta.Codec != "audio/opus" || tv.State != "encrypting" {
+				t.Errorf("sender: %+v %+v", tv, ta)
+			}
+			if st.VideoCodec != "video/VP8" { // the receiver's negotiated codecs
+				t.Errorf("negotiated %q, want video/VP8", st.VideoCodec)
+			}
+			rv, ra := st.Rx["recv-video"], st.Rx["recv-audio"]
+			switch mode {
+			case "same", "ratchet":
+				if rv.Failed != 0 || ra.Failed != 0 || rv.State != "decrypting" || ra.State != "decrypting" || rv.Codec != "video/VP8" {
+					t.Errorf("receiver: %+v %+v", rv, ra)
+				}
+			default:
+				want, wantErr := "failing", "auth"
+				if mode == "none" {
+					want, wantErr = "no-key", "unknown-key"
+				}
+				if st.FramesDecoded != 0 || rv.Decrypted != 0 || ra.Decrypted != 0 {
+					t.Errorf("%d frames decoded, %d video and %d audio frames decrypted under another key", st.FramesDecoded, rv.Decrypted, ra.Decrypted)
+				}
+				if rv.State != want || ra.State != want || rv.LastError != wantErr {
+					t.Errorf("receiver states %q %q (last error %q), want %q (%q)", rv.State, ra.State, rv.LastError, want, wantErr)
+				}
+			}
+		})
+	}
 }

@@ -47,6 +47,7 @@ function codecOf(st, frame) {
 async function encryptFrame(st, frame, ctl) {
   await st.keyed;
   const data = new Uint8Array(frame.data);
+  if (data.length === 0) { st.stats.empty++; return; } // nothing to send
   const codec = codecOf(st, frame);
   st.stats.codec = codec;
   try {
@@ -66,6 +67,10 @@ async function encryptFrame(st, frame, ctl) {
 
 async function decryptFrame(st, frame, ctl) {
   const data = new Uint8Array(frame.data);
+  // An empty frame (Chromium delivers one for an RTP padding packet) holds
+  // nothing to decode and is no sign of a wrong key: dropped, not counted
+  // as a failure.
+  if (data.length === 0) { st.stats.empty++; return; }
   const codec = codecOf(st, frame);
   st.stats.codec = codec;
   try {
@@ -90,7 +95,7 @@ async function setup(transformer) {
     codec: o.codec || null,
     sender: send ? new sf.Sender() : null,
     receiver: send ? null : new sf.Receiver(),
-    stats: { id: String(o.id), role: send ? 'send' : 'receive', kind: o.kind || '', codec: '', state: '', encrypted: 0, decrypted: 0, failed: 0, dropped: 0, lastError: '' },
+    stats: { id: String(o.id), role: send ? 'send' : 'receive', kind: o.kind || '', codec: '', state: '', encrypted: 0, decrypted: 0, failed: 0, dropped: 0, empty: 0, lastError: '' },
   };
   st.keyed = applyKeys(st).catch(() => {});
   transforms.set(st.stats.id, st);
