@@ -271,6 +271,27 @@ func TestE2EECrossImplementation(t *testing.T) {
 	}
 }
 
+// TestE2EEProfileVector: sframe.js produces media/sframe's pinned
+// profile vector (TestProfileVector, docs/e2ee.md) bit for bit.
+func TestE2EEProfileVector(t *testing.T) {
+	tab := e2eePage(t, 60*time.Second)
+	got := e2eeEval[[]string](t, tab, nil, `
+		const sf = await import('/assets/js/e2ee/sframe.js');
+		const keys = await import('/assets/js/e2ee/keys.js');
+		const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+		const base = Uint8Array.from({ length: 32 }, (_, i) => i);
+		const s = new sf.Sender({ senderId: 0x123456789abcn });
+		await s.setKey(base, 1);
+		s._ctr = 300n;
+		const frame = Uint8Array.of(0x31, 0x02, 0x00, ...new TextEncoder().encode('seedcast'));
+		return [s.kid.toString(16), hex(await sf.senderBaseKey(base, s.kid)), hex(await s.encrypt(frame, sf.clearPrefixLen('video/VP8', frame))), hex(await keys.ratchet(base))];`)
+	want := []string{"123456789abc01", "ba92ba5f8fdb2855e5faf1be318d54b8c932e7a872c16dc02594a49f45127a7e",
+		"310200e9123456789abc01012caf029c7c4c582eaa391f92afd84e93a2798a30f1f3b90a21", "8ac1975f3ebf9ca3cc3c7719beeb68cfa66a442b52f7fab38cc54ebc0502e38c"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("sframe.js: %q, want %q", got, want)
+	}
+}
+
 // TestE2EEChat: chat.js seals and opens: out of order, history read from
 // index 0 by a member who joins later, a replay refused, a tampered
 // envelope refused (and the genuine one still opens), another key, an
