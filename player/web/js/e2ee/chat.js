@@ -16,7 +16,9 @@
 // are checkpointed every 64 messages), so a member who joins with the base
 // key reads earlier messages of that epoch.
 
-import { b64url, hkdf, unb64url } from './keys.js';
+// (An absolute specifier: the import map names it, and player's TestAssets
+// resolves './' against js/ only.)
+import { b64url, hkdf, unb64url } from '/assets/js/e2ee/keys.js';
 
 export const VERSION = 1;
 const HEADER = 15;

@@ -82,7 +82,8 @@ export class E2EE extends EventTarget {
   }
 
   // stats: { [id]: { id, role, kind, codec, state, encrypted, decrypted,
-  // failed, dropped, lastError, kid } }.
+  // failed, dropped (could not encrypt), empty (0-byte frames dropped),
+  // lastError, kid (the sender's current KID, hex) } }.
   async stats() {
     await this.ready;
     return this._request({ type: 'stats' });
