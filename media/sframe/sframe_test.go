@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -568,4 +569,56 @@ func binaryBE(v uint64) []byte {
 		b[i] = byte(v >> (56 - 8*i))
 	}
 	return b
+}
+
+// TestConcurrent: goroutines sharing a Sender never get one counter
+// twice, and a shared Receiver opens every frame while keys change.
+func TestConcurrent(t *testing.T) {
+	s, r := newPair(t, 0)
+	const workers, each = 4, 200
+	ctrs := make(chan uint64, workers*each)
+	errs := make(chan error, workers*each)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				enc, err := s.Encrypt(nil, []byte{0x78, byte(i)}, 1)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				h, _, _ := ParseHeader(enc[1:])
+				ctrs <- h.CTR
+				if _, err := r.Decrypt(nil, enc, 1); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	go func() { // the receiver re-sets its key meanwhile (same epoch, same key)
+		defer close(done)
+		for i := 0; i < 50; i++ {
+			_ = r.SetKey(testBase, 3)
+		}
+	}()
+	wg.Wait()
+	<-done
+	close(ctrs)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	seen := map[uint64]bool{}
+	for c := range ctrs {
+		if seen[c] {
+			t.Fatalf("counter %d used twice", c)
+		}
+		seen[c] = true
+	}
+	if len(seen) != workers*each {
+		t.Errorf("%d counters", len(seen))
+	}
 }
