@@ -92,7 +92,7 @@ func (tab *callTab) until(ctx context.Context, what, cond string) time.Duration 
 		select {
 		case <-ctx.Done():
 			var dump any
-			tab.eval("window.__call ? {me: __call.client && __call.client.me, stats: __call.stats ? __call.stats() : null} : null", &dump)
+			tab.eval("window.__call ? {me: __call.client && __call.client.me, stats: __call.stats ? __call.stats() : null, ring: __call.ring && __call.ring.state, held: __call.held, presenceError: __call.presenceError} : null", &dump)
 			tab.t.Fatalf("%s: timed out waiting for %s (state %v; page errors %v)", tab.name, what, dump, tab.pageErrors())
 		case <-time.After(100 * time.Millisecond):
 		}

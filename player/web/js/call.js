@@ -3,6 +3,12 @@
 // control bar, chat, and the people panel where the host lets people in.
 
 import { CallClient, syncAudio } from './callclient.js';
+import { Presence } from './presence.js';
+import * as ident from './identity.js';
+import { watch as watchRings, reasonText } from './ringer.js';
+import { play } from './tones.js';
+import { CallKeys, openBox, sealBox } from '/assets/js/e2ee/callkeys.js';
+import { pairwiseBaseKey, fingerprint, newGroupKey } from '/assets/js/e2ee/keys.js';
 
 const $ = (id) => document.getElementById(id);
 const room = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -23,6 +29,11 @@ const state = {
   unread: 0,
   knocks: new Map(),
   sizes: new ResizeObserver((entries) => { for (const e of entries) reportSize(e.target); }),
+  keys: null, // CallKeys when the call is end-to-end encrypted
+  e2ee: new Map(), // transform id (a track id, or a source of ours) → state
+  ring: null, // a ringing call's CallInfo (ring mode: /call/{room}?ring={id})
+  presence: null,
+  held: false,
 };
 window.__call = state; // test hook
 
@@ -124,7 +135,7 @@ async function join() {
   const name = $('name').value.trim() || 'Guest';
   localStorage.setItem('seedcast.name', name);
   $('join').disabled = true;
-  const c = new CallClient({ url: wsURL, name, invite: params.get('invite') });
+  const c = new CallClient({ url: wsURL, name, invite: state.invite ?? params.get('invite'), keys: state.keys });
   state.client = c;
   wire(c);
   try {
@@ -176,7 +187,13 @@ function wire(c) {
     $('lock-badge').hidden = !c.locked;
   });
   c.addEventListener('waiting', () => show('waiting'));
-  c.addEventListener('members', render);
+  c.addEventListener('members', () => {
+    if (state.rotateOnLeave && !c.members.has(state.rotateOnLeave)) {
+      state.rotateOnLeave = '';
+      c.rotateKey().catch((e) => toast(e.message));
+    }
+    render();
+  });
   c.addEventListener('tracks', render);
   c.addEventListener('speaker', (e) => { state.dominant = e.detail.dominant || ''; render(); });
   c.addEventListener('levels', (e) => { state.levels = e.detail; paintLevels(); });
@@ -203,15 +220,27 @@ function wire(c) {
     if (e.detail.code !== 'rate-limited' && e.detail.code !== 'unknown-track') toast(describe(e.detail.code, e.detail.message));
   });
   c.addEventListener('closed', (e) => end(e.detail.code, e.detail.message));
+  c.addEventListener('e2ee', (e) => { state.e2ee.set(e.detail.id, e.detail.state); paintLocks(); });
+  c.addEventListener('rotated', (e) => {
+    if (state.keys && !state.ring) history.replaceState(null, '', location.pathname + location.search + '#' + state.keys.fragment());
+    toast(e.detail.by === c.me ? 'New encryption key: links shared before no longer decrypt this meeting.' : 'The host changed the encryption key.');
+    showFingerprint();
+  });
 }
 
 function end(code, message) {
   const c = state.client;
+  if (state.ring && state.ring.state !== 'ended' && (code === 'left')) state.presence?.hangup(state.ring.id);
   c?.leave();
   for (const el of $('stage').querySelectorAll('video')) el.srcObject = null;
   $('audio-sink').replaceChildren();
   $('ended-title').textContent = code === 'left' ? 'You left the meeting' : 'You are out of the meeting';
   $('ended-text').textContent = code === 'left' ? '' : describe(code, message);
+  if (state.ring) {
+    $('ended-title').textContent = code === 'left' ? 'Call ended' : reasonText(code === 'ring-ended' ? message : '');
+    $('ended-text').textContent = state.ring.answered ? `Call with ${state.peerName} · ${duration(Date.now() - state.ring.answered)}` : '';
+    $('rejoin').hidden = true;
+  }
   show('ended');
 }
 
@@ -228,6 +257,7 @@ function syncButtons() {
   $('cam').setAttribute('aria-pressed', String(!c.muted.camera));
   $('screen').setAttribute('aria-pressed', String(!!c.local.screen));
   $('host-tools').hidden = !c.host;
+  $('rotate').hidden = !(c.host && state.keys);
   $('lock').setAttribute('aria-pressed', String(!!c.locked));
   $('lock').textContent = c.locked ? 'Unlock meeting' : 'Lock meeting';
 }
@@ -314,6 +344,7 @@ function addChat(line) {
   const p = document.createElement('p');
   p.textContent = line.text;
   li.append(who, at, p);
+  if (line.locked) li.classList.add('locked');
   $('chat-log').append(li);
   $('chat-log').scrollTop = $('chat-log').scrollHeight;
   if ($('side').hidden || $('chat').hidden) { state.unread++; $('chat-dot').hidden = false; }
@@ -363,7 +394,11 @@ function renderPeople() {
     li.append(mic);
     if (c.host && m.id !== c.me) {
       if (!m.micMuted) li.append(button('Mute', 'secondary small', () => c.hostAction('mute', m.id)));
-      li.append(button('Remove', 'danger small', () => c.hostAction('remove', m.id)));
+      li.append(button('Remove', 'danger small', () => {
+        c.hostAction('remove', m.id);
+        // A removed person had the key: once they are out, a fresh one.
+        if (state.keys) state.rotateOnLeave = m.id;
+      }));
     }
     return li;
   }));
@@ -461,6 +496,9 @@ function render() {
     fillTile(el, t);
   });
   const n = ts.filter((t) => !t.screen).length;
+  // A 1:1 call: the other person fills the stage, you are a small picture.
+  stage.classList.toggle('one-to-one', n === 2 && ts.length === 2 && layout === 'grid' && !!state.ring);
+  stage.classList.toggle('held', state.held);
   stage.style.setProperty('--cols', String(Math.ceil(Math.sqrt(n))));
   stage.style.setProperty('--rows', String(Math.ceil(n / Math.ceil(Math.sqrt(n)))));
   $('count').textContent = `${c.members.size} in the meeting`;
@@ -468,6 +506,7 @@ function render() {
   renderPeople();
   syncButtons();
   paintLevels();
+  paintLocks();
   for (const el of stage.children) reportSize(el);
 }
 
@@ -482,6 +521,11 @@ function tileElement(t) {
 }
 
 function fillTile(el, t) {
+  if (!el.querySelector('.lock') && state.keys) {
+    const l = document.createElement('span');
+    l.className = 'lock';
+    el.querySelector('.label').prepend(l);
+  }
   const c = state.client;
   const v = el.querySelector('video');
   let stream = null;
@@ -506,6 +550,7 @@ function renderAudio() {
     }
   }
   syncAudio($('audio-sink'), c, want);
+  for (const a of $('audio-sink').children) a.muted = state.held;
 }
 
 function paintLevels() {
@@ -543,4 +588,192 @@ state.audioIn = async () => {
   return n;
 };
 
-startPreview();
+// --- end-to-end encryption -----------------------------------------------------
+
+// lockState is what a tile's media says: 'decrypting'/'encrypting' (all
+// good), 'failing', 'no-key', or '' (nothing flowing yet).
+function lockState(t) {
+  const c = state.client;
+  if (t.self) return state.e2ee.get(t.screen ? 'screen' : 'camera') || state.e2ee.get('microphone') || '';
+  const ids = t.screen ? [t.track] : t.member.tracks.filter((x) => x.source === 'camera' || x.source === 'microphone').map((x) => x.id);
+  const st = ids.map((id) => state.e2ee.get(id)).filter(Boolean);
+  if (st.includes('failing')) return 'failing';
+  if (st.includes('decrypting')) return 'decrypting';
+  return st[0] || (c && state.e2ee.get('*')) || '';
+}
+
+function paintLocks() {
+  if (!state.keys) return;
+  for (const el of $('stage').children) {
+    const l = el.querySelector('.lock');
+    if (!l) continue;
+    const t = tiles().find((x) => x.key === el.dataset.key);
+    if (!t) continue;
+    const st = lockState(t);
+    const ok = st === 'decrypting' || st === 'encrypting';
+    l.className = 'lock' + (ok ? ' ok' : st === 'failing' || st === 'no-key' ? ' bad' : '');
+    l.innerHTML = ok ? lockSVG : st === 'failing' || st === 'no-key' ? warnSVG : lockSVG;
+    l.title = ok ? 'End-to-end encrypted: the server cannot see or hear this' : st === 'failing' ? 'Cannot decrypt: this person has another key' : st === 'no-key' ? 'No key for this call' : 'End-to-end encryption starting…';
+    el.dataset.e2ee = st;
+  }
+  $('e2ee-badge').hidden = false;
+}
+
+const lockSVG = '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><rect x="5" y="10" width="14" height="10" rx="2" fill="currentColor"/><path d="M8 10V7a4 4 0 0 1 8 0v3" fill="none" stroke="currentColor" stroke-width="2"/></svg>';
+const warnSVG = '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M12 3l10 18H2z" fill="currentColor"/><path d="M12 10v5M12 17.5v.5" stroke="#111" stroke-width="2" stroke-linecap="round"/></svg>';
+
+async function showFingerprint() {
+  if (!state.keys) return;
+  const k = await state.keys.at(state.client?.epoch || state.keys.from);
+  if (k) $('e2ee-badge').title = `End-to-end encrypted. Key fingerprint ${await fingerprint(k)}: compare it with the others to be sure nobody is in the middle.`;
+}
+
+// A meeting link with #k=… is end-to-end encrypted.
+try {
+  state.keys = CallKeys.fromFragment(location.hash);
+} catch (e) {
+  $('lobby-error').textContent = e.message.replace(/^e2ee: /, '');
+  $('lobby-error').hidden = false;
+}
+$('e2ee-toggle').checked = !!state.keys;
+$('e2ee-toggle').onchange = () => {
+  if ($('e2ee-toggle').checked) {
+    state.keys = CallKeys.fromFragment('#k=' + newGroupKey());
+    history.replaceState(null, '', location.pathname + location.search + '#' + state.keys.fragment());
+  } else {
+    state.keys = null;
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  $('e2ee-hint').hidden = !state.keys;
+};
+$('e2ee-hint').hidden = !state.keys;
+$('rotate').onclick = () => state.client?.rotateKey().catch((e) => toast(e.message));
+
+// --- ringing calls (ring mode) -------------------------------------------------
+
+function duration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60 ? `${s % 60} s` : ''}`.trim();
+}
+
+// onRing applies a ringing call's state from the server.
+function onRing(c) {
+  const was = state.ring;
+  state.ring = c;
+  $('hold').setAttribute('aria-pressed', String(c.heldByMe));
+  $('hold').title = c.heldByMe ? 'Resume the call' : 'Hold the call';
+  const held = c.state === 'held';
+  if (held !== state.held) setHeld(held);
+  let text = '';
+  if (c.state === 'connecting') text = 'Connecting…';
+  if (held) text = c.heldByMe ? 'On hold · you put the call on hold' : `On hold · ${state.peerName} put the call on hold`;
+  $('ring-state').textContent = text;
+  $('ring-state').hidden = !text;
+  if (c.state === 'ended' && was?.state !== 'ended') {
+    if (c.tone === 'busy') play('busy'); else if (c.tone === 'ended') play('ended');
+    end('ring-ended', c.reason);
+  }
+}
+
+// setHeld mutes both directions while the call is held: nothing of ours
+// is sent (the tracks send black and silence), and nothing of theirs plays.
+function setHeld(on) {
+  state.held = on;
+  const c = state.client;
+  for (const t of Object.values(c?.local || {})) if (t) t.enabled = !on;
+  render();
+}
+
+async function ringMode(id) {
+  document.body.classList.add('ring-mode');
+  $('hold').hidden = false;
+  $('add-person').hidden = false;
+  show('waiting');
+  $('waiting-title').textContent = 'Connecting…';
+  $('waiting-text').textContent = '';
+  try {
+    const p = await Presence.get({ create: true });
+    state.presence = p;
+    watchRings();
+    const info = p.calls.get(id) || await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('This call has ended.')), 10000);
+      const on = (e) => { if (e.detail.id === id) { clearTimeout(t); p.removeEventListener('call', on); resolve(e.detail); } };
+      p.addEventListener('call', on);
+    });
+    if (info.state === 'ended') throw new Error(reasonText(info.reason));
+    const me = await ident.identity();
+    const contact = await ident.contact(info.peer);
+    state.peerName = contact?.name || info.peerName || 'your contact';
+    $('room-name').textContent = state.peerName;
+    document.title = `${state.peerName} · Seedcast`;
+    if (info.e2ee) {
+      if (!contact) throw new Error('This call is from someone who is not in your contacts.');
+      const pair = await pairwiseBaseKey(me.dh.privateKey, ident.fromB64url(contact.dh), ident.fromB64url(info.salt), me.key, info.peer);
+      state.pairKey = pair;
+      state.keys = new CallKeys(info.box ? await openBox(pair, info.box) : pair, 0);
+    }
+    p.addEventListener('call', (e) => { if (e.detail.id === id) onRing(e.detail); });
+    p.addEventListener('error', (e) => {
+      state.presenceError = e.detail;
+      if (e.detail.code === 'call-refused') toast('The call cannot do that now.');
+    });
+    state.invite = info.invite || params.get('invite');
+    $('name').value = me.name || 'Me';
+    const video = info.video && (info.side === 'caller' || sessionStorage.getItem('seedcast.answerVideo') !== 'off');
+    sessionStorage.removeItem('seedcast.answerVideo');
+    state.micOn = true;
+    state.camOn = video;
+    await startPreview();
+    onRing(info);
+    await join();
+    showFingerprint();
+  } catch (e) {
+    end('ring-ended', '');
+    $('ended-title').textContent = 'This call is over';
+    $('ended-text').textContent = e.message;
+  }
+}
+
+$('hold').onclick = () => {
+  const r = state.ring;
+  if (!r) return;
+  if (r.heldByMe) state.presence.resume(r.id); else state.presence.hold(r.id);
+};
+
+// Add someone: ring a third contact into this call's room. Their key for
+// this call's media is sealed for them with your pairwise key.
+$('add-person').onclick = async () => {
+  const list = $('add-list');
+  if (!list.hidden) { list.hidden = true; return; }
+  const p = state.presence;
+  const cs = (await ident.contacts()).filter((c) => c.key !== state.ring?.peer);
+  list.replaceChildren(...(cs.length ? cs.map((c) => {
+    const here = p.online.has(c.key);
+    const b = button(`${c.name}${here ? '' : ' · not reachable'}`, 'secondary small', async () => {
+      list.hidden = true;
+      try {
+        const me = await ident.identity();
+        const salt = crypto.getRandomValues(new Uint8Array(16));
+        let box = '';
+        if (state.keys) {
+          const pair = await pairwiseBaseKey(me.dh.privateKey, ident.fromB64url(c.dh), salt, me.key, c.key);
+          box = await sealBox(pair, state.keys.base);
+        }
+        await p.ring(c.key, { video: true, e2ee: !!state.keys, room, box, salt: ident.b64url(salt) });
+        toast(`Calling ${c.name}…`);
+      } catch (e) { toast(e.code === 'unavailable' ? `${c.name} is not reachable.` : e.message); }
+    });
+    b.disabled = !here;
+    return b;
+  }) : [Object.assign(document.createElement('p'), { textContent: 'No other contacts yet.' })]));
+  list.hidden = false;
+};
+
+state.e2eeStats = () => state.client?.media?.stats() || Promise.resolve({});
+
+const ringID = params.get('ring');
+if (ringID) ringMode(ringID);
+else {
+  startPreview();
+  watchRings();
+}

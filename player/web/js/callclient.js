@@ -5,7 +5,20 @@
 //
 // Events (on the client, an EventTarget): welcome, waiting, members,
 // tracks (a remote track arrived or left), speaker, levels, chat, knock,
-// knock-end, room, mute, state (connection state text), closed, error.
+// knock-end, room, mute, state (connection state text), closed, error;
+// with end-to-end encryption also e2ee (a transform's state: { id, state })
+// and rotated (the host gave the call a new key).
+//
+// End-to-end encryption (docs/e2ee.md): given keys (a CallKeys), every
+// track sent is encrypted in SFrame by an encoded transform, everything
+// received is decrypted (what does not decrypt is dropped, never shown),
+// video is VP8 only, and chat lines are sealed. The key moves to the next
+// epoch each time someone leaves (the server counts), and the host can
+// replace it.
+
+import { E2EE } from '/assets/js/e2ee/transform.js';
+import { ChatCipher } from '/assets/js/e2ee/chat.js';
+import { sealRotation, openRotation } from '/assets/js/e2ee/callkeys.js';
 
 const RESUME_FOR_MS = 6000; // the server's resume window
 const LAYERS = [
@@ -36,8 +49,17 @@ export function syncAudio(sink, client, want) {
 }
 
 export class CallClient extends EventTarget {
-  constructor({ url, name, invite }) {
+  constructor({ url, name, invite, keys }) {
     super();
+    this.keys = keys || null; // CallKeys: end-to-end encrypted
+    this.epoch = 0;
+    this.keyReady = Promise.resolve();
+    this.chatChain = Promise.resolve();
+    if (this.keys) {
+      this.media = new E2EE();
+      this.media.addEventListener('status', (e) => this.emit('e2ee', e.detail));
+      this.chatCipher = new ChatCipher();
+    }
     this.url = url;
     this.name = name;
     this.invite = invite || '';
@@ -120,8 +142,10 @@ export class CallClient extends EventTarget {
       case 'joined': this.members.set(m.member.id, m.member); this.emit('members'); break;
       case 'left':
         this.members.delete(m.participant);
+        if (m.epoch) this.setEpoch(m.epoch);
         this.emit('members');
         break;
+      case 'e2ee': this.onRotation(m); break;
       case 'tracks': {
         const old = this.members.get(m.participant);
         this.members.set(m.participant, m.member);
@@ -152,7 +176,7 @@ export class CallClient extends EventTarget {
       }
       case 'speaker': this.emit('speaker', m); break;
       case 'levels': this.emit('levels', m.levels || {}); break;
-      case 'chat': this.emit('chat', m.line); break;
+      case 'chat': this.deliverChat(m.line); break;
       case 'knock': this.emit('knock', m.member); break;
       case 'knock-end': this.emit('knock-end', m); break;
       case 'room': this.emit('room', m); break;
@@ -184,6 +208,7 @@ export class CallClient extends EventTarget {
     const before = new Map(this.members);
     this.members = new Map((m.members || []).map((x) => [x.id, x]));
     this.lost = 0;
+    if (this.keys && (!resumed || (m.epoch || 0) !== this.epoch)) this.setEpoch(m.epoch || 0, !resumed);
     this.emit('state', '');
     if (!resumed) {
       for (const x of this.members.values()) if (x.id !== this.me) this.subscribeNew([], x.tracks);
@@ -195,7 +220,74 @@ export class CallClient extends EventTarget {
     }
     this.emit('welcome', m);
     this.emit('members');
-    for (const line of m.chat || []) if (!resumed) this.emit('chat', line);
+    for (const line of m.chat || []) if (!resumed) this.deliverChat(line);
+  }
+
+  // --- end-to-end encryption ---
+
+  // setEpoch moves the media and chat keys to epoch (history: also the
+  // earlier epochs' chat keys, to read the chat history).
+  setEpoch(epoch, history = false) {
+    if (!this.keys) return;
+    this.epoch = Math.max(this.epoch, epoch);
+    const e = this.epoch;
+    this.keyReady = this.keyReady.then(async () => {
+      const key = await this.keys.at(e);
+      if (!key) { this.emit('e2ee', { id: '*', state: 'no-key' }); return; }
+      if (history) {
+        for (let x = Math.max(this.keys.from, e - 15); x < e; x++) await this.chatCipher.setKey(await this.keys.at(x), x);
+      }
+      await this.chatCipher.setKey(key, e);
+      await this.media.setKey(key, e);
+    }).catch((err) => this.emit('error', { code: 'e2ee', message: err.message }));
+    return this.keyReady;
+  }
+
+  // rotateKey (the host) gives the call a fresh key from this epoch on;
+  // who is still in the call gets it sealed with the key they hold now.
+  async rotateKey() {
+    if (!this.keys) return null;
+    await this.keyReady;
+    const cur = await this.keys.at(this.epoch);
+    const fresh = crypto.getRandomValues(new Uint8Array(32));
+    this.send({ type: 'e2ee', sealed: await sealRotation(cur, this.epoch, fresh) });
+    this.keys.rotate(fresh, this.epoch);
+    this.keys.cache.delete(this.epoch - 1);
+    await this.setEpoch(this.epoch);
+    this.emit('rotated', { by: this.me });
+    return this.keys;
+  }
+
+  async onRotation(m) {
+    if (!this.keys) return;
+    await this.keyReady;
+    for (const e of [this.epoch, this.epoch - 1]) {
+      const cur = await this.keys.at(e);
+      if (!cur) continue;
+      try {
+        const r = await openRotation(cur, m.sealed);
+        this.keys.rotate(r.key, r.epoch);
+        await this.setEpoch(Math.max(r.epoch, this.epoch));
+        this.emit('rotated', { by: m.participant });
+        return;
+      } catch { /* try the previous epoch's key */ }
+    }
+    this.emit('e2ee', { id: '*', state: 'failing', message: 'a key rotation this page cannot open' });
+  }
+
+  // deliverChat emits chat lines in order, opening sealed ones.
+  deliverChat(line) {
+    this.chatChain = this.chatChain.then(async () => {
+      if (!line.sealed) { this.emit('chat', line); return; }
+      if (!this.chatCipher) { this.emit('chat', { ...line, text: 'An end-to-end encrypted message (this link has no key).', locked: true }); return; }
+      try {
+        await this.keyReady;
+        const o = await this.chatCipher.open(line.sealed);
+        this.emit('chat', { ...line, text: o.text, e2ee: true });
+      } catch {
+        this.emit('chat', { ...line, text: 'This message cannot be decrypted with your key.', locked: true });
+      }
+    });
   }
 
   subscribeNew(oldTracks, tracks) {
@@ -224,6 +316,7 @@ export class CallClient extends EventTarget {
     pc.ontrack = (ev) => {
       const stream = ev.streams[0];
       if (!stream) return;
+      if (this.media) this.media.attachReceiver(ev.receiver, { id: stream.id, kind: ev.track.kind });
       this.streams.set(stream.id, stream);
       ev.track.onended = () => this.emit('tracks');
       this.emit('tracks', { id: stream.id, stream });
@@ -326,10 +419,14 @@ export class CallClient extends EventTarget {
     }
     tr = pc.addTransceiver(track, init);
     this.senders[source] = tr;
+    if (this.media) this.media.attachSender(tr.sender, { id: source, kind: track.kind });
     if (track.kind === 'video' && RTCRtpSender.getCapabilities) {
-      // VP8 first: the most dependable simulcast in browsers.
+      // VP8 first: the most dependable simulcast in browsers. Encrypted
+      // calls send VP8 only: its packetizer does not read the payload
+      // (H.264's does), and the server finds keyframes in its clear bytes.
       const codecs = RTCRtpSender.getCapabilities('video').codecs;
-      const pref = [...codecs.filter((c) => c.mimeType === 'video/VP8'), ...codecs.filter((c) => c.mimeType !== 'video/VP8')];
+      const vp8 = codecs.filter((c) => c.mimeType === 'video/VP8');
+      const pref = this.media ? [...vp8, ...codecs.filter((c) => c.mimeType === 'video/rtx')] : [...vp8, ...codecs.filter((c) => c.mimeType !== 'video/VP8')];
       try { tr.setCodecPreferences(pref); } catch { /* keep the default order */ }
     }
     if (source === 'screen' && 'contentHint' in track) track.contentHint = 'detail';
@@ -379,13 +476,18 @@ export class CallClient extends EventTarget {
     this.activeLayers = m.active;
   }
 
-  chat(text) { this.send({ type: 'chat', text }); }
+  async chat(text) {
+    if (!this.chatCipher) { this.send({ type: 'chat', text }); return; }
+    await this.keyReady;
+    this.send({ type: 'chat', sealed: await this.chatCipher.seal(text) });
+  }
   hostAction(action, participant) { this.send({ type: 'host', action, participant }); }
   async inviteLink() {
     const m = await this.request({ type: 'invite' });
     const u = new URL(location.href);
     u.search = '';
     u.searchParams.set('invite', m.invite);
+    if (this.keys) u.hash = this.keys.fragment(); // the key travels in the link, never to the server
     return u.toString();
   }
 
@@ -458,5 +560,6 @@ export class CallClient extends EventTarget {
     this.pub?.close();
     this.sub?.close();
     this.ws?.close();
+    this.media?.close();
   }
 }

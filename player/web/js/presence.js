@@ -14,17 +14,26 @@ const enc = new TextEncoder();
 
 export class Presence extends EventTarget {
   static #one = null;
+  static #making = null;
 
   // get returns the page's Presence, started; create makes the identity
   // if the browser has none yet (otherwise nobody can ring this browser
   // and there is nothing to connect).
   static async get({ create = false } = {}) {
-    if (!this.#one) {
-      if (!create && !(await id.has())) return null;
-      this.#one = new Presence();
-      this.#one.start();
-    }
-    return this.#one;
+    if (this.#one) return this.#one;
+    if (create) return this.#make();
+    if (!this.#making && !(await id.has())) return this.#one; // made meanwhile, or nothing
+    return this.#make();
+  }
+
+  static #make() {
+    this.#making ??= (async () => {
+      const p = new Presence();
+      this.#one = p;
+      p.start();
+      return p;
+    })();
+    return this.#making;
   }
 
   constructor() {
@@ -116,7 +125,9 @@ export class Presence extends EventTarget {
         this.emit('error', m);
         break;
       case 'closed':
-        if (m.code === 'bad-signature' || m.code === 'too-many-devices') this.fatal = m.message;
+        // Another page of this tab took over (it should not happen), or
+        // the server refuses us for good: do not fight it.
+        if (m.code === 'bad-signature' || m.code === 'too-many-devices' || m.code === 'replaced') this.fatal = m.message;
         this.emit('error', m);
         break;
     }
@@ -153,10 +164,22 @@ export class Presence extends EventTarget {
     this.send({ type: 'settings', name: me.name || '', autoAnswer: id.autoAnswer() });
   }
 
+  // whenOnline resolves once the server said ready (at most ms later:
+  // then it rejects).
+  whenOnline(ms = 8000) {
+    if (this.state === 'online') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => { this.removeEventListener('ready', on); reject(Object.assign(new Error(this.fatal || 'Not connected to the server.'), { code: 'network' })); }, ms);
+      const on = () => { clearTimeout(t); this.removeEventListener('ready', on); resolve(); };
+      this.addEventListener('ready', on);
+    });
+  }
+
   // ring calls a contact. It resolves with the call (outgoing-ringing, or
   // already ended: busy) or rejects with the server's error (code
   // unavailable, not-contact, busy).
-  ring(key, { video = true, e2ee = true, room = '', box = '', salt } = {}) {
+  async ring(key, { video = true, e2ee = true, room = '', box = '', salt } = {}) {
+    await this.whenOnline();
     return new Promise((resolve, reject) => {
       const ref = String(++this.refs);
       salt ||= id.b64url(crypto.getRandomValues(new Uint8Array(16)));

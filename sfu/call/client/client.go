@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/seedcast/seedcast/sfu/call"
@@ -40,6 +41,10 @@ type Params struct {
 	// Quality, when AutoSubscribe, is the tile height asked for each video
 	// (0: 720, the full layer).
 	TileHeight int
+	// OnRTP, if set, sees every RTP packet received, with its track id and
+	// codec (a tap for tests: what does the server forward?). It runs on
+	// the track's reader; the packet is not reused after it returns.
+	OnRTP func(track, mime string, pkt *rtp.Packet)
 }
 
 // Client is a call participant.
@@ -444,6 +449,9 @@ func (c *Client) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		}
 		st.Packets.Add(1)
 		st.Bytes.Add(int64(len(pkt.Payload)))
+		if c.p.OnRTP != nil {
+			c.p.OnRTP(id, tr.Codec().MimeType, pkt)
+		}
 		if have {
 			if gap := pkt.SequenceNumber - last - 1; gap > 0 && gap < 1000 {
 				st.Lost.Add(int64(gap))
