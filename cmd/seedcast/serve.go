@@ -248,6 +248,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	srv.Handle("GET /call/{room}/ws", "call_ws", ch)
 	srv.Handle("GET /voice/{channel}/ws", "voice_ws", ch)
 	srv.Handle("POST /call", "call_create", ch)
+	srv.Handle("GET /presence/ws", "presence_ws", ch)
 	secret := rand.Text() // the tracker's origin secret, for the seeds' joins
 	trk, closeTracker, err := cfg.tracker.server(srv, reg, iceServers, secret, log)
 	if err != nil {
