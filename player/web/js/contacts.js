@@ -216,17 +216,17 @@ function contactRow(c, old) {
   form.hidden = mode !== 'rename';
   ask.hidden = mode !== 'remove';
   ask.querySelector('b').textContent = c.name;
-  li.querySelector('.rename-btn').onclick = () => {
+  li.querySelector('.rename-btn').onclick = async () => {
     editing.set(c.key, 'rename');
-    renderContacts();
+    await renderContacts();
     const input = $('contact-list').querySelector(`li[data-key="${CSS.escape(c.key)}"] .rename input`);
     input.value = c.name;
     input.focus();
     input.select();
   };
-  li.querySelector('.remove-btn').onclick = () => {
+  li.querySelector('.remove-btn').onclick = async () => {
     editing.set(c.key, 'remove');
-    renderContacts();
+    await renderContacts();
     $('contact-list').querySelector(`li[data-key="${CSS.escape(c.key)}"] .remove-ask .no`).focus();
   };
   const done = () => { editing.delete(c.key); renderContacts(); };
@@ -272,7 +272,7 @@ async function call(c, video) {
 // --- history ---
 
 function renderHistory() {
-  const all = id.history();
+  const all = id.history().sort((a, b) => (b.started || 0) - (a.started || 0));
   const byKey = new Map(contactList.map((c) => [c.key, c]));
   const now = Date.now();
   $('history').replaceChildren(...all.slice(0, 40).map((h) => {
