@@ -104,6 +104,7 @@ func TestBrowserContacts(t *testing.T) {
 	alice.until(ctx, "the QR code of her link", `document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 100 &&
 		document.getElementById('qr').src.includes(encodeURIComponent(document.getElementById('my-link').value))`)
 	alice.until(ctx, "the empty state and the presence connection", `!document.getElementById('contacts-empty').hidden && document.getElementById('net').dataset.state === 'online'`)
+	screenshot(t, alice.ctx, "contacts-empty", 1280, 800)
 
 	// Bob, in another browser, opens her link: the confirmation card.
 	bob := contactsPage{openTab(t, chromium(t, ctx), "bob", aliceLink)}
@@ -179,6 +180,7 @@ func TestBrowserContacts(t *testing.T) {
 	// missed for him, cancelled for her, in their recent calls.
 	alice.click(`#contact-list li.online .call-btn.video`)
 	bob.until(ctx, "Alice's ring in Bob's recent calls", `[...document.querySelectorAll('#history .call-row.incoming')].some(r => r.querySelector('.name').textContent === 'Alice' && r.querySelector('.outcome').textContent === 'Ringing')`)
+	alice.until(ctx, "the ringing call in Alice's recent calls", `[...document.querySelectorAll('#history .call-row.outgoing')].some(r => r.querySelector('.name').textContent === 'Bob' && r.querySelector('.outcome').textContent === 'Ringing')`)
 	alice.eval(`(async () => { const { Presence } = await import('/assets/js/presence.js'); const p = await Presence.get();
 		for (const c of p.calls.values()) if (c.state !== 'ended') p.cancel(c.id); return true; })()`, nil)
 	bob.until(ctx, "a missed call from Alice", `[...document.querySelectorAll('#history .call-row.missed')].some(r => r.querySelector('.name').textContent === 'Alice' && r.querySelector('.outcome').textContent === 'Missed' && r.querySelector('.detail').textContent.startsWith('Missed video call'))`)
@@ -221,6 +223,7 @@ func TestBrowserContacts(t *testing.T) {
 	alice.click(`#contact-list li[data-mode="remove"] .remove-ask .yes`)
 	alice.until(ctx, "Dev removed", `!`+row("Dev Shah"))
 	alice.eval(row("Bobby")+`.querySelector('.remove-btn').click()`, nil)
+	alice.until(ctx, "the removal question", row("Bobby")+`?.querySelector('.remove-ask').hidden === false`)
 	alice.click(`#contact-list li[data-mode="remove"] .remove-ask .yes`)
 	alice.until(ctx, "Bobby removed", `!`+row("Bobby"))
 	bob.until(ctx, "Alice unreachable for Bob", row("Alice")+`?.querySelector('.status').textContent === 'Not reachable' && `+row("Alice")+`.querySelector('.call-btn.voice').disabled`)

@@ -257,6 +257,7 @@ async function renderContacts() {
   for (const k of editing.keys()) if (!contactList.some((c) => c.key === k)) editing.delete(k);
   list.replaceChildren(...sorted.map((c) => contactRow(c, old.get(c.key))));
   $('contacts-empty').hidden = sorted.length > 0;
+  $('reach-note').hidden = !presence || presence.state !== 'online' || sorted.every((c) => reachable(c.key));
   const n = sorted.filter((c) => reachable(c.key)).length;
   $('count').textContent = sorted.length ? (n ? `${sorted.length} · ${n} reachable` : `${sorted.length}`) : '';
 }
