@@ -178,6 +178,7 @@ async function loadMe() {
 let contactList = [];
 
 function statusText(key) {
+  if (presence?.state === 'connecting') return { text: 'Connecting…', why: 'Connecting to the server: who is reachable shows in a moment.' };
   if (!presence || presence.state !== 'online') return { text: 'Unknown while you are offline', why: 'You are not connected to the server, so you cannot see who is reachable or call.' };
   if (reachable(key)) return { text: 'Reachable', why: '' };
   return { text: 'Not reachable', why: 'Not reachable: they are offline, or they have not added you to their contacts yet.' };
