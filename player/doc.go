@@ -18,7 +18,9 @@
 // /embed/{stream} (a chrome-less player for an iframe, postMessage API in
 // docs/embed.md), /live/{stream}/dashboard and its JSON (the operator's
 // view), /api/streams (the list as JSON), POST /api/uplink (the bounded,
-// rate-limited upload test the player's auto-detect runs), /assets/....
+// rate-limited upload test the player's auto-detect runs), /qr?text=… (a
+// QR code as SVG), /assets/...; with CallPages, the meeting and voice
+// channel pages and /contacts (this browser's identity and address book).
 //
 // The package holds no swarm logic: the pages drive the node through the
 // wasm's JavaScript API and only feed Media Source Extensions and draw.

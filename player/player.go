@@ -163,6 +163,7 @@ func (pl *Player) Routes() []Route {
 		{"GET /api/streams", "api_streams", http.HandlerFunc(pl.serveStreams)},
 		{"POST /api/uplink", "api_uplink", http.HandlerFunc(pl.serveUplink)},
 		{"GET /assets/", "assets", http.HandlerFunc(pl.assets.serve)},
+		{"GET /qr", "qr", http.HandlerFunc(pl.serveQR)},
 	}
 	if pl.p.Calls != nil {
 		rs = append(rs,
@@ -171,6 +172,7 @@ func (pl *Player) Routes() []Route {
 			Route{"GET /voice/{channel}", "voice", http.HandlerFunc(pl.serveVoice)},
 			Route{"GET /voice/{channel}/members", "voice_members", http.HandlerFunc(pl.serveVoiceMembers)},
 			Route{"GET /api/voice", "api_voice", http.HandlerFunc(pl.serveChannels)},
+			Route{"GET /contacts", "contacts", http.HandlerFunc(pl.serveContacts)},
 		)
 	}
 	return rs
@@ -197,6 +199,13 @@ func (pl *Player) serveVoice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pl.callPage(w, "voice.html", pageData{Title: "#" + name + " · Seedcast", Stream: name})
+}
+
+// serveContacts is the address book: this browser's identity and contact
+// link, its contacts (kept in the browser, never here) and their presence,
+// ringing calls, and the local call history.
+func (pl *Player) serveContacts(w http.ResponseWriter, r *http.Request) {
+	pl.callPage(w, "contacts.html", pageData{Title: "Contacts · Seedcast"})
 }
 
 func (pl *Player) serveVoiceMembers(w http.ResponseWriter, r *http.Request) {
