@@ -705,6 +705,7 @@ async function ringMode(id) {
     const contact = await ident.contact(info.peer);
     state.peerName = contact?.name || info.peerName || 'your contact';
     $('room-name').textContent = state.peerName;
+    document.querySelector('.stream-title').textContent = info.video ? 'Video call' : 'Voice call';
     document.title = `${state.peerName} · Seedcast`;
     if (info.e2ee) {
       if (!contact) throw new Error('This call is from someone who is not in your contacts.');
