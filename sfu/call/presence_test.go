@@ -392,3 +392,69 @@ func TestSealedChatHistory(t *testing.T) {
 		t.Fatalf("corrupt lines counted: %v", v)
 	}
 }
+
+// TestRingAutoAnswerAndUpgrade: a device with auto-answer on picks up a
+// call from its own user at once, and never one from anybody else; a call
+// grows into a group call when one side rings a third contact into its
+// room, who gets the box (a sealed key) as it was sent.
+func TestRingAutoAnswerAndUpgrade(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := newEnv(t, call.Limits{})
+	alice, bob, carol := newUser(t), newUser(t), newUser(t)
+
+	// Alice's always-on tablet answers her own calls by itself.
+	tablet, err := client.DialDevice(ctx, client.DeviceParams{URL: e.url("/presence/ws"), Key: alice.priv, Device: "alice-tablet",
+		Name: "Alice's tablet", Contacts: []ed25519.PublicKey{bob.pub}, AutoAnswer: true})
+	must(t, err)
+	t.Cleanup(tablet.Close)
+	phone := e.device(ctx, alice, "alice-phone", "Alice", bob, carol)
+	b := e.device(ctx, bob, "bob-laptop", "Bob", alice, carol)
+	c := e.device(ctx, carol, "carol-phone", "Carol", alice, bob)
+
+	must(t, phone.Ring(alice.pub, salt()))
+	self, err := phone.WaitCall(ctx, "", "connecting")
+	must(t, err)
+	if _, err := tablet.WaitCall(ctx, self.ID, "connecting"); err != nil {
+		t.Fatalf("the tablet did not pick up its own user's call: %v", err)
+	}
+	for _, ev := range tablet.Events() {
+		if ev.Type == call.PTypeCall && ev.Call.State == "incoming-ringing" {
+			t.Fatal("an auto-answer device rang instead of answering")
+		}
+	}
+	must(t, phone.Act(call.PTypeHangup, self.ID))
+	_, err = tablet.WaitCall(ctx, self.ID, "ended")
+	must(t, err)
+
+	// Bob calls Alice: the tablet rings like any device; nobody answers for her.
+	must(t, b.Ring(alice.pub, salt()))
+	out, err := b.WaitCall(ctx, "", "outgoing-ringing")
+	must(t, err)
+	if _, err := tablet.WaitCall(ctx, out.ID, "incoming-ringing"); err != nil {
+		t.Fatalf("the tablet should ring for Bob: %v", err)
+	}
+	must(t, phone.Act(call.PTypeAnswer, out.ID))
+	bc, err := b.WaitCall(ctx, out.ID, "connecting")
+	must(t, err)
+	ac, err := phone.WaitCall(ctx, out.ID, "connecting")
+	must(t, err)
+
+	// Alice rings Carol into the call's room, with a box for her.
+	must(t, phone.Send(call.PMsg{Type: call.PTypeRing, To: carol.key(), Video: true, E2EE: true,
+		Salt: base64.RawURLEncoding.EncodeToString(salt()), Room: ac.Room, Box: "c2VhbGVkLWtleQ"}))
+	in, err := c.WaitCall(ctx, "", "incoming-ringing")
+	must(t, err)
+	if !in.Group || in.Box != "c2VhbGVkLWtleQ" || in.Peer != alice.key() {
+		t.Fatalf("the third contact's ring: %+v", in)
+	}
+	must(t, c.Act(call.PTypeAnswer, in.ID))
+	cc, err := c.WaitCall(ctx, in.ID, "connecting")
+	must(t, err)
+	if cc.Room != bc.Room {
+		t.Fatalf("Carol was rung into room %s, the call is in %s", cc.Room, bc.Room)
+	}
+	// Ringing into a room you are not in is refused.
+	must(t, b.Send(call.PMsg{Type: call.PTypeRing, To: carol.key(), Salt: base64.RawURLEncoding.EncodeToString(salt()), Room: call.NewRoomID()}))
+	waitErr(ctx, t, b, call.CodeNoCall)
+}

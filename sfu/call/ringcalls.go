@@ -39,11 +39,6 @@ func (s *Server) ringLocked(d *device, msg PMsg) (code, text string) {
 	if !self && !d.contacts[to] {
 		return CodeNotContact, "add them to your contacts first"
 	}
-	for _, rc := range d.calls {
-		if rc.c.State() != ring.Ended && (msg.Room == "" || rc.room != msg.Room) {
-			return CodeBusyCaller, "you are already in a call"
-		}
-	}
 	room, group := NewRoomID(), false
 	if msg.Room != "" {
 		in := false
@@ -56,6 +51,12 @@ func (s *Server) ringLocked(d *device, msg PMsg) (code, text string) {
 		}
 		room, group = msg.Room, true
 	}
+	for _, rc := range d.calls {
+		if rc.c.State() != ring.Ended && (msg.Room == "" || rc.room != msg.Room) {
+			return CodeBusyCaller, "you are already in a call"
+		}
+	}
+
 	// The devices that ring: the callee's online devices that list the
 	// caller (or, calling yourself, your other devices). A callee that is
 	// offline and one that does not list the caller look the same to the

@@ -617,6 +617,9 @@ function paintLocks() {
     el.dataset.e2ee = st;
   }
   $('e2ee-badge').hidden = false;
+  const bad = [...$('stage').children].some((el) => el.dataset.e2ee === 'failing' || el.dataset.e2ee === 'no-key');
+  $('e2ee-badge').classList.toggle('bad', bad);
+  $('e2ee-badge').lastChild.textContent = bad ? 'Some media cannot be decrypted' : 'End-to-end encrypted';
 }
 
 const lockSVG = '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><rect x="5" y="10" width="14" height="10" rx="2" fill="currentColor"/><path d="M8 10V7a4 4 0 0 1 8 0v3" fill="none" stroke="currentColor" stroke-width="2"/></svg>';
