@@ -22,6 +22,12 @@
 // QR code as SVG), /assets/...; with CallPages, the meeting and voice
 // channel pages and /contacts (this browser's identity and address book).
 //
+// Every page but the embed carries ringer.js: once the browser has an
+// identity, it holds the presence WebSocket (js/presence.js) and shows an
+// incoming call on whatever page is open. Identity, contacts and call
+// history live in the browser (js/identity.js: IndexedDB, non-extractable
+// WebCrypto keys); end-to-end encryption is js/e2ee/ (docs/e2ee.md).
+//
 // The package holds no swarm logic: the pages drive the node through the
 // wasm's JavaScript API and only feed Media Source Extensions and draw.
 package player
