@@ -59,18 +59,12 @@ func (c *pconn) closeWith(code, reason string) {
 }
 
 func (s *Server) servePresence(w http.ResponseWriter, r *http.Request) {
-	addr := s.p.ClientIP(r)
-	release, ok := s.admitConn(w, addr)
+	ws, release, ok := s.accept(w, r, MaxPresenceBytes)
 	if !ok {
 		return
 	}
 	defer release()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.p.OriginPatterns})
-	if err != nil {
-		s.m.refused.WithLabelValues("handshake").Inc()
-		return
-	}
-	ws.SetReadLimit(MaxPresenceBytes)
+	addr := s.p.ClientIP(r)
 	c := &pconn{
 		pump: newPump(s, ws), s: s, addr: addr, host: r.Host,
 		nonce: make([]byte, 32),

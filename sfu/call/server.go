@@ -342,20 +342,30 @@ func (s *Server) admitConn(w http.ResponseWriter, addr netip.Addr) (release func
 	}, true
 }
 
+// accept admits and upgrades a WebSocket (signalling or presence) whose
+// messages are at most limit bytes; release must follow its end.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, limit int64) (ws *websocket.Conn, release func(), ok bool) {
+	release, ok = s.admitConn(w, s.p.ClientIP(r))
+	if !ok {
+		return nil, nil, false
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.p.OriginPatterns})
+	if err != nil {
+		s.m.refused.WithLabelValues("handshake").Inc()
+		release()
+		return nil, nil, false
+	}
+	ws.SetReadLimit(limit)
+	return ws, release, true
+}
+
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, name, kind string) {
-	release, ok := s.admitConn(w, s.p.ClientIP(r))
+	ws, release, ok := s.accept(w, r, MaxMessageBytes)
 	if !ok {
 		return
 	}
 	defer release()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.p.OriginPatterns})
-	if err != nil {
-		s.m.refused.WithLabelValues("handshake").Inc()
-		return
-	}
-	ws.SetReadLimit(MaxMessageBytes)
-	c := newConn(s, ws, name, kind, s.p.ClientIP(r))
-	c.run(r.Context())
+	newConn(s, ws, name, kind, s.p.ClientIP(r)).run(r.Context())
 }
 
 // Close ends every room and connection and waits for them.
