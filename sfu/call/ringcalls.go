@@ -24,7 +24,13 @@ type ringCall struct {
 	timer          *time.Timer
 	members        map[string]ring.Side // call-room participant id → side
 	ended          bool
+	issued         [3][]string // by side: the newest invites' nonces (s.tickets)
 }
+
+// maxTickets is how many of a side's invites stay good at once: a page
+// may join with one it got a few notices ago, and a side cannot make the
+// server hold more by asking for states.
+const maxTickets = 4
 
 // ticket is a ring call's one-time invite into its room, by nonce.
 type ticket struct {
@@ -278,6 +284,11 @@ func (rc *ringCall) base(d *device, side ring.Side) CallInfo {
 		inv := newInvite(s.p.Secret, callPrefix+rc.room, now.Add(10*time.Minute))
 		nonce, _, _ := checkInvite(s.p.Secret, callPrefix+rc.room, inv, now)
 		s.tickets[nonce] = ticket{rc: rc, side: side}
+		rc.issued[side] = append(rc.issued[side], nonce)
+		if old := rc.issued[side]; len(old) > maxTickets {
+			delete(s.tickets, old[0])
+			rc.issued[side] = old[1:]
+		}
 		info.Room, info.Invite = rc.room, inv
 	}
 	return info
