@@ -133,6 +133,22 @@ func TestBrowserRing(t *testing.T) {
 	alice.until(ctx, "the 1:1 layout", `document.getElementById('stage').classList.contains('one-to-one')`)
 	screenshot(t, alice.ctx, "ring-call-1to1", 1280, 800)
 
+	// A blip: Bob's signalling connection drops for 2 s; he resumes and the
+	// call goes on (the server's watchdog waits for him, nobody is told).
+	bob1.eval(`__call.client.dropSignalling(2000), true`, nil)
+	bob1.until(ctx, "Bob reconnecting", `!document.getElementById('conn-state').hidden`)
+	bob1.until(ctx, "Bob resumed", `document.getElementById('conn-state').hidden && __call.client.ws?.readyState === 1`)
+	var frames0 int
+	alice.eval(`__call.stats().filter((s) => s.key !== __call.client.me).reduce((a, s) => a + s.frames, 0)`, &frames0)
+	alice.until(ctx, "Bob's video still moving", fmt.Sprintf(`__call.stats().filter((s) => s.key !== __call.client.me).reduce((a, s) => a + s.frames, 0) > %d`, frames0+30))
+	for _, tab := range both {
+		var st string
+		tab.eval(`__call.ring.state`, &st)
+		if st != "active" {
+			t.Fatalf("%s: after the blip the call is %q", tab.name, st)
+		}
+	}
+
 	// Sealed chat: Bob reads it; the server's history has ciphertext only.
 	const secret = "the eagle lands at noon"
 	alice.eval(fmt.Sprintf(`__call.client.chat(%q).then(() => true)`, secret), nil)
