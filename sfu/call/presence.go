@@ -35,6 +35,7 @@ type device struct {
 	autoAnswer bool
 	pc         *pconn // nil while away (its calls wait for it to come back)
 	calls      map[string]*ringCall
+	rings      *rate.Limiter // a ring a second, bursts of 5: no ring storms
 }
 
 // pconn is one presence WebSocket.
@@ -169,7 +170,7 @@ func (s *Server) deviceHello(c *pconn, msg PMsg) (code, text string) {
 			devs = map[string]*device{}
 			s.devices[msg.Key] = devs
 		}
-		d = &device{key: msg.Key, id: msg.Device, calls: map[string]*ringCall{}}
+		d = &device{key: msg.Key, id: msg.Device, calls: map[string]*ringCall{}, rings: rate.NewLimiter(1, 5)}
 		devs[msg.Device] = d
 	}
 	wasHere := s.onlineLocked(msg.Key)
@@ -329,6 +330,10 @@ func (s *Server) presenceMsg(c *pconn, msg PMsg) {
 		d.name = msg.Name
 		d.autoAnswer = msg.AutoAnswer
 	case PTypeRing:
+		if !d.rings.Allow() {
+			fail(CodeRateLimited, "ringing too often: wait a moment")
+			return
+		}
 		if code, text := s.ringLocked(d, msg); code != "" {
 			fail(code, text)
 		}

@@ -345,6 +345,11 @@ func TestPresenceBadInput(t *testing.T) {
 	if got := a.Ready().Online; len(got) != 0 {
 		t.Fatalf("online after a forged hello: %v", got)
 	}
+	// Ringing in a storm: the sixth ring in a row is refused for rate.
+	for range 6 {
+		must(t, a.Ring(bob.pub, salt()))
+	}
+	waitErr(ctx, t, a, call.CodeRateLimited)
 }
 
 // TestSealedChatHistory: sealed chat lines are kept on disk as they came
