@@ -51,6 +51,62 @@ type allocTrack struct {
 	cur int
 }
 
+// layerState is one received simulcast layer of a track, as the
+// allocator sees it.
+type layerState struct {
+	rid     string
+	flowing bool   // a packet arrived in the last second
+	rate    uint64 // measured bit/s, 0 before it is measured
+}
+
+// offerLayers returns the call layers of a track a subscriber may be
+// given, lowest first, with their rates, and the index among them of the
+// layer it is forwarded now, cur (-1 if none is, or cur is not offered).
+// demand is the highest layer anyone forwards or waits for.
+//
+// When some layer flows, a layer that does not was either dropped by the
+// publisher's browser (CPU or bandwidth adaptation) or paused by
+// dynacast. A dropped layer (one in demand) is not offered, and that
+// includes the subscriber's current layer: dynacast does not pause a
+// layer in demand, and a subscriber left on it would see a frozen picture
+// until the browser brought it back (seen for 5 to 8 s under CPU load). A
+// layer above the demand is paused by dynacast and comes back when asked
+// for, so it is offered (with the rate it had) to a subscriber whose
+// current layer plays meanwhile, and not to one that has none playing: it
+// starts, or starts again, on a layer that flows. When no layer flows (a
+// muted camera) every layer is offered, at no cost. Pure.
+func offerLayers(ls []layerState, cur string, demand Quality) (rids []string, rates []uint64, curIdx int) {
+	curIdx = -1
+	silent, playing := true, false
+	for _, l := range ls {
+		silent = silent && !l.flowing
+		playing = playing || (l.flowing && l.rid == cur && cur != "")
+	}
+	for q, rid := range callRIDs {
+		for _, l := range ls {
+			if l.rid != rid {
+				continue
+			}
+			if !silent && !l.flowing && (Quality(q) <= demand || !playing) {
+				continue
+			}
+			r := l.rate
+			if r == 0 {
+				r = nominalRate[q]
+			}
+			if silent {
+				r = 0
+			}
+			if l.rid == cur {
+				curIdx = len(rates)
+			}
+			rates = append(rates, r)
+			rids = append(rids, rid)
+		}
+	}
+	return rids, rates, curIdx
+}
+
 // allocate splits a subscriber's downlink budget (bit/s, after its audio)
 // between its video tracks. Every shown track gets its lowest layer first,
 // even past the budget (a frozen tile is worse than a congested one, and

@@ -11,9 +11,29 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// keyframeRetry is how often a down track waiting for a keyframe on its
-// target layer asks again.
-const keyframeRetry = int64(time.Second)
+// A down track waiting for a keyframe on its target layer asks again
+// every keyframeRetry while the layer it forwards still plays, and every
+// keyframeRetryFrozen while the subscriber's picture is frozen: nothing is
+// forwarded yet, or the layer forwarded has sent nothing for frozenAfter.
+// Requests are also limited per publisher layer (KeyframeInterval), so
+// many waiting subscribers do not multiply them.
+const (
+	keyframeRetry       = int64(time.Second)
+	keyframeRetryFrozen = int64(500 * time.Millisecond)
+	frozenAfter         = int64(500 * time.Millisecond)
+)
+
+// keyframeAskDue reports whether a down track waiting for a keyframe
+// should ask again at now, having last asked at lastAsk; curLast is when
+// the layer it forwards last sent a packet (0: it forwards none). All
+// Unix ns. Pure.
+func keyframeAskDue(now, lastAsk, curLast int64) bool {
+	every := keyframeRetry
+	if curLast == 0 || now-curLast >= frozenAfter {
+		every = keyframeRetryFrozen
+	}
+	return now-lastAsk >= every
+}
 
 // downTrack forwards one room track to one subscriber. It is the
 // subscriber's pion TrackLocal: it has its own SSRC (chosen by pion when it
@@ -39,6 +59,7 @@ type downTrack struct {
 	alloc    string // rid chosen by a call's allocator, "" for none
 	off      bool   // a call subscriber does not show the track: forward nothing
 	lastAsk  int64  // last keyframe request for target, Unix ns
+	waitFrom int64  // when the wait for target's keyframe began, Unix ns (0: none)
 	est      *lossEstimator
 	hdr      rtp.Header      // scratch output header
 	ext      []rtp.Extension // scratch extensions, reused
@@ -158,12 +179,23 @@ func (d *downTrack) forward(l *layer, pkt *rtp.Packet, keyStart bool, now int64)
 		}
 		if !keyStart {
 			// Keep the old layer until the new one sends a keyframe.
-			if now-d.lastAsk >= keyframeRetry {
+			var curLast int64
+			if d.cur != nil {
+				curLast = d.cur.lastRTP.Load()
+			}
+			if keyframeAskDue(now, d.lastAsk, curLast) {
 				d.lastAsk = now
-				l.requestKeyframe(now, reasonSwitch)
+				sent := l.requestKeyframe(now, reasonSwitch)
+				d.sub.log.Debug("keyframe asked again", "track", d.t.id, "rid", l.rid, "sent", sent, "waiting", time.Duration(now-d.waitFrom).Round(time.Millisecond).String())
 			}
 			return false
 		}
+		from := "none"
+		if d.cur != nil {
+			from = d.cur.rid
+		}
+		d.sub.log.Debug("layer switched", "track", d.t.id, "from", from, "to", l.rid, "waited", time.Duration(now-d.waitFrom).Round(time.Millisecond).String())
+		d.waitFrom = 0
 		d.cur = l
 	}
 	seq, ts, ok := d.rw.rewrite(l.src, pkt.SequenceNumber, pkt.Timestamp, now)
@@ -270,7 +302,13 @@ func (d *downTrack) reselect(now time.Time, force bool) {
 	if next != d.cur || force {
 		ns := now.UnixNano()
 		d.lastAsk = ns
-		next.requestKeyframe(ns, reasonJoin)
+		d.waitFrom = ns
+		sent := next.requestKeyframe(ns, reasonJoin)
+		from := "none"
+		if d.cur != nil {
+			from = d.cur.rid
+		}
+		d.sub.log.Debug("waiting for a keyframe", "track", d.t.id, "from", from, "to", next.rid, "asked", sent, "flowing", next.flowing(ns))
 	}
 }
 

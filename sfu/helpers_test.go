@@ -267,6 +267,10 @@ type testPublisher struct {
 
 	keyWanted []atomic.Bool // per layer
 	plis      atomic.Int64
+	// paused layers send nothing (a browser that dropped the layer);
+	// a layer ignores as many PLIs as its lostPLIs says (lost on the way).
+	paused    []atomic.Bool
+	lostPLIs  []atomic.Int32
 	sent      atomic.Int64 // video packets written
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -321,6 +325,8 @@ func startPublisher(ctx context.Context, t testing.TB, env *testEnv, stream, key
 		}
 	}
 	p.keyWanted = make([]atomic.Bool, len(p.video))
+	p.paused = make([]atomic.Bool, len(p.video))
+	p.lostPLIs = make([]atomic.Int32, len(p.video))
 	for i := range p.keyWanted {
 		p.keyWanted[i].Store(true)
 	}
@@ -371,6 +377,10 @@ func startPublisher(ctx context.Context, t testing.TB, env *testEnv, stream, key
 				for _, pk := range pkts {
 					switch pk.(type) {
 					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						if p.lostPLIs[i].Add(-1) >= 0 {
+							continue
+						}
+						p.lostPLIs[i].Store(0)
 						p.plis.Add(1)
 						p.keyWanted[i].Store(true)
 					}
@@ -458,6 +468,9 @@ func (p *testPublisher) run(midExt, ridExt, levelExt uint8, mid string) {
 			aframe++
 		case <-frameTick.C:
 			for i, track := range p.video {
+				if p.paused[i].Load() {
+					continue
+				}
 				key := p.keyWanted[i].Swap(false) || (p.opts.keyEvery > 0 && int(frame)%p.opts.keyEvery == 0)
 				n := p.packetsPerFrame(i)
 				layer := byte('v')

@@ -419,10 +419,12 @@ func (p *Participant) startSubscribe() error {
 	return nil
 }
 
-// allocLoop reallocates the downlink every second while the subscribe
-// connection lives: layer bitrates move even when the estimate does not.
+// allocLoop reallocates the downlink every half second while the
+// subscribe connection lives: layer bitrates move even when the estimate
+// does not, and a layer the publisher stops sending must be replaced
+// soon (the subscriber forwarded it sees a frozen picture).
 func (p *Participant) allocLoop(ss *session) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
@@ -540,40 +542,18 @@ func (p *Participant) allocate() {
 		}
 		it := allocTrack{want: sb.want, cur: -1}
 		cur, _ := sb.d.wanted()
-		silent := true // a muted camera sends nothing: it costs nothing
-		for _, l := range layers {
-			silent = silent && !l.flowing(nowNS)
+		curRID := ""
+		if cur != nil {
+			curRID = cur.rid
 		}
-		demand := p.room.demandOf(sb.d.t)
-		var names []string
-		for q, rid := range callRIDs {
-			for _, l := range layers {
-				if l.rid != rid {
-					continue
-				}
-				if !silent && !l.flowing(nowNS) && l != cur && (Quality(q) <= demand || cur == nil) {
-					// The publisher was asked for this layer and sends
-					// nothing on it: its browser dropped it (CPU or
-					// bandwidth). A layer above the demand is paused by
-					// dynacast and comes back when asked for, while the
-					// subscriber keeps its current layer; one with none
-					// yet starts on a layer that flows.
-					continue
-				}
-				// A layer paused by dynacast keeps the rate it had.
-				r := l.bitrate.Load()
-				if r == 0 {
-					r = nominalRate[q]
-				}
-				if silent {
-					r = 0
-				}
-				if l == cur {
-					it.cur = len(it.rates)
-				}
-				it.rates = append(it.rates, r)
-				names = append(names, rid)
-			}
+		states := make([]layerState, 0, len(layers))
+		for _, l := range layers {
+			states = append(states, layerState{rid: l.rid, flowing: l.flowing(nowNS), rate: l.bitrate.Load()})
+		}
+		names, rates, curIdx := offerLayers(states, curRID, p.room.demandOf(sb.d.t))
+		it.rates, it.cur = rates, curIdx
+		if curIdx < 0 && rankOf(curRID) >= 0 {
+			p.log.Debug("forwarded layer stopped: moving to one that flows", "track", sb.d.t.id, "rid", curRID, "offered", names)
 		}
 		if len(it.rates) == 0 { // no simulcast, or not received yet
 			it.rates = []uint64{nominalRate[QualityMedium]}
@@ -595,9 +575,7 @@ func (p *Participant) allocate() {
 	probe := now.Sub(p.lastProbe) >= riseHold
 	out, probed := allocateProbing(budget, items, p.s.p.Layers, congested, probe)
 	for i, sb := range subs {
-		// The hold may name a layer that has since stopped (its index is
-		// past the layers offered now): take the highest offered.
-		out[i] = min(holdLayer(sb, out[i], now), len(items[i].rates)-1)
+		out[i] = holdLayer(sb, out[i], rids[i], now)
 	}
 	if probed >= 0 && out[probed] > items[probed].cur {
 		p.lastProbe = now
@@ -651,17 +629,35 @@ const (
 )
 
 // holdLayer applies the hold to the allocator's choice next (an index
-// into the track's layers, -1 for none) and records the result. Called
-// with p.mu held.
-func holdLayer(sb *subscribed, next int, now time.Time) int {
+// into rids, the layers offered now; -1 for none) and records the
+// result. The hold remembers a layer by its rank (q, h, f), not by its
+// index: when the publisher's browser drops or pauses a layer the
+// indexes shift, and a remembered index would name another layer. A
+// held layer that is no longer offered is not held: the allocator's
+// choice is taken at once. Called with p.mu held.
+func holdLayer(sb *subscribed, next int, rids []string, now time.Time) int {
+	rank := func(i int) int {
+		if i < 0 || i >= len(rids) {
+			return -1
+		}
+		if r := rankOf(rids[i]); r >= 0 {
+			return r
+		}
+		return i // not a call layer (no simulcast): its index
+	}
+	nextRank := rank(next)
 	if sb.last != -2 && sb.want == sb.lastWant && next >= 0 && sb.last >= 0 {
 		since := now.Sub(sb.lastAt)
-		if (next > sb.last && since < riseHold) || (next < sb.last && since < dropHold) {
-			return sb.last
+		if (nextRank > sb.last && since < riseHold) || (nextRank < sb.last && since < dropHold) {
+			for i := range rids {
+				if rank(i) == sb.last {
+					return i
+				}
+			}
 		}
 	}
-	if next != sb.last {
-		sb.last, sb.lastAt = next, now
+	if nextRank != sb.last {
+		sb.last, sb.lastAt = nextRank, now
 	}
 	sb.lastWant = sb.want
 	return next

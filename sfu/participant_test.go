@@ -385,7 +385,7 @@ func TestHoldLayer(t *testing.T) {
 	}
 	for i, st := range steps {
 		sb.want = st.want
-		if got := holdLayer(sb, st.next, t0.Add(st.at)); got != st.got {
+		if got := holdLayer(sb, st.next, callRIDs[:], t0.Add(st.at)); got != st.got {
 			t.Fatalf("step %d (%v): holdLayer = %d, want %d", i, st.at, got, st.got)
 		}
 	}

@@ -126,17 +126,19 @@ func newLayer(t *publishedTrack, pub *session, remote *webrtc.TrackRemote, recv 
 func (l *layer) flowing(now int64) bool { return now-l.lastRTP.Load() < int64(time.Second) }
 
 // requestKeyframe sends a PLI to the publisher unless one was sent for this
-// layer less than KeyframeInterval ago. now is Unix ns.
-func (l *layer) requestKeyframe(now int64, reason string) {
+// layer less than KeyframeInterval ago (every subscriber's requests count
+// against the one limit). now is Unix ns. It reports whether it asked.
+func (l *layer) requestKeyframe(now int64, reason string) bool {
 	if l.ck == codecAudio || !l.limiter.allow(now) {
-		return
+		return false
 	}
 	m := l.t.room.s.m
 	m.keyframeRequests.WithLabelValues(reason).Inc()
 	if l.pub == nil || l.pub.pc == nil {
-		return
+		return true
 	}
 	_ = l.pub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
+	return true
 }
 
 // readLoop reads the layer's RTP until the track ends.

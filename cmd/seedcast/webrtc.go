@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 // webrtcFlags configure ICE for the SFU and the publisher.
 type webrtcFlags struct {
 	loopbackOnly bool
+	interfaces   string
 	udpPorts     string
 	udpMux       int
 	natIPs       string
@@ -23,6 +25,7 @@ type webrtcFlags struct {
 
 func (w *webrtcFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&w.loopbackOnly, "webrtc-loopback-only", false, "ICE on 127.0.0.1 only (tests, single-machine demos)")
+	fs.StringVar(&w.interfaces, "webrtc-interfaces", "", "ICE on these network interfaces only (comma-separated names; with --webrtc-loopback-only, these besides lo)")
 	fs.IntVar(&w.udpMux, "webrtc-udp-mux", -1, "carry all ICE on this one UDP port (0: any free port; -1: a port per peer connection), writing packets in batches (sendmmsg)")
 	fs.StringVar(&w.udpPorts, "webrtc-udp-ports", "", "UDP port range for ICE, e.g. 40000-40999 (default: any)")
 	fs.StringVar(&w.natIPs, "webrtc-nat-ips", "", "public IPs to announce instead of the host's (comma-separated, 1:1 NAT)")
@@ -40,6 +43,13 @@ func (w *webrtcFlags) config() (sfu.ICEConfig, []webrtc.ICEServer, error) {
 		// Loopback candidates too, so that a publisher on the same machine (the
 		// built-in demo) connects even where there is no other interface.
 		c.IncludeLoopback = true
+	}
+	if w.interfaces != "" {
+		names := strings.Split(w.interfaces, ",")
+		loopback := w.loopbackOnly
+		c.InterfaceFilter = func(name string) bool {
+			return (loopback && name == "lo") || slices.Contains(names, name)
+		}
 	}
 	if w.udpPorts != "" {
 		lo, hi, ok := strings.Cut(w.udpPorts, "-")
