@@ -173,7 +173,8 @@ func TestBrowserCall(t *testing.T) {
 	eve.until(ctx, "Eve's lobby", "document.getElementById('preview').videoWidth > 0")
 	eve.join("Eve")
 	ann.until(ctx, "Eve's knock", "[...__call.knocks.values()].some(k => k.name === 'Eve')")
-	ann.eval("document.querySelector('#knocks .knock .secondary').click()", nil) // the Deny button
+	// Eve's Deny button (not another knock's that has not gone yet).
+	ann.eval("[...document.querySelectorAll('#knocks .knock')].find((k) => k.textContent.startsWith('Eve')).querySelector('.secondary').click()", nil)
 	eve.until(ctx, "Eve told she was denied", "!document.getElementById('ended').hidden && document.getElementById('ended-text').textContent.includes('did not let you in')")
 	_ = chromedp.Do(eve.ctx, chromedp.Navigate("about:blank"))
 
