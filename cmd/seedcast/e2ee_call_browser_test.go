@@ -17,39 +17,29 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
-	"github.com/pion/rtp/codecs"
 
 	"github.com/seedcast/seedcast/media/sframe"
 	"github.com/seedcast/seedcast/sfu"
 	"github.com/seedcast/seedcast/sfu/call/client"
 )
 
-// vp8Frames reassembles VP8 frames from a track's RTP packets (one
-// sender, in order on loopback).
+// vp8Frames keeps the first 300 VP8 frames of a track.
 type vp8Frames struct {
+	client.VP8Frames
 	mu     sync.Mutex
-	cur    []byte
-	ok     bool
 	frames [][]byte
 }
 
-func (f *vp8Frames) add(pkt *rtp.Packet) {
-	var p codecs.VP8Packet
-	body, err := p.Unmarshal(pkt.Payload)
-	if err != nil {
-		return
+func newVP8Frames() *vp8Frames {
+	f := &vp8Frames{}
+	f.OnFrame = func(b []byte) {
+		f.mu.Lock()
+		if len(f.frames) < 300 {
+			f.frames = append(f.frames, b)
+		}
+		f.mu.Unlock()
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if p.S == 1 && p.PID == 0 {
-		f.cur, f.ok = append([]byte(nil), body...), true
-	} else if f.ok {
-		f.cur = append(f.cur, body...)
-	}
-	if pkt.Marker && f.ok && len(f.frames) < 300 {
-		f.frames = append(f.frames, f.cur)
-		f.cur, f.ok = nil, false
-	}
+	return f
 }
 
 func (f *vp8Frames) all() [][]byte {
@@ -142,14 +132,14 @@ func TestBrowserE2EEMeeting(t *testing.T) {
 	// The Go tap joins with an invite and records Alice's camera.
 	var aliceID string
 	alice.eval(`__call.client.me`, &aliceID)
-	frames := &vp8Frames{}
+	frames := newVP8Frames()
 	inv, _ := url.Parse(invite())
 	wsBase := "ws" + strings.TrimPrefix(base, "http")
 	tap, err := client.Dial(ctx, client.Params{URL: wsBase + "/call/" + room + "/ws", Name: "Tap", Invite: inv.Query().Get("invite"),
 		API: client.NewAPI(sfu.LoopbackICE(6 * time.Second).SettingEngine()), AutoSubscribe: true,
 		OnRTP: func(track, mime string, pkt *rtp.Packet) {
 			if strings.EqualFold(mime, "video/VP8") && strings.HasPrefix(track, aliceID+"-") {
-				frames.add(pkt)
+				frames.Add(pkt)
 			}
 		}})
 	if err != nil {

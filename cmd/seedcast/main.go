@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"who pass verified chunks to each other while the origin seeds a few copies.\n" +
 			"Run `seedcast <subcommand> --help` for a subcommand's flags; each flag can also\n" +
 			"be set with SEEDCAST_<FLAG> (dashes as underscores).",
-		Subcommands: []*ffcli.Command{serveCommand(stdout, stderr), publishCommand(stderr), viewerCommand(stdout, stderr), simCommand(stdout, stderr), benchCommand(stdout, stderr), tokenCommand(stdout), versionCommand(stdout)},
+		Subcommands: []*ffcli.Command{serveCommand(stdout, stderr), publishCommand(stderr), viewerCommand(stdout, stderr), deviceCommand(stdout, stderr), simCommand(stdout, stderr), benchCommand(stdout, stderr), tokenCommand(stdout), versionCommand(stdout)},
 		Exec: func(context.Context, []string) error {
 			return flag.ErrHelp
 		},

@@ -189,6 +189,27 @@ func (d *Device) WaitFor(ctx context.Context, match func(call.POut) bool) (call.
 	}
 }
 
+// Next waits for messages after the first seen ones and returns them all
+// (seen counts from the connection's start; at most the last 4096 are kept).
+func (d *Device) Next(ctx context.Context, seen int) ([]call.POut, error) {
+	for {
+		d.mu.Lock()
+		evs, ch, gone := d.events, d.notify, d.gone
+		d.mu.Unlock()
+		if len(evs) > seen {
+			return append([]call.POut(nil), evs[seen:]...), nil
+		}
+		if gone != nil {
+			return nil, fmt.Errorf("%w: %v", ErrClosed, gone)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
 // WaitCall waits for a call message of call id (any call when id is "")
 // in state.
 func (d *Device) WaitCall(ctx context.Context, id, state string) (call.CallInfo, error) {
