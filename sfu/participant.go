@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -244,7 +245,7 @@ func (p *Participant) PublishOffer(ctx context.Context, offer string) (PublishRe
 		}
 	}
 	p.mu.Lock()
-	for _, mid := range slices.Sorted(mapKeys(now)) {
+	for _, mid := range slices.Sorted(maps.Keys(now)) {
 		id := p.trackID(mid)
 		if _, ok := p.published[id]; ok {
 			continue
@@ -262,7 +263,7 @@ func (p *Participant) PublishOffer(ctx context.Context, offer string) (PublishRe
 		p.published[id] = ct
 		res.Added = append(res.Added, ct)
 	}
-	for _, id := range slices.Sorted(mapKeys(p.published)) {
+	for _, id := range slices.Sorted(maps.Keys(p.published)) {
 		if _, ok := now[p.published[id].Mid]; !ok {
 			delete(p.published, id)
 			res.Removed = append(res.Removed, id)
@@ -273,16 +274,6 @@ func (p *Participant) PublishOffer(ctx context.Context, offer string) (PublishRe
 		p.room.removeTrack(id)
 	}
 	return res, nil
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // startPublish makes the publish connection from the first offer.
@@ -473,7 +464,7 @@ func (p *Participant) trackGone(d *downTrack) {
 func (p *Participant) Subscriptions() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return slices.Sorted(mapKeys(p.subs))
+	return slices.Sorted(maps.Keys(p.subs))
 }
 
 // SetQuality sets the highest quality the participant can use of video
@@ -524,7 +515,7 @@ func (p *Participant) allocate() {
 	budget := uint64(max(p.sub.bwe.GetTargetBitrate(), 0))
 	estimate := budget
 	nowNS := p.s.now().UnixNano()
-	ids := slices.Sorted(mapKeys(p.subs))
+	ids := slices.Sorted(maps.Keys(p.subs))
 	var items []allocTrack
 	var downs []*downTrack
 	var subs []*subscribed
@@ -814,7 +805,7 @@ func (p *Participant) end(reason string, notify bool) {
 	}
 	p.closed = true
 	pub, sub := p.pub, p.sub
-	published := slices.Sorted(mapKeys(p.published))
+	published := slices.Sorted(maps.Keys(p.published))
 	p.published = map[string]CallTrack{}
 	subs := p.subs
 	p.subs = map[string]*subscribed{}
