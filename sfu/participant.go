@@ -163,7 +163,7 @@ func (ss *session) speakerID() string {
 func sending(sd *sdp.SessionDescription) map[string]media.Kind {
 	out := map[string]media.Kind{}
 	for _, md := range sd.MediaDescriptions {
-		if md.MediaName.Port.Value == 0 {
+		if send, _ := directions(md); !send {
 			continue
 		}
 		kind := media.KindAudio
@@ -174,17 +174,7 @@ func sending(sd *sdp.SessionDescription) map[string]media.Kind {
 		default:
 			continue
 		}
-		mid, _ := md.Attribute("mid")
-		if mid == "" {
-			continue
-		}
-		send := true
-		for _, a := range md.Attributes {
-			if a.Key == "recvonly" || a.Key == "inactive" {
-				send = false
-			}
-		}
-		if send {
+		if mid, _ := md.Attribute("mid"); mid != "" {
 			out[mid] = kind
 		}
 	}

@@ -105,16 +105,28 @@ func hasVideoCodec(md *sdp.MediaDescription, kind RoomKind) bool {
 // canReceive reports whether an offer's media section lets the offerer
 // receive media.
 func canReceive(md *sdp.MediaDescription) bool {
+	_, recv := directions(md)
+	return recv
+}
+
+// directions says whether the side that wrote a media section sends on it
+// and receives on it (a rejected section, port 0, does neither).
+func directions(md *sdp.MediaDescription) (send, recv bool) {
 	if md.MediaName.Port.Value == 0 {
-		return false
+		return false, false
 	}
+	send, recv = true, true
 	for _, a := range md.Attributes {
 		switch a.Key {
-		case "sendonly", "inactive":
-			return false
+		case "sendonly":
+			recv = false
+		case "recvonly":
+			send = false
+		case "inactive":
+			send, recv = false, false
 		}
 	}
-	return true
+	return send, recv
 }
 
 // offerUfrag returns the ICE ufrag of an SDP (session or first media level).
