@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/sdp/v3"
@@ -62,13 +63,17 @@ type ParticipantParams struct {
 
 // Participant is a member of a call room (see Server.Join).
 type Participant struct {
-	s       *Server
-	room    *Room
-	id      string
-	p       ParticipantParams
-	log     *slog.Logger
-	release func() // the participant's hold on its room
-	done    chan struct{}
+	s *Server
+	// lastEstimateAlloc is when a GCC estimate change last reallocated
+	// (Unix ns): estimates change many times a second, and the half-second
+	// loop catches what a skipped one would have done.
+	lastEstimateAlloc atomic.Int64
+	room              *Room
+	id                string
+	p                 ParticipantParams
+	log               *slog.Logger
+	release           func() // the participant's hold on its room
+	done              chan struct{}
 
 	pubMu sync.Mutex // serializes PublishOffer
 
@@ -395,10 +400,19 @@ func (p *Participant) startSubscribe() error {
 	ss.onClose = func(reason string) { p.end("subscribe connection: "+reason, true) }
 	ss.watch()
 	p.sub = ss
-	ss.bwe.OnTargetBitrateChange(func(int) { p.allocate() })
+	ss.bwe.OnTargetBitrateChange(func(int) {
+		now := p.s.now().UnixNano()
+		if last := p.lastEstimateAlloc.Load(); now-last < int64(estimateAllocEvery) || !p.lastEstimateAlloc.CompareAndSwap(last, now) {
+			return
+		}
+		p.allocate()
+	})
 	p.s.goFunc(func() { p.allocLoop(ss) })
 	return nil
 }
+
+// estimateAllocEvery bounds how often a GCC estimate change reallocates.
+const estimateAllocEvery = 150 * time.Millisecond
 
 // allocLoop reallocates the downlink every half second while the
 // subscribe connection lives: layer bitrates move even when the estimate
