@@ -85,7 +85,15 @@ func (tab *callTab) until(ctx context.Context, what, cond string) time.Duration 
 	start := time.Now()
 	for {
 		var ok bool
-		tab.eval("!!("+cond+")", &ok)
+		raw, err := chromedp.Run(tab.ctx, chromedp.Evaluate[json.RawMessage]("!!("+cond+")", chromedp.EvalAwaitPromise))
+		switch {
+		case err == nil:
+			_ = json.Unmarshal(raw, &ok)
+		case strings.Contains(err.Error(), "navigated") || strings.Contains(err.Error(), "context"):
+			// The page is changing (a call moves to its call page): ask again.
+		default:
+			tab.t.Fatalf("%s: %s: %v (page errors: %v)", tab.name, cond, err, tab.pageErrors())
+		}
 		if ok {
 			return time.Since(start)
 		}

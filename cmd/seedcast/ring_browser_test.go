@@ -192,13 +192,47 @@ func TestBrowserRing(t *testing.T) {
 	alice.within(ctx, time.Second, "Alice told Bob declined", `document.querySelector('.ring-card.outgoing.done .ring-sub')?.textContent === 'Declined'`)
 	bob1.within(ctx, time.Second, "Bob's other device stops", `!document.querySelector('.ring-card.incoming:not(.leaving)')`)
 
+	// A third contact: Alice calls Bob again and adds Carol, who gets the
+	// call's key in a box sealed for her and decodes both; when Bob hangs
+	// up, the call goes on between Alice and Carol.
+	cctx := chromium(t, ctx)
+	carol := openTab(t, cctx, "carol", base+"/")
+	cKey, cLink := identityOf(carol, "Carol")
+	addContact(carol, aLink)
+	addContact(alice, cLink)
+	carol.reload(base + "/")
+	alice.until(ctx, "Carol online for Alice", fmt.Sprintf(`(async () => (await %s)?.online.has(%q))()`, presence, cKey))
+	alice.eval(`document.querySelector('.ring-card .ring-btn')?.click(), true`, nil) // close the declined card
+	alice.eval(fmt.Sprintf(`(import('/assets/js/ringer.js').then((r) => { r.startCall({ key: %q, name: 'Bob' }, { video: true }); return true; }))`, bKey), nil)
+	bob1.until(ctx, "the third call rings", `!!document.querySelector('.ring-card.incoming .ring-btn.answer')`)
+	bob1.eval(`document.querySelector('.ring-card.incoming .ring-btn.answer').click(), true`, nil)
+	alice.until(ctx, "Alice in the third call", onCallPage+` && __call.ring?.state === 'active'`)
+	bob1.until(ctx, "Bob in the third call", onCallPage)
+	alice.eval(`document.getElementById('add-person').click(), true`, nil)
+	alice.until(ctx, "Carol in the add list", `[...document.querySelectorAll('#add-list button')].some((b) => b.textContent === 'Carol' && !b.disabled)`)
+	alice.eval(`[...document.querySelectorAll('#add-list button')].find((b) => b.textContent === 'Carol').click(), true`, nil)
+	carol.until(ctx, "Carol's prompt", `document.querySelector('.ring-card.incoming .ring-sub')?.textContent.includes('group call')`)
+	carol.eval(`document.querySelector('.ring-card.incoming .ring-btn.answer').click(), true`, nil)
+	carol.until(ctx, "Carol in the call", onCallPage)
+	carol.until(ctx, "Carol decodes Alice and Bob", `__call.stats().filter((s) => s.key !== __call.client.me && s.frames > 20).length === 2`)
+	carol.until(ctx, "Carol's tiles decrypt", `[...document.querySelectorAll('#stage .tile:not(.self)')].every((el) => el.dataset.e2ee === 'decrypting')`)
+	screenshot(t, carol.ctx, "ring-call-group", 1280, 800)
+	bob1.eval(`document.getElementById('leave').click(), true`, nil)
+	alice.until(ctx, "Alice told Bob's call ended, the call going on", `[...document.querySelectorAll('.toast span')].some((s) => s.textContent.includes('the call goes on'))`)
+	var aliceIn bool
+	alice.eval(`document.getElementById('ended').hidden && !document.getElementById('room').hidden`, &aliceIn)
+	if !aliceIn {
+		t.Fatal("Alice was put out of the call when Bob hung up, with Carol still in it")
+	}
+	carol.until(ctx, "Carol still decodes Alice", `__call.stats().filter((s) => s.key !== __call.client.me && s.frames > 20).length === 1`)
+
 	// The history remembers both calls.
 	var hist []struct{ State, Reason string }
 	alice.eval(`import('/assets/js/identity.js').then((id) => id.history())`, &hist)
-	if len(hist) < 2 || hist[0].Reason != "declined" || hist[1].Reason != "hangup" {
+	if len(hist) < 3 || hist[1].Reason != "declined" || hist[2].Reason != "hangup" {
 		t.Fatalf("Alice's call history: %+v", hist)
 	}
-	for _, tab := range []*callTab{alice, bob1, bob2, mallory} {
+	for _, tab := range []*callTab{alice, bob1, bob2, mallory, carol} {
 		if errs := tab.pageErrors(); len(errs) > 0 {
 			t.Errorf("%s: page errors: %v", tab.name, errs)
 		}

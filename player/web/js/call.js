@@ -188,6 +188,7 @@ function wire(c) {
   });
   c.addEventListener('waiting', () => show('waiting'));
   c.addEventListener('members', () => {
+    if (c.members.size > 2) state.group = true;
     if (state.rotateOnLeave && !c.members.has(state.rotateOnLeave)) {
       state.rotateOnLeave = '';
       c.rotateKey().catch((e) => toast(e.message));
@@ -674,7 +675,18 @@ function onRing(c) {
   $('ring-state').hidden = !text;
   if (c.state === 'ended' && was?.state !== 'ended') {
     if (c.tone === 'busy') play('busy'); else if (c.tone === 'ended') play('ended');
-    end('ring-ended', c.reason);
+    if (!state.group) { end('ring-ended', c.reason); return; }
+    // A group call (someone was added): the call goes on while anyone else
+    // is in the room; this person's leg of it ended.
+    setTimeout(() => {
+      const others = state.client ? [...state.client.members.keys()].filter((id) => id !== state.client.me).length : 0;
+      if (others === 0) { end('ring-ended', c.reason); return; }
+      toast(`${state.peerName}'s call ended (${reasonText(c.reason).toLowerCase()}); the call goes on.`);
+      state.ring = null;
+      $('hold').hidden = true;
+      $('ring-state').hidden = true;
+      if (state.held) setHeld(false);
+    }, 1200);
   }
 }
 
