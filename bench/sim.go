@@ -89,6 +89,15 @@ type SimResult struct {
 	AdversaryFedMaxSeconds map[string]int `json:"adversaryFedMaxSeconds,omitempty"`
 	AdversaryFedShare      float64        `json:"adversaryFedShare,omitempty"`
 	Pushes                 int64          `json:"pushes"`
+	// Over the window, by the honest viewers: upstreams reported stalled
+	// (Withheld of them for a chunk announced and not pushed), substreams
+	// reassigned, chunks asked of the origin near a deadline (OriginPulls)
+	// and fetched over HTTP for substreams with no upstream (HTTPFed).
+	StallReports int `json:"stallReports"`
+	Withheld     int `json:"withheldReports"`
+	Reassigned   int `json:"reassigned"`
+	OriginPulls  int `json:"originPulls"`
+	HTTPFed      int `json:"httpFed"`
 	// ChunkMs is the chunker's target duration.
 	ChunkMs int `json:"chunkMs"`
 	// BufferSeconds is the viewers' playback delay behind live.

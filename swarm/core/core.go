@@ -102,6 +102,12 @@ type Params struct {
 	// StallAfter is how long an upstream may push nothing, while chunks of
 	// its substreams are due, before it is reported stalled (2 s).
 	StallAfter time.Duration
+	// WithholdAfter is how long an upstream may leave unbegun the push of
+	// a chunk of its substreams that its have announced and this node
+	// still wants, before it is reported stalled (500 ms; negative: never).
+	// An honest pusher announces only what it holds, and pushes what it
+	// holds: a liar announces and pushes nothing.
+	WithholdAfter time.Duration
 	// ReportEvery is the health report period (2 s).
 	ReportEvery time.Duration
 	// Buffer is the playback delay behind the live edge (DefaultBuffer,
@@ -135,12 +141,16 @@ func (p *Params) defaults() {
 	def(&p.TickEvery, 50*time.Millisecond)
 	def(&p.PushGrace, 400*time.Millisecond)
 	def(&p.StallAfter, 2*time.Second)
+	def(&p.WithholdAfter, defaultWithholdAfter)
 	def(&p.ReportEvery, 2*time.Second)
 	def(&p.Buffer, DefaultBuffer)
 	def(&p.Startup, 500*time.Millisecond)
 	def(&p.DialBackoff, 5*time.Second)
 	p.Substreams = max(p.Substreams, 1)
 }
+
+// defaultWithholdAfter is Params.WithholdAfter's default.
+const defaultWithholdAfter = 500 * time.Millisecond
 
 // Errors of New.
 var (
@@ -168,6 +178,7 @@ type Stats struct {
 	Peers           int   // open links
 	Reassigned      int   // substreams the tracker gave a new upstream
 	StallReports    int   // upstreams reported stalled
+	Withheld        int   // ... of them, for announcing a wanted chunk and not pushing it (Params.WithholdAfter)
 	Complaints      int   // peers cut off for lying or malformed messages
 	ChunksOnTime    int   // media chunks held before their playback deadline
 	ChunksLate      int   // media chunks held after it, or never
