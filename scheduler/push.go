@@ -17,11 +17,12 @@ type Pusher struct {
 	// Lag is the smoothed time from a chunk's entry being learnt to its
 	// push arriving; 0 before the first.
 	Lag time.Duration
-	// Withheld is when its have first showed a chunk of its substreams,
-	// the oldest such chunk that the downstream still wants and whose push
-	// has not begun (zero: none). An honest pusher, even a late one, never
-	// announces a chunk it has not got, and pushes what it has: a pusher
-	// that announces and does not push withholds.
+	// Withheld is when, since its last push began, its have first showed
+	// a chunk of its substreams that the downstream still wants and has
+	// not begun to get from it (zero: none). An honest pusher, even a late
+	// one, never announces a chunk it has not got, and pushes what it has
+	// to its downstreams in turn: a pusher that announces and then pushes
+	// nothing withholds.
 	Withheld time.Time
 }
 
@@ -30,7 +31,8 @@ type PushParams struct {
 	Grace      time.Duration // least wait for a push after the entry is learnt
 	StallAfter time.Duration // silence that makes a pusher stalled
 	// WithholdAfter is how long after announcing a wanted chunk a pusher
-	// may leave its push unbegun before it is found stalled (0: never).
+	// may go without beginning a push before it is found stalled (0:
+	// never).
 	WithholdAfter time.Duration
 	OriginMargin  time.Duration // the planner's PullParams.OriginMargin
 }

@@ -102,11 +102,12 @@ type Params struct {
 	// StallAfter is how long an upstream may push nothing, while chunks of
 	// its substreams are due, before it is reported stalled (2 s).
 	StallAfter time.Duration
-	// WithholdAfter is how long an upstream may leave unbegun the push of
-	// a chunk of its substreams that its have announced and this node
-	// still wants, before it is reported stalled (500 ms; negative: never).
-	// An honest pusher announces only what it holds, and pushes what it
-	// holds: a liar announces and pushes nothing.
+	// WithholdAfter is how long an upstream may go without beginning any
+	// push after its have announced a chunk of its substreams that this
+	// node still wants and has not begun to get from it, before it is
+	// reported stalled (1 s; negative: never). An honest pusher announces
+	// only what it holds, and pushes to its downstreams in turn: a liar
+	// announces and pushes nothing.
 	WithholdAfter time.Duration
 	// ReportEvery is the health report period (2 s).
 	ReportEvery time.Duration
@@ -150,7 +151,7 @@ func (p *Params) defaults() {
 }
 
 // defaultWithholdAfter is Params.WithholdAfter's default.
-const defaultWithholdAfter = 500 * time.Millisecond
+const defaultWithholdAfter = time.Second
 
 // Errors of New.
 var (

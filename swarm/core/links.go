@@ -365,7 +365,13 @@ func (n *Node) handle(now time.Time, p *peer, m wire.Message) {
 	case *wire.Outboard:
 		n.takeOutboard(now, p, m)
 	case *wire.Chunk:
-		delete(p.announced, m.ID) // its push (or answer) began
+		if m.ReqID == 0 {
+			// A push began: the pusher serves, whatever it announced
+			// before (an honest relay pushes to its downstreams in turn).
+			clear(p.announced)
+		} else {
+			delete(p.announced, m.ID) // its answer began
+		}
 		if m.Offset > 0 && !p.re.Pending(m.ID) && n.unwanted(m.ID) {
 			return // the rest of a chunk dropped half way (docs/protocol.md §5.5)
 		}

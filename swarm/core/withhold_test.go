@@ -11,12 +11,13 @@ import (
 )
 
 // TestWithholdingPusher: an upstream whose have announces a chunk of its
-// substreams that the node wants, and that begins no push of it within
-// Params.WithholdAfter (500 ms), is reported stalled at once (not after
-// the stall rule's 2 s) and no longer waited for; a late pusher that
-// begins its push within the bound, a chunk that came another way, and a
-// chunk listed before the subscription (which the pusher need not
-// backfill) are not held against it.
+// substreams that the node wants, and that begins no push within
+// Params.WithholdAfter (1 s), is reported stalled at once (not after the
+// stall rule's 2 s) and no longer waited for; a late pusher that begins
+// its push within the bound, one that begins another push meanwhile (an
+// honest relay pushes to its downstreams in turn), a chunk that came
+// another way, and a chunk listed before the subscription (which the
+// pusher need not backfill) are not held against it.
 func TestWithholdingPusher(t *testing.T) {
 	const seq = 9 // substream 1 of K = 4
 	tests := []struct {
@@ -29,11 +30,16 @@ func TestWithholdingPusher(t *testing.T) {
 	}{
 		{"announced, no push", false, func(r *rig, e manifest.Entry) {}, true},
 		{"push begins within the bound, ends later", false, func(r *rig, e manifest.Entry) {
-			r.advance(300 * time.Millisecond)
+			r.advance(800 * time.Millisecond)
 			d := r.data[e.Hash]
 			r.send(1, &wire.Chunk{ID: e.Hash, Size: e.Size, Data: d[:1000]})
 			r.advance(500 * time.Millisecond)
 			r.send(1, &wire.Chunk{ID: e.Hash, Size: e.Size, Offset: 1000, Data: d[1000:]})
+		}, false},
+		{"another push begins within the bound", false, func(r *rig, e manifest.Entry) {
+			r.advance(800 * time.Millisecond)
+			a := r.slot(seq).Entries[1] // the audio chunk of the same slot
+			r.send(1, &wire.Chunk{ID: a.Hash, Size: a.Size, Data: r.data[a.Hash][:100]})
 		}, false},
 		{"the chunk came another way", false, func(r *rig, e manifest.Entry) {
 			r.advance(100 * time.Millisecond)
