@@ -93,12 +93,11 @@ type SimResult struct {
 	// them in the substream's tree: fed by it, or by a viewer under it.
 	AdversaryAboveShare float64 `json:"adversaryAboveShare,omitempty"`
 	Pushes              int64   `json:"pushes"`
-	// Over the window, by the honest viewers: upstreams reported stalled
-	// (Withheld of them for a chunk announced and not pushed), substreams
-	// reassigned, chunks asked of the origin near a deadline (OriginPulls)
-	// and fetched over HTTP for substreams with no upstream (HTTPFed).
+	// Over the window, by the honest viewers: upstreams reported stalled,
+	// substreams reassigned, chunks asked of the origin near a deadline
+	// (OriginPulls) and fetched over HTTP for substreams with no upstream
+	// (HTTPFed).
 	StallReports int `json:"stallReports"`
-	Withheld     int `json:"withheldReports"`
 	Reassigned   int `json:"reassigned"`
 	OriginPulls  int `json:"originPulls"`
 	HTTPFed      int `json:"httpFed"`

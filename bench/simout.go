@@ -79,8 +79,8 @@ func SimMarkdown(results []SimResult) string {
 		if r.SameRegionLinks != nil {
 			fmt.Fprintf(&b, " Peer links within a region: %.1f%% (%.1f%% at random); mean peer-link RTT %.0f ms.", 100**r.SameRegionLinks, 100**r.RandomSameRegion, r.PeerLinkRTTMs)
 		}
-		fmt.Fprintf(&b, " Honest viewers, over the window: %d chunks asked of the origin near a deadline, %d fetched over HTTP for substreams with no upstream; %d upstreams reported stalled (%d for a chunk announced and not pushed), %d substreams reassigned.",
-			r.OriginPulls, r.HTTPFed, r.StallReports, r.Withheld, r.Reassigned)
+		fmt.Fprintf(&b, " Honest viewers, over the window: %d chunks asked of the origin near a deadline, %d fetched over HTTP for substreams with no upstream; %d upstreams reported stalled, %d substreams reassigned.",
+			r.OriginPulls, r.HTTPFed, r.StallReports, r.Reassigned)
 		b.WriteString("\n\n| depth | viewers at the end | samples | p50 ms | p95 ms | p99 ms | continuity | offload |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		count := map[int]int{}
 		for _, d := range r.Depths {

@@ -163,9 +163,6 @@ type SwarmReport struct {
 
 	// Counters over the window, and state at its end.
 	Rejected, Reassigned, StallReports int
-	// Withheld are the stall reports made for a chunk announced and not
-	// pushed (core.Params.WithholdAfter).
-	Withheld int
 	// Unknown are chunks peers sent before the receiver knew their signed
 	// entry (dropped); Pushed and Pulled the chunks got from peers each way.
 	Unknown, Pushed, Pulled int
@@ -334,7 +331,6 @@ func measure(rep *SwarmReport, budgets []int, seedUp int64, a, b []snapshot) map
 		rep.Rejected += y.Rejected - x.Rejected
 		rep.Reassigned += y.Reassigned - x.Reassigned
 		rep.StallReports += y.StallReports - x.StallReports
-		rep.Withheld += y.Withheld - x.Withheld
 		rep.Unknown += y.Unknown - x.Unknown
 		rep.Pushed += y.Pushed - x.Pushed
 		rep.Pulled += y.Pulled - x.Pulled
@@ -505,7 +501,7 @@ func (r SwarmReport) Table() string {
 	fmt.Fprintf(&b, "latency p50 %.0f ms, p95 %.0f ms, p99 %.0f ms over %d samples\n", ms(r.P50), ms(r.P95), ms(r.P99), r.Samples)
 	fmt.Fprintf(&b, "from peers: %d chunks pushed, %d pulled; %d dropped as unknown, %d rejected\n", r.Pushed, r.Pulled, r.Unknown, r.Rejected)
 	fmt.Fprintf(&b, "from the origin: %d chunks pulled near a deadline, %d fetched for substreams with no upstream\n", r.OriginPulls, r.HTTPFed)
-	fmt.Fprintf(&b, "reassigned %d, stall reports %d (%d for withheld chunks), throttled at end %d, open links %d\n", r.Reassigned, r.StallReports, r.Withheld, r.Throttled, r.Peers)
+	fmt.Fprintf(&b, "reassigned %d, stall reports %d, throttled at end %d, open links %d\n", r.Reassigned, r.StallReports, r.Throttled, r.Peers)
 	fmt.Fprintf(&b, "cpu %.0f%% of one core (%d cores)\n", 100*r.CPU, r.Cores)
 	b.WriteString(r.DepthTable())
 	fmt.Fprintf(&b, "%7s %5s %9s %6s %8s\n", "budget", "nodes", "up-kbps", "depth", "contin%")

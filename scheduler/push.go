@@ -17,24 +17,13 @@ type Pusher struct {
 	// Lag is the smoothed time from a chunk's entry being learnt to its
 	// push arriving; 0 before the first.
 	Lag time.Duration
-	// Withheld is when, since its last push began, its have first showed
-	// a chunk of its substreams that the downstream still wants and has
-	// not begun to get from it (zero: none). An honest pusher, even a late
-	// one, never announces a chunk it has not got, and pushes what it has
-	// to its downstreams in turn: a pusher that announces and then pushes
-	// nothing withholds.
-	Withheld time.Time
 }
 
 // PushParams tunes how long pushes are waited for.
 type PushParams struct {
-	Grace      time.Duration // least wait for a push after the entry is learnt
-	StallAfter time.Duration // silence that makes a pusher stalled
-	// WithholdAfter is how long after announcing a wanted chunk a pusher
-	// may go without beginning a push before it is found stalled (0:
-	// never).
-	WithholdAfter time.Duration
-	OriginMargin  time.Duration // the planner's PullParams.OriginMargin
+	Grace        time.Duration // least wait for a push after the entry is learnt
+	StallAfter   time.Duration // silence that makes a pusher stalled
+	OriginMargin time.Duration // the planner's PullParams.OriginMargin
 }
 
 // originSlack keeps the origin's last chance clear of the pusher's grace.
@@ -50,16 +39,12 @@ func WaitForPush(now, since, deadline time.Time, u Pusher, p PushParams) bool {
 	return now.Sub(since) < grace && deadline.Sub(now) > p.OriginMargin+originSlack
 }
 
-// Stalled reports whether a pusher has stopped serving: it announced a
-// chunk the downstream wanted and began no push of it within WithholdAfter,
-// or it held chunks the downstream wanted and pushed nothing for StallAfter,
-// or it said nothing at all (no push, no have) for StallAfter while its
-// substreams' chunks kept being listed. A pusher starved by its own upstream
-// holds nothing new, keeps announcing, and is not blamed.
+// Stalled reports whether a pusher has stopped serving: it held chunks the
+// downstream wanted and pushed nothing for StallAfter, or it said nothing at
+// all (no push, no have) for StallAfter while its substreams' chunks kept
+// being listed. A pusher starved by its own upstream holds nothing new, keeps
+// announcing, and is not blamed.
 func Stalled(now time.Time, u Pusher, p PushParams) bool {
-	if p.WithholdAfter > 0 && !u.Withheld.IsZero() && now.Sub(u.Withheld) > p.WithholdAfter {
-		return true
-	}
 	if u.LastHeldWanted.Sub(u.LastPush) > p.StallAfter {
 		return true
 	}

@@ -31,7 +31,7 @@ func TestWaitForPush(t *testing.T) {
 
 func TestStalled(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
-	p := PushParams{Grace: 400 * time.Millisecond, StallAfter: 2 * time.Second, WithholdAfter: 500 * time.Millisecond}
+	p := PushParams{Grace: 400 * time.Millisecond, StallAfter: 2 * time.Second}
 	s := func(d float64) time.Time { return t0.Add(time.Duration(d * float64(time.Second))) }
 	tests := []struct {
 		name string
@@ -45,19 +45,11 @@ func TestStalled(t *testing.T) {
 		{"silent while the stream moves", s(10), Pusher{LastPush: s(7), LastHave: s(7), LastListed: s(9.9)}, true},
 		{"silent, but so is the stream", s(10), Pusher{LastPush: s(7), LastHave: s(7), LastListed: s(8)}, false},
 		{"starved: announces, holds nothing new", s(10), Pusher{LastPush: s(7), LastHave: s(9.9), LastListed: s(9.9)}, false},
-		{"announced a wanted chunk, no push begun", s(10), Pusher{LastPush: s(9.9), LastHave: s(9.9), LastListed: s(10), Withheld: s(9.4)}, true},
-		{"... within the bound", s(10), Pusher{LastPush: s(9.9), LastHave: s(9.9), LastListed: s(10), Withheld: s(9.6)}, false},
-		{"nothing withheld", s(10), Pusher{LastPush: s(9.9), LastHave: s(9.9), LastListed: s(10)}, false},
 	}
 	for _, tc := range tests {
 		if got := Stalled(tc.now, tc.u, p); got != tc.want {
 			t.Errorf("%s: %v", tc.name, got)
 		}
-	}
-	off := p
-	off.WithholdAfter = 0
-	if Stalled(s(10), Pusher{LastPush: s(9.9), LastHave: s(9.9), LastListed: s(10), Withheld: s(5)}, off) {
-		t.Error("WithholdAfter 0 still judges withheld chunks")
 	}
 }
 

@@ -102,13 +102,6 @@ type Params struct {
 	// StallAfter is how long an upstream may push nothing, while chunks of
 	// its substreams are due, before it is reported stalled (2 s).
 	StallAfter time.Duration
-	// WithholdAfter is how long an upstream may go without beginning any
-	// push after its have announced a chunk of its substreams that this
-	// node still wants and has not begun to get from it, before it is
-	// reported stalled (1 s; negative: never). An honest pusher announces
-	// only what it holds, and pushes to its downstreams in turn: a liar
-	// announces and pushes nothing.
-	WithholdAfter time.Duration
 	// ReportEvery is the health report period (2 s).
 	ReportEvery time.Duration
 	// Buffer is the playback delay behind the live edge (DefaultBuffer,
@@ -142,16 +135,12 @@ func (p *Params) defaults() {
 	def(&p.TickEvery, 50*time.Millisecond)
 	def(&p.PushGrace, 400*time.Millisecond)
 	def(&p.StallAfter, 2*time.Second)
-	def(&p.WithholdAfter, defaultWithholdAfter)
 	def(&p.ReportEvery, 2*time.Second)
 	def(&p.Buffer, DefaultBuffer)
 	def(&p.Startup, 500*time.Millisecond)
 	def(&p.DialBackoff, 5*time.Second)
 	p.Substreams = max(p.Substreams, 1)
 }
-
-// defaultWithholdAfter is Params.WithholdAfter's default.
-const defaultWithholdAfter = time.Second
 
 // Errors of New.
 var (
@@ -179,7 +168,6 @@ type Stats struct {
 	Peers           int   // open links
 	Reassigned      int   // substreams the tracker gave a new upstream
 	StallReports    int   // upstreams reported stalled
-	Withheld        int   // ... of them, for announcing a wanted chunk and not pushing it (Params.WithholdAfter)
 	Complaints      int   // peers cut off for lying or malformed messages
 	ChunksOnTime    int   // media chunks held before their playback deadline
 	ChunksLate      int   // media chunks held after it, or never
@@ -644,7 +632,6 @@ func (n *Node) Reassign(now time.Time, substream int, peer protocol.PeerID, dept
 			// else it would feed nothing and never be reported again.
 			p.stalled = false
 			p.push.LastPush, p.push.LastHave, p.push.LastHeldWanted = now, now, time.Time{}
-			clear(p.announced)
 		}
 	}
 	n.stats.Depth = depth

@@ -31,14 +31,10 @@ type peer struct {
 	subAt   map[int]time.Time // when each was subscribed
 	// push is what the stall and grace policies see of it as a pusher
 	// (scheduler.Stalled, scheduler.WaitForPush).
-	push scheduler.Pusher
-	// announced is when its have first showed each chunk of its
-	// substreams that this node wants and whose push had not begun
-	// (scheduler.Pusher.Withheld is the oldest still wanted).
-	announced map[manifest.ID]time.Time
-	bps       float64 // measured throughput of its answers
-	rtt       time.Duration
-	inflight  map[uint32]*inflight
+	push     scheduler.Pusher
+	bps      float64 // measured throughput of its answers
+	rtt      time.Duration
+	inflight map[uint32]*inflight
 
 	// As a downstream.
 	subs      map[subKey]bool
@@ -87,7 +83,6 @@ func (n *Node) LinkOpened(now time.Time, id LinkID, remote protocol.PeerID, up b
 	p := &peer{
 		link: id, remote: remote, id: string(remote) + dir, up: up, re: wire.NewReassembler(wire.ReassemblerParams{Owned: n.p.OwnedFrames, Stale: n.unwanted}),
 		subsTo: map[int]bool{}, subAt: map[int]time.Time{}, inflight: map[uint32]*inflight{}, subs: map[subKey]bool{},
-		announced: map[manifest.ID]time.Time{},
 	}
 	if prev := n.byID[p.id]; prev != nil { // the same peer again: the old link is gone
 		n.closeLink(now, prev, errors.New("replaced by a new link"))
@@ -365,13 +360,6 @@ func (n *Node) handle(now time.Time, p *peer, m wire.Message) {
 	case *wire.Outboard:
 		n.takeOutboard(now, p, m)
 	case *wire.Chunk:
-		if m.ReqID == 0 {
-			// A push began: the pusher serves, whatever it announced
-			// before (an honest relay pushes to its downstreams in turn).
-			clear(p.announced)
-		} else {
-			delete(p.announced, m.ID) // its answer began
-		}
 		if m.Offset > 0 && !p.re.Pending(m.ID) && n.unwanted(m.ID) {
 			return // the rest of a chunk dropped half way (docs/protocol.md §5.5)
 		}
@@ -509,17 +497,8 @@ func (n *Node) takeHave(now time.Time, p *peer, m *wire.Have) {
 		if !p.subsTo[k] || now.Sub(p.subAt[k]) <= n.p.PushGrace {
 			continue
 		}
-		w := n.byKey[keyOf(seq, ri)]
-		if w == nil {
-			continue
-		}
-		if now.Sub(w.since) > n.p.PushGrace {
+		if w := n.byKey[keyOf(seq, ri)]; w != nil && now.Sub(w.since) > n.p.PushGrace {
 			p.push.LastHeldWanted = now
-		}
-		// Listed after the subscription (what it held before, it may not
-		// backfill), and its push not begun: the bound starts now.
-		if _, seen := p.announced[w.e.Hash]; !seen && w.since.After(p.subAt[k]) && !p.re.Pending(w.e.Hash) {
-			p.announced[w.e.Hash] = now
 		}
 	}
 	p.have.Advance(keyOf(max(n.startSeq, n.newest-min(n.newest, haveWindow*2)), 0))

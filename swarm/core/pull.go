@@ -376,37 +376,15 @@ func (n *Node) tick(now time.Time) {
 		for k := range p.subsTo {
 			u.LastListed = maxTime(u.LastListed, n.listed[k])
 		}
-		u.Withheld = n.withheld(p)
 		if !p.stalled && p.remote != protocol.OriginPeer && scheduler.Stalled(now, u, n.pushParams()) {
 			p.stalled = true
 			n.stalled = append(n.stalled, p.remote)
 			n.nextReport = now
-			if !u.Withheld.IsZero() && now.Sub(u.Withheld) > n.p.WithholdAfter && n.p.WithholdAfter > 0 {
-				n.stats.Withheld++
-			}
 		}
 	}
 	if len(n.wants) > 0 {
 		n.plan(now)
 	}
-}
-
-// withheld returns when pusher p first announced the oldest chunk it has
-// not begun to push that this node still wants, of a substream it still
-// pushes (zero: none); it forgets the chunks no longer in question.
-func (n *Node) withheld(p *peer) time.Time {
-	var oldest time.Time
-	for id, at := range p.announced {
-		w := n.wants[id]
-		if w == nil || !p.subsTo[w.sub] || p.re.Pending(id) {
-			delete(p.announced, id)
-			continue
-		}
-		if oldest.IsZero() || at.Before(oldest) {
-			oldest = at
-		}
-	}
-	return oldest
 }
 
 // plan runs the pull planner: chunks still left to their pusher count as
@@ -504,7 +482,7 @@ func cmpKey(a, b uint64) int {
 }
 
 func (n *Node) pushParams() scheduler.PushParams {
-	return scheduler.PushParams{Grace: n.p.PushGrace, StallAfter: n.p.StallAfter, WithholdAfter: max(n.p.WithholdAfter, 0), OriginMargin: n.pull.OriginMargin}
+	return scheduler.PushParams{Grace: n.p.PushGrace, StallAfter: n.p.StallAfter, OriginMargin: n.pull.OriginMargin}
 }
 
 // announce sends the peers what this node holds, when that changed.
