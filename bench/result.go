@@ -10,6 +10,7 @@ import (
 // rate rateKbps, viewers at full strength.
 func (res *SimResult) setReport(rep SwarmReport, byDepth map[int][]time.Duration, meanN, rateKbps float64, viewers int) {
 	res.Report = rep
+	res.StallReports, res.Reassigned, res.OriginPulls, res.HTTPFed = rep.StallReports, rep.Reassigned, rep.OriginPulls, rep.HTTPFed
 	res.WindowSeconds = rep.Window.Seconds()
 	res.MeanViewers = meanN
 	res.ServerEgressMbps, res.SeedMbps, res.HTTPMbps, res.Copies = rep.EgressMbps, rep.SeedMbps, rep.HTTPMbps, rep.Copies

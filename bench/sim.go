@@ -88,7 +88,19 @@ type SimResult struct {
 	Complaints             int            `json:"complaints,omitempty"`
 	AdversaryFedMaxSeconds map[string]int `json:"adversaryFedMaxSeconds,omitempty"`
 	AdversaryFedShare      float64        `json:"adversaryFedShare,omitempty"`
-	Pushes                 int64          `json:"pushes"`
+	// AdversaryAboveShare is the share of the honest viewers'
+	// substream-seconds over the window with an adversary anywhere above
+	// them in the substream's tree: fed by it, or by a viewer under it.
+	AdversaryAboveShare float64 `json:"adversaryAboveShare,omitempty"`
+	Pushes              int64   `json:"pushes"`
+	// Over the window, by the honest viewers: upstreams reported stalled,
+	// substreams reassigned, chunks asked of the origin near a deadline
+	// (OriginPulls) and fetched over HTTP for substreams with no upstream
+	// (HTTPFed).
+	StallReports int `json:"stallReports"`
+	Reassigned   int `json:"reassigned"`
+	OriginPulls  int `json:"originPulls"`
+	HTTPFed      int `json:"httpFed"`
 	// ChunkMs is the chunker's target duration.
 	ChunkMs int `json:"chunkMs"`
 	// BufferSeconds is the viewers' playback delay behind live.
@@ -266,7 +278,11 @@ type sim struct {
 	adv            map[protocol.PeerID]string
 	fed            map[fedKey]fedRun
 	fedSec, subSec int64
-	res            SimResult
+	// aboveSec counts the honest substream-seconds with an adversary
+	// anywhere above them in the substream's tree (not only feeding them).
+	aboveSec int64
+	byID     map[protocol.PeerID]*swarmtest.Node
+	res      SimResult
 }
 
 type fedKey struct {
@@ -615,9 +631,47 @@ func (s *sim) run(ctx context.Context) error {
 	return nil
 }
 
+// adversaryAbove reports whether an adversary is among the upstreams of
+// viewer v's substream k, up the tree to the origin (or to a viewer gone).
+func (s *sim) adversaryAbove(v *swarmtest.Node, k int) bool {
+	for range 256 { // the trees are far shallower; a loop in the model must not hang it
+		ups := v.Upstreams()
+		if k >= len(ups) {
+			return false
+		}
+		u := ups[k]
+		if s.adv[u] != "" {
+			return true
+		}
+		if v = s.byID[u]; v == nil || v.Core() == nil {
+			return false
+		}
+	}
+	return false
+}
+
 // sampleFed records, once a second, which honest viewers' substreams an
 // adversary feeds, and how long one adversary has fed each in a row.
 func (s *sim) sampleFed(inWindow bool) {
+	if len(s.adv) > 0 && inWindow {
+		if s.byID == nil {
+			s.byID = map[protocol.PeerID]*swarmtest.Node{}
+		}
+		clear(s.byID)
+		for _, v := range s.alive {
+			s.byID[v.ID] = v
+		}
+		for _, v := range s.alive {
+			if s.adv[v.ID] != "" || v.Core() == nil {
+				continue
+			}
+			for k := range v.Upstreams() {
+				if s.adversaryAbove(v, k) {
+					s.aboveSec++
+				}
+			}
+		}
+	}
 	for _, v := range s.alive {
 		if s.adv[v.ID] != "" || v.Core() == nil {
 			continue
@@ -685,6 +739,7 @@ func (s *sim) fill(rep SwarmReport, byDepth map[int][]time.Duration, meanN float
 	res.BadChunksStored = net.BadStored
 	if s.subSec > 0 {
 		res.AdversaryFedShare = float64(s.fedSec) / float64(s.subSec)
+		res.AdversaryAboveShare = float64(s.aboveSec) / float64(s.subSec)
 	}
 	for _, v := range s.alive {
 		if v.FirstReady.IsZero() && end.Sub(v.JoinedAt) >= 10*time.Second {

@@ -73,12 +73,14 @@ func SimMarkdown(results []SimResult) string {
 			b.WriteString(".")
 		}
 		if r.Adversaries > 0 {
-			fmt.Fprintf(&b, " %d adversaries (left out of the measures): %d bad chunks stored, %d peers cut off by honest viewers, an adversary fed one substream for at most %v s in a row, %.2f%% of the honest viewers' substream-time.",
-				r.Adversaries, r.BadChunksStored, r.Complaints, r.AdversaryFedMaxSeconds, 100*r.AdversaryFedShare)
+			fmt.Fprintf(&b, " %d adversaries (left out of the measures): %d bad chunks stored, %d peers cut off by honest viewers, an adversary fed one substream for at most %v s in a row, %.2f%% of the honest viewers' substream-time (%.1f%% had one anywhere above them in the substream's tree).",
+				r.Adversaries, r.BadChunksStored, r.Complaints, r.AdversaryFedMaxSeconds, 100*r.AdversaryFedShare, 100*r.AdversaryAboveShare)
 		}
 		if r.SameRegionLinks != nil {
 			fmt.Fprintf(&b, " Peer links within a region: %.1f%% (%.1f%% at random); mean peer-link RTT %.0f ms.", 100**r.SameRegionLinks, 100**r.RandomSameRegion, r.PeerLinkRTTMs)
 		}
+		fmt.Fprintf(&b, " Honest viewers, over the window: %d chunks asked of the origin near a deadline, %d fetched over HTTP for substreams with no upstream; %d upstreams reported stalled, %d substreams reassigned.",
+			r.OriginPulls, r.HTTPFed, r.StallReports, r.Reassigned)
 		b.WriteString("\n\n| depth | viewers at the end | samples | p50 ms | p95 ms | p99 ms | continuity | offload |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		count := map[int]int{}
 		for _, d := range r.Depths {

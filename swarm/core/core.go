@@ -626,6 +626,13 @@ func (n *Node) Reassign(now time.Time, substream int, peer protocol.PeerID, dept
 	if substream >= 0 && substream < n.k {
 		n.upstreams[substream] = peer
 		delete(n.backoff, peer)
+		if p := n.ups[peer]; p != nil && p.stalled {
+			// The tracker gives a substream to an upstream found stalled
+			// (it did not move off it, or came back to it): judged afresh,
+			// else it would feed nothing and never be reported again.
+			p.stalled = false
+			p.push.LastPush, p.push.LastHave, p.push.LastHeldWanted = now, now, time.Time{}
+		}
 	}
 	n.stats.Depth = depth
 	n.stats.Reassigned++
