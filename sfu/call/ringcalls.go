@@ -25,6 +25,7 @@ type ringCall struct {
 	members        map[string]ring.Side // call-room participant id → side
 	ended          bool
 	issued         [3][]string // by side: the newest invites' nonces (s.tickets)
+	callerIn       bool        // rung into a room the caller is in already
 }
 
 // maxTickets is how many of a side's invites stay good at once: a page
@@ -107,6 +108,21 @@ func (s *Server) ringLocked(d *device, msg PMsg) (code, text string) {
 		s: s, c: c, room: room, caller: d.key, callee: to, callerDev: d, callees: callees,
 		video: msg.Video, e2ee: msg.E2EE, salt: msg.Salt, box: msg.Box, group: group,
 		members: map[string]ring.Side{},
+	}
+	if group {
+		// The caller is in the room already: its member there is this
+		// call's caller side too.
+		for _, other := range d.calls {
+			if other.room != room {
+				continue
+			}
+			for mid, sd := range other.members {
+				if other.deviceOf(sd, other.c.AnsweredBy()) == d {
+					rc.members[mid] = ring.Caller
+					rc.callerIn = true
+				}
+			}
+		}
 	}
 	s.calls[id] = rc
 	d.calls[id] = rc
@@ -206,6 +222,13 @@ func (rc *ringCall) flushLocked() {
 			}
 		}
 		return
+	}
+	if rc.callerIn && rc.c.State() == ring.Connecting {
+		rc.callerIn = false
+		if rc.c.Handle(s.now(), ring.Joined(ring.Caller)) == nil {
+			rc.flushLocked()
+			return
+		}
 	}
 	if at, ok := rc.c.NextWake(); ok {
 		rc.timer = time.AfterFunc(max(at.Sub(s.now()), 0), func() {
@@ -354,23 +377,23 @@ const (
 func (s *Server) ringMember(roomName, nonce, id string, what int) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	var rc *ringCall
-	var side ring.Side
 	if t, ok := s.tickets[nonce]; ok && nonce != "" && callPrefix+t.rc.room == roomName {
-		rc, side = t.rc, t.side
 		delete(s.tickets, nonce)
-		rc.members[id] = side
-	} else {
-		for _, c := range s.calls {
-			if sd, ok := c.members[id]; ok && callPrefix+c.room == roomName {
-				rc, side = c, sd
-				break
-			}
+		t.rc.members[id] = t.side
+	}
+	// A member can be a side of several calls (the caller who rang others
+	// into its room): each hears of it.
+	for _, cid := range slices.Sorted(maps.Keys(s.calls)) {
+		rc := s.calls[cid]
+		if side, ok := rc.members[id]; ok && callPrefix+rc.room == roomName && !rc.ended {
+			rc.memberEvent(id, side, what)
 		}
 	}
-	if rc == nil || rc.ended {
-		return
-	}
+}
+
+// memberEvent applies one membership change of the call's room.
+func (rc *ringCall) memberEvent(id string, side ring.Side, what int) {
+	s := rc.s
 	now := s.now()
 	switch what {
 	case memberJoined:

@@ -53,7 +53,9 @@ function el(tag, cls, text) {
 
 // inThisCall reports whether this page is the call page of call c.
 function inThisCall(c) {
-  return location.pathname.startsWith('/call/') && new URLSearchParams(location.search).get('ring') === c.id;
+  if (!location.pathname.startsWith('/call/')) return false;
+  // This call's page, or the page of the room it rang someone into.
+  return new URLSearchParams(location.search).get('ring') === c.id || (c.group && c.side === 'caller' && location.pathname === `/call/${c.room}`);
 }
 
 function drop(callID) {
