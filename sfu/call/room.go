@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"errors"
 	"maps"
 	"math"
 	"net/netip"
@@ -541,11 +542,19 @@ func (r *room) handle(ctx context.Context, m *member, msg Msg) {
 			fail(CodeMedia, err.Error())
 		}
 	case TypeSubscribe:
-		var bad []string
+		var bad, later []string
 		for _, id := range msg.IDs {
-			if err := m.part.Subscribe(id, sfu.QualityMedium); err != nil {
+			if err := m.part.Subscribe(id, sfu.QualityMedium); errors.Is(err, sfu.ErrTooMany) {
+				// The address's cap on connections still connecting: a
+				// moment later it has room (the subscribe connection is
+				// made once, for every track).
+				later = append(later, id)
+			} else if err != nil {
 				bad = append(bad, id+" ("+err.Error()+")")
 			}
+		}
+		if len(later) > 0 {
+			r.subscribeLater(m, later, 1)
 		}
 		if len(bad) > 0 {
 			fail(CodeUnknownTrack, "cannot subscribe to "+strings.Join(bad, ", "))
@@ -606,6 +615,35 @@ func (r *room) handle(ctx context.Context, m *member, msg Msg) {
 		}
 		r.hostAction(m, msg, fail)
 	}
+}
+
+// subscribeLater tries subscriptions refused for the address's pending
+// cap again, after a pause growing with each try (up to 5 tries, about
+// 15 s), then reports them failed.
+func (r *room) subscribeLater(m *member, ids []string, try int) {
+	time.AfterFunc(time.Duration(try)*time.Second, func() {
+		r.mu.Lock()
+		here := r.members[m.id] == m
+		r.mu.Unlock()
+		if !here {
+			return
+		}
+		var again []string
+		for _, id := range ids {
+			if err := m.part.Subscribe(id, sfu.QualityMedium); errors.Is(err, sfu.ErrTooMany) {
+				again = append(again, id)
+			}
+		}
+		switch {
+		case len(again) == 0:
+		case try < 5:
+			r.subscribeLater(m, again, try+1)
+		default:
+			r.mu.Lock()
+			r.sendLocked(m, Out{Type: TypeError, Code: CodeTooMany, Message: "cannot subscribe now: too many connections from your address"})
+			r.mu.Unlock()
+		}
+	})
 }
 
 func (r *room) setMuteLocked(m *member, source string, muted bool, by string) {
