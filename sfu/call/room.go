@@ -50,6 +50,9 @@ type member struct {
 	camMuted        bool
 	lost            *time.Timer
 	ticket          string // the invite's nonce it joined with, if any (ring calls)
+	// later holds the tile quality asked for tracks whose subscription
+	// waits for the address's cap (subscribeLater); room lock.
+	later map[string]sfu.Quality
 }
 
 type pubTrack struct {
@@ -554,12 +557,25 @@ func (r *room) handle(ctx context.Context, m *member, msg Msg) {
 			}
 		}
 		if len(later) > 0 {
+			r.mu.Lock()
+			if m.later == nil {
+				m.later = map[string]sfu.Quality{}
+			}
+			for _, id := range later {
+				m.later[id] = sfu.QualityMedium
+			}
+			r.mu.Unlock()
 			r.subscribeLater(m, later, 1)
 		}
 		if len(bad) > 0 {
 			fail(CodeUnknownTrack, "cannot subscribe to "+strings.Join(bad, ", "))
 		}
 	case TypeUnsubscribe:
+		r.mu.Lock()
+		for _, id := range msg.IDs {
+			delete(m.later, id)
+		}
+		r.mu.Unlock()
 		for _, id := range msg.IDs {
 			m.part.Unsubscribe(id)
 		}
@@ -576,7 +592,15 @@ func (r *room) handle(ctx context.Context, m *member, msg Msg) {
 			q = sfu.QualityOff
 		}
 		if err := m.part.SetQuality(msg.Track, q); err != nil {
-			fail(CodeUnknownTrack, err.Error())
+			r.mu.Lock()
+			_, waiting := m.later[msg.Track]
+			if waiting {
+				m.later[msg.Track] = q // applied when the subscription is made
+			}
+			r.mu.Unlock()
+			if !waiting {
+				fail(CodeUnknownTrack, err.Error())
+			}
 		}
 	case TypeMute:
 		r.mu.Lock()
@@ -630,9 +654,20 @@ func (r *room) subscribeLater(m *member, ids []string, try int) {
 		}
 		var again []string
 		for _, id := range ids {
-			if err := m.part.Subscribe(id, sfu.QualityMedium); errors.Is(err, sfu.ErrTooMany) {
-				again = append(again, id)
+			r.mu.Lock()
+			q, ok := m.later[id]
+			r.mu.Unlock()
+			if !ok {
+				continue // unsubscribed meanwhile
 			}
+			err := m.part.Subscribe(id, q)
+			if errors.Is(err, sfu.ErrTooMany) {
+				again = append(again, id)
+				continue
+			}
+			r.mu.Lock()
+			delete(m.later, id)
+			r.mu.Unlock()
 		}
 		switch {
 		case len(again) == 0:
@@ -640,6 +675,9 @@ func (r *room) subscribeLater(m *member, ids []string, try int) {
 			r.subscribeLater(m, again, try+1)
 		default:
 			r.mu.Lock()
+			for _, id := range again {
+				delete(m.later, id)
+			}
 			r.sendLocked(m, Out{Type: TypeError, Code: CodeTooMany, Message: "cannot subscribe now: too many connections from your address"})
 			r.mu.Unlock()
 		}
