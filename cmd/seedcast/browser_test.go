@@ -19,8 +19,8 @@ import (
 )
 
 // chromium starts Debian's headless Chromium with fake camera and microphone
-// and returns a browser context for it.
-func chromium(t testing.TB, ctx context.Context) context.Context {
+// and returns a browser context for it; extra options come last (they win).
+func chromium(t testing.TB, ctx context.Context, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -41,6 +41,7 @@ func chromium(t testing.TB, ctx context.Context) context.Context {
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.Flag("mute-audio", true),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,14 +27,7 @@ func startDevice(t *testing.T, args ...string) *serverProc {
 	proc := &serverProc{pid: cmd.Process.Pid, more: make(chan struct{})}
 	exited := make(chan error, 1)
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			proc.mu.Lock()
-			proc.logs = append(proc.logs, sc.Text())
-			close(proc.more)
-			proc.more = make(chan struct{})
-			proc.mu.Unlock()
-		}
+		proc.readLogs(stderr, nil)
 		exited <- cmd.Wait()
 	}()
 	proc.stop = func() {

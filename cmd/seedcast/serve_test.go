@@ -72,6 +72,22 @@ type serverProc struct {
 	stop func()
 }
 
+// readLogs keeps every line of r in the process's log, calling onLine
+// (nil: nothing) on each, until r ends.
+func (p *serverProc) readLogs(r io.Reader, onLine func([]byte)) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		p.mu.Lock()
+		p.logs = append(p.logs, sc.Text())
+		close(p.more)
+		p.more = make(chan struct{})
+		p.mu.Unlock()
+		if onLine != nil {
+			onLine(sc.Bytes())
+		}
+	}
+}
+
 // waitLog waits until the server logged a line containing every one of
 // subs.
 func (p *serverProc) waitLog(t testing.TB, ctx context.Context, subs ...string) {
@@ -120,21 +136,15 @@ func startServerProc(t testing.TB, wrap []string, args ...string) *serverProc {
 	addr := make(chan string, 1)
 	proc := &serverProc{pid: cmd.Process.Pid, more: make(chan struct{})}
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			proc.mu.Lock()
-			proc.logs = append(proc.logs, sc.Text())
-			close(proc.more)
-			proc.more = make(chan struct{})
-			proc.mu.Unlock()
+		proc.readLogs(stderr, func(line []byte) {
 			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
 				addr <- rec.Addr
 			}
 			if testing.Verbose() {
-				t.Log(sc.Text())
+				t.Log(string(line))
 			}
-		}
+		})
 		exited <- cmd.Wait()
 	}()
 	proc.stop = sync.OnceFunc(func() {
