@@ -161,6 +161,7 @@ type Stats struct {
 	Pulled          int   // chunks pulled from peers (requests answered)
 	Pushed          int   // chunks pushed by upstream peers
 	CutThrough      int   // pushes to peers begun before the chunk was whole
+	PushesDropped   int   // pushes given up because the peer's have showed it held the chunk
 	PullsNoPusher   int   // pull requests for chunks of substreams with no live pusher
 	PullsLatePush   int   // ... for chunks their pusher had not pushed within PushGrace
 	OriginPulls     int   // chunks the planner asked the origin for (near their deadline)

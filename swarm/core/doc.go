@@ -14,7 +14,9 @@
 // stream's Ed25519 signatures and BLAKE3 ids) and storage (ChunkStore:
 // *Store, a byte-bounded LRU, and for the origin's seed also bounded by
 // the origin's window), pull repair through scheduler.Planner, push
-// queues and backfill, request serving, the upload token bucket and the RTT
+// queues and backfill (a push is dropped, even half sent, once the peer's
+// have shows it holds the chunk, and a node that got a chunk another way
+// tells its pusher at once: the head-off), request serving, the upload token bucket and the RTT
 // guard, stall detection, health reports, playback deadlines and stats.
 // What to fetch from whom is package scheduler's policy.
 //

@@ -502,6 +502,22 @@ func (n *Node) takeHave(now time.Time, p *peer, m *wire.Have) {
 		}
 	}
 	p.have.Advance(keyOf(max(n.startSeq, n.newest-min(n.newest, haveWindow*2)), 0))
+	if !p.up {
+		n.dropHeld(p, ri)
+	}
+}
+
+// dropHeld gives up the pushes to downstream p of chunks its have says it
+// holds: those queued, and those begun (the rest of a chunk the peer holds
+// is of no use to it, and it discards the part, docs/protocol.md §5.5).
+func (n *Node) dropHeld(p *peer, ri int) {
+	held := func(j *upJob) bool {
+		return j.p == p && j.kind == scheduler.UploadPush && n.ri[j.e.Rendition] == ri && p.have.Has(keyOf(j.e.Seq, ri))
+	}
+	before := len(n.jobs) + len(n.active)
+	n.jobs = dropJobs(n.jobs, held)
+	n.active = dropJobs(n.active, held)
+	n.stats.PushesDropped += before - len(n.jobs) - len(n.active)
 }
 
 // takeBatches learns the signed batches a peer relayed. One that does not

@@ -253,6 +253,7 @@ func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, 
 		n.dropWant(w)
 		n.judge(e, now.Before(w.deadline))
 	}
+	n.headOff(now, e, from, pushed)
 	if !n.p.Seed {
 		n.emit(Output{Kind: OutReady, Entry: e, Deadline: n.deadline(e)})
 	}
@@ -271,6 +272,27 @@ func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, 
 			n.queue(&upJob{p: p, e: e, data: data, kind: scheduler.UploadPush, at: now})
 		}
 	}
+}
+
+// headOff tells the pusher of a chunk's substream at once that this node
+// holds it, when the chunk came another way (pulled, from the origin, or
+// pushed by another): its push, queued or begun, is then of no use, and the
+// pusher drops it (takeHave) instead of spending its budget on a duplicate
+// while its other downstreams wait. Without it the pusher learns of it from
+// the next have, up to haveEvery later, and never from a node relaying
+// nothing, which announces nothing.
+func (n *Node) headOff(now time.Time, e manifest.Entry, from *peer, pushed bool) {
+	if n.p.Seed || n.k == 0 {
+		return
+	}
+	k := int(e.Seq % uint64(n.k))
+	q := n.ups[n.upstreams[k]]
+	if q == nil || !q.subsTo[k] || q == from && pushed {
+		return
+	}
+	// Not charged to the relay budget, as requests are not: a node
+	// relaying nothing sends it too.
+	n.send(q, n.haveOf(e.Rendition))
 }
 
 // pushesTo reports whether chunk e is pushed to q: q subscribes to its
@@ -407,7 +429,9 @@ func (n *Node) plan(now time.Time) {
 	for _, p := range n.plist {
 		st := scheduler.PeerState{
 			ID: p.id, Have: &p.have, BytesPerSec: p.bps, RTT: p.rtt, InFlight: len(p.inflight),
-			Choked: p.choked || now.Sub(p.refused) < time.Second,
+			// A downstream relaying nothing serves no request; its haves
+			// only head off pushes (headOff).
+			Choked: p.choked || now.Sub(p.refused) < time.Second || !p.up && !p.relays,
 		}
 		if p.remote == protocol.OriginPeer {
 			// The origin's seed is the origin: asked only near deadlines,
@@ -491,24 +515,30 @@ func (n *Node) announce(now time.Time) {
 		return
 	}
 	n.announced = n.stats.Chunks
-	base := n.newest + 1 - min(n.newest+1, haveWindow)
 	haves := make([]wire.Message, 0, len(n.rends))
 	for _, r := range n.rends {
-		ri := n.ri[r]
-		h := &wire.Have{Rendition: r, Base: base, Bits: haveWindow, Bitmap: make([]byte, haveWindow/8)}
-		for seq := base; seq < base+haveWindow; seq++ {
-			if n.held[ri].Has(seq) {
-				h.Set(seq)
-			}
-		}
-		n.held[ri].Advance(base)
-		haves = append(haves, h)
+		haves = append(haves, n.haveOf(r))
 	}
 	for _, p := range n.plist {
 		if !p.chokedIt {
 			n.sendCharged(now, p, haves...)
 		}
 	}
+}
+
+// haveOf is what this node holds of rendition r over the last haveWindow
+// seqs.
+func (n *Node) haveOf(r string) *wire.Have {
+	ri := n.ri[r]
+	base := n.newest + 1 - min(n.newest+1, haveWindow)
+	h := &wire.Have{Rendition: r, Base: base, Bits: haveWindow, Bitmap: make([]byte, haveWindow/8)}
+	for seq := base; seq < base+haveWindow; seq++ {
+		if n.held[ri].Has(seq) {
+			h.Set(seq)
+		}
+	}
+	n.held[ri].Advance(base)
+	return h
 }
 
 // report sends the tracker this node's health, the upstreams found stalled
