@@ -40,7 +40,7 @@ func (s *Swarm) reassign(now time.Time, orphans []downLink, why Reason, prev pro
 		}
 		k := int(o.sub)
 		l := Link{Peer: s.peers[o.peer].id, Substream: k, Prev: prev, Reason: why}
-		if u, m := s.insert(o.peer, k); u != none {
+		if u, m := s.insert(o.peer, k, exclude); u != none {
 			l.Upstream = s.peers[u].id
 			moved = append(moved, m)
 		} else {
@@ -139,7 +139,7 @@ func (s *Swarm) drain(now time.Time, upTo int) []Link {
 		}
 		s.gather(now, e.peer, nil)
 		s.relaxed = false
-		if u, m := s.insert(e.peer, int(e.sub)); u != none {
+		if u, m := s.insert(e.peer, int(e.sub), none); u != none {
 			links = append(links, Link{Peer: p.id, Substream: int(e.sub), Upstream: s.peers[u].id, Reason: ReasonPending}, m)
 			s.settle(e.peer)
 			continue
@@ -582,9 +582,10 @@ const insertVisits = 512
 // insertVisits peers; a leaf is taken only where the prefix and diversity
 // rules let u serve v and v serve c, where u is an origin or as near v as
 // v's best sampled candidate, and where v is no farther from c than u was.
-// v's candidates must be gathered. It returns v's new upstream and the
-// link c was given, or none (v is then left to pick).
-func (s *Swarm) insert(v int32, k int) (int32, Link) {
+// v's candidates must be gathered. u is never exclude (the peer v just
+// complained about, or the one that shed it). It returns v's new upstream
+// and the link c was given, or none (v is then left to pick).
+func (s *Swarm) insert(v int32, k int, exclude int32) (int32, Link) {
 	pv := &s.peers[v]
 	if pv.isOrigin() || int(pv.home) != k || s.free(v) == 0 || s.p.MaxDepth > 0 {
 		return none, Link{}
@@ -610,7 +611,7 @@ func (s *Swarm) insert(v int32, k int) (int32, Link) {
 		// Whether u may take v: near enough, and within v's rules.
 		in := slices.Contains(vset, u)
 		s.others(v, k)
-		takesV := (pu.isOrigin() || proximity(pv, pu) <= near) && !(mustNew && in || mustOld && !in) && s.fits(u)
+		takesV := u != exclude && (pu.isOrigin() || proximity(pv, pu) <= near) && !(mustNew && in || mustOld && !in) && s.fits(u)
 		for _, d := range pu.down {
 			if int(d.sub) != k {
 				continue

@@ -493,7 +493,7 @@ func (s *Swarm) Join(now time.Time, pi PeerInfo) ([]Link, error) {
 	var moved []Link
 	for k := range s.k {
 		l := Link{Peer: pi.ID, Substream: k, Reason: ReasonJoin}
-		if u, m := s.insert(i, k); u != none {
+		if u, m := s.insert(i, k, none); u != none {
 			l.Upstream = s.peers[u].id
 			moved = append(moved, m)
 		} else if u := s.pick(now, i, k, none, true); u != none {

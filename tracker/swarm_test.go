@@ -1019,6 +1019,7 @@ func churn(t *testing.T, s *Swarm, seed uint64, ops int, assigned bool, log *chu
 	r := rand.New(rand.NewPCG(seed, 99))
 	g := newPeerGen(s, seed)
 	var live []protocol.PeerID
+	told := map[subOf]protocol.PeerID{} // what the links said, in order
 	now := t0
 	for step := range ops {
 		now = now.Add(time.Duration(r.IntN(200)) * time.Millisecond)
@@ -1106,7 +1107,25 @@ func churn(t *testing.T, s *Swarm, seed uint64, ops int, assigned bool, log *chu
 		if err := checkSwarm(s, assigned, none_); err != nil {
 			t.Fatalf("step %d (%s, %d viewers): %v\nlinks %+v", step, what, s.Len(), err, links)
 		}
+		// Every change of a viewer's upstream is told in a link: the
+		// links applied in order give what the tracker holds.
+		for _, l := range links {
+			told[subOf{l.Peer, l.Substream}] = l.Upstream
+		}
+		for _, id := range live {
+			for k, u := range s.Upstreams(id) {
+				if got := told[subOf{id, k}]; got != u {
+					t.Fatalf("step %d (%s): %s's substream %d is under %q, but the links said %q\nlinks %+v", step, what, id, k, u, got, links)
+				}
+			}
+		}
 	}
+}
+
+// subOf is one viewer's substream.
+type subOf struct {
+	peer protocol.PeerID
+	k    int
 }
 
 // coversOrphans reports whether links give each orphan (peer, substream) of
@@ -1454,5 +1473,28 @@ func TestRaise(t *testing.T) {
 				t.Errorf("z1 at depth %d, want %d (under h)", d, want)
 			}
 		})
+	}
+}
+
+// TestComplaintNotBackUnder: a viewer that complains about its upstream is
+// not put back under it by insert's walk (which would take the place of the
+// upstream's leaf), even when that upstream is the shallowest relay with a
+// leaf to displace: the complaint is excluded everywhere.
+func TestComplaintNotBackUnder(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1, Reserve: -1})
+	if err := s.AddOrigin("o", 2); err != nil {
+		t.Fatal(err)
+	}
+	force(t, s, t0, PeerInfo{ID: "liar", Kind: protocol.KindNative, BudgetKbps: budget(s, 3)}, "o")
+	force(t, s, t0, PeerInfo{ID: "v", Kind: protocol.KindNative, BudgetKbps: budget(s, 2)}, "liar")
+	force(t, s, t0, PeerInfo{ID: "leaf", Kind: protocol.KindBrowser}, "liar")
+	mustCheck(t, s)
+	links := s.Complain(t0, "v", "liar")
+	mustCheck(t, s)
+	if up := s.Upstreams("v")[0]; up == "liar" || up == "" {
+		t.Fatalf("v's upstream after its complaint: %q (links %+v)", up, links)
+	}
+	if !s.Linked("leaf", "liar") {
+		t.Errorf("the liar's leaf was moved: links %+v", links)
 	}
 }
