@@ -290,11 +290,21 @@ func (n *Network) rebalance() {
 func (n *Network) reassign(links []tracker.Link) {
 	for _, l := range links {
 		v := n.nodes[l.Peer]
-		if v == nil || !v.alive {
+		if v == nil || !v.LeftAt.IsZero() || !v.alive && v.welcome == nil {
 			continue
 		}
 		depth := n.swarm.ViewerDepth(l.Peer)
 		n.at(n.now.Add(n.p.OriginRTT/2), func() {
+			if v.core == nil && v.welcome != nil {
+				// Not started yet: the tracker's server sends a reassign
+				// after the welcome on the same connection, so the core
+				// starts with it applied (before, it was lost, and the
+				// viewer kept an upstream the tracker had moved it off).
+				if l.Substream >= 0 && l.Substream < len(v.welcome.ups) {
+					v.welcome.ups[l.Substream], v.welcome.depth = l.Upstream, depth
+				}
+				return
+			}
 			v.input(func(now time.Time) { v.core.Reassign(now, l.Substream, l.Upstream, depth) })
 		})
 	}
@@ -348,12 +358,12 @@ func (n *Network) Join(p NodeParams) (*Node, error) {
 	}
 	n.reassign(links[len(ups):]) // viewers moved to make room
 	depth := n.swarm.ViewerDepth(id)
-	v := &Node{net: n, ID: id, p: p, links: map[core.LinkID]*link{}, OriginRTT: p.OriginRTT}
+	v := &Node{net: n, ID: id, p: p, links: map[core.LinkID]*link{}, OriginRTT: p.OriginRTT, welcome: &welcome{ups: ups, depth: depth}}
 	n.nodes[id] = v
 	n.list = append(n.list, v)
 	v.JoinedAt = n.now
 	n.at(n.now.Add(v.originRTT()), func() {
-		if _, err := n.start(id, p, false, &welcome{ups: ups, depth: depth}); err != nil {
+		if _, err := n.start(id, p, false, v.welcome); err != nil {
 			v.Err = err
 		}
 	})
@@ -424,6 +434,7 @@ type Node struct {
 	ID       protocol.PeerID
 	p        NodeParams
 	core     *core.Node
+	welcome  *welcome // what its core starts with, kept up to date until then
 	alive    bool
 	frozen   bool
 	poison   bool
@@ -728,6 +739,18 @@ func (n *Network) report(v *Node, r protocol.Report) {
 func (v *Node) dial(to protocol.PeerID) {
 	n := v.net
 	u := n.nodes[to]
+	if u != nil && u.core == nil && u.welcome != nil && u.LeftAt.IsZero() {
+		// Joined, its core not started yet: the offer waits at the
+		// tracker for its session, and goes on when it starts.
+		if at := u.JoinedAt.Add(u.originRTT()); n.now.Before(at) {
+			n.at(at, func() {
+				if v.alive {
+					v.dial(to)
+				}
+			})
+			return
+		}
+	}
 	if u == nil || !u.alive || !n.swarm.Linked(v.ID, to) && to != protocol.OriginPeer {
 		n.at(n.now.Add(time.Second), func() { v.input(func(now time.Time) { v.core.DialFailed(now, to) }) })
 		return

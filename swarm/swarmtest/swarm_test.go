@@ -2,6 +2,7 @@ package swarmtest
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -355,5 +356,29 @@ func TestTrafficConserved(t *testing.T) {
 	t.Logf("sent %d B: delivered %d, lost %d, in flight %d; resent %d", tr.Sent, tr.Delivered, tr.Lost, n.InFlight(), tr.Resent)
 	if tr.Lost == 0 || tr.Resent == 0 || tr.Delivered < tr.Sent/2 {
 		t.Errorf("the run does not exercise what it checks: %+v", tr)
+	}
+}
+
+// TestCoresFollowTracker: a viewer the tracker moves before its core has
+// started (a relay joining just after it takes its place high in the
+// relay's home tree, and it goes under the relay: insert) starts on the
+// upstreams the tracker holds for it. Before, the move was lost, and the
+// viewer fed from an upstream the tracker had moved it off.
+func TestCoresFollowTracker(t *testing.T) {
+	// No rebalance: nothing else moves.
+	n := newNet(t, Params{RebalanceEvery: time.Hour})
+	leaf := join(t, n, NodeParams{BudgetKbps: 0})
+	n.Run(time.Millisecond)
+	relay := join(t, n, NodeParams{BudgetKbps: 4000})
+	n.Run(1500 * time.Millisecond)
+	if leaf.Core() == nil || relay.Core() == nil {
+		t.Fatalf("not started: %v, %v", leaf.Err, relay.Err)
+	}
+	want := n.Swarm().Upstreams(leaf.ID)
+	if !slices.Contains(want, relay.ID) {
+		t.Fatalf("the tracker did not put the leaf under the relay: %v", want)
+	}
+	if got := leaf.Core().Upstreams(); !reflect.DeepEqual(got, want) {
+		t.Errorf("the leaf's core feeds from %v, the tracker holds %v", got, want)
 	}
 }
