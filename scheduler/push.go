@@ -12,6 +12,10 @@ type Pusher struct {
 	// substreams that the downstream still wanted past the grace: held,
 	// and not pushed.
 	LastHeldWanted time.Time
+	// LastUnpushed is when its have last showed, for the first time, a
+	// chunk of its substreams that it had not pushed: held, announced,
+	// and not sent.
+	LastUnpushed time.Time
 	// LastListed is when a chunk of its substreams was last listed.
 	LastListed time.Time
 	// Lag is the smoothed time from a chunk's entry being learnt to its
@@ -40,12 +44,16 @@ func WaitForPush(now, since, deadline time.Time, u Pusher, p PushParams) bool {
 }
 
 // Stalled reports whether a pusher has stopped serving: it held chunks the
-// downstream wanted and pushed nothing for StallAfter, or it said nothing at
-// all (no push, no have) for StallAfter while its substreams' chunks kept
-// being listed. A pusher starved by its own upstream holds nothing new, keeps
-// announcing, and is not blamed.
+// downstream wanted, or chunks it announced and did not push, and pushed
+// nothing for StallAfter; or it said nothing at all (no push, no have) for
+// StallAfter while its substreams' chunks kept being listed. A pusher
+// starved by its own upstream holds nothing new, keeps announcing, and is
+// not blamed. One that announces every chunk it gets and pushes none (it
+// lies about its relay) is found by its unpushed chunks even when its haves
+// come too late to show a chunk the downstream still wants: it gets its
+// chunks no earlier than the downstream pulls them elsewhere.
 func Stalled(now time.Time, u Pusher, p PushParams) bool {
-	if u.LastHeldWanted.Sub(u.LastPush) > p.StallAfter {
+	if u.LastHeldWanted.Sub(u.LastPush) > p.StallAfter || u.LastUnpushed.Sub(u.LastPush) > p.StallAfter {
 		return true
 	}
 	silent := now.Sub(u.LastPush) > p.StallAfter && now.Sub(u.LastHave) > p.StallAfter

@@ -45,6 +45,8 @@ func TestStalled(t *testing.T) {
 		{"silent while the stream moves", s(10), Pusher{LastPush: s(7), LastHave: s(7), LastListed: s(9.9)}, true},
 		{"silent, but so is the stream", s(10), Pusher{LastPush: s(7), LastHave: s(7), LastListed: s(8)}, false},
 		{"starved: announces, holds nothing new", s(10), Pusher{LastPush: s(7), LastHave: s(9.9), LastListed: s(9.9)}, false},
+		{"announces new chunks, pushes none", s(10), Pusher{LastPush: s(7), LastHave: s(9.9), LastListed: s(9.9), LastUnpushed: s(9.8)}, true},
+		{"announces new chunks, pushes late", s(10), Pusher{LastPush: s(8.5), LastHave: s(9.9), LastListed: s(9.9), LastUnpushed: s(9.8)}, false},
 	}
 	for _, tc := range tests {
 		if got := Stalled(tc.now, tc.u, p); got != tc.want {

@@ -632,7 +632,7 @@ func (n *Node) Reassign(now time.Time, substream int, peer protocol.PeerID, dept
 			// (it did not move off it, or came back to it): judged afresh,
 			// else it would feed nothing and never be reported again.
 			p.stalled = false
-			p.push.LastPush, p.push.LastHave, p.push.LastHeldWanted = now, now, time.Time{}
+			p.push.LastPush, p.push.LastHave, p.push.LastHeldWanted, p.push.LastUnpushed = now, now, time.Time{}, time.Time{}
 		}
 	}
 	n.stats.Depth = depth

@@ -487,6 +487,7 @@ func (n *Node) takeHave(now time.Time, p *peer, m *wire.Have) {
 			p.have.Remove(keyOf(seq, ri))
 			continue
 		}
+		fresh := !p.have.Has(keyOf(seq, ri)) // neither announced nor sent by it before
 		p.have.Add(keyOf(seq, ri))
 		// Our pusher of this substream holds a chunk we still want, well
 		// after it was listed: it is not pushing.
@@ -496,6 +497,9 @@ func (n *Node) takeHave(now time.Time, p *peer, m *wire.Have) {
 		k := int(seq % uint64(n.k))
 		if !p.subsTo[k] || now.Sub(p.subAt[k]) <= n.p.PushGrace {
 			continue
+		}
+		if fresh {
+			p.push.LastUnpushed = now
 		}
 		if w := n.byKey[keyOf(seq, ri)]; w != nil && now.Sub(w.since) > n.p.PushGrace {
 			p.push.LastHeldWanted = now

@@ -49,3 +49,45 @@ func TestStalledUpstreamGivenBack(t *testing.T) {
 		t.Errorf("%d stall reports, want 2: the upstream given back was not judged again", got)
 	}
 }
+
+// TestLateLiarReported: an upstream that announces every chunk it gets and
+// pushes none, its haves arriving only once this node holds the chunk from
+// elsewhere (so its have never shows a chunk still wanted, and it is never
+// silent), is reported stalled once it has announced chunks it did not push
+// for StallAfter; one that pushes is not.
+func TestLateLiarReported(t *testing.T) {
+	for _, pushes := range []bool{false, true} {
+		r := newRig(t, 0, "up")
+		r.link(1, "up", true)
+		r.link(2, "other", false)
+		r.advance(time.Second)
+		for range 16 {
+			seq := uint64(r.now.Sub(rigStart) / rigD)
+			b := r.slot(seq)
+			from := LinkID(2)
+			if pushes {
+				from = 1
+			}
+			r.send(from, &wire.Manifest{Batches: []manifest.SignedBatch{signed(t, b)}})
+			for _, e := range b.Entries {
+				r.send(from, &wire.Chunk{ID: e.Hash, Size: e.Size, Data: r.data[e.Hash]})
+			}
+			for _, rend := range []string{"v0", "a0"} {
+				h := &wire.Have{Rendition: rend, Base: seq, Bits: 8, Bitmap: make([]byte, 1)}
+				h.Set(seq)
+				r.send(1, h)
+			}
+			r.advance(rigD)
+		}
+		reports := 0
+		for _, o := range find(r.outs, OutReport) {
+			reports += len(o.Report.Stalled)
+		}
+		if st := r.n.Stats(); st.Chunks < 30 {
+			t.Fatalf("pushes=%v: %d chunks held, want the 32 sent", pushes, st.Chunks)
+		}
+		if want := map[bool]int{false: 1, true: 0}[pushes]; reports != want {
+			t.Errorf("pushes=%v: %d stall reports, want %d", pushes, reports, want)
+		}
+	}
+}
