@@ -93,8 +93,8 @@ const (
 
 // Origin is the origin: its seed's egress budget (50 Mbit/s, seedcast
 // serve's default) and the substream links the tracker gives it (Slots;
-// 0: what its budget pays for, sized as the tracker sizes a viewer's:
-// ⌊PushShare·egress·K/r⌋ — serve's fixed default of 64 over-commits a 50
+// 0: what 80% of its budget pays for, ⌊0.8·egress·K/r⌋, the rest left to
+// repairs and HTTP fallback — serve's fixed default of 64 over-commits a 50
 // Mbit/s seed for streams above 3.1 Mbit/s), and its round trip to viewers
 // without regions (40 ms).
 type Origin struct {

@@ -19,6 +19,10 @@ import (
 	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
+// seedShare is the percentage of the origin's egress its seed's links may
+// take (the rest answers repairs and pays for the HTTP fallback).
+const seedShare = 80
+
 // substreams is K, as the tracker's default.
 const substreams = 4
 
@@ -391,7 +395,7 @@ func newSim(p SimParams) (*sim, error) {
 	if slots == 0 {
 		// As the tracker sizes a viewer's slots from its announced push
 		// share (tracker.Swarm.Slots).
-		slots = max(int(int64(sc.Origin.Egress)*core.PushShare/100*substreams/int64(p.BitrateKbps)), 1)
+		slots = max(int(int64(sc.Origin.Egress)*seedShare/100*substreams/int64(p.BitrateKbps)), 1)
 	}
 	net, err := swarmtest.New(swarmtest.Params{
 		Seed:          p.Seed,
