@@ -35,7 +35,7 @@ const (
 	// PushShare is the percentage of the relay budget a node announces to
 	// the tracker for subscriptions; the rest answers repairs, backfills
 	// and relays batches.
-	PushShare = 90
+	PushShare = 80
 )
 
 // upJob is one chunk on its way to one peer, sent fragment by fragment.
