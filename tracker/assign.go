@@ -738,3 +738,47 @@ func (s *Swarm) raise(now time.Time, h int32) []Link {
 		{Peer: s.peers[c].id, Substream: k, Upstream: s.peers[g].id, Prev: s.peers[u].id, Reason: ReasonRebalance},
 	}
 }
+
+// localize moves v's links whose upstream is farther than a candidate that
+// could serve it instead (a better proximity class, in the good tier) to
+// that candidate, when that does not sink v (a leaf may go one level
+// deeper). Viewers join in the order they come, and while a region's relays
+// have no free slot its viewers take another region's; nothing brought
+// them back. It returns the links moved.
+func (s *Swarm) localize(now time.Time, v int32) []Link {
+	pv := &s.peers[v]
+	var links []Link
+	gathered := false
+	for k := range s.k {
+		sv := s.subs[s.at(v, k)]
+		u := sv.up
+		if u == none || s.peers[u].isOrigin() {
+			continue
+		}
+		cur := proximity(pv, &s.peers[u])
+		if cur <= proxRegion || cur == proxUnknown {
+			continue // near already, or nothing to compare by
+		}
+		if !gathered {
+			s.gather(now, v, nil)
+			gathered = true
+		}
+		s.relaxed = false
+		b, tier := s.pickPeer(v, k, u, true)
+		if b == none || tier != 0 || proximity(pv, &s.peers[b]) >= cur {
+			continue
+		}
+		slack := int32(0)
+		if !s.hasDown(v, k) {
+			slack = 1
+		}
+		if s.subs[s.at(b, k)].depth > s.subs[s.at(u, k)].depth+slack {
+			continue
+		}
+		s.unlink(v, k)
+		s.link(v, k, b)
+		s.settle(v)
+		links = append(links, Link{Peer: pv.id, Substream: k, Upstream: s.peers[b].id, Prev: s.peers[u].id, Reason: ReasonRebalance})
+	}
+	return links
+}

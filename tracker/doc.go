@@ -19,7 +19,10 @@
 // (displace), a peer serving fewer drops leaves before relays, and
 // Rebalance swaps relays sunk deep with shallow leaves (raise), so that
 // reassignments in a swarm with nearly every slot in use do not sink whole
-// subtrees into chains.
+// subtrees into chains. Viewers take what is free when they join, often in
+// another region while their own region's relays are full; Rebalance then
+// moves a link fed from farther than the viewer's region to a nearer
+// candidate that is no deeper (localize).
 //
 // It trusts measurement, not claims (trust.go). A declared relay budget is
 // believed up to SwarmParams.MaxBudgetKbps (100 Mbit/s), and what a viewer

@@ -277,9 +277,11 @@ const (
 	promoteDepth   = 2                // ... sitting at least this deep
 	rebalanceTries = 32
 	rebalanceMoves = 8
-	raiseDepth     = 3  // Rebalance raises relays at least this deep ...
-	raiseTries     = 64 // ... trying this many viewers
-	raiseMoves     = 16 // ... and swapping at most this many
+	raiseDepth     = 3   // Rebalance raises relays at least this deep ...
+	raiseTries     = 64  // ... trying this many viewers
+	raiseMoves     = 16  // ... and swapping at most this many
+	localTries     = 256 // Rebalance brings links nearer, trying this many viewers
+	localMoves     = 64  // ... and moving at most this many links
 )
 
 const (
@@ -709,8 +711,12 @@ func (s *Swarm) SetBudget(now time.Time, id protocol.PeerID, budgetKbps int) []L
 // trees a flash crowd builds while every address is on probation are deep).
 // Then it raises viewers (here for 10 s) that relay their home substream
 // to a subtree from depth 3 or more, each by swapping places with the
-// shallowest leaf above it. Its work is bounded (a few dozen samples, at
-// most 8 moves and 16 swaps), so the server may call it every few seconds.
+// shallowest leaf above it. Last it brings links nearer (localize): a
+// viewer fed from farther than its region (500 km, or another country)
+// moves, with its subtree, to a nearer candidate that can serve it and is
+// no deeper (one level deeper for a leaf). Its work is bounded (a few
+// hundred samples, at most 8 moves, 16 swaps and 64 links brought nearer),
+// so the server may call it every few seconds.
 func (s *Swarm) Rebalance(now time.Time) []Link {
 	s.tick(now)
 	links := s.drain(now, len(s.pending))
@@ -760,6 +766,16 @@ func (s *Swarm) Rebalance(now time.Time) []Link {
 			links = append(links, ls...)
 			raised++
 		}
+	}
+	local := 0
+	for try := 0; try < localTries && local < localMoves && s.stats.Viewers > 0; try++ {
+		h := int32(s.rng.IntN(len(s.peers)))
+		if p := &s.peers[h]; !p.alive() || p.isOrigin() {
+			continue
+		}
+		ls := s.localize(now, h)
+		links = append(links, ls...)
+		local += len(ls)
 	}
 	return links
 }

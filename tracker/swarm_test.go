@@ -1498,3 +1498,52 @@ func TestComplaintNotBackUnder(t *testing.T) {
 		t.Errorf("the liar's leaf was moved: links %+v", links)
 	}
 }
+
+// TestLocalize: Rebalance moves a viewer's link from a far upstream to a
+// nearer one that can serve it, when that does not sink it: a leaf may go
+// one level deeper, a relay with a subtree not at all.
+func TestLocalize(t *testing.T) {
+	tests := []struct {
+		name     string
+		nearDeep bool // the near relay sits one level below the far one
+		vRelays  bool // v serves a subtree
+		want     protocol.PeerID
+	}{
+		{"a leaf, the near relay as shallow", false, false, "near"},
+		{"a leaf, the near relay one deeper", true, false, "near"},
+		{"a relay with a subtree, the near relay one deeper", true, true, "far"},
+		{"a relay with a subtree, the near relay as shallow", false, true, "near"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1, Reserve: -1})
+			if err := s.AddOrigin("o", 2); err != nil {
+				t.Fatal(err)
+			}
+			force(t, s, t0, PeerInfo{ID: "far", Kind: protocol.KindNative, Loc: tokyo, BudgetKbps: budget(s, 3)}, "o")
+			if tt.nearDeep {
+				force(t, s, t0, PeerInfo{ID: "mid", Kind: protocol.KindNative, Loc: madrid, BudgetKbps: budget(s, 1)}, "o")
+				force(t, s, t0, PeerInfo{ID: "near", Kind: protocol.KindNative, Loc: hamburg, BudgetKbps: budget(s, 3)}, "mid")
+			} else {
+				force(t, s, t0, PeerInfo{ID: "near", Kind: protocol.KindNative, Loc: hamburg, BudgetKbps: budget(s, 3)}, "o")
+			}
+			vBudget := 0
+			if tt.vRelays {
+				vBudget = budget(s, 1)
+			}
+			force(t, s, t0, PeerInfo{ID: "v", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: vBudget}, "far")
+			if tt.vRelays {
+				force(t, s, t0, PeerInfo{ID: "w", Kind: protocol.KindBrowser, Loc: berlin}, "v")
+			}
+			mustCheck(t, s)
+			links := s.Rebalance(t0.Add(time.Second))
+			mustCheck(t, s)
+			if got := s.Upstreams("v")[0]; got != tt.want {
+				t.Errorf("v under %q, want %q (links %+v)", got, tt.want, links)
+			}
+			if tt.vRelays && !s.Linked("w", "v") {
+				t.Error("v's subtree did not move with it")
+			}
+		})
+	}
+}
