@@ -198,9 +198,15 @@ func TestBrowserE2EEMeeting(t *testing.T) {
 	writeIVF(t, filepath.Join(dir, "raw.ivf"), raw)
 	writeIVF(t, filepath.Join(dir, "plain.ivf"), plain)
 	nraw, nplain := decodedFrames(t, ffprobe, filepath.Join(dir, "raw.ivf")), decodedFrames(t, ffprobe, filepath.Join(dir, "plain.ivf"))
+	// What the SFU forwards is shown encrypted above, frame by frame (it
+	// opens with the key, and differs from the plaintext past the clear
+	// prefix). How many of the forwarded frames ffprobe "decodes" is only
+	// logged: VP8's boolean decoder takes random partitions without an
+	// error, so it decodes none or most of them, as the encrypted keyframe
+	// happens to parse (0 to 69 of 103 seen).
 	t.Logf("ffprobe decodes %d of %d frames as forwarded, %d once decrypted", nraw, len(raw), nplain)
-	if nplain < len(plain)*9/10 || nraw > len(raw)/10 {
-		t.Fatalf("ffprobe decoded %d of %d forwarded frames and %d of %d decrypted ones", nraw, len(raw), nplain, len(plain))
+	if nplain < len(plain)*9/10 {
+		t.Fatalf("ffprobe decoded %d of %d decrypted frames", nplain, len(plain))
 	}
 
 	// The tap leaves: everyone ratchets to epoch 1; Carol keeps decoding.
