@@ -173,6 +173,10 @@ type SimResult struct {
 	// random would give (with regions only).
 	SameRegionLinks  *float64 `json:"sameRegionLinks,omitempty"`
 	RandomSameRegion *float64 `json:"randomSameRegion,omitempty"`
+	// SameRegionBytes is the share of the bytes viewers delivered to
+	// viewers over the window (frames of every kind) that stayed within a
+	// region (with regions only).
+	SameRegionBytes *float64 `json:"sameRegionBytes,omitempty"`
 	// PeerLinkRTTMs is the mean round trip of the peer links at the end.
 	PeerLinkRTTMs float64 `json:"peerLinkRttMs"`
 
@@ -571,6 +575,8 @@ func (s *sim) run(ctx context.Context) error {
 		samples int
 		sumN    float64
 		sumU    float64
+		// trafficA is the traffic at the window's start.
+		trafficA swarmtest.Traffic
 	)
 	for t := time.Duration(0); t < total; {
 		if err := ctx.Err(); err != nil {
@@ -594,6 +600,7 @@ func (s *sim) run(ctx context.Context) error {
 				seedA = sd.Stats()
 			}
 			httpA = net.OriginBytes
+			trafficA = net.Traffic
 		}
 		if t > winStart {
 			samples++
@@ -632,6 +639,10 @@ func (s *sim) run(ctx context.Context) error {
 	meanN, meanU := sumN/float64(max(samples, 1)), sumU/float64(max(samples, 1))/1000
 	rep.setWindowBound(float64(net.OriginBytes-httpA)*8/1e6/window.Seconds(), meanN, meanU, float64(s.rate)/1000)
 	s.fill(rep, byDepth, meanN)
+	if peer := net.Traffic.PeerDelivered - trafficA.PeerDelivered; len(sc.Regions) > 0 && peer > 0 {
+		f := float64(net.Traffic.SameRegion-trafficA.SameRegion) / float64(peer)
+		s.res.SameRegionBytes = &f
+	}
 	return nil
 }
 

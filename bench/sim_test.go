@@ -202,13 +202,16 @@ func TestSimGeo(t *testing.T) {
 	sc := scenario(t, "geo")
 	sc.JoinOver, sc.Settle = Duration(10*time.Second), Duration(10*time.Second)
 	r := runSim(t, sc, 120, 30*time.Second, 1)
-	if r.SameRegionLinks == nil {
+	if r.SameRegionLinks == nil || r.SameRegionBytes == nil {
 		t.Fatal("no region figures")
 	}
-	t.Logf("peer links within a region %.3f (random %.3f), mean peer-link RTT %.1f ms; egress %.1f Mbps, continuity %.4f",
-		*r.SameRegionLinks, *r.RandomSameRegion, r.PeerLinkRTTMs, r.ServerEgressMbps, r.Continuity)
+	t.Logf("peer links within a region %.3f (random %.3f), peer bytes %.3f, mean peer-link RTT %.1f ms; egress %.1f Mbps, continuity %.4f",
+		*r.SameRegionLinks, *r.RandomSameRegion, *r.SameRegionBytes, r.PeerLinkRTTMs, r.ServerEgressMbps, r.Continuity)
 	if *r.SameRegionLinks < *r.RandomSameRegion+0.1 {
 		t.Errorf("%.3f of peer links within a region (random: %.3f)", *r.SameRegionLinks, *r.RandomSameRegion)
+	}
+	if *r.SameRegionBytes < *r.RandomSameRegion+0.1 {
+		t.Errorf("%.3f of peer bytes within a region (random: %.3f)", *r.SameRegionBytes, *r.RandomSameRegion)
 	}
 }
 

@@ -78,6 +78,9 @@ func SimMarkdown(results []SimResult) string {
 		}
 		if r.SameRegionLinks != nil {
 			fmt.Fprintf(&b, " Peer links within a region: %.1f%% (%.1f%% at random); mean peer-link RTT %.0f ms.", 100**r.SameRegionLinks, 100**r.RandomSameRegion, r.PeerLinkRTTMs)
+			if r.SameRegionBytes != nil {
+				fmt.Fprintf(&b, " Peer bytes within a region over the window: %.1f%%.", 100**r.SameRegionBytes)
+			}
 		}
 		fmt.Fprintf(&b, " Honest viewers, over the window: %d chunks asked of the origin near a deadline, %d fetched over HTTP for substreams with no upstream; %d upstreams reported stalled, %d substreams reassigned.",
 			r.OriginPulls, r.HTTPFed, r.StallReports, r.Reassigned)

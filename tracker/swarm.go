@@ -671,7 +671,8 @@ func (s *Swarm) complain(now time.Time, from, about protocol.PeerID) ([]Link, bo
 // SetBudget changes a viewer's relay budget (the node cut or restored its
 // relay), believed up to MaxBudgetKbps and served within its address's
 // allowance. Downstreams beyond the new slot count are reassigned, leaves
-// first.
+// first. A viewer whose slots grew while it relays nothing on its home
+// substream takes a leaf's place high in that tree (offer).
 func (s *Swarm) SetBudget(now time.Time, id protocol.PeerID, budgetKbps int) []Link {
 	s.tick(now)
 	i, ok := s.ids[id]
@@ -699,8 +700,40 @@ func (s *Swarm) SetBudget(now time.Time, id protocol.PeerID, budgetKbps int) []L
 	links := s.reassign(now, s.orph, ReasonBudget, id, i, nil)
 	if grew {
 		links = append(links, s.drain(now, waiting)...)
+		links = append(links, s.offer(now, i)...)
 	}
 	return links
+}
+
+// offer puts viewer i, whose relay budget just grew and which relays
+// nothing on its home substream, where it relays at once: insert gives it
+// the place of a leaf high in that tree, and the leaf moves under it.
+// Otherwise its new slots wait for an orphan or a newcomer to pick them,
+// which in a small swarm with free slots elsewhere may never happen. When
+// no leaf can be taken, i keeps its upstream. It returns the links made.
+func (s *Swarm) offer(now time.Time, i int32) []Link {
+	p := &s.peers[i]
+	k := int(p.home)
+	sv := s.subs[s.at(i, k)]
+	if sv.up == none || s.free(i) == 0 || s.hasDown(i, k) {
+		return nil
+	}
+	s.gather(now, i, nil)
+	s.relaxed = false
+	prev := s.unlink(i, k)
+	u, moved := s.insert(i, k, none)
+	if u == none {
+		s.link(i, k, prev)
+		s.subs[s.at(i, k)].since = sv.since
+		return nil
+	}
+	s.settle(i)
+	if u == prev { // i keeps its place, and gains the leaf
+		s.subs[s.at(i, k)].since = sv.since
+		return []Link{moved}
+	}
+	l := Link{Peer: p.id, Substream: k, Upstream: s.peers[u].id, Prev: s.peers[prev].id, Reason: ReasonBudget}
+	return []Link{l, moved}
 }
 
 // Rebalance retries substreams waiting for an upstream, then moves

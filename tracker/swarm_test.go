@@ -858,6 +858,32 @@ func TestSetBudget(t *testing.T) {
 	mustCheck(t, s)
 }
 
+// TestSetBudgetOffers: a relay-off viewer that turns its relay on, in a
+// small swarm where every relay still has free slots (so no orphan or
+// newcomer needs it), takes a leaf's place at once and relays to it.
+func TestSetBudgetOffers(t *testing.T) {
+	s := newTestSwarm(t, SwarmParams{Substreams: 1, MinUpstreams: 1})
+	if err := s.AddOrigin("o", 10); err != nil {
+		t.Fatal(err)
+	}
+	force(t, s, t0, PeerInfo{ID: "a", Kind: protocol.KindNative, Loc: berlin, BudgetKbps: budget(s, 4)}, "o")
+	force(t, s, t0, PeerInfo{ID: "off", Kind: protocol.KindBrowser, Loc: berlin}, "a")
+	force(t, s, t0, PeerInfo{ID: "leaf", Kind: protocol.KindBrowser, Loc: berlin}, "o")
+	links := s.SetBudget(t0, "off", budget(s, 2))
+	mustCheck(t, s)
+	if d := s.Downstreams("off"); len(d) != 1 || d[0].Peer != "leaf" {
+		t.Fatalf("after relay on, off serves %+v (links %+v); want the leaf", d, links)
+	}
+	if ups := s.Upstreams("off"); ups[0] != "o" {
+		t.Fatalf("off's upstream is %q; want the origin, whose leaf it took", ups[0])
+	}
+	// Growing again while it relays changes nothing.
+	if links := s.SetBudget(t0, "off", budget(s, 3)); len(links) != 0 {
+		t.Fatalf("a relay that grows: links %+v", links)
+	}
+	mustCheck(t, s)
+}
+
 // TestPending: with the origins full, an orphan fetches over HTTP (empty
 // Upstream) until capacity appears.
 func TestPending(t *testing.T) {

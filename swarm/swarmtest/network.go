@@ -154,6 +154,10 @@ type Traffic struct {
 	// Resent counts the bytes sent again after a loss (Params.Loss); they
 	// are not in Sent, which counts each frame once.
 	Resent int64
+	// PeerDelivered counts the delivered bytes whose sender and receiver
+	// are both viewers (the seed's are not), and SameRegion those of them
+	// whose two ends share a region (NodeParams.Region).
+	PeerDelivered, SameRegion int64
 }
 
 // New starts a network at Params.Start: the stream goes live and the
@@ -649,6 +653,12 @@ func (v *Node) carryOut(o core.Output) {
 					return
 				}
 				n.Traffic.Delivered += b
+				if v != n.seed && to != n.seed {
+					n.Traffic.PeerDelivered += b
+					if v.p.Region == to.p.Region {
+						n.Traffic.SameRegion += b
+					}
+				}
 				if frags == nil {
 					to.input(func(now time.Time) { to.core.Receive(now, id, msg) })
 					return
