@@ -64,7 +64,9 @@ func (s *Swarm) reassign(now time.Time, orphans []downLink, why Reason, prev pro
 	}
 	links = append(links, moved...)
 	for _, b := range bumped {
-		links = append(links, s.rehome(now, b))
+		if l := s.rehome(now, b); l.Upstream != l.Prev {
+			links = append(links, l)
+		}
 	}
 	return links
 }
@@ -75,7 +77,9 @@ type bump struct {
 }
 
 // rehome gives a displaced leaf a new upstream on its substream (or has it
-// wait for one, over HTTP) and returns its link.
+// wait for one, over HTTP) and returns its link. That may be the upstream
+// it was displaced from (an origin with slots the displacing relay could
+// not take): the link then says so, Upstream = Prev, and is not sent.
 func (s *Swarm) rehome(now time.Time, b bump) Link {
 	k := int(b.k)
 	l := Link{Peer: s.peers[b.c].id, Substream: k, Prev: s.peers[b.from].id, Reason: ReasonRebalance}
