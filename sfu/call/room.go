@@ -60,15 +60,12 @@ type pubTrack struct {
 	info TrackInfo
 }
 
-func newRoom(s *Server, name, kind string) *room {
-	r := &room{
-		s: s, name: name, kind: kind,
+// newRoom opens a room with its stored chat history.
+func newRoom(s *Server, name, kind string, chat []ChatLine) *room {
+	return &room{
+		s: s, name: name, kind: kind, chat: chat,
 		members: map[string]*member{}, knocking: map[string]*member{}, used: map[string]time.Time{},
 	}
-	if s.chats != nil {
-		r.chat = s.chats.load(name, s.now())
-	}
-	return r
 }
 
 func (m *member) public(host bool) Member {

@@ -112,10 +112,13 @@ type Server struct {
 	mu     sync.Mutex
 	closed bool
 	rooms  map[string]*room // by SFU room name
-	perIP  map[netip.Prefix]int
-	wg     sync.WaitGroup
-	voice  map[string]bool
-	done   chan struct{}
+	// forgets counts the rooms forgotten: a room opened with a chat
+	// history read before a forget may miss lines of the room forgotten.
+	forgets uint64
+	perIP   map[netip.Prefix]int
+	wg      sync.WaitGroup
+	voice   map[string]bool
+	done    chan struct{}
 
 	// Presence and ringing calls (presence.go, ringcalls.go). pmu is never
 	// held while taking a room's lock.
@@ -396,23 +399,48 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-// room returns the room with this SFU name, opening it if allowed.
+// room returns the room with this SFU name, opening it if allowed. A new
+// room's chat history is read from disk outside the server's lock, so
+// that a slow disk stalls only the joins of that room.
 func (s *Server) room(name, kind string) (*room, string) {
 	s.mu.Lock()
+	r, code, done := s.roomLocked(name)
+	forgets := s.forgets
+	s.mu.Unlock()
+	if done {
+		return r, code
+	}
+	var chat []ChatLine
+	if s.chats != nil {
+		chat = s.chats.load(name, s.now())
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, CodeServerFull
+	if r, code, done := s.roomLocked(name); done {
+		return r, code
 	}
-	if r, ok := s.rooms[name]; ok {
-		return r, ""
+	if s.chats != nil && s.forgets != forgets {
+		chat = s.chats.load(name, s.now()) // this room may be the one forgotten
 	}
-	if len(s.rooms) >= s.lim.Rooms {
-		return nil, CodeServerFull
-	}
-	r := newRoom(s, name, kind)
+	r = newRoom(s, name, kind, chat)
 	s.rooms[name] = r
 	s.m.rooms.Inc()
 	return r, ""
+}
+
+// roomLocked returns the open room of this name, or a refusal; done is
+// false when the room may be opened.
+func (s *Server) roomLocked(name string) (r *room, code string, done bool) {
+	if s.closed {
+		return nil, CodeServerFull, true
+	}
+	if r, ok := s.rooms[name]; ok {
+		return r, "", true
+	}
+	if len(s.rooms) >= s.lim.Rooms {
+		return nil, CodeServerFull, true
+	}
+	return nil, "", false
 }
 
 // forget removes an empty room.
@@ -421,6 +449,7 @@ func (s *Server) forget(r *room) {
 	defer s.mu.Unlock()
 	if s.rooms[r.name] == r {
 		delete(s.rooms, r.name)
+		s.forgets++
 		s.m.rooms.Dec()
 	}
 }
