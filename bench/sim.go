@@ -271,8 +271,8 @@ type sim struct {
 	net     *swarmtest.Network
 	rng     *rand.Rand
 	classes *interleave
-	regions *interleave
-	rate    int // kbps
+	regions []*interleave // per audience class
+	rate    int           // kbps
 	budgets map[*swarmtest.Node]int
 	alive   []*swarmtest.Node // online viewers, for churn picks
 	pos     map[*swarmtest.Node]int
@@ -388,7 +388,14 @@ func newSim(p SimParams) (*sim, error) {
 			rshares = append(rshares, r.Share)
 		}
 	}
-	s.regions = newInterleave(rshares)
+	// Each class has its own interleave of the regions, so that every
+	// region gets the audience's mix: one interleave for all would cycle
+	// in step with the classes' (periods 5 and 10 for geo's shares) and
+	// give a region only some classes.
+	s.regions = make([]*interleave, len(sc.Audience))
+	for i := range s.regions {
+		s.regions[i] = newInterleave(rshares)
+	}
 	oneWay := func(a, b int) time.Duration {
 		if len(sc.RTTms) == 0 {
 			return time.Duration(sc.PeerRTTms / 2 * float64(time.Millisecond))
@@ -479,9 +486,16 @@ func (s *sim) location(i, r int) tracker.Location {
 	return loc
 }
 
+// draw gives the next viewer's audience class and region: each by its
+// shares, and every region the audience's mix of classes.
+func (s *sim) draw() (class, region int) {
+	class = s.classes.next()
+	return class, s.regions[class].next()
+}
+
 func (s *sim) join() error {
-	c := s.sc.Audience[s.classes.next()]
-	r := s.regions.next()
+	ci, r := s.draw()
+	c := s.sc.Audience[ci]
 	budget := c.BudgetKbps(s.rate)
 	i := s.res.Joins + 1
 	// Frames leave at the viewer's upload line; the core's token bucket

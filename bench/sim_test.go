@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seedcast/seedcast/manifest"
 )
 
 func scenario(t testing.TB, name string) Scenario {
@@ -193,6 +195,35 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 func hasProc() bool {
 	_, err := os.Stat("/proc/self/status")
 	return err == nil
+}
+
+// TestSimRegionsMix: every region gets the audience's mix of classes, and
+// every class the regions' shares (geo: three classes and three regions
+// whose interleaves, shared, would cycle in step and give us-east none of
+// the largest budgets).
+func TestSimRegionsMix(t *testing.T) {
+	sc := scenario(t, "geo")
+	s, err := newSim(SimParams{Scenario: sc, Viewers: 1000, Duration: time.Minute, Seed: 1, BitrateKbps: int(sc.Bitrate), ChunkDuration: manifest.DefaultChunkDuration})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	count := make([][]int, len(sc.Audience))
+	for c := range count {
+		count[c] = make([]int, len(sc.Regions))
+	}
+	for range n {
+		c, r := s.draw()
+		count[c][r]++
+	}
+	for c, cl := range sc.Audience {
+		for r, reg := range sc.Regions {
+			want := n * cl.Share * reg.Share
+			if got := float64(count[c][r]); math.Abs(got-want) > 2 {
+				t.Errorf("class %d in %s: %.0f viewers, want %.0f", c, reg.Name, got, want)
+			}
+		}
+	}
 }
 
 // TestSimGeo: with viewers in three regions, the tracker's GeoIP-based
