@@ -11,7 +11,8 @@
 // joins), relays there, and is a leaf in the other trees (on probation it
 // may serve only its home; once proven it prefers it). A relay that joins,
 // or needs a new upstream on its home, takes the place of the shallowest
-// leaf nearby and the leaf moves under it (insert), so that relays branch
+// leaf nearby and the leaf moves under it (insert; so does a viewer that
+// turns its relay on while relaying nothing, SetBudget), so that relays branch
 // the trees near the root and leaves hang at the edge: 1,000 viewers of the
 // simulator's generous mix sit within 5 hops, where spreading every relay's
 // slots over all K trees built chains 14 deep. A relay moved with its
