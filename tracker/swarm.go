@@ -277,11 +277,12 @@ const (
 	promoteDepth   = 2                // ... sitting at least this deep
 	rebalanceTries = 32
 	rebalanceMoves = 8
-	raiseDepth     = 3   // Rebalance raises relays at least this deep ...
-	raiseTries     = 64  // ... trying this many viewers
-	raiseMoves     = 16  // ... and swapping at most this many
-	localTries     = 256 // Rebalance brings links nearer, trying this many viewers
-	localMoves     = 64  // ... and moving at most this many links
+	raiseDepth     = 3    // Rebalance raises relays at least this deep ...
+	raiseTries     = 64   // ... trying this many viewers
+	raiseMoves     = 16   // ... and swapping at most this many
+	localTries     = 256  // Rebalance brings links nearer, trying this many viewers (or a quarter of them)
+	localMoves     = 64   // ... and moving at most this many links (or one per 16 viewers)
+	maxLocalTries  = 2048 // ... up to this many tries and a quarter as many moves
 )
 
 const (
@@ -748,8 +749,9 @@ func (s *Swarm) offer(now time.Time, i int32) []Link {
 // viewer fed from farther than its region (500 km, or another country)
 // moves, with its subtree, to a nearer candidate that can serve it and is
 // no deeper (one level deeper for a leaf). Its work is bounded (a few
-// hundred samples, at most 8 moves, 16 swaps and 64 links brought nearer),
-// so the server may call it every few seconds.
+// hundred samples, at most 8 moves and 16 swaps; for localize a quarter of
+// the viewers, 256 to 2,048, and a link per 16 viewers, 64 to 512), so the
+// server may call it every few seconds.
 func (s *Swarm) Rebalance(now time.Time) []Link {
 	s.tick(now)
 	links := s.drain(now, len(s.pending))
@@ -801,7 +803,9 @@ func (s *Swarm) Rebalance(now time.Time) []Link {
 		}
 	}
 	local := 0
-	for try := 0; try < localTries && local < localMoves && s.stats.Viewers > 0; try++ {
+	nTries := min(max(localTries, s.stats.Viewers/4), maxLocalTries)
+	nMoves := min(max(localMoves, s.stats.Viewers/16), maxLocalTries/4)
+	for try := 0; try < nTries && local < nMoves && s.stats.Viewers > 0; try++ {
 		h := int32(s.rng.IntN(len(s.peers)))
 		if p := &s.peers[h]; !p.alive() || p.isOrigin() {
 			continue

@@ -85,6 +85,26 @@ func BenchmarkJoin(b *testing.B) {
 	}
 }
 
+// BenchmarkRebalance measures one Rebalance call (the server makes one
+// every 2 s) in a swarm of n viewers from peerGen's 20 cities, so that
+// localize has far links to bring nearer; links/op is what it moved.
+func BenchmarkRebalance(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("peers=%dk", n/1000), func(b *testing.B) {
+			s, _, _ := benchSwarm(b, n)
+			now := t0
+			links := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				now = now.Add(2 * time.Second)
+				links += len(s.Rebalance(now))
+			}
+			b.ReportMetric(float64(links)/float64(b.N), "links/op")
+		})
+	}
+}
+
 // reportLatency reports the mean, p50 and p99 of ds as name-ns, name-p50-ns
 // and name-p99-ns.
 func reportLatency(b *testing.B, name string, ds []time.Duration) {
