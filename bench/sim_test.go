@@ -108,6 +108,19 @@ func TestSimFluidBound(t *testing.T) {
 	}
 }
 
+// TestSimStarved: in a swarm whose relays cannot feed it (half relay off,
+// half at 1.2× the stream), the tracker overbooks the relays (115% of
+// their budgets' slots), and the origin sends at most 1.35× the fluid
+// bound: 1.25× at 200 viewers, where the budgets' slots alone give 1.57×.
+func TestSimStarved(t *testing.T) {
+	r := runSim(t, scenario(t, "starved"), 200, 40*time.Second, 1)
+	t.Logf("egress %.1f Mbps (%.1f copies), bound %.1f (÷ %.2f), continuity %.4f, p95 %.0f ms",
+		r.ServerEgressMbps, r.Copies, r.FluidBoundMbps, r.Efficiency, r.Continuity, r.LatencyP95Ms)
+	if r.Efficiency > 1.35 || r.Continuity < 0.995 {
+		t.Errorf("egress %.2f × the bound, continuity %.4f; want ≤ 1.35 ×, ≥ 0.995", r.Efficiency, r.Continuity)
+	}
+}
+
 // TestSimReport: a run of 1,000 viewers (100 under -race) over 30 s of
 // stream fills every field of the report with sane values, and its files
 // (results.json, results.md, the plots) are written.

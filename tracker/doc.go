@@ -31,7 +31,9 @@
 // the viewers of one address share one allowance, which starts at K slots
 // (one copy of the stream) and then follows what their downstreams' reports
 // say they received from them (protocol.Report.Received), never their own
-// upload figures. A viewer whose address is not proven yet serves one
+// upload figures. In a swarm whose viewers declare under 90% of the links
+// they need, a budget buys 15% more slots (Swarm, Slots). A viewer whose
+// address is not proven yet serves one
 // substream only. Its buffer and RTT claims can only rank it lower. An
 // address whose viewer two other addresses' viewers, each fed by it, caught
 // in a verified lie (a bad chunk, a forged batch) within a minute loses its

@@ -83,6 +83,10 @@ type SwarmParams struct {
 	// address keeps that floor however it measures (default 15 s).
 	ProbationSlots int
 	Probation      time.Duration
+	// Overbook is the percentage of its budget's slots a relay serves
+	// while the swarm is starved: its viewers declare under 90% of the
+	// links they need (default 115; negative: never). See Swarm.
+	Overbook int
 	// Trusted lists the networks whose viewers are believed (relays the
 	// operator runs; every node of a test on loopback): their addresses are
 	// proven from the start, their declared budgets (up to MaxBudgetKbps)
@@ -115,7 +119,13 @@ type Stats struct {
 // viewer's depth on substream k is its upstream's depth on k plus one.
 //
 // Slots: a viewer declares a relay budget, believed up to MaxBudgetKbps;
-// it pays for at most ⌊budget·K/r⌋ downstream links (its slots). What it
+// it pays for at most ⌊budget·K/r⌋ downstream links (its slots), or
+// ⌊budget·K/r · Overbook/100⌋ (115%) while the swarm is starved: its
+// viewers declare under 90% of the links they need, until they declare
+// all of it again (checked at each Rebalance). A node announces 80% of its
+// budget (the rest answers repairs); in a swarm that cannot feed itself,
+// part of that reserve is worth more as links, since each link no relay
+// serves comes from the origin. What it
 // may serve is that, within the allowance of its address: the viewers of
 // one address (Location.Addr; an IPv6 /64 counts as one) share a single
 // allowance, so ten identities on one address get what one would. An
@@ -239,14 +249,16 @@ type Swarm struct {
 	cands   []cand
 	wide    bool // s.cands holds the whole free index, or was widened
 	relaxed bool // a pick since the last settle relaxed the distinct-upstreams rule
-	stack   []int32
-	walk    []int32 // insert's breadth-first queue
-	vset    []int32 // insert's copy of the inserted viewer's upstreams
-	orph    []downLink
-	extras  []int32
-	distS   []int32
-	upS     []int32 // the viewer's upstreams on its other substreams (pickPeer)
-	touched []int32 // groups credited by the report being taken
+
+	overbook bool // the swarm is starved: relays serve overbookPct of their slots (starved)
+	stack    []int32
+	walk     []int32 // insert's breadth-first queue
+	vset     []int32 // insert's copy of the inserted viewer's upstreams
+	orph     []downLink
+	extras   []int32
+	distS    []int32
+	upS      []int32 // the viewer's upstreams on its other substreams (pickPeer)
+	touched  []int32 // groups credited by the report being taken
 }
 
 const (
@@ -283,6 +295,10 @@ const (
 	localTries     = 256  // Rebalance brings links nearer, trying this many viewers (or a quarter of them)
 	localMoves     = 64   // ... and moving at most this many links (or one per 16 viewers)
 	maxLocalTries  = 2048 // ... up to this many tries and a quarter as many moves
+
+	overbookPct   = 115 // a starved swarm's relays serve this % of their budget's slots (default)
+	overbookBelow = 90  // ... when the declared slots are below this % of the links needed
+	overbookMin   = 64  // ... by at least this many viewers
 )
 
 const (
@@ -357,6 +373,12 @@ func NewSwarm(p SwarmParams) (*Swarm, error) {
 	}
 	if p.Probation == 0 {
 		p.Probation = 15 * time.Second
+	}
+	switch {
+	case p.Overbook == 0:
+		p.Overbook = overbookPct
+	case p.Overbook < 100:
+		p.Overbook = 100
 	}
 	switch {
 	case p.Reserve == 0:
@@ -456,7 +478,50 @@ func (s *Swarm) Slots(budgetKbps int) int {
 	if budgetKbps <= 0 {
 		return 0
 	}
-	return int(min(int64(budgetKbps)*int64(s.k)/int64(s.p.BitrateKbps), maxSlots))
+	pct := int64(100)
+	if s.overbook {
+		pct = int64(s.p.Overbook)
+	}
+	return int(min(int64(budgetKbps)*pct*int64(s.k)/(100*int64(s.p.BitrateKbps)), maxSlots))
+}
+
+// starved turns overbooking on when the viewers' declared slots fall below
+// overbookBelow % of the links they need (K each), and off once they are
+// back to all of it, and resizes every viewer's slots when it turns.
+// Overbooked, a relay's budget (the push share the node announces, 80%)
+// buys SwarmParams.Overbook % of its slots: in a swarm that cannot feed itself the
+// rest of the budget's reserve is worth more as links than as headroom,
+// since every link a relay does not serve comes from the origin. It
+// returns the links the resizing changed.
+func (s *Swarm) starved(now time.Time) []Link {
+	var declared int64
+	for _, n := range s.homeSlots {
+		declared += n
+	}
+	if s.p.Overbook <= 100 {
+		return nil
+	}
+	if s.overbook {
+		declared = declared * 100 / int64(s.p.Overbook) // about what it would be, not overbooked
+	}
+	need := int64(s.stats.Viewers) * int64(s.k)
+	below := int64(overbookBelow) // on below 90% of the need; off again at 100%
+	if s.overbook {
+		below = 100
+	}
+	on := need >= overbookMin*int64(s.k) && declared*100 < need*below
+	if on == s.overbook {
+		return nil
+	}
+	s.overbook = on
+	var links []Link
+	for i := range s.peers {
+		p := &s.peers[i]
+		if p.alive() && !p.isOrigin() {
+			links = append(links, s.SetBudget(now, p.id, int(p.budget))...)
+		}
+	}
+	return links
 }
 
 // AddOrigin registers an origin seed node with its slot count. Several origins
@@ -754,7 +819,8 @@ func (s *Swarm) offer(now time.Time, i int32) []Link {
 // server may call it every few seconds.
 func (s *Swarm) Rebalance(now time.Time) []Link {
 	s.tick(now)
-	links := s.drain(now, len(s.pending))
+	links := s.starved(now)
+	links = append(links, s.drain(now, len(s.pending))...)
 	moves := 0
 	for try := 0; try < rebalanceTries && moves < rebalanceMoves && len(s.relays) > 0; try++ {
 		h := s.relays[s.rng.IntN(len(s.relays))]

@@ -1580,3 +1580,65 @@ func TestLocalize(t *testing.T) {
 		})
 	}
 }
+
+// TestOverbook: a swarm whose viewers declare under 90% of the links they
+// need has its relays serve 115% of the slots their budgets buy, from the
+// next Rebalance; once the declared slots cover the need it is over. A
+// swarm that can feed itself never overbooks, nor one with it turned off.
+func TestOverbook(t *testing.T) {
+	tests := []struct {
+		name     string
+		overbook int
+		slots    int // each relay's, from its budget
+		want     int // each relay's slots after Rebalance
+	}{
+		{"starved", 0, 3, 4},              // 40·3 = 120 declared of 320 needed
+		{"starved, turned off", -1, 3, 3}, // as the budget buys
+		{"fed", 0, 9, 9},                  // 40·9 = 360 ≥ 90% of 320
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestSwarm(t, SwarmParams{Overbook: tt.overbook})
+			if err := s.AddOrigin("o", 1000); err != nil {
+				t.Fatal(err)
+			}
+			var relays []protocol.PeerID
+			for i := range 80 {
+				id := protocol.PeerID(fmt.Sprint("v", i))
+				b := 0
+				if i%2 == 0 {
+					b = budget(s, tt.slots) + budget(s, 1)/2 // 3.5 slots: 3, overbooked 4.025: 4
+					relays = append(relays, id)
+				}
+				force(t, s, t0, PeerInfo{ID: id, Kind: protocol.KindNative, Loc: berlin, BudgetKbps: b}, "o", "o", "o", "o")
+			}
+			s.Rebalance(t0.Add(time.Second))
+			mustCheck(t, s)
+			// The declared slots; each address's allowance follows them as
+			// its deliveries are measured (here: at once).
+			for _, id := range relays {
+				if got := s.peers[s.ids[id]].slots; got != int32(tt.want) {
+					t.Fatalf("%s declares %d slots, want %d", id, got, tt.want)
+				}
+				trust(t, s, id)
+			}
+			if got := s.Stats().PeerSlots; got != 40*tt.want {
+				t.Fatalf("peer slots %d, want 40·%d", got, tt.want)
+			}
+			if tt.want == tt.slots {
+				return
+			}
+			// The relays raise their budgets: the need is covered, and the
+			// slots are what the budgets buy again.
+			for _, id := range relays {
+				s.SetBudget(t0.Add(time.Second), id, budget(s, 10))
+				trust(t, s, id)
+			}
+			s.Rebalance(t0.Add(2 * time.Second))
+			mustCheck(t, s)
+			if got := s.Stats().PeerSlots; got != 400 {
+				t.Fatalf("fed again: peer slots %d, want 400", got)
+			}
+		})
+	}
+}
