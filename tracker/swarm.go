@@ -240,25 +240,24 @@ type Swarm struct {
 	freeBuckets []int32
 	regions     map[string]uint16
 
-	pending []pend
-	stats   Stats
-	epoch   uint32
-	now     time.Time // the latest time passed in
+	pending  []pend
+	stats    Stats
+	overbook bool // the swarm is starved: a budget buys Overbook % of its slots (starved)
+	epoch    uint32
+	now      time.Time // the latest time passed in
 
 	// scratch, reused across calls
 	cands   []cand
 	wide    bool // s.cands holds the whole free index, or was widened
 	relaxed bool // a pick since the last settle relaxed the distinct-upstreams rule
-
-	overbook bool // the swarm is starved: relays serve overbookPct of their slots (starved)
-	stack    []int32
-	walk     []int32 // insert's breadth-first queue
-	vset     []int32 // insert's copy of the inserted viewer's upstreams
-	orph     []downLink
-	extras   []int32
-	distS    []int32
-	upS      []int32 // the viewer's upstreams on its other substreams (pickPeer)
-	touched  []int32 // groups credited by the report being taken
+	stack   []int32
+	walk    []int32 // insert's breadth-first queue
+	vset    []int32 // insert's copy of the inserted viewer's upstreams
+	orph    []downLink
+	extras  []int32
+	distS   []int32
+	upS     []int32 // the viewer's upstreams on its other substreams (pickPeer)
+	touched []int32 // groups credited by the report being taken
 }
 
 const (
@@ -299,6 +298,7 @@ const (
 	overbookPct   = 115 // a starved swarm's relays serve this % of their budget's slots (default)
 	overbookBelow = 90  // ... when the declared slots are below this % of the links needed
 	overbookMin   = 64  // ... by at least this many viewers
+	resizeDrains  = 64  // batches of waiting substreams placed when every viewer's slots are resized
 )
 
 const (
@@ -457,13 +457,7 @@ func (s *Swarm) SetBitrate(now time.Time, kbps int) []Link {
 		s.restat(int32(gi))
 		s.indexGroup(int32(gi))
 	}
-	var links []Link
-	for i := range s.peers {
-		p := &s.peers[i]
-		if p.alive() && !p.isOrigin() {
-			links = append(links, s.SetBudget(now, p.id, int(p.budget))...)
-		}
-	}
+	links := s.resizeAll(now)
 	for gi := range s.groups {
 		if g := &s.groups[gi]; len(g.members) > 0 && g.used > g.allow {
 			links = append(links, s.shed(now, int32(gi))...)
@@ -489,17 +483,17 @@ func (s *Swarm) Slots(budgetKbps int) int {
 // overbookBelow % of the links they need (K each), and off once they are
 // back to all of it, and resizes every viewer's slots when it turns.
 // Overbooked, a relay's budget (the push share the node announces, 80%)
-// buys SwarmParams.Overbook % of its slots: in a swarm that cannot feed itself the
-// rest of the budget's reserve is worth more as links than as headroom,
-// since every link a relay does not serve comes from the origin. It
-// returns the links the resizing changed.
+// buys SwarmParams.Overbook % of its slots: in a swarm that cannot feed
+// itself the rest of the budget's reserve is worth more as links than as
+// headroom, since every link a relay does not serve comes from the
+// origin. It returns the links the resizing changed.
 func (s *Swarm) starved(now time.Time) []Link {
+	if s.p.Overbook <= 100 {
+		return nil
+	}
 	var declared int64
 	for _, n := range s.homeSlots {
 		declared += n
-	}
-	if s.p.Overbook <= 100 {
-		return nil
 	}
 	if s.overbook {
 		declared = declared * 100 / int64(s.p.Overbook) // about what it would be, not overbooked
@@ -514,14 +508,7 @@ func (s *Swarm) starved(now time.Time) []Link {
 		return nil
 	}
 	s.overbook = on
-	var links []Link
-	for i := range s.peers {
-		p := &s.peers[i]
-		if p.alive() && !p.isOrigin() {
-			links = append(links, s.SetBudget(now, p.id, int(p.budget))...)
-		}
-	}
-	return links
+	return s.resizeAll(now)
 }
 
 // AddOrigin registers an origin seed node with its slot count. Several origins
@@ -745,7 +732,15 @@ func (s *Swarm) SetBudget(now time.Time, id protocol.PeerID, budgetKbps int) []L
 	if !ok || s.peers[i].isOrigin() {
 		return nil
 	}
+	return s.setBudget(now, i, budgetKbps, true)
+}
+
+// setBudget is SetBudget for viewer i. A resize of every viewer (resizeAll)
+// passes one = false: the slots grown are then left to the one drain that
+// follows, and to newcomers, rather than each taking a leaf (offer).
+func (s *Swarm) setBudget(now time.Time, i int32, budgetKbps int, one bool) []Link {
 	p := &s.peers[i]
+	id := p.id
 	p.budget = int32(min(max(budgetKbps, 0), s.p.MaxBudgetKbps, math.MaxInt32))
 	slots := int32(s.Slots(int(p.budget)))
 	grew := slots > p.slots
@@ -764,9 +759,30 @@ func (s *Swarm) SetBudget(now time.Time, id protocol.PeerID, budgetKbps int) []L
 	s.index(i)
 	waiting := len(s.pending)
 	links := s.reassign(now, s.orph, ReasonBudget, id, i, nil)
-	if grew {
+	if grew && one {
 		links = append(links, s.drain(now, waiting)...)
 		links = append(links, s.offer(now, i)...)
+	}
+	return links
+}
+
+// resizeAll recomputes every viewer's slots (the bitrate changed, or
+// overbooking turned) and returns the links that changed. Substreams
+// waiting for an upstream then take the slots grown, resizeDrains batches
+// of them at most (the rest at the next Rebalances).
+func (s *Swarm) resizeAll(now time.Time) []Link {
+	var links []Link
+	for i := range s.peers {
+		if p := &s.peers[i]; p.alive() && !p.isOrigin() {
+			links = append(links, s.setBudget(now, int32(i), int(p.budget), false)...)
+		}
+	}
+	for range resizeDrains {
+		ls := s.drain(now, len(s.pending))
+		if len(ls) == 0 {
+			break
+		}
+		links = append(links, ls...)
 	}
 	return links
 }
