@@ -61,6 +61,12 @@ type Scenario struct {
 	// Buffer is the viewers' playback delay behind the live edge
 	// (core.Params.Buffer; 0: the production default, core.DefaultBuffer).
 	Buffer Duration `json:"buffer"`
+	// Substreams is K, the substreams the stream is split into for push
+	// delivery (0: the tracker's default, 4; seedcast tracker
+	// --substreams). Finer substreams let a relay use more of its budget
+	// in whole links, and cost a hop more time: each chunk goes to more
+	// downstreams one after the other.
+	Substreams int `json:"substreams"`
 	// Loss is the chance a frame between peers is lost once (and sent
 	// again: data channels are reliable); 0 to 0.5.
 	Loss float64 `json:"loss"`
@@ -245,6 +251,8 @@ func (sc *Scenario) check() error {
 		return errors.New("1 to 64 audience classes are required")
 	case !finite(sc.Loss) || sc.Loss < 0 || sc.Loss > 0.5:
 		return fmt.Errorf("loss %v not in [0, 0.5]", sc.Loss)
+	case sc.Substreams < 0 || sc.Substreams > maxSubstreams:
+		return fmt.Errorf("substreams %d (0 to %d)", sc.Substreams, maxSubstreams)
 	case sc.Origin.Slots < 0 || sc.Origin.Slots > 1024 || sc.Origin.Egress < 0:
 		return fmt.Errorf("origin: %d slots (0 to 1024), egress %d kbps", sc.Origin.Slots, sc.Origin.Egress)
 	case !finite(sc.Origin.RTTms) || sc.Origin.RTTms < 0 || sc.Origin.RTTms > 10_000:

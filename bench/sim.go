@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -26,6 +27,9 @@ const seedShare = 80
 // substreams is K, as the tracker's default.
 const substreams = 4
 
+// maxSubstreams is the tracker's limit on K.
+const maxSubstreams = 64
+
 // SimParams configures RunSim. Zero fields take the scenario's values.
 type SimParams struct {
 	Scenario Scenario
@@ -41,6 +45,10 @@ type SimParams struct {
 	// manifest.DefaultChunkDuration; 100 ms to 500 ms as seedcast serve
 	// --chunk-duration).
 	ChunkDuration time.Duration
+	// Substreams is K, the substreams the stream is split into for push
+	// delivery (0: the scenario's, else the tracker's default, 4; as
+	// seedcast tracker --substreams).
+	Substreams int
 	// Seed makes the run: the same seed, the same run (1).
 	Seed uint64
 	// CutThrough turns cut-through relay on (core.Params.CutThrough):
@@ -107,6 +115,8 @@ type SimResult struct {
 	HTTPFed      int `json:"httpFed"`
 	// ChunkMs is the chunker's target duration.
 	ChunkMs int `json:"chunkMs"`
+	// Substreams is K.
+	Substreams int `json:"substreams"`
 	// BufferSeconds is the viewers' playback delay behind live.
 	BufferSeconds float64 `json:"bufferSeconds"`
 	// OriginSlots and OriginEgressMbps are the origin's seed as run.
@@ -328,6 +338,9 @@ func RunSim(ctx context.Context, p SimParams) (SimResult, error) {
 	if p.ChunkDuration == 0 {
 		p.ChunkDuration = manifest.DefaultChunkDuration
 	}
+	if p.Substreams == 0 {
+		p.Substreams = cmp.Or(sc.Substreams, substreams)
+	}
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -340,6 +353,8 @@ func RunSim(ctx context.Context, p SimParams) (SimResult, error) {
 		return SimResult{}, fmt.Errorf("%w: chunk duration %v (%v to %v)", ErrBadParams, p.ChunkDuration, manifest.MinChunkDuration, manifest.MaxChunkDuration)
 	case p.Buffer < 0 || p.Buffer > time.Minute:
 		return SimResult{}, fmt.Errorf("%w: buffer %v (0 to 1 min)", ErrBadParams, p.Buffer)
+	case p.Substreams < 1 || p.Substreams > maxSubstreams:
+		return SimResult{}, fmt.Errorf("%w: %d substreams (1 to %d)", ErrBadParams, p.Substreams, maxSubstreams)
 	case p.Duration < 10*time.Second || p.Duration > 24*time.Hour:
 		return SimResult{}, fmt.Errorf("%w: duration %v (10 s to 24 h)", ErrBadParams, p.Duration)
 	case len(sc.Audience) == 0:
@@ -406,12 +421,12 @@ func newSim(p SimParams) (*sim, error) {
 	if slots == 0 {
 		// As the tracker sizes a viewer's slots from its announced push
 		// share (tracker.Swarm.Slots).
-		slots = max(int(int64(sc.Origin.Egress)*seedShare/100*substreams/int64(p.BitrateKbps)), 1)
+		slots = max(int(int64(sc.Origin.Egress)*seedShare/100*int64(p.Substreams)/int64(p.BitrateKbps)), 1)
 	}
 	net, err := swarmtest.New(swarmtest.Params{
 		Seed:          p.Seed,
 		Renditions:    []swarmtest.Rendition{{Name: "v0", Kind: "video", Kbps: p.BitrateKbps}},
-		Substreams:    substreams,
+		Substreams:    p.Substreams,
 		ChunkDuration: p.ChunkDuration,
 		PerFragment:   p.CutThrough || p.PerFragment,
 		Core:          core.Params{Buffer: p.Buffer, CutThrough: p.CutThrough}, // zero: the production default
@@ -429,7 +444,7 @@ func newSim(p SimParams) (*sim, error) {
 	s.net = net
 	s.res = SimResult{
 		Scenario: sc.Name, Viewers: p.Viewers, Seed: p.Seed, BitrateMbps: float64(p.BitrateKbps) / 1000,
-		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), ChunkMs: int(p.ChunkDuration.Milliseconds()), CutThrough: p.CutThrough, OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
+		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), ChunkMs: int(p.ChunkDuration.Milliseconds()), Substreams: p.Substreams, CutThrough: p.CutThrough, OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
 	}
 	return s, nil
 }

@@ -42,7 +42,7 @@ func SimMarkdown(results []SimResult) string {
 		return "No runs.\n"
 	}
 	r0 := results[0]
-	fmt.Fprintf(&b, "# Simulator: %s, %.1f Mbit/s, %.0f s, seed %d, playback buffer %.1f s, chunks of %d ms", r0.Scenario, r0.BitrateMbps, r0.DurationSeconds, r0.Seed, r0.BufferSeconds, r0.ChunkMs)
+	fmt.Fprintf(&b, "# Simulator: %s, %.1f Mbit/s, %.0f s, seed %d, playback buffer %.1f s, chunks of %d ms, %d substreams", r0.Scenario, r0.BitrateMbps, r0.DurationSeconds, r0.Seed, r0.BufferSeconds, r0.ChunkMs, r0.Substreams)
 	if r0.CutThrough {
 		b.WriteString(", cut-through relay")
 	}

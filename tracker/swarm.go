@@ -85,7 +85,8 @@ type SwarmParams struct {
 	Probation      time.Duration
 	// Overbook is the percentage of its budget's slots a relay serves
 	// while the swarm is starved: its viewers declare under 90% of the
-	// links they need (default 115; negative: never). See Swarm.
+	// links they need (default 120: 96% of the whole budget of a node that
+	// announces 80%; negative: never). See Swarm.
 	Overbook int
 	// Trusted lists the networks whose viewers are believed (relays the
 	// operator runs; every node of a test on loopback): their addresses are
@@ -120,7 +121,7 @@ type Stats struct {
 //
 // Slots: a viewer declares a relay budget, believed up to MaxBudgetKbps;
 // it pays for at most ⌊budget·K/r⌋ downstream links (its slots), or
-// ⌊budget·K/r · Overbook/100⌋ (115%) while the swarm is starved: its
+// ⌊budget·K/r · Overbook/100⌋ (120%) while the swarm is starved: its
 // viewers declare under 90% of the links they need, until they declare
 // all of it again (checked at each Rebalance). A node announces 80% of its
 // budget (the rest answers repairs); in a swarm that cannot feed itself,
@@ -295,7 +296,7 @@ const (
 	localMoves     = 64   // ... and moving at most this many links (or one per 16 viewers)
 	maxLocalTries  = 2048 // ... up to this many tries and a quarter as many moves
 
-	overbookPct   = 115 // a starved swarm's relays serve this % of their budget's slots (default)
+	overbookPct   = 120 // a starved swarm's relays serve this % of their budget's slots (default)
 	overbookBelow = 90  // ... when the declared slots are below this % of the links needed
 	overbookMin   = 64  // ... by at least this many viewers
 	resizeDrains  = 64  // batches of waiting substreams placed when every viewer's slots are resized

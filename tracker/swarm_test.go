@@ -1582,7 +1582,7 @@ func TestLocalize(t *testing.T) {
 }
 
 // TestOverbook: a swarm whose viewers declare under 90% of the links they
-// need has its relays serve 115% of the slots their budgets buy, from the
+// need has its relays serve 120% of the slots their budgets buy, from the
 // next Rebalance; once the declared slots cover the need it is over. A
 // swarm that can feed itself never overbooks, nor one with it turned off.
 func TestOverbook(t *testing.T) {
@@ -1607,7 +1607,7 @@ func TestOverbook(t *testing.T) {
 				id := protocol.PeerID(fmt.Sprint("v", i))
 				b := 0
 				if i%2 == 0 {
-					b = budget(s, tt.slots) + budget(s, 1)/2 // 3.5 slots: 3, overbooked 4.025: 4
+					b = budget(s, tt.slots) + budget(s, 1)/2 // 3.5 slots: 3, overbooked 4.2: 4
 					relays = append(relays, id)
 				}
 				force(t, s, t0, PeerInfo{ID: id, Kind: protocol.KindNative, Loc: berlin, BudgetKbps: b}, "o", "o", "o", "o")

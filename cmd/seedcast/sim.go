@@ -24,6 +24,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 		scenario, file, viewers, bitrate, out string
 		duration, buffer, chunk               time.Duration
 		seed                                  uint64
+		substreams                            int
 		list, cut                             bool
 		lf                                    logFlags
 	)
@@ -35,6 +36,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.DurationVar(&duration, "duration", 0, "virtual time of each run (default: the scenario's)")
 	fs.DurationVar(&buffer, "buffer", 0, "viewers' playback delay behind live (default: the scenario's, else the node core's 2.5s)")
 	fs.DurationVar(&chunk, "chunk-duration", manifest.DefaultChunkDuration, "the chunker's target chunk duration, 100ms–500ms (as seedcast serve --chunk-duration)")
+	fs.IntVar(&substreams, "substreams", 0, "K, the substreams the stream is split into for push delivery (default: the scenario's, else the tracker's, 4; as seedcast tracker --substreams)")
 	fs.Uint64Var(&seed, "seed", 1, "the run's seed: the same seed gives the same run")
 	fs.StringVar(&out, "out", "", "write results.json, results.md and plots (SVG, PNG) to this directory")
 	fs.BoolVar(&list, "list", false, "list the built-in scenarios and exit")
@@ -86,7 +88,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 			for _, n := range ns {
 				label := fmt.Sprintf("%s n=%d", sc.Name, n)
 				res, err := bench.RunSim(ctx, bench.SimParams{
-					Scenario: sc, Viewers: n, BitrateKbps: int(kbps), Duration: duration, Buffer: buffer, ChunkDuration: chunk, Seed: seed, CutThrough: cut, Logger: log,
+					Scenario: sc, Viewers: n, BitrateKbps: int(kbps), Duration: duration, Buffer: buffer, ChunkDuration: chunk, Substreams: substreams, Seed: seed, CutThrough: cut, Logger: log,
 					Progress: func(done, total time.Duration) { bar.show(label, done, total) },
 				})
 				bar.done()
