@@ -49,8 +49,8 @@ type peer struct {
 // announce.
 const haveSpan = 1024
 
-// seqMemory bounds the sequence-number sets a node keeps (chunks held,
-// batches sent to a peer): far more than any window, and a few KB.
+// seqMemory bounds the batches a node remembers sending to a peer: far
+// more than any window, and a few KB.
 const seqMemory = 16384
 
 // noteBatchSent records that the peer has batch b.
@@ -515,6 +515,9 @@ func (n *Node) takeHave(now time.Time, p *peer, m *wire.Have) {
 // holds: those queued, and those begun (the rest of a chunk the peer holds
 // is of no use to it, and it discards the part, docs/protocol.md §5.5).
 func (n *Node) dropHeld(p *peer, ri int) {
+	if p.queued == 0 {
+		return // nothing queued or begun for it: no job to walk
+	}
 	held := func(j *upJob) bool {
 		return j.p == p && j.kind == scheduler.UploadPush && n.ri[j.e.Rendition] == ri && p.have.Has(keyOf(j.e.Seq, ri))
 	}

@@ -237,7 +237,8 @@ func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, 
 	if ri, ok := n.ri[e.Rendition]; ok {
 		n.held[ri].Add(e.Seq)
 		n.newest = max(n.newest, e.Seq)
-		n.held[ri].Advance(n.newest - min(n.newest, seqMemory)) // bounded on a day-long stream
+		// Only what haves announce is kept: nothing reads an older seq.
+		n.held[ri].Advance(n.newest + 1 - min(n.newest+1, haveWindow))
 		n.heldID[keyOf(e.Seq, ri)] = e.Hash
 		if len(n.heldID) > 4*backfill*len(n.rends) {
 			low := keyOf(n.newest+1-min(n.newest+1, backfill), 0)
@@ -282,7 +283,7 @@ func (n *Node) accept(now time.Time, e manifest.Entry, data []byte, from *peer, 
 // the next have, up to haveEvery later, and never from a node relaying
 // nothing, which announces nothing.
 func (n *Node) headOff(now time.Time, e manifest.Entry, from *peer, pushed bool) {
-	if n.p.Seed || n.k == 0 {
+	if n.p.Seed {
 		return
 	}
 	k := int(e.Seq % uint64(n.k))
@@ -537,7 +538,6 @@ func (n *Node) haveOf(r string) *wire.Have {
 			h.Set(seq)
 		}
 	}
-	n.held[ri].Advance(base)
 	return h
 }
 
