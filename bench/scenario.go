@@ -107,6 +107,10 @@ type Origin struct {
 	Slots  int     `json:"slots"`
 	Egress Rate    `json:"egress"`
 	RTTms  float64 `json:"rttMs"`
+	// HTTPEgress caps the origin's HTTP media egress (seedcast serve
+	// --http-egress): fetches past it are refused, and the viewers pull
+	// from peers meanwhile. 0: no cap.
+	HTTPEgress Rate `json:"httpEgress"`
 	// Region is where the origin is (a region's name); RTTms then comes
 	// from the region matrix.
 	Region string `json:"region"`
@@ -253,7 +257,7 @@ func (sc *Scenario) check() error {
 		return fmt.Errorf("loss %v not in [0, 0.5]", sc.Loss)
 	case sc.Substreams < 0 || sc.Substreams > maxSubstreams:
 		return fmt.Errorf("substreams %d (0 to %d)", sc.Substreams, maxSubstreams)
-	case sc.Origin.Slots < 0 || sc.Origin.Slots > 1024 || sc.Origin.Egress < 0:
+	case sc.Origin.Slots < 0 || sc.Origin.Slots > 1024 || sc.Origin.Egress < 0 || sc.Origin.HTTPEgress < 0:
 		return fmt.Errorf("origin: %d slots (0 to 1024), egress %d kbps", sc.Origin.Slots, sc.Origin.Egress)
 	case !finite(sc.Origin.RTTms) || sc.Origin.RTTms < 0 || sc.Origin.RTTms > 10_000:
 		return fmt.Errorf("origin: RTT %v ms", sc.Origin.RTTms)

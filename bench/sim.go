@@ -122,6 +122,12 @@ type SimResult struct {
 	// OriginSlots and OriginEgressMbps are the origin's seed as run.
 	OriginSlots      int     `json:"originSlots"`
 	OriginEgressMbps float64 `json:"originEgressMbps"`
+	// HTTPCapMbps is the origin's HTTP egress cap (0: none); HTTPPeakMbps
+	// the most it sent over HTTP in any whole second of the window, and
+	// HTTPRefused the fetches the cap refused over the run.
+	HTTPCapMbps  float64 `json:"httpCapMbps,omitempty"`
+	HTTPPeakMbps float64 `json:"httpPeakMbps"`
+	HTTPRefused  int64   `json:"httpRefused"`
 	// WindowSeconds is the measured window (the run's end); MeanViewers
 	// the viewers online during it, on average.
 	WindowStartSeconds float64 `json:"windowStartSeconds"`
@@ -432,6 +438,7 @@ func newSim(p SimParams) (*sim, error) {
 		Core:          core.Params{Buffer: p.Buffer, CutThrough: p.CutThrough}, // zero: the production default
 		OriginSlots:   slots,
 		OriginKbps:    int(sc.Origin.Egress),
+		HTTPKbps:      int(sc.Origin.HTTPEgress),
 		OriginRTT:     time.Duration(sc.Origin.RTTms * float64(time.Millisecond)),
 		Latency:       func(a, b *swarmtest.Node) time.Duration { return oneWay(a.Region(), b.Region()) },
 		Loss:          sc.Loss,
@@ -444,7 +451,7 @@ func newSim(p SimParams) (*sim, error) {
 	s.net = net
 	s.res = SimResult{
 		Scenario: sc.Name, Viewers: p.Viewers, Seed: p.Seed, BitrateMbps: float64(p.BitrateKbps) / 1000,
-		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), ChunkMs: int(p.ChunkDuration.Milliseconds()), Substreams: p.Substreams, CutThrough: p.CutThrough, OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000,
+		DurationSeconds: p.Duration.Seconds(), BufferSeconds: bufferOr(p.Buffer).Seconds(), ChunkMs: int(p.ChunkDuration.Milliseconds()), Substreams: p.Substreams, CutThrough: p.CutThrough, OriginSlots: slots, OriginEgressMbps: float64(sc.Origin.Egress) / 1000, HTTPCapMbps: float64(sc.Origin.HTTPEgress) / 1000,
 	}
 	return s, nil
 }
@@ -615,10 +622,14 @@ func (s *sim) run(ctx context.Context) error {
 		if t < winStart && t+step > winStart {
 			step = winStart - t
 		}
+		httpBefore := net.OriginBytes
 		net.RunUntil(start.Add(t + step))
 		t += step
 		if joinErr != nil {
 			return joinErr
+		}
+		if t > winStart && step == time.Second {
+			s.res.HTTPPeakMbps = max(s.res.HTTPPeakMbps, float64(net.OriginBytes-httpBefore)*8/1e6)
 		}
 		if t == winStart {
 			before = map[*swarmtest.Node]snapshot{}
@@ -668,6 +679,7 @@ func (s *sim) run(ctx context.Context) error {
 	meanN, meanU := sumN/float64(max(samples, 1)), sumU/float64(max(samples, 1))/1000
 	rep.setWindowBound(float64(net.OriginBytes-httpA)*8/1e6/window.Seconds(), meanN, meanU, float64(s.rate)/1000)
 	s.fill(rep, byDepth, meanN)
+	s.res.HTTPRefused = net.HTTPRefused
 	if peer := net.Traffic.PeerDelivered - trafficA.PeerDelivered; len(sc.Regions) > 0 && peer > 0 {
 		f := float64(net.Traffic.SameRegion-trafficA.SameRegion) / float64(peer)
 		s.res.SameRegionBytes = &f

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/origin"
 )
 
 func scenario(t testing.TB, name string) Scenario {
@@ -144,6 +145,30 @@ func TestSimStarved(t *testing.T) {
 				t.Errorf("egress %.2f × the bound, continuity %.4f; want ≤ %.2f ×, ≥ 0.995", r.Efficiency, r.Continuity, tt.most)
 			}
 		})
+	}
+}
+
+// TestSimHTTPCap: the origin's HTTP egress cap (seedcast serve
+// --http-egress) is honoured to its burst in every second, and the viewers
+// it refuses pull from their peers meanwhile: a starved swarm that fetches
+// 361 Mbit/s over HTTP uncapped (1.25× the bound) plays on at 340 with
+// its relays' spare upload (1.19×), continuity ≥ 99.5%.
+func TestSimHTTPCap(t *testing.T) {
+	sc := scenario(t, "starved")
+	sc.Origin.HTTPEgress = 340_000
+	r := runSim(t, sc, 200, 40*time.Second, 1)
+	t.Logf("http %.1f Mbps (peak %.1f in a second, cap %.0f), %d refused; egress ÷ bound %.2f, continuity %.4f",
+		r.HTTPMbps, r.HTTPPeakMbps, r.HTTPCapMbps, r.HTTPRefused, r.Efficiency, r.Continuity)
+	burst := float64(origin.EgressBurst(340_000)) * 8 / 1e6
+	switch {
+	case r.HTTPPeakMbps > 340+burst:
+		t.Errorf("%.1f Mbit/s over HTTP in a second, cap 340 + a burst of %.1f", r.HTTPPeakMbps, burst)
+	case r.HTTPRefused == 0:
+		t.Error("the cap refused nothing: the test does not reach it")
+	case r.Continuity < 0.995:
+		t.Errorf("continuity %.4f under the cap, want ≥ 0.995", r.Continuity)
+	case r.Efficiency > 1.22:
+		t.Errorf("egress %.2f × the bound: the peers did not take up what the cap refused", r.Efficiency)
 	}
 }
 

@@ -14,6 +14,7 @@ type metrics struct {
 	rejected      *prometheus.CounterVec
 	requests      *prometheus.CounterVec
 	responseBytes *prometheus.CounterVec
+	egressRefused *prometheus.CounterVec
 	storeBytes    prometheus.GaugeFunc
 	storeItems    prometheus.GaugeFunc
 }
@@ -42,6 +43,9 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 		responseBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "seedcast_http_response_bytes_total", Help: "Response body bytes written, by route (chunk: the origin's HTTP media egress).",
 		}, []string{"route"}),
+		egressRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seedcast_http_egress_refused_total", Help: "Media requests refused with 503 because the origin's HTTP egress cap was reached, by route.",
+		}, []string{"route"}),
 		storeBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "seedcast_store_bytes", Help: "Bytes of chunks held by the origin store.",
 		}, func() float64 { _, b := store.Stats(); return float64(b) }),
@@ -49,7 +53,7 @@ func newMetrics(reg prometheus.Registerer, store *Store) *metrics {
 			Name: "seedcast_store_items", Help: "Chunks held by the origin store.",
 		}, func() float64 { n, _ := store.Stats(); return float64(n) }),
 	}
-	reg.MustRegister(m.chunks, m.chunkBytes, m.chunkDuration, m.inits, m.rejected, m.requests, m.responseBytes, m.storeBytes, m.storeItems)
+	reg.MustRegister(m.chunks, m.chunkBytes, m.chunkDuration, m.inits, m.rejected, m.requests, m.responseBytes, m.egressRefused, m.storeBytes, m.storeItems)
 	return m
 }
 

@@ -31,7 +31,14 @@ type Params struct {
 	Window     time.Duration
 	// SegmentTarget is the HLS segment duration aimed at (default 1 s).
 	SegmentTarget time.Duration
-	Now           func() time.Time // default time.Now
+	// EgressKbps caps the media bytes the HTTP routes send (chunks, HLS
+	// segments and parts; not manifests or playlists): over any interval d
+	// at most the cap's burst (250 ms of it, at least 2 MiB) + EgressKbps·d.
+	// A request past it gets 503 with Retry-After, and is counted
+	// (seedcast_http_egress_refused_total); the swarm's nodes then leave
+	// the origin alone for a while and pull from their peers. 0: no cap.
+	EgressKbps int
+	Now        func() time.Time // default time.Now
 }
 
 // Errors of the origin.
@@ -49,6 +56,7 @@ type Server struct {
 	store   *Store
 	metrics *metrics
 	mux     *http.ServeMux
+	egress  *egressCap // nil: no cap
 
 	mu      sync.RWMutex
 	streams map[string]*Stream
@@ -74,6 +82,7 @@ func New(p Params) *Server {
 	s := &Server{p: p, streams: map[string]*Stream{}, mux: http.NewServeMux()}
 	s.store = NewStore(StoreParams{MaxBytes: p.StoreBytes, Window: p.Window})
 	s.metrics = newMetrics(p.Registry, s.store)
+	s.egress = newEgressCap(p.EgressKbps, p.Now)
 	s.route("GET /c/{hash}", "chunk", s.serveChunk)
 	s.route("GET /live/{stream}/manifest", "manifest", s.serveManifest)
 	s.route("GET /live/{stream}/index.m3u8", "multivariant", s.serveMultivariant)
@@ -186,6 +195,9 @@ func (s *Server) serveChunk(w http.ResponseWriter, r *http.Request) {
 	data, ok := s.store.Get(id)
 	if !ok {
 		http.Error(w, "chunk not held", http.StatusNotFound)
+		return
+	}
+	if !s.admit(w, "chunk", len(data)) {
 		return
 	}
 	h := w.Header()
@@ -335,7 +347,7 @@ func (s *Server) serveSegment(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such segment", http.StatusNotFound)
 		return
 	}
-	s.serveChunks(w, r, entries)
+	s.serveChunks(w, r, "segment", entries)
 }
 
 // servePart serves a partial segment of chunks grouped (Playlist's LL-HLS
@@ -360,12 +372,12 @@ func (s *Server) servePart(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such part", http.StatusNotFound)
 		return
 	}
-	s.serveChunks(w, r, entries)
+	s.serveChunks(w, r, "part", entries)
 }
 
 // serveChunks answers with the chunks' bytes one after the other: a
 // segment or a part, immutable once listed.
-func (s *Server) serveChunks(w http.ResponseWriter, r *http.Request, entries []manifest.Entry) {
+func (s *Server) serveChunks(w http.ResponseWriter, r *http.Request, route string, entries []manifest.Entry) {
 	var body []byte
 	for _, e := range entries {
 		data, ok := s.store.Get(e.Hash)
@@ -374,6 +386,9 @@ func (s *Server) serveChunks(w http.ResponseWriter, r *http.Request, entries []m
 			return
 		}
 		body = append(body, data...)
+	}
+	if !s.admit(w, route, len(body)) {
+		return
 	}
 	w.Header().Set("Content-Type", "video/mp4")
 	w.Header().Set("Cache-Control", immutable)

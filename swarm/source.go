@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/swarm/core"
 	"github.com/seedcast/seedcast/swarm/driver"
 	"github.com/seedcast/seedcast/swarm/wire"
 )
@@ -61,6 +62,10 @@ func (s *HTTPSource) get(ctx context.Context, path string, limit int64) ([]byte,
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
+			// The origin's egress cap: the core waits, and asks peers.
+			return nil, fmt.Errorf("%w: GET %s: %s: %w", ErrSource, path, resp.Status, core.ErrOriginBusy)
+		}
 		return nil, fmt.Errorf("%w: GET %s: %s", ErrSource, path, resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))

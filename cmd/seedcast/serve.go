@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -52,6 +53,7 @@ type serveConfig struct {
 	corsOrigin    string
 	embedOrigins  listFlag
 	seedEgress    string
+	httpEgress    string
 	voice         string
 	callLimits    call.Limits
 	chatDir       string
@@ -80,6 +82,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&cfg.corsOrigin, "cors-origin", "*", "Access-Control-Allow-Origin for WHIP and WHEP")
 	fs.Var(&cfg.embedOrigins, "embed-origins", "origin (scheme://host[:port]) whose pages may embed /embed/ players (repeatable; none: any)")
 	fs.StringVar(&cfg.seedEgress, "seed-egress", "50Mbps", "upload budget of each stream's seed node (the origin's data-channel egress)")
+	fs.StringVar(&cfg.httpEgress, "http-egress", "", "cap on the origin's HTTP media egress (chunks, HLS segments and parts), e.g. 200Mbps: requests past it get 503 and Retry-After, and swarm viewers pull from peers meanwhile (default: no cap)")
 	fs.IntVar(&cfg.callLimits.Participants, "call-max-participants", 16, "members of one meeting")
 	fs.IntVar(&cfg.callLimits.Voice, "voice-max-participants", 50, "members of one voice channel")
 	fs.IntVar(&cfg.callLimits.Rooms, "call-max-rooms", 200, "meetings and voice channels open at once")
@@ -176,6 +179,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--seed-egress: %w", err)
 	}
+	var httpKbps int64
+	if cfg.httpEgress != "" {
+		if httpKbps, err = scheduler.ParseKbps(cfg.httpEgress); err != nil {
+			return fmt.Errorf("--http-egress: %w", err)
+		}
+	}
 	stopDebug, err := cfg.debug.start(log)
 	if err != nil {
 		return err
@@ -186,6 +195,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := origin.New(origin.Params{
 		Logger: log, Registry: reg, StoreBytes: cfg.storeMB << 20, Window: cfg.window, SegmentTarget: cfg.segment,
+		EgressKbps: int(min(httpKbps, math.MaxInt32)),
 	})
 	ingestMetrics, err := ingest.NewMetrics(reg)
 	if err != nil {

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +24,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/swarm"
+	"github.com/seedcast/seedcast/swarm/core"
 	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
@@ -556,5 +560,62 @@ func TestViewerSwarm(t *testing.T) {
 	}
 	if onTime == 0 || continuity < 0.99 {
 		t.Errorf("continuity %.4f (%d on time, %d late)", continuity, onTime, late)
+	}
+}
+
+// TestServeHTTPEgressCap: with --http-egress, the server sends no more
+// media over HTTP than the cap allows (its 2 MiB burst, then the rate):
+// past it a chunk request gets 503 with Retry-After, the refusal is
+// counted in /metrics, and the native node's origin client reports it as
+// swarm/core.ErrOriginBusy, on which the core leaves the origin alone and
+// asks its peers. Manifests and playlists are not capped.
+func TestServeHTTPEgressCap(t *testing.T) {
+	base := startServer(t, "--demo", "--http-egress", "8kbps") // 1 KB/s after the burst
+	for msn := 0; msn <= 1; msn++ {
+		if resp, _ := get(t, fmt.Sprintf("%s/live/demo/v0/index.m3u8?_HLS_msn=%d", base, msn)); resp.StatusCode != 200 {
+			t.Fatalf("playlist: %d", resp.StatusCode)
+		}
+	}
+	_, body := get(t, base+"/live/demo/manifest")
+	m, err := manifest.DecodeManifest(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent int
+	var refused *http.Response
+	for i := 0; refused == nil && i < 10_000; i++ {
+		e := m.Entries[i%len(m.Entries)]
+		resp, data := get(t, base+"/c/"+e.Hash.String())
+		switch resp.StatusCode {
+		case http.StatusOK:
+			sent += len(data)
+		case http.StatusServiceUnavailable:
+			refused = resp
+		default:
+			t.Fatalf("/c/%s: status %d", e.Hash, resp.StatusCode)
+		}
+	}
+	if refused == nil {
+		t.Fatalf("%d bytes sent and nothing refused", sent)
+	}
+	if sent > 2<<20+64<<10 { // the burst, and the rate over the test's seconds
+		t.Errorf("%d bytes sent before the first refusal; the cap allows 2 MiB and 1 KB/s", sent)
+	}
+	if refused.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	if resp, _ := get(t, base+"/live/demo/manifest"); resp.StatusCode != 200 {
+		t.Errorf("manifest under the cap: %d", resp.StatusCode)
+	}
+	_, metrics := get(t, base+"/metrics")
+	if !regexp.MustCompile(`seedcast_http_egress_refused_total\{route="chunk"\} [1-9]`).Match(metrics) {
+		t.Error("the refusal is not counted in seedcast_http_egress_refused_total")
+	}
+	src := &swarm.HTTPSource{Server: base, Stream: "demo"}
+	id := m.Entries[0].Hash
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := src.Chunk(ctx, id); !errors.Is(err, core.ErrOriginBusy) {
+		t.Errorf("the node's origin client: %v, want core.ErrOriginBusy", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/swarm/core"
 	"github.com/seedcast/seedcast/swarm/wire"
 )
 
@@ -236,8 +237,11 @@ func readBody(ctx context.Context, resp js.Value, limit int64) ([]byte, error) {
 	}
 	if status != 200 {
 		cancelBody()
-		if status == 404 {
+		switch status {
+		case 404:
 			return nil, fmt.Errorf("%w (status 404)", ErrNoStream)
+		case 429, 503: // the origin's egress cap: the core waits, and asks peers
+			return nil, fmt.Errorf("status %d: %w", status, core.ErrOriginBusy)
 		}
 		return nil, fmt.Errorf("status %d", status)
 	}

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -114,6 +115,9 @@ type Params struct {
 	Pull *scheduler.PullParams
 	// Guard tunes the RTT guard (zero values: its defaults).
 	Guard scheduler.RTTGuardParams
+	// Rand jitters the waits after the origin refuses a fetch for load
+	// (nil: a source seeded from Now, which differs from node to node).
+	Rand *rand.Rand
 	// CutThrough turns cut-through relay on (docs/protocol.md §5.8): the
 	// node sends outboards with its pushes to relays, and pushes a chunk
 	// arriving with one on piece by piece, as each verifies. Off, it pushes
@@ -145,6 +149,12 @@ func (p *Params) defaults() {
 // Errors of New.
 var (
 	ErrParams = errors.New("swarm/core: bad params")
+	// ErrOriginBusy is what a driver wraps into ChunkFetched's error when
+	// the origin refused the fetch for load (HTTP 503 or 429: its egress
+	// cap was reached). The node then leaves the origin alone for a
+	// while, growing and jittered, and pulls from its peers meanwhile
+	// (Stats.OriginBusy).
+	ErrOriginBusy = errors.New("swarm/core: origin busy")
 )
 
 // Stats counts what a node received and sent (cumulative, except the
@@ -166,6 +176,7 @@ type Stats struct {
 	PullsLatePush   int   // ... for chunks their pusher had not pushed within PushGrace
 	OriginPulls     int   // chunks the planner asked the origin for (near their deadline)
 	HTTPFed         int   // chunks fetched over HTTP because their substream had no upstream
+	OriginBusy      int   // origin fetches refused for load (ErrOriginBusy)
 	Peers           int   // open links
 	Reassigned      int   // substreams the tracker gave a new upstream
 	StallReports    int   // upstreams reported stalled
@@ -233,6 +244,12 @@ type Node struct {
 	heldID   map[uint64]manifest.ID // key → id of the chunks held, for backfills
 	fetching map[manifest.ID]manifest.Entry
 	originIn int // origin fetches in flight
+	// The origin refused a fetch for load: it is not asked over HTTP
+	// before busyUntil; busyStrikes refusals in a row set the wait.
+	busyUntil   time.Time
+	busyStrikes int
+	rng         *rand.Rand
+	initRetry   map[manifest.ID]manifest.Entry // init segments whose fetch failed
 
 	planner *scheduler.Planner
 	pull    scheduler.PullParams
@@ -317,6 +334,10 @@ func New(p Params) (*Node, error) {
 		guard:  scheduler.NewRTTGuard(g), budget: p.BudgetKbps,
 		nextTick: now.Add(p.TickEvery), nextHave: now, nextReport: now.Add(p.ReportEvery),
 		nextPoll: now.Add(p.PollEvery), nextPing: now,
+		rng: p.Rand, initRetry: map[manifest.ID]manifest.Entry{},
+	}
+	if n.rng == nil {
+		n.rng = rand.New(rand.NewPCG(uint64(now.UnixNano()), 0x5eedca57))
 	}
 	n.obs, _ = simplelru.NewLRU[manifest.ID, []byte](obCacheLen, nil) // errs only for a size < 1
 	n.stats.Depth = p.Depth

@@ -18,7 +18,10 @@
 // have shows it holds the chunk, and a node that got a chunk another way
 // tells its pusher at once: the head-off), request serving, the upload token bucket and the RTT
 // guard, stall detection, health reports, playback deadlines and stats.
-// What to fetch from whom is package scheduler's policy.
+// What to fetch from whom is package scheduler's policy. When the origin
+// refuses a fetch for load (its egress cap: ErrOriginBusy), the node leaves
+// it alone for a growing wait, jittered with Params.Rand, and pulls from
+// its peers meanwhile.
 //
 // Nothing a peer sends is trusted: a chunk is stored, played or relayed
 // only when its hash and size match an entry of a batch signed by the

@@ -2,6 +2,7 @@ package core
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"time"
 
@@ -97,7 +98,11 @@ func (n *Node) learn(now time.Time, entries []manifest.Entry, fresh []uint64) {
 			continue
 		}
 		if n.p.Seed || e.Kind == manifest.KindInit {
-			n.fetch(e)
+			if n.originBusy(now) {
+				n.initRetry[e.Hash] = e
+			} else {
+				n.fetch(e)
+			}
 			continue
 		}
 		if !n.anchored {
@@ -115,7 +120,7 @@ func (n *Node) learn(now time.Time, entries []manifest.Entry, fresh []uint64) {
 		n.wants[e.Hash], n.byKey[w.key] = w, w
 		n.addWant(w)
 		n.listed[w.sub] = now
-		if n.httpSub(w.sub, now) {
+		if n.httpSub(w.sub, now) && !n.originBusy(now) {
 			n.stats.HTTPFed++
 			w.pending = append(w.pending, originID)
 			n.originIn++
@@ -186,6 +191,15 @@ func (n *Node) ChunkFetched(now time.Time, id manifest.ID, data []byte, err erro
 	if e.Kind == manifest.KindChunk && !n.p.Seed {
 		n.originIn--
 	}
+	switch {
+	case errors.Is(err, ErrOriginBusy):
+		n.refused(now)
+	case err == nil:
+		n.busyStrikes = 0
+	}
+	if err != nil && e.Kind == manifest.KindInit {
+		n.initRetry[id] = e // asked again by the next tick the origin is not busy
+	}
 	if err == nil {
 		if _, err = n.verify.Check(id, data); err != nil {
 			n.stats.Rejected++
@@ -196,6 +210,47 @@ func (n *Node) ChunkFetched(now time.Time, id manifest.ID, data []byte, err erro
 	}
 	n.pump(now)
 	return err
+}
+
+// Waits after the origin refuses a fetch for load: busyBase, doubling with
+// each refusal in a row up to busyMax, each jittered to 0.5–1.5× so that
+// the viewers refused together do not come back together.
+const (
+	busyBase = 250 * time.Millisecond
+	busyMax  = 4 * time.Second
+)
+
+// refused notes that the origin refused a fetch for load (ErrOriginBusy):
+// it is not asked over HTTP again until the wait ends, and the chunks meant
+// for it are left to the planner, which asks peers. Refusals of fetches
+// sent before the wait began do not lengthen it.
+func (n *Node) refused(now time.Time) {
+	n.stats.OriginBusy++
+	if n.originBusy(now) {
+		return
+	}
+	wait := min(busyBase<<n.busyStrikes, busyMax)
+	n.busyStrikes = min(n.busyStrikes+1, 5)
+	n.busyUntil = now.Add(wait/2 + time.Duration(n.rng.Int64N(int64(wait))))
+}
+
+// originBusy reports whether the origin is being left alone after a
+// refusal.
+func (n *Node) originBusy(now time.Time) bool { return now.Before(n.busyUntil) }
+
+// retryInits asks the origin again for the init segments whose fetch
+// failed: a rendition cannot play without its own.
+func (n *Node) retryInits(now time.Time) {
+	if len(n.initRetry) == 0 || n.originBusy(now) {
+		return
+	}
+	for id, e := range n.initRetry {
+		delete(n.initRetry, id)
+		_, fetching := n.fetching[id]
+		if _, carried := n.ri[e.Rendition]; carried && !fetching && !n.store.Has(id) {
+			n.fetch(e)
+		}
+	}
 }
 
 // accept stores a verified chunk, counts it, says it is ready, and queues it
@@ -408,6 +463,7 @@ func (n *Node) tick(now time.Time) {
 	if len(n.wants) > 0 {
 		n.plan(now)
 	}
+	n.retryInits(now)
 }
 
 // plan runs the pull planner: chunks still left to their pusher count as
@@ -445,7 +501,9 @@ func (n *Node) plan(now time.Time) {
 		n.states = append(n.states, st)
 	}
 	if !seedLink {
-		n.states = append(n.states, scheduler.PeerState{ID: originID, IsOrigin: true, InFlight: n.originIn, RTT: n.guard.Status().Smoothed})
+		n.states = append(n.states, scheduler.PeerState{
+			ID: originID, IsOrigin: true, InFlight: n.originIn, RTT: n.guard.Status().Smoothed, Choked: n.originBusy(now),
+		})
 	}
 	n.reqs = n.planner.Plan(n.reqs[:0], now, n.chunks, n.states)
 	for _, r := range n.reqs {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math/rand/v2"
 	"net/netip"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/seedcast/seedcast/manifest"
+	"github.com/seedcast/seedcast/origin"
+	"github.com/seedcast/seedcast/scheduler"
 	"github.com/seedcast/seedcast/swarm/core"
 	"github.com/seedcast/seedcast/swarm/wire"
 	"github.com/seedcast/seedcast/tracker"
@@ -33,6 +36,11 @@ type Params struct {
 	// OriginKbps its egress budget (4000).
 	OriginSlots int
 	OriginKbps  int
+	// HTTPKbps caps the origin's HTTP media egress as seedcast serve
+	// --http-egress does (origin.Params.EgressKbps, with its burst): a
+	// fetch past it is refused after the round trip (core.ErrOriginBusy).
+	// 0: no cap.
+	HTTPKbps int
 	// Latency is the one-way delay between two nodes (20 ms); OriginRTT the
 	// round trip to the origin over HTTP and to the tracker (40 ms).
 	Latency   func(a, b *Node) time.Duration
@@ -135,13 +143,16 @@ type Network struct {
 	// HTTP (the seed takes its chunks in process, as seedcast serve's
 	// does: not egress).
 	OriginBytes int64
+	// HTTPRefused counts the fetches the HTTP egress cap refused.
+	HTTPRefused int64
 	// BadStored counts the chunks that nodes stored whose bytes were not
 	// the chunk's (sizes-only networks): what a poisoner got past the
 	// verifier. It must stay 0.
 	BadStored int64
 	// Traffic counts the frames' bytes between nodes.
 	Traffic Traffic
-	lossRng *rand.Rand // nil without Params.Loss
+	lossRng *rand.Rand             // nil without Params.Loss
+	httpCap *scheduler.TokenBucket // nil without Params.HTTPKbps
 }
 
 // Traffic counts the bytes of the frames nodes sent each other (frame
@@ -190,6 +201,9 @@ func New(p Params) (*Network, error) {
 	}
 	if p.Loss > 0 {
 		n.lossRng = rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+	}
+	if p.HTTPKbps > 0 {
+		n.httpCap = scheduler.NewTokenBucket(scheduler.TokenBucketParams{Rate: float64(p.HTTPKbps) * 1000 / 8, Burst: origin.EgressBurst(p.HTTPKbps), Now: p.Start})
 	}
 	n.at(n.stream.nextAt(), n.produce)
 	n.at(p.Start.Add(p.RebalanceEvery), n.rebalance)
@@ -419,6 +433,11 @@ func (n *Network) start(id protocol.PeerID, p NodeParams, seed bool, w *welcome)
 		st.bad = &n.BadStored
 		cp.Verifier, cp.Store = newTrustVerifier(n.stream), st
 	}
+	// Each core's own jitter, from the run's seed and the node's id (not
+	// from the network's source, whose draws the rest of the run follows).
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	cp.Rand = rand.New(rand.NewPCG(n.p.Seed, h.Sum64()))
 	c, err := core.New(cp)
 	if err != nil {
 		return nil, err
@@ -689,6 +708,16 @@ func (v *Node) carryOut(o core.Output) {
 			// In process, from the origin's own store (swarm.Seeds): no
 			// HTTP, no round trip.
 			delay = 0
+		case n.httpCap != nil && !n.httpCap.Allow(n.now.Add(delay/2), len(data)):
+			// Refused at the origin, half a round trip from now (the
+			// bucket is asked a little ahead of its clock: Allow treats
+			// an earlier time as the latest seen).
+			n.HTTPRefused++
+			id := o.Entry.Hash
+			n.at(n.now.Add(delay), func() {
+				v.input(func(now time.Time) { v.core.ChunkFetched(now, id, nil, fmt.Errorf("503: %w", core.ErrOriginBusy)) })
+			})
+			return
 		default:
 			n.OriginBytes += int64(len(data))
 		}
