@@ -249,7 +249,7 @@ type Node struct {
 	busyUntil   time.Time
 	busyStrikes int
 	rng         *rand.Rand
-	initRetry   map[manifest.ID]manifest.Entry // init segments whose fetch failed
+	initRetry   map[manifest.ID]manifest.Entry // init segments the origin refused for load
 
 	planner *scheduler.Planner
 	pull    scheduler.PullParams

@@ -194,11 +194,11 @@ func (n *Node) ChunkFetched(now time.Time, id manifest.ID, data []byte, err erro
 	switch {
 	case errors.Is(err, ErrOriginBusy):
 		n.refused(now)
+		if e.Kind == manifest.KindInit {
+			n.initRetry[id] = e // asked again by the first tick after the wait
+		}
 	case err == nil:
 		n.busyStrikes = 0
-	}
-	if err != nil && e.Kind == manifest.KindInit {
-		n.initRetry[id] = e // asked again by the next tick the origin is not busy
 	}
 	if err == nil {
 		if _, err = n.verify.Check(id, data); err != nil {
@@ -238,8 +238,8 @@ func (n *Node) refused(now time.Time) {
 // refusal.
 func (n *Node) originBusy(now time.Time) bool { return now.Before(n.busyUntil) }
 
-// retryInits asks the origin again for the init segments whose fetch
-// failed: a rendition cannot play without its own.
+// retryInits asks the origin again for the init segments it refused for
+// load: a rendition cannot play without its own.
 func (n *Node) retryInits(now time.Time) {
 	if len(n.initRetry) == 0 || n.originBusy(now) {
 		return
