@@ -110,7 +110,7 @@ type Origin struct {
 	// HTTPEgress caps the origin's HTTP media egress (seedcast serve
 	// --http-egress): fetches past it are refused, and the viewers pull
 	// from peers meanwhile. 0: no cap.
-	HTTPEgress Rate `json:"httpEgress"`
+	HTTPEgress Rate `json:"httpEgress,omitempty"`
 	// Region is where the origin is (a region's name); RTTms then comes
 	// from the region matrix.
 	Region string `json:"region"`

@@ -450,6 +450,7 @@ func FuzzScenario(f *testing.F) {
 	}
 	f.Add([]byte(`{"name":"x","audience":[{"share":1,"relayX":1e308}]}`))
 	f.Add([]byte(`{"name":"x","audience":[{"share":1,"relay":"1e9Mbps"}],"loss":-0}`))
+	f.Add([]byte(`{"name":"x","audience":[{"share":1,"relayX":1}],"origin":{"httpEgress":"100Mbps"},"substreams":8}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sc, err := ParseScenario(b)
 		if err != nil {
