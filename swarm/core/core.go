@@ -249,7 +249,7 @@ type Node struct {
 	busyUntil   time.Time
 	busyStrikes int
 	rng         *rand.Rand
-	initRetry   map[manifest.ID]manifest.Entry // init segments the origin refused for load
+	initRetry   []manifest.Entry // init segments the origin refused for load, in order
 
 	planner *scheduler.Planner
 	pull    scheduler.PullParams
@@ -334,7 +334,7 @@ func New(p Params) (*Node, error) {
 		guard:  scheduler.NewRTTGuard(g), budget: p.BudgetKbps,
 		nextTick: now.Add(p.TickEvery), nextHave: now, nextReport: now.Add(p.ReportEvery),
 		nextPoll: now.Add(p.PollEvery), nextPing: now,
-		rng: p.Rand, initRetry: map[manifest.ID]manifest.Entry{},
+		rng: p.Rand,
 	}
 	if n.rng == nil {
 		n.rng = rand.New(rand.NewPCG(uint64(now.UnixNano()), 0x5eedca57))

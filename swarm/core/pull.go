@@ -99,7 +99,7 @@ func (n *Node) learn(now time.Time, entries []manifest.Entry, fresh []uint64) {
 		}
 		if n.p.Seed || e.Kind == manifest.KindInit {
 			if n.originBusy(now) {
-				n.initRetry[e.Hash] = e
+				n.retryInit(e)
 			} else {
 				n.fetch(e)
 			}
@@ -195,7 +195,7 @@ func (n *Node) ChunkFetched(now time.Time, id manifest.ID, data []byte, err erro
 	case errors.Is(err, ErrOriginBusy):
 		n.refused(now)
 		if e.Kind == manifest.KindInit {
-			n.initRetry[id] = e // asked again by the first tick after the wait
+			n.retryInit(e) // asked again by the first tick after the wait
 		}
 	case err == nil:
 		n.busyStrikes = 0
@@ -240,16 +240,26 @@ func (n *Node) originBusy(now time.Time) bool { return now.Before(n.busyUntil) }
 
 // retryInits asks the origin again for the init segments it refused for
 // load: a rendition cannot play without its own.
+// They are asked in the order they were refused: a core's outputs follow
+// from its inputs alone.
 func (n *Node) retryInits(now time.Time) {
 	if len(n.initRetry) == 0 || n.originBusy(now) {
 		return
 	}
-	for id, e := range n.initRetry {
-		delete(n.initRetry, id)
-		_, fetching := n.fetching[id]
-		if _, carried := n.ri[e.Rendition]; carried && !fetching && !n.store.Has(id) {
+	retry := n.initRetry
+	n.initRetry = nil
+	for _, e := range retry {
+		_, fetching := n.fetching[e.Hash]
+		if _, carried := n.ri[e.Rendition]; carried && !fetching && !n.store.Has(e.Hash) {
 			n.fetch(e)
 		}
+	}
+}
+
+// retryInit lists init segment e to be fetched again after the wait, once.
+func (n *Node) retryInit(e manifest.Entry) {
+	if !slices.ContainsFunc(n.initRetry, func(r manifest.Entry) bool { return r.Hash == e.Hash }) && len(n.initRetry) < wire.MaxRenditions {
+		n.initRetry = append(n.initRetry, e)
 	}
 }
 
