@@ -239,9 +239,8 @@ func (n *Node) refused(now time.Time) {
 func (n *Node) originBusy(now time.Time) bool { return now.Before(n.busyUntil) }
 
 // retryInits asks the origin again for the init segments it refused for
-// load: a rendition cannot play without its own.
-// They are asked in the order they were refused: a core's outputs follow
-// from its inputs alone.
+// load (a rendition cannot play without its own), in the order they were
+// refused: a core's outputs follow from its inputs alone.
 func (n *Node) retryInits(now time.Time) {
 	if len(n.initRetry) == 0 || n.originBusy(now) {
 		return
