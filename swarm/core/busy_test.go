@@ -1,8 +1,6 @@
 package core
 
 import (
-	"crypto/ed25519"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -119,15 +117,7 @@ func TestOriginBusyInitRetried(t *testing.T) {
 		r.data[e.Hash] = data[i]
 	}
 	r.data[init.Hash] = initData
-	m := &manifest.Manifest{Version: 1, Stream: "demo", PublicKey: hex.EncodeToString(streamKey.Public().(ed25519.PublicKey)), ChunkDurationMs: 250}
-	m.InitSegments = append(m.InitSegments, manifest.ToJSON(init, b.N)) // inits first, as the batch has them
-	for _, e := range b.Entries[1:] {
-		m.Entries = append(m.Entries, manifest.ToJSON(e, b.N))
-	}
-	m.Batches = append(m.Batches, manifest.JSONBatch{N: b.N, Signature: hex.EncodeToString(b.Signature)})
-	if err := r.n.ManifestFetched(r.now, m, nil); err != nil {
-		t.Fatal(err)
-	}
+	r.feed(b)
 	fetched := func(outs []Output) bool {
 		for _, o := range find(outs, OutFetchChunk) {
 			if o.Entry.Hash == init.Hash {

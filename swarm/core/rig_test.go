@@ -153,15 +153,25 @@ func (r *rig) answerOrigin(outs []Output) {
 // publish lists slot seq at the origin and feeds its manifest to the node.
 func (r *rig) publish(seq uint64) manifest.Batch {
 	b := r.slot(seq)
+	r.feed(b)
+	return b
+}
+
+// feed hands the node batch b as a manifest poll's answer: its init
+// segments first, as a manifest lists them.
+func (r *rig) feed(b manifest.Batch) {
 	m := &manifest.Manifest{Version: 1, Stream: "demo", PublicKey: hex.EncodeToString(streamKey.Public().(ed25519.PublicKey)), ChunkDurationMs: 250}
 	for _, e := range b.Entries {
-		m.Entries = append(m.Entries, manifest.ToJSON(e, b.N))
+		if e.Kind == manifest.KindInit {
+			m.InitSegments = append(m.InitSegments, manifest.ToJSON(e, b.N))
+		} else {
+			m.Entries = append(m.Entries, manifest.ToJSON(e, b.N))
+		}
 	}
 	m.Batches = append(m.Batches, manifest.JSONBatch{N: b.N, Signature: hex.EncodeToString(b.Signature)})
 	if err := r.n.ManifestFetched(r.now, m, nil); err != nil {
 		r.t.Fatal(err)
 	}
-	return b
 }
 
 // link opens link id to remote.
