@@ -2,7 +2,10 @@
 // participants, published tracks with their simulcast layers, and the
 // subscriptions that forward those tracks to other peers (sequence number and
 // timestamp rewriting, keyframe gating on layer switches, keyframe requests,
-// layer selection, dominant-speaker detection).
+// layer selection, dominant-speaker detection). It asks publishers for lost
+// video packets itself (nackLog, in nack.go), because pion's NACK generator
+// never learns of packets repaired over RTX; pion's responder answers the
+// subscribers' NACKs.
 //
 // It also serves WHIP ingest and WHEP playback (RFC 9725) as an http.Handler,
 // and lets in-process consumers tap a room's RTP without WebRTC (see Tap).

@@ -14,6 +14,8 @@ type metrics struct {
 	packetsForwarded prometheus.Counter
 	bytesForwarded   prometheus.Counter
 	keyframeRequests *prometheus.CounterVec
+	nackRequested    prometheus.Counter
+	nackRecovered    prometheus.Counter
 	httpResponses    *prometheus.CounterVec
 }
 
@@ -47,6 +49,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "seedcast", Subsystem: "sfu", Name: "keyframe_requests_total",
 			Help: "Keyframe requests (PLI) sent to publishers, by reason.",
 		}, []string{"reason"}),
+		nackRequested: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "seedcast", Subsystem: "sfu", Name: "nack_requested_packets_total",
+			Help: "Lost video packets asked for again from publishers (NACK); a packet asked for twice counts twice.",
+		}),
+		nackRecovered: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "seedcast", Subsystem: "sfu", Name: "nack_recovered_packets_total",
+			Help: "Video packets from publishers that arrived after they were counted missing: retransmitted, or late.",
+		}),
 		httpResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "seedcast", Subsystem: "sfu", Name: "http_responses_total",
 			Help: "WHIP/WHEP HTTP responses by endpoint, method and status code.",
@@ -55,7 +65,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg != nil {
 		for _, c := range []prometheus.Collector{
 			m.rooms, m.publishers, m.subscribers, m.packetsReceived,
-			m.packetsForwarded, m.bytesForwarded, m.keyframeRequests, m.httpResponses,
+			m.packetsForwarded, m.bytesForwarded, m.keyframeRequests, m.nackRequested,
+			m.nackRecovered, m.httpResponses,
 		} {
 			if err := reg.Register(c); err != nil {
 				return nil, err

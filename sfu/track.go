@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,9 @@ type layer struct {
 	haveTS    bool
 	rateBytes uint64
 	rateStart int64
+	nack      nackLog  // video only
+	nackSeqs  []uint16 // scratch for nack.due
+	nackFrom  uint32   // sender SSRC of our NACKs
 }
 
 func newLayer(t *publishedTrack, pub *session, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) *layer {
@@ -91,13 +95,14 @@ func newLayer(t *publishedTrack, pub *session, remote *webrtc.TrackRemote, recv 
 		kind = media.KindAudio
 	}
 	l := &layer{
-		t:       t,
-		pub:     pub,
-		src:     s.nextSource.Add(1),
-		rid:     remote.RID(),
-		ssrc:    uint32(remote.SSRC()),
-		ck:      codecKindOf(c.MimeType),
-		limiter: newRateLimiter(s.p.KeyframeInterval),
+		t:        t,
+		pub:      pub,
+		src:      s.nextSource.Add(1),
+		rid:      remote.RID(),
+		ssrc:     uint32(remote.SSRC()),
+		ck:       codecKindOf(c.MimeType),
+		limiter:  newRateLimiter(s.p.KeyframeInterval),
+		nackFrom: rand.Uint32(),
 		info: TrackInfo{
 			Room:        t.room.name,
 			ID:          t.id,
@@ -139,6 +144,31 @@ func (l *layer) requestKeyframe(now int64, reason string) bool {
 	}
 	_ = l.pub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
 	return true
+}
+
+// account enters a video packet in the layer's nackLog and asks the
+// publisher again for the packets it says are due.
+func (l *layer) account(pkt *rtp.Packet, now int64) {
+	if l.nack.received(pkt.SequenceNumber, now) {
+		l.t.room.s.m.nackRecovered.Inc()
+	}
+	if len(l.nack.missing) == 0 {
+		return
+	}
+	m := l.t.room.s.m
+	l.nackSeqs = l.nack.due(now, l.nackSeqs[:0])
+	if len(l.nackSeqs) == 0 {
+		return
+	}
+	m.nackRequested.Add(float64(len(l.nackSeqs)))
+	if l.pub == nil || l.pub.pc == nil {
+		return
+	}
+	_ = l.pub.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
+		SenderSSRC: l.nackFrom,
+		MediaSSRC:  pkt.SSRC,
+		Nacks:      rtcp.NackPairsFromSequenceNumbers(l.nackSeqs),
+	}})
 }
 
 // readLoop reads the layer's RTP until the track ends.
@@ -197,6 +227,10 @@ func (l *layer) handle(pkt *rtp.Packet, now time.Time) {
 	} else if !l.haveTS || pkt.Timestamp != l.lastTS {
 		l.haveTS, l.lastTS = true, pkt.Timestamp
 		keyStart = len(pkt.Payload) > 0 && startsKeyframe(l.ck, pkt.Payload)
+	}
+
+	if l.ck != codecAudio {
+		l.account(pkt, nowNS)
 	}
 
 	// Bitrate, for automatic layer selection.
