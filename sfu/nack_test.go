@@ -120,3 +120,35 @@ func TestNackLogLongGap(t *testing.T) {
 		t.Fatalf("newest tracked = %d, want 1009", g.missing[len(g.missing)-1].seq)
 	}
 }
+
+// FuzzNackLog feeds a publisher's arbitrary sequence numbers (a lying or
+// broken publisher) to a nackLog: the account stays bounded and ordered,
+// and no packet is asked for more than nackMaxTries times.
+func FuzzNackLog(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 0, 2, 0, 0, 9, 0, 255, 255, 0})
+	f.Add([]byte{255, 250, 1, 0, 5, 1, 128, 0, 3})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var g nackLog
+		asked := map[int64]int{}
+		now := int64(0)
+		for i := 0; i+2 < len(data); i += 3 {
+			now += int64(data[i+2]) * ms
+			g.received(uint16(data[i])<<8|uint16(data[i+1]), now)
+			for _, s := range g.due(now, nil) {
+				ext := g.extend(s)
+				asked[ext]++
+				if asked[ext] > nackMaxTries {
+					t.Fatalf("packet %d asked for %d times", ext, asked[ext])
+				}
+			}
+			if len(g.missing) > nackMaxMissing {
+				t.Fatalf("%d packets tracked, cap %d", len(g.missing), nackMaxMissing)
+			}
+			for j, m := range g.missing {
+				if m.seq >= g.newest || (j > 0 && m.seq <= g.missing[j-1].seq) {
+					t.Fatalf("account out of order at %d: %d (newest %d)", j, m.seq, g.newest)
+				}
+			}
+		}
+	})
+}
