@@ -573,7 +573,7 @@ func (s *Swarm) distinct(v int32, k int, u int32) int {
 	return len(set)
 }
 
-// insertVisits bounds the breadth-first walk insert makes down one tree.
+// insertVisits bounds the leaves insert and displace consider in one call.
 const insertVisits = 512
 
 // insert places relay v (unlinked on k, its home substream, with a free
@@ -582,13 +582,13 @@ const insertVisits = 512
 // relay then branches the tree near its root, and leaves hang at its edge
 // (capacity-ordered placement, as in mTreebone), instead of every newcomer
 // hanging under the newest relays and the trees growing a level per
-// generation of joins. The walk is breadth-first from the origins, at most
-// insertVisits peers; a leaf is taken only where the prefix and diversity
-// rules let u serve v and v serve c, where u is an origin or as near v as
-// v's best sampled candidate, and where v is no farther from c than u was.
-// v's candidates must be gathered. u is never exclude (the peer v just
-// complained about, or the one that shed it). It returns v's new upstream
-// and the link c was given, or none (v is then left to pick).
+// generation of joins. The leaves come from the leaf index, shallowest
+// first, at most insertVisits; a leaf is taken only where the prefix and
+// diversity rules let u serve v and v serve c, where u is an origin or as
+// near v as v's best sampled candidate, and where v is no farther from c
+// than u was. v's candidates must be gathered. u is never exclude (the
+// peer v just complained about, or the one that shed it). It returns v's
+// new upstream and the link c was given, or none (v is then left to pick).
 func (s *Swarm) insert(v int32, k int, exclude int32) (int32, Link) {
 	pv := &s.peers[v]
 	if pv.isOrigin() || int(pv.home) != k || s.free(v) == 0 || s.p.MaxDepth > 0 {
@@ -597,8 +597,7 @@ func (s *Swarm) insert(v int32, k int, exclude int32) (int32, Link) {
 	// v's upstreams must stay diverse (its other substreams' set, kept
 	// apart: diverseAfter below reuses s.distS for c).
 	mustNew, mustOld := s.diversity(v, k)
-	vset := s.vset[:0]
-	vset = append(vset, s.distS...)
+	vset := append(s.vset[:0], s.distS...)
 	s.vset = vset
 	// Near peers first: v goes only under an origin or a peer as near as
 	// its best sampled candidate (s.cands, gathered for v), and c only to
@@ -607,51 +606,44 @@ func (s *Swarm) insert(v int32, k int, exclude int32) (int32, Link) {
 	for j := range s.cands {
 		near = min(near, s.cands[j].prox)
 	}
-	queue := append(s.walk[:0], s.origins...)
-	defer func() { s.walk = queue[:0] }()
-	for j := 0; j < len(queue) && j < insertVisits; j++ {
-		u := queue[j]
-		pu := &s.peers[u]
-		// Whether u may take v: near enough, and within v's rules.
-		in := slices.Contains(vset, u)
-		s.others(v, k)
-		takesV := u != exclude && (pu.isOrigin() || proximity(pv, pu) <= near) && !(mustNew && in || mustOld && !in) && s.fits(u)
-		for _, d := range pu.down {
-			if int(d.sub) != k {
-				continue
-			}
-			c := d.peer
-			pc := &s.peers[c]
-			if s.hasDown(c, k) {
-				queue = append(queue, c)
-				continue
-			}
-			if !takesV || int(pc.home) == k && pc.slots > 0 {
-				continue // c may relay k itself: it keeps its place
-			}
-			if !pu.isOrigin() && proximity(pc, pv) > proximity(pc, pu) {
-				continue
-			}
-			if s.others(c, k); !s.fits(v) || !s.diverseAfter(c, k, v) {
-				continue
-			}
-			s.unlink(c, k)
-			s.link(v, k, u)
-			s.link(c, k, v)
-			relaxed := s.relaxed // v's own picks', for its settle
-			s.relaxed = true
-			s.settle(c)
-			s.relaxed = relaxed
-			return u, Link{Peer: pc.id, Substream: k, Upstream: pv.id, Prev: s.peers[u].id, Reason: ReasonRebalance}
+	var u, c int32 = none, none
+	s.scanLeaves(k, v, 0, func(x int32) bool {
+		w := s.subs[s.at(x, k)].up
+		pw, px := &s.peers[w], &s.peers[x]
+		in := slices.Contains(vset, w)
+		if w == exclude || !pw.isOrigin() && proximity(pv, pw) > near || mustNew && in || mustOld && !in {
+			return false
 		}
+		if s.others(v, k); !s.fits(w) {
+			return false
+		}
+		if !pw.isOrigin() && proximity(px, pv) > proximity(px, pw) {
+			return false
+		}
+		if s.others(x, k); !s.fits(v) || !s.diverseAfter(x, k, v) {
+			return false
+		}
+		u, c = w, x
+		return true
+	})
+	if c == none {
+		return none, Link{}
 	}
-	return none, Link{}
+	pc := &s.peers[c]
+	s.unlink(c, k)
+	s.link(v, k, u)
+	s.link(c, k, v)
+	relaxed := s.relaxed // v's own picks', for its settle
+	s.relaxed = true
+	s.settle(c)
+	s.relaxed = relaxed
+	return u, Link{Peer: pc.id, Substream: k, Upstream: pv.id, Prev: s.peers[u].id, Reason: ReasonRebalance}
 }
 
 // displace finds a place on k for v, which relays to a subtree there,
 // shallower than than: the place of the shallowest leaf c (a viewer
 // relaying nothing on k that can never relay k) under an upstream u that
-// may serve v, by insert's walk and rules, u not being exclude. With to
+// may serve v, by insert's index and rules, u not being exclude. With to
 // set, c must be able to take v's place under to (a swap, for Rebalance).
 // The caller moves c, and links v under u. Without it an orphaned relay
 // takes the free slot of its best sampled candidate, and in a swarm whose
@@ -671,45 +663,27 @@ func (s *Swarm) displace(v int32, k int, exclude, than, to int32) (int32, int32)
 	for j := range s.cands {
 		near = min(near, s.cands[j].prox)
 	}
-	queue := append(s.walk[:0], s.origins...)
-	defer func() { s.walk = queue[:0] }()
-	for j := 0; j < len(queue) && j < insertVisits; j++ {
-		u := queue[j]
-		pu := &s.peers[u]
-		du := int32(0)
-		if !pu.isOrigin() {
-			du = s.subs[s.at(u, k)].depth
+	var u, c int32 = none, none
+	s.scanLeaves(k, v, than, func(x int32) bool {
+		w := s.subs[s.at(x, k)].up
+		pw, px := &s.peers[w], &s.peers[x]
+		in := slices.Contains(vset, w)
+		if w == exclude || !pw.isOrigin() && proximity(pv, pw) > near || mustNew && in || mustOld && !in || !s.serves(w, k) {
+			return false
 		}
-		if du+1 >= than {
-			break // breadth-first: every place left is as deep
+		if s.others(v, k); !s.fits(w) {
+			return false
 		}
-		in := slices.Contains(vset, u)
-		s.others(v, k)
-		takesV := u != exclude && (pu.isOrigin() || proximity(pv, pu) <= near) &&
-			!(mustNew && in || mustOld && !in) && s.fits(u) && s.serves(u, k)
-		for _, d := range pu.down {
-			if int(d.sub) != k {
-				continue
+		if to != none {
+			if s.others(x, k); !s.fits(to) || !s.diverseAfter(x, k, to) ||
+				!s.peers[to].isOrigin() && !pw.isOrigin() && proximity(px, &s.peers[to]) > proximity(px, pw) {
+				return false
 			}
-			c := d.peer
-			if s.hasDown(c, k) {
-				queue = append(queue, c)
-				continue
-			}
-			pc := &s.peers[c]
-			if !takesV || int(pc.home) == k && pc.slots > 0 {
-				continue
-			}
-			if to != none {
-				if s.others(c, k); !s.fits(to) || !s.diverseAfter(c, k, to) ||
-					!s.peers[to].isOrigin() && !pu.isOrigin() && proximity(pc, &s.peers[to]) > proximity(pc, pu) {
-					continue
-				}
-			}
-			return u, c
 		}
-	}
-	return none, none
+		u, c = w, x
+		return true
+	})
+	return u, c
 }
 
 // raise lifts a viewer that relays its home substream to a subtree, has

@@ -17,7 +17,9 @@
 // simulator's generous mix sit within 5 hops, where spreading every relay's
 // slots over all K trees built chains 14 deep. A relay moved with its
 // subtree takes a shallow leaf's place rather than a deep free slot
-// (displace), a peer serving fewer drops leaves before relays, and
+// (displace; both find the shallowest leaves in a per-tree index by depth,
+// leaves.go, at any swarm size: 30,000 viewers joining at 4,000 a second
+// sit within 8 hops), a peer serving fewer drops leaves before relays, and
 // Rebalance swaps relays sunk deep with shallow leaves (raise), so that
 // reassignments in a swarm with nearly every slot in use do not sink whole
 // subtrees into chains. Viewers take what is free when they join, often in

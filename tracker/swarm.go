@@ -241,6 +241,10 @@ type Swarm struct {
 	freeBuckets []int32
 	regions     map[string]uint16
 
+	// leaves[k][d]: the leaf index (leaves.go); leafN its entries.
+	leaves [][][]int32
+	leafN  int
+
 	pending  []pend
 	stats    Stats
 	overbook bool // the swarm is starved: a budget buys Overbook % of its slots (starved)
@@ -252,7 +256,6 @@ type Swarm struct {
 	wide    bool // s.cands holds the whole free index, or was widened
 	relaxed bool // a pick since the last settle relaxed the distinct-upstreams rule
 	stack   []int32
-	walk    []int32 // insert's breadth-first queue
 	vset    []int32 // insert's copy of the inserted viewer's upstreams
 	orph    []downLink
 	extras  []int32
@@ -749,6 +752,9 @@ func (s *Swarm) setBudget(now time.Time, i int32, budgetKbps int, one bool) []Li
 	g.decl += slots - p.slots
 	s.homeSlots[p.home] += int64(slots - p.slots)
 	p.slots = slots
+	if slots == 0 { // its home leaf may be taken now
+		s.enterLeaf(i, int(p.home))
+	}
 	s.retop(p.grp)
 	s.restat(p.grp)
 	s.orph = s.orph[:0]

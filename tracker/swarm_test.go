@@ -261,6 +261,30 @@ func checkSwarm(s *Swarm, assigned bool, exempt func(protocol.PeerID) bool) erro
 	if s.Len() != st.Viewers {
 		return fmt.Errorf("Len %d, %d viewers", s.Len(), st.Viewers)
 	}
+	// The leaf index holds every displaceable leaf at its depth.
+	entered := map[[2]int32]bool{}
+	n := 0
+	for k := range s.leaves {
+		for d, b := range s.leaves[k] {
+			for _, x := range b {
+				if int32(d) == s.subs[s.at(x, k)].depth {
+					entered[[2]int32{x, int32(k)}] = true
+				}
+			}
+			n += len(b)
+		}
+	}
+	if n != s.leafN {
+		return fmt.Errorf("leaf index: %d entries, counted %d", n, s.leafN)
+	}
+	for ii := range s.peers {
+		for k := range s.k {
+			i := int32(ii)
+			if s.displaceable(i, k) && (!entered[[2]int32{i, int32(k)}] || s.subs[s.at(i, k)].leafAt != s.subs[s.at(i, k)].depth) {
+				return fmt.Errorf("%s/%d: a leaf at depth %d, not in the leaf index", s.peers[i].id, k, s.subs[s.at(i, k)].depth)
+			}
+		}
+	}
 	return nil
 }
 
@@ -632,7 +656,10 @@ func TestLeaveReassignsEveryOrphan(t *testing.T) {
 		subtrees := map[protocol.PeerID][]Link{}
 		want := map[Link]bool{}
 		for _, d := range down {
-			subtrees[d.Peer] = s.Downstreams(d.Peer)
+			// The peer leaving goes from its orphans' subtrees with it
+			// (it may relay one substream to a viewer that relays it
+			// another).
+			subtrees[d.Peer] = slices.DeleteFunc(s.Downstreams(d.Peer), func(l Link) bool { return l.Peer == id })
 			want[Link{Peer: d.Peer, Substream: d.Substream}] = true
 		}
 		links := s.Leave(t0, id)
@@ -1640,5 +1667,63 @@ func TestOverbook(t *testing.T) {
 				t.Fatalf("fed again: peer slots %d, want 400", got)
 			}
 		})
+	}
+}
+
+// TestFlashCrowdDepth joins 30,000 viewers at 4,000 a second (a flash
+// crowd's rate; each substream's tree takes 6,000 relays): 20% relay off,
+// 40% relay 4 slots, 40% relay 7 slots, all believed (Trusted), under one
+// origin with 40 slots, Rebalance every 2 s. A capacity-ordered tree for
+// this mix is 6–7 deep; the breadth-first walk insert made before the leaf
+// index gave up after 512 peers, and the trees grew 16 deep (60 at
+// 100,000).
+func TestFlashCrowdDepth(t *testing.T) {
+	const n = 30_000
+	s, err := NewSwarm(SwarmParams{BitrateKbps: 4000, Rand: rand.New(rand.NewPCG(1, 2)),
+		Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddOrigin(protocol.OriginPeer, 40); err != nil {
+		t.Fatal(err)
+	}
+	now, rebalance := t0, t0.Add(2*time.Second)
+	for i := range n {
+		now = now.Add(time.Second / 4000)
+		if now.After(rebalance) {
+			s.Rebalance(now)
+			rebalance = rebalance.Add(2 * time.Second)
+		}
+		addr := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1}) // a /24 each, as in the simulator
+		pi := PeerInfo{ID: protocol.PeerID(fmt.Sprintf("v%06d", i)), Kind: protocol.KindNative,
+			Loc: Location{Addr: addr, Prefix: netip.PrefixFrom(addr, 24).Masked()}}
+		switch i % 5 {
+		case 1, 3:
+			pi.BudgetKbps = 4000
+		case 2, 4:
+			pi.BudgetKbps = 7200
+		}
+		if _, err := s.Join(now, pi); err != nil {
+			t.Fatal(err)
+		}
+	}
+	maxD, sum, links := 0, 0, 0
+	for i := range n {
+		for k := range s.k {
+			if d := s.Depth(protocol.PeerID(fmt.Sprintf("v%06d", i)), k); d > 0 {
+				maxD, sum, links = max(maxD, d), sum+d, links+1
+			}
+		}
+	}
+	mean := float64(sum) / float64(links)
+	t.Logf("%d viewers: %d links, mean depth %.2f, max %d", n, links, mean, maxD)
+	if links < n*s.k*99/100 {
+		t.Errorf("%d of %d substreams linked", links, n*s.k)
+	}
+	if maxD > 9 || mean > 7.5 {
+		t.Errorf("mean depth %.2f, max %d: want at most 7.5 and 9 (capacity-ordered: 6–7)", mean, maxD)
+	}
+	if err := checkSwarm(s, false, none_); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,10 +5,11 @@ package tracker
 
 // sub is one peer's link on one substream.
 type sub struct {
-	up    int32 // upstream peer, none when unassigned (and for origins)
-	pos   int32 // index in the upstream's down list
-	depth int32 // origins 0; else up's depth + 1 (last known while unassigned)
-	since int64 // unix ns: when the link to up was made
+	up     int32 // upstream peer, none when unassigned (and for origins)
+	pos    int32 // index in the upstream's down list
+	depth  int32 // origins 0; else up's depth + 1 (last known while unassigned)
+	leafAt int32 // the depth at which the leaf index last entered it (0: none)
+	since  int64 // unix ns: when the link to up was made
 }
 
 // downLink is one link a peer serves: downstream peer and substream.
@@ -40,7 +41,9 @@ func (s *Swarm) link(v int32, k int, u int32) {
 	}
 	s.stats.Unassigned--
 	if delta := s.subs[s.at(u, k)].depth + 1 - sv.depth; delta != 0 {
-		s.shift(v, k, delta)
+		s.shift(v, k, delta) // enters the subtree's leaves, v's among them
+	} else {
+		s.enterLeaf(v, k)
 	}
 }
 
@@ -71,6 +74,9 @@ func (s *Swarm) unlink(v int32, k int) int32 {
 		}
 	}
 	s.stats.Unassigned++
+	if !pu.isOrigin() {
+		s.enterLeaf(u, k) // it may serve nothing on k now
+	}
 	return u
 }
 
@@ -83,17 +89,23 @@ func (s *Swarm) detachAll(i int32) []downLink {
 	return s.orph
 }
 
-// shift adds delta to the depth of v and its whole subtree on k.
+// shift adds delta to the depth of v and its whole subtree on k, and
+// enters the subtree's leaves in the leaf index at their new depth.
 func (s *Swarm) shift(v int32, k int, delta int32) {
 	st := append(s.stack[:0], v)
 	for len(st) > 0 {
 		x := st[len(st)-1]
 		st = st[:len(st)-1]
 		s.subs[s.at(x, k)].depth += delta
+		leaf := true
 		for _, d := range s.peers[x].down {
 			if int(d.sub) == k {
 				st = append(st, d.peer)
+				leaf = false
 			}
+		}
+		if leaf {
+			s.enterLeaf(x, k)
 		}
 	}
 	s.stack = st
