@@ -262,13 +262,13 @@ func checkSwarm(s *Swarm, assigned bool, exempt func(protocol.PeerID) bool) erro
 		return fmt.Errorf("Len %d, %d viewers", s.Len(), st.Viewers)
 	}
 	// The leaf index holds every displaceable leaf at its depth.
-	entered := map[[2]int32]bool{}
+	entered := make([]bool, len(s.subs))
 	n := 0
 	for k := range s.leaves {
 		for d, b := range s.leaves[k] {
 			for _, x := range b {
 				if int32(d) == s.subs[s.at(x, k)].depth {
-					entered[[2]int32{x, int32(k)}] = true
+					entered[s.at(x, k)] = true
 				}
 			}
 			n += len(b)
@@ -280,7 +280,7 @@ func checkSwarm(s *Swarm, assigned bool, exempt func(protocol.PeerID) bool) erro
 	for ii := range s.peers {
 		for k := range s.k {
 			i := int32(ii)
-			if s.displaceable(i, k) && (!entered[[2]int32{i, int32(k)}] || s.subs[s.at(i, k)].leafAt != s.subs[s.at(i, k)].depth) {
+			if s.displaceable(i, k) && (!entered[s.at(i, k)] || s.subs[s.at(i, k)].leafAt != s.subs[s.at(i, k)].depth) {
 				return fmt.Errorf("%s/%d: a leaf at depth %d, not in the leaf index", s.peers[i].id, k, s.subs[s.at(i, k)].depth)
 			}
 		}
