@@ -352,6 +352,8 @@ func newAPI(iceCfg ICEConfig, ccf *cc.InterceptorFactory) (*webrtc.API, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The video codecs carry nack in videoFeedback already; these give it to
+	// the RTX codecs too, as webrtc.ConfigureNack did.
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
 	ir.Add(responder)

@@ -149,13 +149,13 @@ func (l *layer) requestKeyframe(now int64, reason string) bool {
 // account enters a video packet in the layer's nackLog and asks the
 // publisher again for the packets it says are due.
 func (l *layer) account(pkt *rtp.Packet, now int64) {
+	m := l.t.room.s.m
 	if l.nack.received(pkt.SequenceNumber, now) {
-		l.t.room.s.m.nackRecovered.Inc()
+		m.nackRecovered.Inc()
 	}
 	if len(l.nack.missing) == 0 {
 		return
 	}
-	m := l.t.room.s.m
 	l.nackSeqs = l.nack.due(now, l.nackSeqs[:0])
 	if len(l.nackSeqs) == 0 {
 		return

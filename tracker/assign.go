@@ -576,6 +576,42 @@ func (s *Swarm) distinct(v int32, k int, u int32) int {
 // insertVisits bounds the leaves insert and displace consider in one call.
 const insertVisits = 512
 
+// placeRules are where relay v may go on a tree, for insert and displace:
+// its upstreams must stay diverse (mustNew, mustOld, and vset, its
+// upstreams on its other substreams, kept apart from s.distS, which
+// diverseAfter reuses for the leaf), and near peers come first: v goes
+// only under an origin or a peer as near as its best sampled candidate
+// (s.cands, gathered for v).
+type placeRules struct {
+	mustNew, mustOld bool
+	vset             []int32
+	near             int8
+}
+
+func (s *Swarm) rulesFor(v int32, k int) placeRules {
+	r := placeRules{near: proxFar}
+	r.mustNew, r.mustOld = s.diversity(v, k)
+	s.vset = append(s.vset[:0], s.distS...)
+	r.vset = s.vset
+	for j := range s.cands {
+		r.near = min(r.near, s.cands[j].prox)
+	}
+	return r
+}
+
+// takes reports whether w, the upstream of a leaf on k, may take v in the
+// leaf's place under r: it is not exclude, is near enough, keeps v's
+// upstreams diverse, and the prefix rule lets it serve v.
+func (s *Swarm) takes(v, w int32, k int, exclude int32, r *placeRules) bool {
+	pw := &s.peers[w]
+	in := slices.Contains(r.vset, w)
+	if w == exclude || !pw.isOrigin() && proximity(&s.peers[v], pw) > r.near || r.mustNew && in || r.mustOld && !in {
+		return false
+	}
+	s.others(v, k)
+	return s.fits(w)
+}
+
 // insert places relay v (unlinked on k, its home substream, with a free
 // slot) as high in k's tree as a viewer that can never relay k sits: it
 // takes that leaf c's place under c's upstream u, and c moves under v. A
@@ -594,29 +630,15 @@ func (s *Swarm) insert(v int32, k int, exclude int32) (int32, Link) {
 	if pv.isOrigin() || int(pv.home) != k || s.free(v) == 0 || s.p.MaxDepth > 0 {
 		return none, Link{}
 	}
-	// v's upstreams must stay diverse (its other substreams' set, kept
-	// apart: diverseAfter below reuses s.distS for c).
-	mustNew, mustOld := s.diversity(v, k)
-	vset := append(s.vset[:0], s.distS...)
-	s.vset = vset
-	// Near peers first: v goes only under an origin or a peer as near as
-	// its best sampled candidate (s.cands, gathered for v), and c only to
-	// an upstream no farther than the one it had.
-	near := int8(proxFar)
-	for j := range s.cands {
-		near = min(near, s.cands[j].prox)
-	}
+	r := s.rulesFor(v, k)
 	var u, c int32 = none, none
 	s.scanLeaves(k, v, 0, func(x int32) bool {
 		w := s.subs[s.at(x, k)].up
 		pw, px := &s.peers[w], &s.peers[x]
-		in := slices.Contains(vset, w)
-		if w == exclude || !pw.isOrigin() && proximity(pv, pw) > near || mustNew && in || mustOld && !in {
+		if !s.takes(v, w, k, exclude, &r) {
 			return false
 		}
-		if s.others(v, k); !s.fits(w) {
-			return false
-		}
+		// c goes only to an upstream no farther than the one it had.
 		if !pw.isOrigin() && proximity(px, pv) > proximity(px, pw) {
 			return false
 		}
@@ -656,22 +678,12 @@ func (s *Swarm) displace(v int32, k int, exclude, than, to int32) (int32, int32)
 	if pv.isOrigin() || s.p.MaxDepth > 0 || than <= 1 || !s.hasDown(v, k) {
 		return none, none
 	}
-	mustNew, mustOld := s.diversity(v, k) // v's upstreams but on k
-	vset := append(s.vset[:0], s.distS...)
-	s.vset = vset
-	near := int8(proxFar)
-	for j := range s.cands {
-		near = min(near, s.cands[j].prox)
-	}
+	r := s.rulesFor(v, k)
 	var u, c int32 = none, none
 	s.scanLeaves(k, v, than, func(x int32) bool {
 		w := s.subs[s.at(x, k)].up
 		pw, px := &s.peers[w], &s.peers[x]
-		in := slices.Contains(vset, w)
-		if w == exclude || !pw.isOrigin() && proximity(pv, pw) > near || mustNew && in || mustOld && !in || !s.serves(w, k) {
-			return false
-		}
-		if s.others(v, k); !s.fits(w) {
+		if !s.serves(w, k) || !s.takes(v, w, k, exclude, &r) {
 			return false
 		}
 		if to != none {

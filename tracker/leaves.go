@@ -44,9 +44,6 @@ func (s *Swarm) enterLeaf(x int32, k int) {
 	if d <= 0 || sx.leafAt == d || !s.displaceable(x, k) {
 		return
 	}
-	if s.leaves == nil {
-		s.leaves = make([][][]int32, s.k)
-	}
 	for len(s.leaves[k]) <= int(d) {
 		s.leaves[k] = append(s.leaves[k], nil)
 	}
@@ -96,9 +93,6 @@ func (s *Swarm) rooted(x int32, k int, v int32) bool {
 // most insertVisits of them, until fn returns true. It drops the stale
 // entries it meets. fn must not change the trees unless it returns true.
 func (s *Swarm) scanLeaves(k int, v int32, than int32, fn func(c int32) bool) {
-	if s.leaves == nil {
-		return
-	}
 	seen := 0
 	for d := 1; d < len(s.leaves[k]) && seen < insertVisits; d++ {
 		if than > 0 && int32(d) >= than {

@@ -424,6 +424,7 @@ func NewSwarm(p SwarmParams) (*Swarm, error) {
 		buckets:  []bucket{{}},
 		regions:  make(map[string]uint16),
 		addrs:    make(map[netip.Addr]int32),
+		leaves:   make([][][]int32, p.Substreams),
 	}
 	return s, nil
 }
