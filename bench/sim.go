@@ -113,6 +113,9 @@ type SimResult struct {
 	Reassigned   int `json:"reassigned"`
 	OriginPulls  int `json:"originPulls"`
 	HTTPFed      int `json:"httpFed"`
+	// Timeline is the run second by second (the whole run, not only the
+	// window): where it went wrong, when it did.
+	Timeline []SimSecond `json:"timeline,omitempty"`
 	// ChunkMs is the chunker's target duration.
 	ChunkMs int `json:"chunkMs"`
 	// Substreams is K.
@@ -278,6 +281,31 @@ func (s simNode) LatencySamples() []time.Duration {
 		return nil
 	}
 	return s.v.Core().LatencySamples()
+}
+
+// SimSecond is one second of a simulator run: the origin's HTTP egress in
+// it (in copies of the stream), and what the viewers online at its end did
+// in it, summed over them (their counters' growth, so a viewer that left
+// takes its share with it). The tracker's figures are at its end.
+type SimSecond struct {
+	T       float64 `json:"t"` // seconds from the run's start, at the second's end
+	Viewers int     `json:"viewers"`
+	// HTTPCopies is the origin's HTTP egress over the stream rate.
+	HTTPCopies float64 `json:"httpCopies"`
+	// The viewers' counters (core.Stats): chunks asked of the origin near
+	// a deadline, chunks pulled from peers because their pusher was late,
+	// upstreams reported stalled, substreams reassigned, chunks late.
+	OriginPulls   int `json:"originPulls"`
+	PullsLatePush int `json:"pullsLatePush"`
+	StallReports  int `json:"stallReports"`
+	Reassigned    int `json:"reassigned"`
+	ChunksLate    int `json:"chunksLate"`
+	// MeanDepth and MaxDepth are over the viewers online; PeerSlots and
+	// PeerLinks the tracker's (tracker.Stats).
+	MeanDepth float64 `json:"meanDepth"`
+	MaxDepth  int     `json:"maxDepth"`
+	PeerSlots int     `json:"peerSlots"`
+	PeerLinks int     `json:"peerLinks"`
 }
 
 // sim is one run in progress.
@@ -613,6 +641,7 @@ func (s *sim) run(ctx context.Context) error {
 		sumU    float64
 		// trafficA is the traffic at the window's start.
 		trafficA swarmtest.Traffic
+		tl       swarm.Stats // the viewers' counters at the last second's end
 	)
 	for t := time.Duration(0); t < total; {
 		if err := ctx.Err(); err != nil {
@@ -649,6 +678,9 @@ func (s *sim) run(ctx context.Context) error {
 		}
 		if len(s.adv) > 0 {
 			s.sampleFed(t > winStart)
+		}
+		if step == time.Second || t == total {
+			s.second(t, step, net.OriginBytes-httpBefore, &tl)
 		}
 		if p.Progress != nil {
 			p.Progress(t, total)
@@ -757,6 +789,39 @@ func (s *sim) sampleFed(inWindow bool) {
 			s.subSec += int64(len(v.Upstreams()))
 		}
 	}
+}
+
+// second appends the second that ended at t (step long, httpBytes of HTTP
+// egress) to the timeline; last holds the viewers' summed counters at the
+// previous one's end.
+func (s *sim) second(t, step time.Duration, httpBytes int64, last *swarm.Stats) {
+	var sum swarm.Stats
+	sec := SimSecond{T: t.Seconds(), HTTPCopies: float64(httpBytes) * 8 / 1e3 / float64(s.rate) / step.Seconds()}
+	for _, v := range s.alive {
+		if s.adv[v.ID] != "" || v.Core() == nil {
+			continue
+		}
+		st := v.Stats()
+		sum.OriginPulls += st.OriginPulls
+		sum.PullsLatePush += st.PullsLatePush
+		sum.StallReports += st.StallReports
+		sum.Reassigned += st.Reassigned
+		sum.ChunksLate += st.ChunksLate
+		sec.Viewers++
+		sec.MeanDepth += float64(st.Depth)
+		sec.MaxDepth = max(sec.MaxDepth, st.Depth)
+	}
+	sec.MeanDepth = round(sec.MeanDepth/float64(max(sec.Viewers, 1)), 2)
+	sec.HTTPCopies = round(sec.HTTPCopies, 1)
+	sec.OriginPulls = sum.OriginPulls - last.OriginPulls
+	sec.PullsLatePush = sum.PullsLatePush - last.PullsLatePush
+	sec.StallReports = sum.StallReports - last.StallReports
+	sec.Reassigned = sum.Reassigned - last.Reassigned
+	sec.ChunksLate = sum.ChunksLate - last.ChunksLate
+	st := s.net.Swarm().Stats()
+	sec.PeerSlots, sec.PeerLinks = st.PeerSlots, st.PeerLinks
+	s.res.Timeline = append(s.res.Timeline, sec)
+	*last = sum
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

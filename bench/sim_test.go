@@ -501,3 +501,43 @@ func TestSimClaim(t *testing.T) {
 		}
 	}
 }
+
+// TestSimTimeline: the run second by second adds up to the window's
+// figures: with no one leaving, the seconds after the window's start sum to
+// its origin pulls, stall reports and reassignments, and to its HTTP egress.
+func TestSimTimeline(t *testing.T) {
+	sc := scenario(t, "flash-crowd")
+	r := runSim(t, sc, 200, 16*time.Second, 2)
+	if len(r.Timeline) != 16 {
+		t.Fatalf("%d seconds in the timeline, want 16", len(r.Timeline))
+	}
+	var pulls, stalls, moved int
+	var copies float64
+	for _, s := range r.Timeline {
+		if s.T > r.WindowStartSeconds {
+			pulls += s.OriginPulls
+			stalls += s.StallReports
+			moved += s.Reassigned
+			copies += s.HTTPCopies
+		}
+	}
+	if pulls != r.OriginPulls || stalls != r.StallReports || moved != r.Reassigned {
+		t.Errorf("the window's seconds sum to %d origin pulls, %d stall reports, %d reassigned; the window says %d, %d, %d",
+			pulls, stalls, moved, r.OriginPulls, r.StallReports, r.Reassigned)
+	}
+	t.Logf("window from %.0f s: %d origin pulls, %d stall reports, %d reassigned, %.1f HTTP copies", r.WindowStartSeconds, pulls, stalls, moved, copies)
+	secs := r.DurationSeconds - r.WindowStartSeconds
+	if want := r.HTTPMbps / r.BitrateMbps; math.Abs(copies/secs-want) > 0.05+want*0.01 {
+		t.Errorf("the window's seconds average %.2f HTTP copies; the window says %.2f", copies/secs, want)
+	}
+	if pulls == 0 || copies == 0 {
+		t.Errorf("the window had %d origin pulls and %.1f HTTP copies: the run does not exercise what it checks", pulls, copies)
+	}
+	last := r.Timeline[len(r.Timeline)-1]
+	if last.Viewers != 200 || last.PeerLinks != r.Tracker.PeerLinks || last.MaxDepth != r.MaxDepth {
+		t.Errorf("the last second: %+v; the run ends with %d links, max depth %d", last, r.Tracker.PeerLinks, r.MaxDepth)
+	}
+	if r.Timeline[0].Viewers != 0 || r.Timeline[5].Viewers == 0 {
+		t.Errorf("viewers by second: %d at 1 s (joins start after it), %d at 6 s", r.Timeline[0].Viewers, r.Timeline[5].Viewers)
+	}
+}

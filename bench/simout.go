@@ -84,6 +84,15 @@ func SimMarkdown(results []SimResult) string {
 		}
 		fmt.Fprintf(&b, " Honest viewers, over the window: %d chunks asked of the origin near a deadline, %d fetched over HTTP for substreams with no upstream; %d upstreams reported stalled, %d substreams reassigned.",
 			r.OriginPulls, r.HTTPFed, r.StallReports, r.Reassigned)
+		if len(r.Timeline) > 0 {
+			b.WriteString("\n\nSecond by second (the viewers online at each second's end; their counters' growth in it):\n\n")
+			b.WriteString("| s | viewers | HTTP copies | origin pulls | late-push pulls | stall reports | reassigned | chunks late | depth mean / max | slots / links |\n")
+			b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			for _, t := range r.Timeline {
+				fmt.Fprintf(&b, "| %.0f | %d | %.1f | %d | %d | %d | %d | %d | %.2f / %d | %d / %d |\n", t.T, t.Viewers, t.HTTPCopies,
+					t.OriginPulls, t.PullsLatePush, t.StallReports, t.Reassigned, t.ChunksLate, t.MeanDepth, t.MaxDepth, t.PeerSlots, t.PeerLinks)
+			}
+		}
 		b.WriteString("\n\n| depth | viewers at the end | samples | p50 ms | p95 ms | p99 ms | continuity | offload |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		count := map[int]int{}
 		for _, d := range r.Depths {
