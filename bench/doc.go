@@ -18,7 +18,8 @@
 // joins or a flash crowd, churn with graceful and silent departures,
 // regions as GeoIP places viewers. Results go to results.json,
 // results.md and plots (gonum.org/v1/plot) against a plain CDN, the
-// founding design's claim and the fluid bound.
+// founding design's claim and the fluid bound, with the run second by
+// second (SimResult.Timeline).
 //
 // RunHarness is the real-process harness (seedcast bench): on this
 // machine's loopback, `seedcast serve`, `seedcast publish` (the demo clip,

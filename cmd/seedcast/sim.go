@@ -50,7 +50,8 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"the production tracker policy and n production node cores on one virtual clock, over\n" +
 			"modelled links. For each audience size it reports server egress against a plain CDN,\n" +
 			"the founding design's claim and the fluid bound, offload, continuity, delivery latency\n" +
-			"(overall and by hop depth), startup, the depth distribution, wall time and peak memory.",
+			"(overall and by hop depth), startup, the depth distribution, wall time and peak memory,\n" +
+			"and the run second by second (HTTP egress, pulls, stalls, depth, the tracker's slots).",
 		FlagSet: fs,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
