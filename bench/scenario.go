@@ -59,7 +59,8 @@ type Scenario struct {
 	RTTms     [][]float64 `json:"rttMs"`
 	PeerRTTms float64     `json:"peerRttMs"`
 	// Buffer is the viewers' playback delay behind the live edge
-	// (core.Params.Buffer; 0: the production default, core.DefaultBuffer).
+	// (the tracker's delay, sent to every viewer; 0: the production default,
+	// protocol.DefaultDelay).
 	Buffer Duration `json:"buffer"`
 	// Substreams is K, the substreams the stream is split into for push
 	// delivery (0: the tracker's default, 4; seedcast tracker

@@ -463,7 +463,8 @@ func newSim(p SimParams) (*sim, error) {
 		Substreams:    p.Substreams,
 		ChunkDuration: p.ChunkDuration,
 		PerFragment:   p.CutThrough || p.PerFragment,
-		Core:          core.Params{Buffer: p.Buffer, CutThrough: p.CutThrough}, // zero: the production default
+		Delay:         p.Buffer, // the tracker's, sent to every viewer (zero: the production default)
+		Core:          core.Params{CutThrough: p.CutThrough},
 		OriginSlots:   slots,
 		OriginKbps:    int(sc.Origin.Egress),
 		HTTPKbps:      int(sc.Origin.HTTPEgress),
@@ -487,12 +488,12 @@ func newSim(p SimParams) (*sim, error) {
 // loopback is where the harness's viewers are (SimParams.Loopback).
 var loopback = netip.MustParsePrefix("127.0.0.0/8")
 
-// bufferOr is the playback delay a core runs with given b.
+// bufferOr is the playback delay the tracker gives the viewers given b.
 func bufferOr(b time.Duration) time.Duration {
 	if b > 0 {
 		return b
 	}
-	return core.DefaultBuffer
+	return protocol.DefaultDelay
 }
 
 // originRTT is a viewer's round trip to the origin, by region.

@@ -41,7 +41,8 @@ type NodeParams struct {
 	Source     Source
 	HTTPClient *http.Client
 	// PollEvery, SlowPoll, TickEvery, PushGrace, StallAfter, ReportEvery,
-	// Buffer and Startup tune the core (core.Params says what each does).
+	// Buffer and Startup tune the core (core.Params says what each does;
+	// a zero Buffer takes the tracker's delay from the welcome).
 	PollEvery, SlowPoll, TickEvery, PushGrace, StallAfter, ReportEvery, Buffer, Startup time.Duration
 	// StoreBytes bounds the verified chunks kept (default 64 MiB);
 	// StoreWindow, if set, also drops those fetched longer ago than this
@@ -146,7 +147,7 @@ func start(p NodeParams, tc *TrackerClient, m *manifest.Manifest) (*Node, error)
 		Verifier: verify, Store: store, Now: time.Now(),
 		PollEvery: p.PollEvery, SlowPoll: p.SlowPoll, Notified: notified, TickEvery: p.TickEvery,
 		PushGrace: p.PushGrace, StallAfter: p.StallAfter, ReportEvery: p.ReportEvery,
-		Buffer: p.Buffer, Startup: p.Startup, Pull: p.Pull, Guard: p.Guard,
+		Buffer: driver.Delay(p.Buffer, w), Startup: p.Startup, Pull: p.Pull, Guard: p.Guard,
 	})
 	if err != nil {
 		return nil, err

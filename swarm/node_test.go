@@ -75,3 +75,24 @@ func TestTwoNodeSwarm(t *testing.T) {
 		t.Errorf("uploads: relay %d, viewer (relay off) %d", rs.BytesUploaded, vs.BytesUploaded)
 	}
 }
+
+// TestWelcomeDelay: a node keeps the playback delay its tracker gives in the
+// welcome, unless its own params set one.
+func TestWelcomeDelay(t *testing.T) {
+	o, _ := startSeeded(t, origintest.Params{Delay: 5 * time.Second}, 4000)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		own, want time.Duration
+	}{{0, 5 * time.Second}, {2 * time.Second, 2 * time.Second}} {
+		n, err := StartNode(ctx, NodeParams{Server: o.URL, Stream: o.Stream, Buffer: c.own, API: loopbackAPI()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := n.Stats().Delay
+		n.Close()
+		if got != c.want {
+			t.Errorf("own delay %v: the node keeps %v, want %v", c.own, got, c.want)
+		}
+	}
+}

@@ -50,6 +50,12 @@
 // spreading across ISPs; prefixes, addresses and a delivery record are what
 // a party cannot multiply cheaply, and those rules are hard.
 //
+// The swarm also holds the playback delay behind live that all its viewers
+// keep (SwarmParams.Delay, sent in the welcome): a viewer's deadlines must
+// leave its upstreams the time their own pushes take, so the delay is the
+// swarm's, sized for the depth of its trees (3.5 s: a flash crowd of 30,000
+// collapses onto the origin at 2.5 s, docs/benchmarks.md).
+//
 // It is pure — no I/O, no goroutines, clock and randomness passed in — so
 // that the tracker server (tracker/server) and the virtual-clock network
 // of swarm/swarmtest run the very same code. The wire

@@ -69,6 +69,11 @@ type SwarmParams struct {
 	MinUpstreams int // distinct upstream peers per viewer, default 3 (capped by K)
 	MaxUpstreams int // default 6 (capped by K)
 	MaxDepth     int // 0: no cap; else no viewer is deeper than this on any substream
+	// Delay is the playback delay behind live that the swarm's viewers
+	// keep, sent in their welcome (default protocol.DefaultDelay; from
+	// 500 ms to protocol.MaxDelayMs). The deeper the trees an audience
+	// builds, the more of it the hops spend.
+	Delay time.Duration
 	// Reserve is the share of each origin's slots that only last-resort
 	// assignments may use (default 0.1; negative: none). See Swarm.
 	Reserve float64
@@ -268,8 +273,11 @@ const (
 	none = int32(-1)
 
 	maxSubstreams = 64
-	maxSlots      = 1024 // per viewer; keeps downstream lists bounded
-	maxRegions    = 4096 // distinct declared regions remembered per swarm
+	// minDelay is the shortest playback delay a swarm may be given: less
+	// leaves no time for a single hop of a 125 ms chunk and its repair.
+	minDelay   = 500 * time.Millisecond
+	maxSlots   = 1024 // per viewer; keeps downstream lists bounded
+	maxRegions = 4096 // distinct declared regions remembered per swarm
 
 	maxCands      = 64
 	cellCands     = 16 // from the viewer's own 5° cell
@@ -378,6 +386,9 @@ func NewSwarm(p SwarmParams) (*Swarm, error) {
 	if p.Probation == 0 {
 		p.Probation = 15 * time.Second
 	}
+	if p.Delay == 0 {
+		p.Delay = protocol.DefaultDelay
+	}
 	switch {
 	case p.Overbook == 0:
 		p.Overbook = overbookPct
@@ -407,6 +418,8 @@ func NewSwarm(p SwarmParams) (*Swarm, error) {
 		return nil, fmt.Errorf("%w: ProbationSlots %d not in 0..%d", ErrBadParams, p.ProbationSlots, maxSlots)
 	case p.Probation < 0:
 		return nil, fmt.Errorf("%w: Probation %v", ErrBadParams, p.Probation)
+	case p.Delay < minDelay || p.Delay > protocol.MaxDelayMs*time.Millisecond:
+		return nil, fmt.Errorf("%w: Delay %v not in %v..%v", ErrBadParams, p.Delay, minDelay, protocol.MaxDelayMs*time.Millisecond)
 	case slices.ContainsFunc(p.Trusted, func(pr netip.Prefix) bool { return !pr.IsValid() }):
 		return nil, fmt.Errorf("%w: an invalid Trusted prefix", ErrBadParams)
 	case p.Rand == nil:
@@ -431,6 +444,9 @@ func NewSwarm(p SwarmParams) (*Swarm, error) {
 
 // Substreams is K, the number of substreams every viewer receives.
 func (s *Swarm) Substreams() int { return s.k }
+
+// Delay is the playback delay behind live the swarm's viewers keep.
+func (s *Swarm) Delay() time.Duration { return s.p.Delay }
 
 // BitrateKbps is the stream bitrate the slots are sized for.
 func (s *Swarm) BitrateKbps() int { return s.p.BitrateKbps }

@@ -319,6 +319,9 @@ func TestNewSwarmParams(t *testing.T) {
 		{"negative depth", SwarmParams{BitrateKbps: 2500, MaxDepth: -1, Rand: r}, false},
 		{"reserve 1", SwarmParams{BitrateKbps: 2500, Reserve: 1, Rand: r}, false},
 		{"no reserve", SwarmParams{BitrateKbps: 2500, Reserve: -1, Rand: r}, true},
+		{"delay too short", SwarmParams{BitrateKbps: 2500, Delay: 499 * time.Millisecond, Rand: r}, false},
+		{"delay too long", SwarmParams{BitrateKbps: 2500, Delay: 31 * time.Second, Rand: r}, false},
+		{"negative delay", SwarmParams{BitrateKbps: 2500, Delay: -time.Second, Rand: r}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -326,8 +329,8 @@ func TestNewSwarmParams(t *testing.T) {
 			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrBadParams)) {
 				t.Fatalf("err = %v, want ok %v", err, tt.ok)
 			}
-			if tt.ok && (s.k != 4 || s.minUp != 3 || s.maxUp != 4) {
-				t.Fatalf("defaults: K %d, upstreams %d..%d", s.k, s.minUp, s.maxUp)
+			if tt.ok && (s.k != 4 || s.minUp != 3 || s.maxUp != 4 || s.Delay() != protocol.DefaultDelay) {
+				t.Fatalf("defaults: K %d, upstreams %d..%d, delay %v", s.k, s.minUp, s.maxUp, s.Delay())
 			}
 		})
 	}

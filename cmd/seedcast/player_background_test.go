@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // hideJS, run before a page's own scripts, lets a test hide the page
@@ -86,8 +88,10 @@ func TestBackgroundRelay(t *testing.T) {
 
 	evalJS[any](t, tab, `window.__hide(false)`)
 	// Back in view: playing within a second of the target latency (about
-	// 2.3 s: the clock runs 1.5 s behind the newest chunk).
-	back := `(() => { const s = window.seedcast.stats(); return window.seedcastPlayer.state === 'playing' && s && s.latencyToLiveMs > 0 && s.latencyToLiveMs < 3300; })()`
+	// the swarm's delay, protocol.DefaultDelay, and the 0.8 s a chunk takes
+	// to reach the page).
+	target := protocol.DefaultDelay + 800*time.Millisecond
+	back := fmt.Sprintf(`(() => { const s = window.seedcast.stats(); return window.seedcastPlayer.state === 'playing' && s && s.latencyToLiveMs > 0 && s.latencyToLiveMs < %d; })()`, (target + time.Second).Milliseconds())
 	if _, err := chromedp.Run(tab, chromedp.Poll[bool](back, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
 		t.Errorf("back in view, latency to live did not return within 1 s of the target: %v; %s", err, evalJS[string](t, tab, playerDump))
 	}

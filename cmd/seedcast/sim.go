@@ -34,7 +34,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs.StringVar(&viewers, "viewers", "10,100,1000", "audience sizes to run, comma-separated")
 	fs.StringVar(&bitrate, "bitrate", "", "stream rate r, e.g. 4Mbps (default: the scenario's)")
 	fs.DurationVar(&duration, "duration", 0, "virtual time of each run (default: the scenario's)")
-	fs.DurationVar(&buffer, "buffer", 0, "viewers' playback delay behind live (default: the scenario's, else the node core's 2.5s)")
+	fs.DurationVar(&buffer, "buffer", 0, "viewers' playback delay behind live, which the tracker gives them (default: the scenario's, else the tracker's 3.5s; as seedcast tracker --delay)")
 	fs.DurationVar(&chunk, "chunk-duration", manifest.DefaultChunkDuration, "the chunker's target chunk duration, 100ms–500ms (as seedcast serve --chunk-duration)")
 	fs.IntVar(&substreams, "substreams", 0, "K, the substreams the stream is split into for push delivery (default: the scenario's, else the tracker's, 4; as seedcast tracker --substreams)")
 	fs.Uint64Var(&seed, "seed", 1, "the run's seed: the same seed gives the same run")
@@ -44,7 +44,7 @@ func simCommand(stdout, stderr io.Writer) *ffcli.Command {
 	lf.register(fs)
 	return &ffcli.Command{
 		Name:       "sim",
-		ShortUsage: "seedcast sim [--scenario generous] [--viewers 10,100,1000] [--bitrate 4Mbps] [--duration 120s] [--buffer 2.5s] [--chunk-duration 125ms] [--seed 1] [--out DIR]",
+		ShortUsage: "seedcast sim [--scenario generous] [--viewers 10,100,1000] [--bitrate 4Mbps] [--duration 120s] [--buffer 3.5s] [--chunk-duration 125ms] [--seed 1] [--out DIR]",
 		ShortHelp:  "simulate a swarm: the production node core and tracker policy on a virtual clock, at any audience size",
 		LongHelp: "Runs a scenario on the simulator (package bench): one origin (its seed node and HTTP),\n" +
 			"the production tracker policy and n production node cores on one virtual clock, over\n" +

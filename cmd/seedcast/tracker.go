@@ -30,6 +30,7 @@ type trackerFlags struct {
 	trustedPeers    string
 	connsPerIP      int
 	substreams      int
+	delay           time.Duration
 	originSlots     int
 	tokenKey        string
 	private         listFlag
@@ -42,6 +43,7 @@ func (t *trackerFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&t.connsPerIP, "tracker-conns-per-ip", 16, "tracker connections allowed from one address")
 	fs.StringVar(&t.trustedPeers, "trusted-peers", "127.0.0.0/8,::1/128", "networks (comma-separated CIDRs, or none) whose viewers' relay budgets are believed without probation and who may share an address or /24; the default lets a swarm on one machine work (behind a proxy, set --trusted-proxy so viewers are told apart)")
 	fs.IntVar(&t.substreams, "substreams", 4, "substreams a stream is split into for push delivery")
+	fs.DurationVar(&t.delay, "delay", protocol.DefaultDelay, "playback delay behind live that every viewer of a stream keeps, sent in the tracker's welcome (0.5s–30s): each hop of the push tree spends some of it, and audiences of tens of thousands build trees 7–8 hops deep (docs/benchmarks.md)")
 	fs.IntVar(&t.originSlots, "origin-slots", 64, "substream links the origin seed serves per stream")
 	fs.StringVar(&t.tokenKey, "viewer-token-key", "", "hex HMAC key (≥ 32 bytes) for viewer tokens of private streams")
 	fs.Var(&t.private, "private-stream", "a stream that needs a viewer token (repeatable)")
@@ -113,7 +115,7 @@ func (t *trackerFlags) server(srv *origin.Server, reg prometheus.Registerer, ice
 	private := slices.Clone([]string(t.private))
 	trk, err := server.New(server.Params{
 		Logger: log, Metrics: metrics, Geo: geo, TrustedProxies: proxies, Tokens: tokens, ICEServers: servers,
-		Swarm: tracker.SwarmParams{Substreams: t.substreams, Trusted: trusted}, OriginSlots: t.originSlots, MaxConnsPerIP: t.connsPerIP,
+		Swarm: tracker.SwarmParams{Substreams: t.substreams, Delay: t.delay, Trusted: trusted}, OriginSlots: t.originSlots, MaxConnsPerIP: t.connsPerIP,
 		OriginSecret: originSecret,
 		Streams: server.StreamsFunc(func(name string) (server.StreamInfo, bool) {
 			st, ok := srv.Stream(name)

@@ -32,6 +32,8 @@ type Params struct {
 	ChunkDuration time.Duration
 	// MaxConnsPerIP of the tracker (every test node is 127.0.0.1): 1024.
 	MaxConnsPerIP int
+	// Delay is the tracker's playback delay (protocol.DefaultDelay).
+	Delay time.Duration
 }
 
 // loopback is where every test node connects from.
@@ -116,7 +118,7 @@ func Start(tb testing.TB, p Params) *Origin {
 		}),
 		// Every test node is on loopback, one address: the tracker believes
 		// them (no probation, no shared allowance, no prefix rule).
-		Swarm: tracker.SwarmParams{Substreams: p.Substreams, Trusted: loopback}, OriginSlots: p.OriginSlots, Seed: 1,
+		Swarm: tracker.SwarmParams{Substreams: p.Substreams, Delay: p.Delay, Trusted: loopback}, OriginSlots: p.OriginSlots, Seed: 1,
 		MaxConnsPerIP: p.MaxConnsPerIP, OriginSecret: o.Secret,
 	})
 	if err != nil {

@@ -39,8 +39,9 @@ type Params struct {
 	// StoreBytes bounds the verified chunks kept for peers and the player
 	// (32 MiB).
 	StoreBytes int64
-	// Buffer is the playback delay behind the live edge, Startup the extra
-	// wait at start (core.Params: 2.5 s and 500 ms). PollEvery is the
+	// Buffer is the playback delay behind the live edge (0: the tracker's,
+	// from the welcome, else core.DefaultBuffer), Startup the extra wait at
+	// start (core.Params: 500 ms). PollEvery is the
 	// manifest poll while a substream comes over HTTP, and the wait between
 	// tries while the stream is not live yet (200 ms).
 	Buffer, Startup, PollEvery time.Duration
@@ -250,7 +251,7 @@ func start(p Params, src *origin, tc swarmTracker, w protocol.Welcome, m *manife
 		Stream: p.Stream, BudgetKbps: p.BudgetKbps, Renditions: rends,
 		Substreams: w.Substreams, Upstreams: ups, Depth: w.Depth, Manifest: m, ManifestAt: at,
 		Verifier: verify, Store: store, Now: time.Now(),
-		PollEvery: p.PollEvery, Buffer: p.Buffer, Startup: p.Startup,
+		PollEvery: p.PollEvery, Buffer: driver.Delay(p.Buffer, w), Startup: p.Startup,
 	})
 	if err != nil {
 		return nil, err

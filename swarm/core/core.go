@@ -52,10 +52,12 @@ type ChunkStore interface {
 	Has(id manifest.ID) bool
 }
 
-// DefaultBuffer is Params.Buffer's default: at 2 s a 1,000-viewer swarm's
-// pushes miss the window that the origin's margin leaves, and it falls back
-// to HTTP (docs/benchmarks.md, "The chunk duration").
-const DefaultBuffer = 2500 * time.Millisecond
+// DefaultBuffer is Params.Buffer's default, the tracker's default delay
+// (protocol.DefaultDelay, 3.5 s): a node keeps the delay its welcome gives
+// and this one only when the welcome names none. At 2 s a 1,000-viewer
+// swarm's pushes miss the window that the origin's margin leaves, at 2.5 s
+// a 30,000-viewer flash crowd's do (docs/benchmarks.md).
+const DefaultBuffer = protocol.DefaultDelay
 
 // Params configures a Node. Zero durations take the defaults shown.
 type Params struct {
@@ -105,8 +107,8 @@ type Params struct {
 	StallAfter time.Duration
 	// ReportEvery is the health report period (2 s).
 	ReportEvery time.Duration
-	// Buffer is the playback delay behind the live edge (DefaultBuffer,
-	// 2.5 s); Startup the
+	// Buffer is the playback delay behind the live edge: the welcome's
+	// delayMs, else DefaultBuffer (3.5 s); Startup the
 	// extra wait at start to fetch the first chunks (500 ms).
 	Buffer, Startup time.Duration
 	// DialBackoff is how long a failed upstream is not dialed again (5 s).
@@ -189,6 +191,9 @@ type Stats struct {
 	// Depth is this node's deepest hop count from the origin over its
 	// substreams, as the tracker last assigned them (0 for the seed).
 	Depth int
+	// Delay is the playback delay behind live this node keeps (Buffer:
+	// the tracker's, from the welcome, unless set).
+	Delay time.Duration
 	// RelayKbps is the relay rate in force: the budget, less what the RTT
 	// guard cut; Throttled is set while the guard cuts it.
 	RelayKbps int64
@@ -420,7 +425,7 @@ func (n *Node) deadline(e manifest.Entry) time.Time {
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
 	s := n.stats
-	s.Peers = len(n.peers)
+	s.Peers, s.Delay = len(n.peers), n.p.Buffer
 	if len(n.latencies) > 0 {
 		l := slices.Clone(n.latencies)
 		slices.Sort(l)

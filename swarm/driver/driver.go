@@ -140,3 +140,14 @@ func FromWelcome(stream string, w protocol.Welcome) (*core.Verifier, []protocol.
 	}
 	return verify, ups, nil
 }
+
+// Delay is the playback delay a node keeps: own, when its user or test set
+// one, else the swarm's from the welcome (0 when it names none: the core's
+// default). Every viewer of a swarm keeping the tracker's delay is what
+// gives each hop of the push tree its time.
+func Delay(own time.Duration, w protocol.Welcome) time.Duration {
+	if own > 0 {
+		return own
+	}
+	return time.Duration(w.DelayMs) * time.Millisecond
+}

@@ -32,6 +32,10 @@ type Params struct {
 	ChunkDuration time.Duration // (manifest.DefaultChunkDuration)
 	Window        int           // chunk slots the origin's manifest lists (120)
 	Substreams    int           // K (4)
+	// Delay is the tracker's playback delay (tracker.SwarmParams.Delay),
+	// which every node keeps unless Core.Buffer (or its own) says
+	// otherwise, as a welcome's delayMs does.
+	Delay time.Duration
 	// OriginSlots is the substream links the origin's seed serves (4);
 	// OriginKbps its egress budget (4000).
 	OriginSlots int
@@ -188,7 +192,7 @@ func New(p Params) (*Network, error) {
 	if p.TrackerKbps > 0 {
 		kbps = p.TrackerKbps
 	}
-	sw, err := tracker.NewSwarm(tracker.SwarmParams{Substreams: p.Substreams, BitrateKbps: kbps, Trusted: p.Trusted, Rand: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))})
+	sw, err := tracker.NewSwarm(tracker.SwarmParams{Substreams: p.Substreams, BitrateKbps: kbps, Delay: p.Delay, Trusted: p.Trusted, Rand: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))})
 	if err != nil {
 		return nil, err
 	}
@@ -415,6 +419,9 @@ func (n *Network) start(id protocol.PeerID, p NodeParams, seed bool, w *welcome)
 	}
 	cp.Stream, cp.Seed, cp.BudgetKbps, cp.Renditions, cp.Manifest, cp.Now = n.p.Stream, seed, p.BudgetKbps, rends, m, n.now
 	cp.Substreams = n.swarm.Substreams()
+	if cp.Buffer <= 0 {
+		cp.Buffer = n.swarm.Delay() // as the welcome's delayMs
+	}
 	cp.OwnedFrames = true // messages are delivered in memory, never reused
 	if w != nil {
 		cp.Upstreams, cp.Depth = w.ups, w.depth

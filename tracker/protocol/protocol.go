@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/seedcast/seedcast/manifest"
@@ -27,7 +28,17 @@ const (
 	// MaxReceiptBytes bounds one receipt: far more than any link carries
 	// between two reports.
 	MaxReceiptBytes = 1 << 40
+	// MaxDelayMs bounds a welcome's delayMs.
+	MaxDelayMs = 30_000
 )
+
+// DefaultDelay is the playback delay behind the live edge that a tracker
+// gives its viewers in welcome.delayMs unless configured otherwise, and
+// the one a node keeps when its welcome names none. Every hop of the push
+// tree spends some of it: at 2.5 s a flash crowd of 30,000 viewers,
+// 7–8 hops deep, collapses onto the origin, and at 3.5 s it holds, as
+// 50,000 do (docs/benchmarks.md, "the playback delay").
+const DefaultDelay = 3500 * time.Millisecond
 
 // Message types.
 const (
@@ -89,6 +100,11 @@ type Welcome struct {
 	// Depth is the peer's deepest hop count from the origin over all its
 	// substreams (1: fed by the origin, or over HTTP); 0 for the origin seed.
 	Depth int `json:"depth"`
+	// DelayMs is the playback delay behind the live edge that every viewer
+	// of the stream keeps, in milliseconds (0 or absent: DefaultDelay). It
+	// is the swarm's, not the viewer's: a viewer playing closer to live
+	// than its upstreams would wait on pushes they have not made yet.
+	DelayMs int `json:"delayMs,omitempty"`
 }
 
 // SDP is a session description in a signal.
@@ -368,7 +384,7 @@ func DecodeServer(data []byte) (any, error) {
 	}
 	switch m := msg.(type) {
 	case *Welcome:
-		if !ValidPeerID(m.Peer) || m.Substreams <= 0 || m.Substreams > 64 {
+		if !ValidPeerID(m.Peer) || m.Substreams <= 0 || m.Substreams > 64 || m.DelayMs < 0 || m.DelayMs > MaxDelayMs {
 			return nil, fmt.Errorf("%w: welcome", ErrBadMessage)
 		}
 	case *Signal:

@@ -167,8 +167,39 @@ func FuzzDecodeClient(f *testing.F) {
 	})
 }
 
+// TestWelcomeDelay: a welcome's delayMs is read when in range, absent
+// means 0 (the node's default), and out of range is a bad message.
+func TestWelcomeDelay(t *testing.T) {
+	const head = `{"type":"welcome","v":1,"peer":"origin","publicKey":"00","manifest":"/m","iceServers":[],"substreams":4,"upstreams":[]`
+	for _, c := range []struct {
+		tail string
+		want int
+		ok   bool
+	}{
+		{`}`, 0, true},
+		{`,"delayMs":3500}`, 3500, true},
+		{`,"delayMs":30000}`, 30000, true},
+		{`,"delayMs":30001}`, 0, false},
+		{`,"delayMs":-1}`, 0, false},
+		{`,"delayMs":1e12}`, 0, false},
+		{`,"delayMs":"3500"}`, 0, false},
+	} {
+		m, err := DecodeServer([]byte(head + c.tail))
+		if !c.ok {
+			if !errors.Is(err, ErrBadMessage) {
+				t.Errorf("%s: err %v, want ErrBadMessage", c.tail, err)
+			}
+			continue
+		}
+		if w, ok := m.(*Welcome); err != nil || !ok || w.DelayMs != c.want {
+			t.Errorf("%s: %+v, %v; want delayMs %d", c.tail, m, err, c.want)
+		}
+	}
+}
+
 func FuzzDecodeServer(f *testing.F) {
 	for _, s := range []string{
+		`{"type":"welcome","v":1,"peer":"origin","publicKey":"00","manifest":"/m","iceServers":[],"substreams":4,"upstreams":[],"depth":0,"delayMs":3500}`,
 		`{"type":"welcome","v":1,"peer":"origin","publicKey":"00","manifest":"/m","iceServers":[],"substreams":4,"upstreams":[{"substream":0,"peer":"origin"}]}`,
 		`{"type":"signal","from":"origin","candidate":{"candidate":"c"}}`,
 		`{"type":"reassign","substream":1,"peer":"origin","reason":"upstream-left"}`,

@@ -149,7 +149,7 @@ func TestOriginSeed(t *testing.T) {
 
 	o, ow := tt.originWelcome(ctx, t)
 	if ow.Peer != protocol.OriginPeer || ow.V != protocol.ProtocolVersion || ow.PublicKey != testPub || ow.Manifest != "/live/demo/manifest" ||
-		ow.Substreams != 4 || ow.Upstreams == nil || len(ow.Upstreams) != 0 || ow.Depth != 0 ||
+		ow.Substreams != 4 || ow.Upstreams == nil || len(ow.Upstreams) != 0 || ow.Depth != 0 || ow.DelayMs != int(protocol.DefaultDelay.Milliseconds()) ||
 		len(ow.ICEServers) != 1 || !slices.Equal(ow.ICEServers[0].URLs, ice[0].URLs) {
 		t.Errorf("origin welcome %+v", ow)
 	}

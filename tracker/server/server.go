@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -189,6 +190,13 @@ func (pc *peerConn) writeFrame(f ws.Frame, timeout time.Duration) error {
 func New(p Params) (*Server, error) {
 	if p.Streams == nil {
 		return nil, errors.New("tracker: server.Params.Streams is required")
+	}
+	// The per-stream policy is checked now, on a probe, rather than at the
+	// first join of each stream.
+	probe := p.Swarm
+	probe.BitrateKbps, probe.Rand = cmp.Or(probe.BitrateKbps, 2500), mrand.New(mrand.NewPCG(1, 1))
+	if _, err := tracker.NewSwarm(probe); err != nil {
+		return nil, fmt.Errorf("tracker: server.Params.Swarm: %w", err)
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
@@ -727,6 +735,7 @@ func (s *Server) join(pc *peerConn, j *protocol.Join) bool {
 	w := protocol.Welcome{
 		Type: protocol.TypeWelcome, V: protocol.ProtocolVersion, Peer: pc.id, PublicKey: info.PublicKey, Manifest: info.Manifest,
 		ICEServers: s.p.ICEServers, Substreams: len(links), Upstreams: make([]protocol.Upstream, len(links)), Depth: st.swarm.ViewerDepth(pc.id),
+		DelayMs: int(st.swarm.Delay().Milliseconds()),
 	}
 	if w.ICEServers == nil {
 		w.ICEServers = []protocol.ICEServer{}
@@ -767,14 +776,14 @@ func (s *Server) bindOrigin(pc *peerConn, st *stream, info StreamInfo) {
 	pc.mu.Lock()
 	pc.joined = true
 	pc.mu.Unlock()
-	k := st.swarm.Substreams()
+	k, delay := st.swarm.Substreams(), st.swarm.Delay()
 	st.mu.Unlock()
 	if old != nil {
 		s.close(old, ws.StatusPolicyViolation, closeReplaced)
 	}
 	w := protocol.Welcome{
 		Type: protocol.TypeWelcome, V: protocol.ProtocolVersion, Peer: protocol.OriginPeer, PublicKey: info.PublicKey, Manifest: info.Manifest,
-		ICEServers: s.p.ICEServers, Substreams: k, Upstreams: []protocol.Upstream{}, Depth: 0,
+		ICEServers: s.p.ICEServers, Substreams: k, Upstreams: []protocol.Upstream{}, Depth: 0, DelayMs: int(delay.Milliseconds()),
 	}
 	if w.ICEServers == nil {
 		w.ICEServers = []protocol.ICEServer{}

@@ -542,3 +542,23 @@ func TestKeepalive(t *testing.T) {
 		t.Error("the client that answers pings was closed")
 	}
 }
+
+// TestWelcomeDelay: every welcome, a viewer's and the seed's, carries the
+// swarm's playback delay; a delay the swarm cannot keep fails New, not the
+// first join.
+func TestWelcomeDelay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tt := newTestTracker(t, func(p *Params) { p.Swarm.Delay, p.OriginSecret = 5*time.Second, testOriginSecret })
+	_, w := tt.join(ctx, t, 1000)
+	_, ow := tt.originWelcome(ctx, t)
+	if w.DelayMs != 5000 || ow.DelayMs != 5000 {
+		t.Errorf("welcomes give delays of %d and %d ms, want 5000", w.DelayMs, ow.DelayMs)
+	}
+	for _, d := range []time.Duration{100 * time.Millisecond, time.Minute} {
+		_, err := New(Params{Streams: StreamsFunc(func(string) (StreamInfo, bool) { return StreamInfo{}, false }), Swarm: tracker.SwarmParams{Delay: d}})
+		if !errors.Is(err, tracker.ErrBadParams) {
+			t.Errorf("a %v delay: err %v, want tracker.ErrBadParams", d, err)
+		}
+	}
+}

@@ -40,7 +40,9 @@ export const codes = {
 };
 
 export class Player extends EventTarget {
-  constructor(video, { stream, server = '', bufferMs = 1500, startupMs = 250 }) {
+  // bufferMs is the playback delay behind live; 0 keeps the swarm's, which
+  // the tracker gives every viewer (the hops of the push tree share it).
+  constructor(video, { stream, server = '', bufferMs = 0, startupMs = 250 }) {
     super();
     this.video = video;
     this.stream = stream;
