@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -99,15 +100,13 @@ func TestOriginBusy(t *testing.T) {
 	}
 }
 
-// TestOriginBusyInitRetried: an init segment whose fetch the busy origin
-// refused is fetched again once the wait is over; a rendition cannot play
-// without it.
-func TestOriginBusyInitRetried(t *testing.T) {
-	r := newRig(t, 0, "")
-	// Slot 8's batch also lists a new init segment of v0.
+// initRig is a rig whose slot 8 lists a new init segment of v0, and
+// fetched reports whether outs fetch that segment.
+func initRig(t *testing.T) (r *rig, init manifest.Entry, initData []byte, fetched func([]Output) bool) {
+	r = newRig(t, 0, "")
 	b, data := rigSlot(8)
-	initData := []byte("an init segment of v0")
-	init := manifest.Entry{Kind: manifest.KindInit, Rendition: "v0", Seq: 8, IngestTime: rigStart.Add(9 * rigD), Size: uint32(len(initData)), Independent: true, Hash: manifest.Sum(initData)}
+	initData = []byte("an init segment of v0")
+	init = manifest.Entry{Kind: manifest.KindInit, Rendition: "v0", Seq: 8, IngestTime: rigStart.Add(9 * rigD), Size: uint32(len(initData)), Independent: true, Hash: manifest.Sum(initData)}
 	b.Entries = append([]manifest.Entry{init}, b.Entries...)
 	if err := b.Sign(streamKey); err != nil {
 		t.Fatal(err)
@@ -118,7 +117,7 @@ func TestOriginBusyInitRetried(t *testing.T) {
 	}
 	r.data[init.Hash] = initData
 	r.feed(b)
-	fetched := func(outs []Output) bool {
+	fetched = func(outs []Output) bool {
 		for _, o := range find(outs, OutFetchChunk) {
 			if o.Entry.Hash == init.Hash {
 				return true
@@ -129,6 +128,14 @@ func TestOriginBusyInitRetried(t *testing.T) {
 	if !fetched(r.drain()) {
 		t.Fatal("the new init segment was not fetched")
 	}
+	return r, init, initData, fetched
+}
+
+// TestOriginBusyInitRetried: an init segment whose fetch the busy origin
+// refused is fetched again once the wait is over; a rendition cannot play
+// without it.
+func TestOriginBusyInitRetried(t *testing.T) {
+	r, init, initData, fetched := initRig(t)
 	r.n.ChunkFetched(r.now, init.Hash, nil, ErrOriginBusy)
 	r.drain()
 	if fetched(r.advance(r.n.busyUntil.Sub(r.now) - time.Millisecond)) {
@@ -143,6 +150,50 @@ func TestOriginBusyInitRetried(t *testing.T) {
 	}
 	if !r.n.store.Has(init.Hash) {
 		t.Error("the init segment fetched again is not held")
+	}
+}
+
+// TestInitFailedRetried: an init segment whose fetch failed other than for
+// load (a network error, bytes that do not verify) is fetched again after a
+// wait that grows with each failure in a row, without leaving the origin
+// alone for the media chunks; once held, the strikes start over.
+func TestInitFailedRetried(t *testing.T) {
+	r, init, initData, fetched := initRig(t)
+	var waits []time.Duration
+	for i, fail := range []func() error{
+		func() error { return r.n.ChunkFetched(r.now, init.Hash, nil, errors.New("GET /c/…: connection reset")) },
+		func() error { return r.n.ChunkFetched(r.now, init.Hash, []byte("not the init segment"), nil) },
+	} {
+		if err := fail(); err == nil {
+			t.Fatalf("failure %d returned no error", i)
+		}
+		r.drain()
+		if r.n.originBusy(r.now) {
+			t.Fatalf("failure %d left the origin alone, as a refusal for load does", i)
+		}
+		wait := r.n.initUntil.Sub(r.now)
+		if wait <= 0 {
+			t.Fatalf("failure %d: the init segment is not to be fetched again", i)
+		}
+		waits = append(waits, wait)
+		if fetched(r.advance(wait - time.Millisecond)) {
+			t.Fatalf("the init segment was fetched again during wait %d", i)
+		}
+		if !fetched(r.advance(r.n.p.TickEvery + 2*time.Millisecond)) {
+			t.Fatalf("the init segment was not fetched again after wait %d", i)
+		}
+	}
+	if lo, hi := busyBase/2, busyBase*3/2; waits[0] < lo || waits[0] > hi || waits[1] < 2*lo || waits[1] > 2*hi {
+		t.Errorf("waits %v, want %v then %v, each ± 50%%", waits, busyBase, 2*busyBase)
+	}
+	if got := r.n.Stats().Rejected; got != 1 {
+		t.Errorf("%d rejected, want 1 (the bytes that did not verify)", got)
+	}
+	if err := r.n.ChunkFetched(r.now, init.Hash, initData, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !r.n.store.Has(init.Hash) || r.n.initStrikes != 0 {
+		t.Errorf("held %v, %d strikes; want the init segment held and no strikes", r.n.store.Has(init.Hash), r.n.initStrikes)
 	}
 }
 

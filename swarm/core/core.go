@@ -254,7 +254,12 @@ type Node struct {
 	busyUntil   time.Time
 	busyStrikes int
 	rng         *rand.Rand
-	initRetry   []manifest.Entry // init segments the origin refused for load, in order
+	initRetry   []manifest.Entry // init segments to fetch again (refused for load, or failed), in order
+	// An init segment whose fetch failed otherwise (a network error, an
+	// HTTP error, bytes that do not verify) is asked again from
+	// initUntil; initStrikes failures in a row set the wait.
+	initUntil   time.Time
+	initStrikes int
 
 	planner *scheduler.Planner
 	pull    scheduler.PullParams

@@ -205,11 +205,28 @@ func (n *Node) ChunkFetched(now time.Time, id manifest.ID, data []byte, err erro
 			n.stats.Rejected++
 		}
 	}
-	if err == nil {
+	switch {
+	case err == nil:
+		if e.Kind == manifest.KindInit {
+			n.initStrikes = 0
+		}
 		n.accept(now, e, data, nil, false)
+	case e.Kind == manifest.KindInit && !errors.Is(err, ErrOriginBusy):
+		n.initFailed(now, e)
 	}
 	n.pump(now)
 	return err
+}
+
+// initFailed lists init segment e, whose fetch failed other than for load,
+// to be fetched again after a jittered wait that grows with each failure
+// in a row: a rendition cannot play without its init segment, and the
+// manifest lists it only once.
+func (n *Node) initFailed(now time.Time, e manifest.Entry) {
+	wait := min(busyBase<<n.initStrikes, busyMax)
+	n.initStrikes = min(n.initStrikes+1, 5)
+	n.initUntil = now.Add(wait/2 + time.Duration(n.rng.Int64N(int64(wait))))
+	n.retryInit(e)
 }
 
 // Waits after the origin refuses a fetch for load: busyBase, doubling with
@@ -239,10 +256,10 @@ func (n *Node) refused(now time.Time) {
 func (n *Node) originBusy(now time.Time) bool { return now.Before(n.busyUntil) }
 
 // retryInits asks the origin again for the init segments it refused for
-// load (a rendition cannot play without its own), in the order they were
-// refused: a core's outputs follow from its inputs alone.
+// load or failed to give (a rendition cannot play without its own), in the
+// order they were listed: a core's outputs follow from its inputs alone.
 func (n *Node) retryInits(now time.Time) {
-	if len(n.initRetry) == 0 || n.originBusy(now) {
+	if len(n.initRetry) == 0 || n.originBusy(now) || now.Before(n.initUntil) {
 		return
 	}
 	retry := n.initRetry
@@ -255,7 +272,7 @@ func (n *Node) retryInits(now time.Time) {
 	}
 }
 
-// retryInit lists init segment e to be fetched again after the wait, once.
+// retryInit lists init segment e to be fetched again after the waits, once.
 func (n *Node) retryInit(e manifest.Entry) {
 	if !slices.ContainsFunc(n.initRetry, func(r manifest.Entry) bool { return r.Hash == e.Hash }) && len(n.initRetry) < wire.MaxRenditions {
 		n.initRetry = append(n.initRetry, e)
