@@ -161,7 +161,9 @@ func TestInitFailedRetried(t *testing.T) {
 	r, init, initData, fetched := initRig(t)
 	var waits []time.Duration
 	for i, fail := range []func() error{
-		func() error { return r.n.ChunkFetched(r.now, init.Hash, nil, errors.New("GET /c/…: connection reset")) },
+		func() error {
+			return r.n.ChunkFetched(r.now, init.Hash, nil, errors.New("GET /c/…: connection reset"))
+		},
 		func() error { return r.n.ChunkFetched(r.now, init.Hash, []byte("not the init segment"), nil) },
 	} {
 		if err := fail(); err == nil {
