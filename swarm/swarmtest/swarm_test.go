@@ -382,3 +382,23 @@ func TestCoresFollowTracker(t *testing.T) {
 		t.Errorf("the leaf's core feeds from %v, the tracker holds %v", got, want)
 	}
 }
+
+// TestTrackerDelay: every node keeps the tracker's playback delay, as a
+// welcome's delayMs gives it, unless the network's core params set one.
+func TestTrackerDelay(t *testing.T) {
+	for _, c := range []struct {
+		p    Params
+		want time.Duration
+	}{
+		{Params{}, core.DefaultBuffer},
+		{Params{Delay: 4 * time.Second}, 4 * time.Second},
+		{Params{Delay: 4 * time.Second, Core: core.Params{Buffer: 2 * time.Second}}, 2 * time.Second},
+	} {
+		n := newNet(t, c.p)
+		v := join(t, n, NodeParams{BudgetKbps: 1250})
+		n.Run(time.Second) // the welcome's round trip, the manifest's
+		if got := v.Stats().Delay; got != c.want {
+			t.Errorf("tracker delay %v, core buffer %v: a viewer keeps %v, want %v", c.p.Delay, c.p.Core.Buffer, got, c.want)
+		}
+	}
+}
