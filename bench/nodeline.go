@@ -34,6 +34,7 @@ type NodeLine struct {
 	LatencyP50Ms    float64 `json:"latencyP50Ms"`
 	LatencyP95Ms    float64 `json:"latencyP95Ms"`
 	MaxDepth        int     `json:"maxDepth"`
+	DelayMs         int64   `json:"delayMs"`         // the playback delay behind live the node keeps (the tracker's)
 	RelayBudgetKbps int64   `json:"relayBudgetKbps"` // in force: the budget less what the RTT guard cut
 	Throttled       bool    `json:"throttled"`
 	Rejected        int     `json:"rejected"`
@@ -85,7 +86,7 @@ func (r *NodeRecorder) Line(now time.Time, s swarm.Stats, ring []time.Duration, 
 		T: now.UTC().Format(time.RFC3339Nano), Peers: s.Peers,
 		BytesFromPeers: s.BytesFromPeers, BytesFromOrigin: s.BytesFromOrigin, BytesFromSeed: s.BytesFromSeed, BytesUploaded: s.BytesUploaded,
 		ChunksOnTime: s.ChunksOnTime, ChunksLate: s.ChunksLate, LatencyP50Ms: msf(s.LatencyP50), LatencyP95Ms: msf(s.LatencyP95),
-		MaxDepth: s.Depth, RelayBudgetKbps: s.RelayKbps, Throttled: s.Throttled, Rejected: s.Rejected,
+		MaxDepth: s.Depth, DelayMs: s.Delay.Milliseconds(), RelayBudgetKbps: s.RelayKbps, Throttled: s.Throttled, Rejected: s.Rejected,
 		BudgetKbps: r.BudgetKbps, BytesControl: s.BytesControl, Pushed: s.Pushed, Pulled: s.Pulled, Unknown: s.Unknown,
 		OriginPulls: s.OriginPulls, HTTPFed: s.HTTPFed, Reassigned: s.Reassigned, StallReports: s.StallReports,
 		StartupMs: msf(startup), LatencyMs: []float64{},

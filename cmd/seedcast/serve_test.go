@@ -482,12 +482,13 @@ func TestViewerCommand(t *testing.T) {
 // sending one copy of the stream (--origin-slots 4 of 4 substreams) and
 // three `seedcast viewer` relays at --relay medium. Over the last seconds
 // the viewers get most of their bytes from each other, on time, and no
-// relay uploads more than its budget.
+// relay uploads more than its budget. Every viewer keeps the playback
+// delay the server's --delay sets.
 func TestViewerSwarm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three viewer processes for 12 s")
 	}
-	base := startServer(t, "--demo", "--origin-slots", "4", "--webrtc-loopback-only")
+	base := startServer(t, "--demo", "--origin-slots", "4", "--webrtc-loopback-only", "--delay", "3s")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dir := t.TempDir()
@@ -510,7 +511,7 @@ func TestViewerSwarm(t *testing.T) {
 	type line struct {
 		BytesFromPeers, BytesFromOrigin, BytesUploaded int64
 		ChunksOnTime, ChunksLate                       int
-		RelayBudgetKbps                                int64
+		RelayBudgetKbps, DelayMs                       int64
 		MaxDepth                                       int
 	}
 	var peers, origin int64
@@ -543,6 +544,9 @@ func TestViewerSwarm(t *testing.T) {
 		late += b.ChunksLate - a.ChunksLate
 		up := float64(b.BytesUploaded-a.BytesUploaded) * 8 / 1000 / 6
 		t.Logf("viewer %d: depth %d, uploaded %.0f kbit/s of %d", i, b.MaxDepth, up, b.RelayBudgetKbps)
+		if b.DelayMs != 3000 {
+			t.Errorf("viewer %d keeps a delay of %d ms, want the server's 3000", i, b.DelayMs)
+		}
 		// Medium of 10 − 5 Mbit/s is 1250 kbit/s; the RTT guard may have cut
 		// it on a busy machine, never raised it.
 		if b.RelayBudgetKbps > 1250 || up > 1.05*1250 {
