@@ -5,8 +5,9 @@
 // /c/{hash} (immutable), /live/{stream}/manifest, /live/{stream}/index.m3u8
 // and its media playlists and segments — with /healthz and /metrics.
 // Params.EgressKbps caps the media bytes those routes send (a token bucket:
-// a request past it gets 503 with Retry-After, counted), so that an
-// operator's bill holds whatever the swarm does.
+// a request past it gets 503 with Retry-After, counted; a response is
+// charged what it sends, so a range costs its length and a 304 or a HEAD
+// nothing), so that an operator's bill holds whatever the swarm does.
 //
 // DESIGN.md has no room for this job: chunker must not do network I/O and
 // swarm is a peer node, so the origin's HTTP publication lives here. It takes

@@ -1,7 +1,10 @@
 package origin
 
 import (
+	"bytes"
+	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -58,15 +61,73 @@ func (c *egressCap) take(n int) bool {
 	return c.b.Allow(c.now(), min(n, c.burst))
 }
 
-// admit takes a response of n media bytes from the cap, or answers 503
-// with Retry-After, counts the refusal under route, and reports false.
-func (s *Server) admit(w http.ResponseWriter, route string, n int) bool {
-	if s.egress.take(n) {
-		return true
+// errEgressRefused ends the body of a response the cap refused (capWriter).
+var errEgressRefused = errors.New("origin: egress cap reached")
+
+// serveCapped answers r with body through http.ServeContent, charging the
+// egress cap for what the response really sends: the Content-Length that
+// ServeContent sets for a 200 or a 206 (a range), nothing for a 304 (the
+// client holds it: If-None-Match) or a HEAD. A response the cap refuses
+// is a 503 with Retry-After, counted under route, and none of the
+// success's headers (an immutable Cache-Control, an ETag) goes with it.
+func (s *Server) serveCapped(w http.ResponseWriter, r *http.Request, route string, body []byte) {
+	if s.egress != nil {
+		w = &capWriter{ResponseWriter: w, s: s, route: route, full: len(body), head: r.Method == http.MethodHead}
 	}
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}
+
+// capWriter takes a response's bytes from the cap when its status is
+// written (serveCapped).
+type capWriter struct {
+	http.ResponseWriter
+	s       *Server
+	route   string
+	full    int  // the whole body, charged if no Content-Length was set
+	head    bool // a HEAD: no body goes
+	wrote   bool
+	refused bool
+}
+
+func (c *capWriter) WriteHeader(code int) {
+	if c.wrote {
+		return
+	}
+	c.wrote = true
+	if !c.head && (code == http.StatusOK || code == http.StatusPartialContent) {
+		n, err := strconv.Atoi(c.Header().Get("Content-Length"))
+		if err != nil || n < 0 {
+			n = c.full
+		}
+		if !c.s.egress.take(n) {
+			c.refused = true
+			c.s.refuse(c.ResponseWriter, c.route)
+			return
+		}
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *capWriter) Write(b []byte) (int, error) {
+	if !c.wrote {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.refused {
+		return 0, errEgressRefused
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// refuse answers 503 with Retry-After for a response the cap does not
+// admit, and counts it under route.
+func (s *Server) refuse(w http.ResponseWriter, route string) {
 	s.metrics.egressRefused.WithLabelValues(route).Inc()
-	w.Header().Set("Retry-After", RetryAfter)
-	w.Header().Set("Access-Control-Allow-Origin", "*")
+	h := w.Header()
+	for _, k := range []string{"Content-Range", "Content-Type", "Cache-Control", "ETag", "Last-Modified", "Accept-Ranges"} {
+		h.Del(k)
+	}
+	h.Set("Retry-After", RetryAfter)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Access-Control-Allow-Origin", "*")
 	http.Error(w, "origin egress cap reached: fetch from peers, or retry later", http.StatusServiceUnavailable)
-	return false
 }

@@ -92,3 +92,73 @@ func TestEgressCap(t *testing.T) {
 		})
 	}
 }
+
+// TestEgressCapCharges: the cap charges a response for the bytes it sends,
+// not for the chunk: a conditional GET answered 304 and a HEAD cost
+// nothing, a range costs its length; and a refusal carries none of the
+// success's headers (a 503 that said immutable would be cached for a year).
+func TestEgressCapCharges(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	s := New(Params{Registry: prometheus.NewRegistry(), EgressKbps: 16_000, Now: func() time.Time { return now }})
+	// The burst is 2 MiB (minEgressBurst); a chunk of 1.5 MiB leaves
+	// 0.5 MiB once served.
+	const size = 3 << 19
+	data := make([]byte, size)
+	data[0] = 1
+	id := manifest.Sum(data)
+	s.Store().Pin(id, data, now)
+	get := func(method string, hdr ...string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, "/c/"+id.String(), nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := get(http.MethodGet); rec.Code != http.StatusOK || rec.Body.Len() != size {
+		t.Fatalf("first GET: %d, %d bytes", rec.Code, rec.Body.Len())
+	}
+	rec := get(http.MethodGet)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("second GET: %d, want 503 (0.5 MiB left of the burst)", rec.Code)
+	}
+	for _, k := range []string{"ETag", "Content-Range"} {
+		if v := rec.Header().Get(k); v != "" {
+			t.Errorf("503 carries %s: %q", k, v)
+		}
+	}
+	if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("503 Cache-Control %q, want no-store", cc)
+	}
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	etag := `"` + id.String() + `"`
+	for range 10 {
+		if rec := get(http.MethodGet, "If-None-Match", etag); rec.Code != http.StatusNotModified {
+			t.Fatalf("conditional GET: %d, want 304 at no cost", rec.Code)
+		}
+		if rec := get(http.MethodHead); rec.Code != http.StatusOK || rec.Body.Len() != 0 {
+			t.Fatalf("HEAD: %d, %d bytes, want 200 at no cost", rec.Code, rec.Body.Len())
+		}
+	}
+	// Ranges of 100 KiB: the 0.5 MiB left holds five of them, not six.
+	var served int
+	for i := range 6 {
+		rec := get(http.MethodGet, "Range", fmt.Sprintf("bytes=%d-%d", i*100<<10, (i+1)*100<<10-1))
+		switch rec.Code {
+		case http.StatusPartialContent:
+			served += rec.Body.Len()
+		case http.StatusServiceUnavailable:
+		default:
+			t.Fatalf("range %d: status %d", i, rec.Code)
+		}
+	}
+	if served != 5*100<<10 {
+		t.Errorf("ranges served %d bytes, want %d (the 0.5 MiB left)", served, 5*100<<10)
+	}
+	if got := testutil.ToFloat64(s.metrics.egressRefused.WithLabelValues("chunk")); got != 2 {
+		t.Errorf("refusals counted %v, want 2", got)
+	}
+}

@@ -1,7 +1,6 @@
 package origin
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -197,15 +196,12 @@ func (s *Server) serveChunk(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "chunk not held", http.StatusNotFound)
 		return
 	}
-	if !s.admit(w, "chunk", len(data)) {
-		return
-	}
 	h := w.Header()
 	h.Set("Content-Type", "video/mp4")
 	h.Set("Cache-Control", immutable)
 	h.Set("ETag", `"`+id.String()+`"`)
 	h.Set("Access-Control-Allow-Origin", "*")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	s.serveCapped(w, r, "chunk", data)
 }
 
 func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request) {
@@ -387,13 +383,10 @@ func (s *Server) serveChunks(w http.ResponseWriter, r *http.Request, route strin
 		}
 		body = append(body, data...)
 	}
-	if !s.admit(w, route, len(body)) {
-		return
-	}
 	w.Header().Set("Content-Type", "video/mp4")
 	w.Header().Set("Cache-Control", immutable)
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	s.serveCapped(w, r, route, body)
 }
 
 // count records the response status of every request under route.
