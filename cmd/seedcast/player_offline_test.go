@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/seedcast/seedcast/tracker/protocol"
 )
 
 // recordStates, run before the page's own scripts, keeps the states the
@@ -34,6 +37,22 @@ func waitState(t *testing.T, tab context.Context, want string, timeout time.Dura
 	if _, err := chromedp.Run(tab, chromedp.Poll[bool](`window.seedcastPlayer && window.seedcastPlayer.state === '`+want+`'`, chromedp.WithPollingTimeout(timeout))); err != nil {
 		t.Fatalf("the player never reached state %q: %v; states %v; %+v", want, err, evalJS[[]string](t, tab, `window.__states || []`), readPlayback(t, tab))
 	}
+}
+
+// waitMoving waits until the playhead has moved on from where it stood when
+// called, and returns where it is then. After a stream comes back the page
+// may say playing while the playhead still waits, at the end of what it
+// had, for the swarm's clock to reach the new stream's first chunk: up to
+// the playback delay (protocol.DefaultDelay, 3.5 s), more on a loaded
+// machine.
+func waitMoving(t *testing.T, tab context.Context, timeout time.Duration) float64 {
+	t.Helper()
+	from := evalJS[float64](t, tab, `document.getElementById('video').currentTime`)
+	expr := fmt.Sprintf(`document.getElementById('video').currentTime > %f + 0.2`, from)
+	if _, err := chromedp.Run(tab, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout))); err != nil {
+		t.Fatalf("the playhead stayed at %.2f s for %v: %v; %+v", from, timeout, err, readPlayback(t, tab))
+	}
+	return evalJS[float64](t, tab, `document.getElementById('video').currentTime`)
 }
 
 // startPublisher runs `seedcast publish` of the demo clip, forever, until the
@@ -77,7 +96,7 @@ func TestPlayerOfflineAndBack(t *testing.T) {
 
 	startPublisher(t, ctx, base+"/whip/live", key)
 	waitState(t, tab, "playing", 30*time.Second)
-	t0 := evalJS[float64](t, tab, `document.getElementById('video').currentTime`)
+	t0 := waitMoving(t, tab, 3*protocol.DefaultDelay)
 	select {
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
@@ -100,7 +119,7 @@ func TestPlayerOfflineAndBack(t *testing.T) {
 	again := startServer(t, "--addr", strings.TrimPrefix(base, "http://"), "--stream-key", "live="+key, "--webrtc-loopback-only")
 	startPublisher(t, ctx, again+"/whip/live", key)
 	waitState(t, tab, "playing", 45*time.Second)
-	t0 = evalJS[float64](t, tab, `document.getElementById('video').currentTime`)
+	t0 = waitMoving(t, tab, 3*protocol.DefaultDelay)
 	select {
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
