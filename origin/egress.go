@@ -108,6 +108,9 @@ func (c *capWriter) WriteHeader(code int) {
 	c.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (c *capWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
 func (c *capWriter) Write(b []byte) (int, error) {
 	if !c.wrote {
 		c.WriteHeader(http.StatusOK)
@@ -123,7 +126,9 @@ func (c *capWriter) Write(b []byte) (int, error) {
 func (s *Server) refuse(w http.ResponseWriter, route string) {
 	s.metrics.egressRefused.WithLabelValues(route).Inc()
 	h := w.Header()
-	for _, k := range []string{"Content-Range", "Content-Type", "Cache-Control", "ETag", "Last-Modified", "Accept-Ranges"} {
+	// http.Error replaces Content-Length and Content-Type; these would
+	// describe the body that is not sent.
+	for _, k := range []string{"Content-Range", "ETag", "Last-Modified", "Accept-Ranges"} {
 		h.Del(k)
 	}
 	h.Set("Retry-After", RetryAfter)
